@@ -1,0 +1,208 @@
+// Package config reads, expands and validates dropgate's TOML configuration.
+//
+// The order is always: Default() → the file (strict: unknown keys are errors
+// with their line) → ${VAR} expansion → command-line overrides → Validate().
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is the whole configuration of one dropgate daemon.
+type Config struct {
+	// DataDir holds the database, partner homes, archive, outbox and secrets.
+	DataDir string `toml:"data_dir"`
+
+	SFTP     SFTPConfig     `toml:"sftp"`
+	FTP      FTPConfig      `toml:"ftp"`
+	Admin    AdminConfig    `toml:"admin"`
+	Ingest   IngestConfig   `toml:"ingest"`
+	Sender   SenderConfig   `toml:"sender"`
+	Defender DefenderConfig `toml:"defender"`
+
+	Partners []Partner `toml:"partner"`
+	Channels []Channel `toml:"channel"`
+
+	// lines maps a field path such as "partner[1].region" to its line in the
+	// file, so validation errors can point at the line to fix.
+	lines map[string]int
+}
+
+// SFTPConfig configures the embedded SFTP server.
+type SFTPConfig struct {
+	// Listen is the TCP address; "" disables the server.
+	Listen string `toml:"listen"`
+	// HostKey is a PEM/OpenSSH private key file; "" means
+	// <data_dir>/ssh_host_ed25519_key, generated on first start.
+	HostKey      string   `toml:"host_key"`
+	IdleTimeout  Duration `toml:"idle_timeout"`
+	MaxAuthTries int      `toml:"max_auth_tries"`
+}
+
+// FTPConfig configures the embedded FTP(S) server.
+type FTPConfig struct {
+	// Listen is the TCP address; "" disables the server.
+	Listen       string   `toml:"listen"`
+	TLS          string   `toml:"tls"` // off | optional | required | implicit
+	TLSCert      string   `toml:"tls_cert"`
+	TLSKey       string   `toml:"tls_key"`
+	PassivePorts string   `toml:"passive_ports"` // "50000-50100"
+	PublicHost   string   `toml:"public_host"`
+	IdleTimeout  Duration `toml:"idle_timeout"`
+}
+
+// AdminConfig configures the admin HTTP API.
+type AdminConfig struct {
+	Listen string `toml:"listen"`
+	// Tokens are bearer tokens with full access: a literal token, or
+	// "sha256:<hex>" of one.
+	Tokens []string `toml:"tokens"`
+}
+
+// IngestConfig tunes the watcher and CSV ingest.
+type IngestConfig struct {
+	// QuietPeriod is how long a file written in place must keep the same size
+	// and mtime before it is taken as complete.
+	QuietPeriod Duration `toml:"quiet_period"`
+	// BatchSize is how many rows go into one insert transaction.
+	BatchSize int `toml:"batch_size"`
+	// MaxRowBytes bounds one CSV record.
+	MaxRowBytes int `toml:"max_row_bytes"`
+	// ArchiveRetention is how long originals are kept in the archive.
+	ArchiveRetention Duration `toml:"archive_retention"`
+}
+
+// SenderConfig tunes the delivery loop.
+type SenderConfig struct {
+	// Lease is how long a claimed message stays reserved for one worker.
+	Lease Duration `toml:"lease"`
+	// PollInterval is how often an idle sender looks for due messages.
+	PollInterval Duration `toml:"poll_interval"`
+	// ShutdownGrace bounds how long in-flight deliveries may finish on stop.
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+	// MaxAttempts and MaxAge are the defaults for channels that set none.
+	MaxAttempts int      `toml:"max_attempts"`
+	MaxAge      Duration `toml:"max_age"`
+}
+
+// DefenderConfig bans addresses after repeated failed logins.
+type DefenderConfig struct {
+	MaxFailures int      `toml:"max_failures"`
+	Window      Duration `toml:"window"`
+	BanTime     Duration `toml:"ban_time"`
+}
+
+// Partner is one organisation that drops files and sends through the API.
+type Partner struct {
+	Name           string   `toml:"name"`
+	PasswordHash   string   `toml:"password_hash"` // bcrypt
+	AuthorizedKeys []string `toml:"authorized_keys"`
+	APIKey         string   `toml:"api_key"` // literal or "sha256:<hex>"
+	Encoding       string   `toml:"encoding"`
+	Region         string   `toml:"region"`
+	Timezone       string   `toml:"timezone"`
+	OnBadRows      string   `toml:"on_bad_rows"` // reject_file | skip_rows
+	Channels       []string `toml:"channels"`
+	// MaxUploadBytes ends an upload that grows past it (0: the default).
+	MaxUploadBytes int64 `toml:"max_upload_bytes"`
+}
+
+// Channel is one delivery route: an SMTP server, an HTTP provider or the
+// local outbox file.
+type Channel struct {
+	Name string `toml:"name"`
+	Type string `toml:"type"` // smtp | http | outbox
+	// Recipient names the CSV column that addresses this channel: "email"
+	// or "phone". Defaults: email for smtp, phone for http.
+	Recipient string `toml:"recipient"`
+
+	// SMTP.
+	Host            string `toml:"host"`
+	Port            int    `toml:"port"`
+	Username        string `toml:"username"`
+	Password        string `toml:"password"`
+	TLS             string `toml:"tls"` // starttls | tls | none
+	From            string `toml:"from"`
+	ListUnsubscribe string `toml:"list_unsubscribe"`
+
+	// HTTP.
+	URL           string            `toml:"url"`
+	Method        string            `toml:"method"`
+	Headers       map[string]string `toml:"headers"`
+	ContentType   string            `toml:"content_type"`
+	Body          string            `toml:"body"`
+	IDPath        string            `toml:"id_path"`
+	SuccessStatus []int             `toml:"success_status"`
+	Timeout       Duration          `toml:"timeout"`
+
+	// Limits, all channel types.
+	Rate        float64  `toml:"rate"` // messages per second; 0 = unlimited
+	Burst       int      `toml:"burst"`
+	Concurrency int      `toml:"concurrency"`
+	MaxAttempts int      `toml:"max_attempts"`
+	MaxAge      Duration `toml:"max_age"`
+}
+
+// Channel types.
+const (
+	ChannelSMTP   = "smtp"
+	ChannelHTTP   = "http"
+	ChannelOutbox = "outbox"
+)
+
+// Bad-row policies.
+const (
+	RejectFile = "reject_file"
+	SkipRows   = "skip_rows"
+)
+
+// Partner returns the partner with the given name.
+func (c *Config) Partner(name string) (*Partner, bool) {
+	for i := range c.Partners {
+		if c.Partners[i].Name == name {
+			return &c.Partners[i], true
+		}
+	}
+	return nil, false
+}
+
+// Channel returns the channel with the given name.
+func (c *Config) Channel(name string) (*Channel, bool) {
+	for i := range c.Channels {
+		if c.Channels[i].Name == name {
+			return &c.Channels[i], true
+		}
+	}
+	return nil, false
+}
+
+// RecipientField returns the column that addresses this channel.
+func (ch *Channel) RecipientField() string {
+	if ch.Recipient != "" {
+		return ch.Recipient
+	}
+	if ch.Type == ChannelSMTP {
+		return "email"
+	}
+	return "phone"
+}
+
+// Duration is a time.Duration that reads "2s" or "24h" from TOML.
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like \"2s\" or \"24h\"", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -1,0 +1,178 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+const jobColumns = `id, partner, source, COALESCE(file_id, 0), file_name, status, priority, total, created_at, started_at, finished_at, reported_at`
+
+func scanJob(row interface{ Scan(...any) error }) (Job, error) {
+	var j Job
+	var created int64
+	var started, finished, reported sql.NullInt64
+	err := row.Scan(&j.ID, &j.Partner, &j.Source, &j.FileID, &j.FileName, &j.Status, &j.Priority, &j.Total,
+		&created, &started, &finished, &reported)
+	j.CreatedAt, j.StartedAt, j.FinishedAt, j.ReportedAt = fromMS(created), nullMS(started), nullMS(finished), nullMS(reported)
+	return j, err
+}
+
+// Job returns one job with its counts per message status.
+func (s *Store) Job(ctx context.Context, id int64) (Job, error) {
+	j, err := scanJob(s.reader.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, ErrNotFound
+	}
+	if err != nil {
+		return Job{}, err
+	}
+	j.Counts, err = s.JobCounts(ctx, id)
+	return j, err
+}
+
+// JobCounts counts a job's messages per status.
+func (s *Store) JobCounts(ctx context.Context, id int64) (map[string]int, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT status, COUNT(*) FROM messages WHERE job_id = ? GROUP BY status`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		counts[st] = n
+	}
+	return counts, rows.Err()
+}
+
+// JobFilter selects jobs for ListJobs; empty fields match all.
+type JobFilter struct {
+	Partner  string
+	Status   string
+	Source   string
+	BeforeID int64
+	Limit    int
+}
+
+// ListJobs returns jobs, newest first, with their counts.
+func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 100
+	}
+	if f.BeforeID <= 0 {
+		f.BeforeID = 1 << 62
+	}
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs
+		WHERE (? = '' OR partner = ?) AND (? = '' OR status = ?) AND (? = '' OR source = ?) AND id < ?
+		ORDER BY id DESC LIMIT ?`, f.Partner, f.Partner, f.Status, f.Status, f.Source, f.Source, f.BeforeID, f.Limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i].Counts, err = s.JobCounts(ctx, out[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// UnreportedJobs returns finished file jobs whose result report is not yet
+// written, oldest first.
+func (s *Store) UnreportedJobs(ctx context.Context, limit int) ([]Job, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs
+		WHERE status IN (?, ?) AND source = ? AND reported_at IS NULL ORDER BY id LIMIT ?`, JobDone, JobCancelled, SourceFile, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// MarkJobReported records that the job's result report was written.
+func (s *Store) MarkJobReported(ctx context.Context, id int64) error {
+	_, err := s.writer.ExecContext(ctx, `UPDATE jobs SET reported_at = ? WHERE id = ?`, ms(time.Now()), id)
+	return err
+}
+
+const messageColumns = `id, job_id, partner, channel, priority, line, ref, recipient, subject, body, format, sender, vars,
+	status, attempts, next_attempt_at, lease_until, expires_at, provider_id, last_error, sent_at, created_at`
+
+func (s *Store) scanMessage(row interface{ Scan(...any) error }) (Message, error) {
+	var m Message
+	var vars string
+	var next, lease, expires, created int64
+	var sent sql.NullInt64
+	err := row.Scan(&m.ID, &m.JobID, &m.Partner, &m.Channel, &m.Priority, &m.Line, &m.Ref, &m.Recipient, &m.Subject, &m.Body,
+		&m.Format, &m.Sender, &vars, &m.Status, &m.Attempts, &next, &lease, &expires, &m.ProviderID, &m.LastError, &sent, &created)
+	if err != nil {
+		return m, err
+	}
+	if vars != "" && vars != "{}" {
+		json.Unmarshal([]byte(vars), &m.Vars)
+	}
+	m.Key = s.MessageKey(m.ID)
+	m.NextAttemptAt, m.LeaseUntil, m.ExpiresAt = fromMS(next), fromMS(lease), fromMS(expires)
+	m.SentAt, m.CreatedAt = nullMS(sent), fromMS(created)
+	return m, nil
+}
+
+// Message returns one message.
+func (s *Store) Message(ctx context.Context, id int64) (Message, error) {
+	m, err := s.scanMessage(s.reader.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, ErrNotFound
+	}
+	return m, err
+}
+
+// JobMessages calls fn for each message of a job in line/id order, with an
+// optional status filter; it streams, so a million-row job is fine.
+func (s *Store) JobMessages(ctx context.Context, jobID int64, status string, afterID int64, limit int, fn func(Message) error) error {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
+		WHERE job_id = ? AND (? = '' OR status = ?) AND id > ? ORDER BY id LIMIT ?`, jobID, status, status, afterID, limit)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := s.scanMessage(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,234 @@
+// Package store holds dropgate's state in SQLite: files, jobs, messages,
+// templates and delivery attempts. All SQL lives here, one method per query.
+//
+// The database runs in WAL mode with one writer connection (SQLite allows one
+// writer at a time; a single connection turns lock contention into queueing
+// in database/sql) and a separate pool of readers.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrSchemaTooNew is returned when the database was migrated by a newer
+// dropgate than this binary.
+var ErrSchemaTooNew = errors.New("database schema is newer than this dropgate")
+
+// Store is an open dropgate database.
+type Store struct {
+	path     string
+	writer   *sql.DB
+	reader   *sql.DB
+	instance string // random id of this database, prefixed to idempotency keys
+}
+
+// Open opens (creating if needed) the database at path and applies pending
+// migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	s := &Store{path: path}
+	var err error
+	if s.writer, err = openDB(path, true); err != nil {
+		return nil, err
+	}
+	s.writer.SetMaxOpenConns(1)
+	s.writer.SetMaxIdleConns(1)
+	s.writer.SetConnMaxLifetime(0)
+	if err := s.migrate(ctx); err != nil {
+		s.writer.Close()
+		return nil, err
+	}
+	if s.reader, err = openDB(path, false); err != nil {
+		s.writer.Close()
+		return nil, err
+	}
+	s.reader.SetMaxOpenConns(4)
+	if s.instance, err = s.instanceID(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openDB(path string, writer bool) (*sql.DB, error) {
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)", "temp_store(MEMORY)", "cache_size(-32000)"} {
+		q.Add("_pragma", p)
+	}
+	if writer {
+		q.Set("_txlock", "immediate")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open database: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+abs+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("cannot open database: %w", err)
+	}
+	return db, nil
+}
+
+// Close closes both connection pools.
+func (s *Store) Close() error {
+	var errs []error
+	if s.reader != nil {
+		errs = append(errs, s.reader.Close())
+	}
+	if s.writer != nil {
+		errs = append(errs, s.writer.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Ping checks that the database answers; the readiness probe uses it.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.reader.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+}
+
+// Instance is a random id created with the database. Idempotency keys are
+// "<instance>-<message id>", unique across installations.
+func (s *Store) Instance() string { return s.instance }
+
+// MessageKey is the stable idempotency key of a message, sent to providers.
+func (s *Store) MessageKey(id int64) string { return s.instance + "-" + strconv.FormatInt(id, 10) }
+
+func (s *Store) instanceID(ctx context.Context) (string, error) {
+	var id string
+	err := s.writer.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'instance'`).Scan(&id)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("cannot read instance id: %w", err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	id = "dg" + hex.EncodeToString(b)
+	if _, err := s.writer.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('instance', ?)`, id); err != nil {
+		return "", fmt.Errorf("cannot store instance id: %w", err)
+	}
+	return id, nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name must start with a number", e.Name())
+		}
+		b, err := migrationFS.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	return ms, nil
+}
+
+// SchemaVersion is the newest migration this binary knows.
+func SchemaVersion() int {
+	ms, _ := loadMigrations()
+	if len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].version
+}
+
+// migrate applies each pending migration in its own transaction and records
+// it. It refuses a database that already has migrations this binary lacks.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return fmt.Errorf("cannot load migrations: %w", err)
+	}
+	if _, err := s.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
+		return fmt.Errorf("cannot create migrations table: %w", err)
+	}
+	var current int
+	if err := s.writer.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("cannot read schema version: %w", err)
+	}
+	if latest := SchemaVersion(); current > latest {
+		return fmt.Errorf("%w: database is at version %d, this binary knows up to %d; upgrade dropgate", ErrSchemaTooNew, current, latest)
+	}
+	for _, m := range ms {
+		if m.version <= current {
+			continue
+		}
+		if err := s.apply(ctx, m); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) apply(ctx context.Context, m migration) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+		m.version, m.name, ms(time.Now())); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// ms converts a time to the Unix milliseconds stored in the database.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMS converts stored Unix milliseconds back to a time (zero for 0).
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// nullMS reads a nullable millisecond column.
+func nullMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMS(v.Int64)
+}

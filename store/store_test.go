@@ -1,0 +1,102 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+)
+
+func openTest(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "dropgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestOpenMigratesAndReopens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dropgate.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := s.Instance()
+	s.Close()
+	s, err = Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Instance() != inst {
+		t.Fatalf("instance changed on reopen: %s != %s", s.Instance(), inst)
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dropgate.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.writer.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(context.Background(), path); !errors.Is(err, ErrSchemaTooNew) {
+		t.Fatalf("want ErrSchemaTooNew, got %v", err)
+	}
+}
+
+func TestJobWriterCommitAndAbort(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	fid, err := s.CreateFile(ctx, File{Partner: "p", Name: "inbox/a.csv", SHA256: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.BeginFileJob(ctx, "p", fid, "inbox/a.csv", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		if err := w.Add(Message{Partner: "p", Channel: "sms", Line: i + 2, Recipient: "+1", Body: "hi", Vars: map[string]string{"a": "b"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(ctx, 11, []FileError{{Line: 12, Column: "phone", Error: "bad"}}); err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.Job(ctx, w.JobID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Status != JobQueued || j.Total != 10 || j.Counts[MsgQueued] != 10 {
+		t.Fatalf("job = %+v", j)
+	}
+	f, _ := s.File(ctx, fid)
+	if f.Status != FileQueued || f.JobID != j.ID || f.RowsBad != 1 {
+		t.Fatalf("file = %+v", f)
+	}
+	if _, err := s.FileBySHA256(ctx, "p", "x"); err != nil {
+		t.Fatalf("duplicate lookup: %v", err)
+	}
+
+	w2, _ := s.BeginFileJob(ctx, "p", fid, "inbox/b.csv", 2)
+	for i := 0; i < 5; i++ {
+		w2.Add(Message{Partner: "p", Channel: "sms", Recipient: "+1", Body: "x"})
+	}
+	if err := w2.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Job(ctx, w2.JobID()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("aborted job still there: %v", err)
+	}
+	var n int
+	s.reader.QueryRow(`SELECT COUNT(*) FROM messages`).Scan(&n)
+	if n != 10 {
+		t.Fatalf("messages = %d, want 10", n)
+	}
+}
