@@ -1,0 +1,33 @@
+package config
+
+import "path/filepath"
+
+// Folders of a partner home, relative to the home.
+const (
+	InboxDir     = "inbox"
+	TemplatesDir = "templates"
+	ListsDir     = "lists"
+	SuppressDir  = "suppress"
+	ReportsDir   = "reports"
+)
+
+// HomeFolders are created in every partner home at start.
+var HomeFolders = []string{InboxDir, TemplatesDir, ListsDir, SuppressDir, ReportsDir}
+
+// DBPath is the SQLite database file.
+func (c *Config) DBPath() string { return filepath.Join(c.DataDir, "dropgate.db") }
+
+// PartnersDir holds one home per partner.
+func (c *Config) PartnersDir() string { return filepath.Join(c.DataDir, "partners") }
+
+// PartnerHome is the folder a partner sees as "/" over SFTP and FTP.
+func (c *Config) PartnerHome(name string) string { return filepath.Join(c.DataDir, "partners", name) }
+
+// ArchiveDir is where ingested originals are moved, per partner and day.
+func (c *Config) ArchiveDir() string { return filepath.Join(c.DataDir, "archive") }
+
+// OutboxDir holds <channel>.jsonl for channels of type outbox.
+func (c *Config) OutboxDir() string { return filepath.Join(c.DataDir, "outbox") }
+
+// SecretsDir holds generated secrets (mode 0700, files 0600).
+func (c *Config) SecretsDir() string { return filepath.Join(c.DataDir, "secrets") }
