@@ -232,3 +232,7 @@ func nullMS(v sql.NullInt64) time.Time {
 	}
 	return fromMS(v.Int64)
 }
+
+// ErrConflict is returned when an operation does not fit the current state
+// of a row (for example resuming a job that is already done).
+var ErrConflict = errors.New("conflict")
