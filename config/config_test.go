@@ -1,0 +1,169 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func parseValid(t *testing.T, src string, env map[string]string) *Config {
+	t.Helper()
+	cfg, err := Parse(strings.NewReader(src), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return cfg
+}
+
+func TestDefaultIsValid(t *testing.T) {
+	cfg := Default()
+	cfg.Partners = []Partner{{Name: "demo", Channels: []string{"email", "sms"}}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseFullConfigExpandsEnv(t *testing.T) {
+	src := `
+data_dir = "/tmp/dg"
+
+[sftp]
+listen = "0.0.0.0:2022"
+
+[ftp]
+listen = ""
+tls = "required"
+passive_ports = "50000-50010"
+
+[admin]
+listen = "127.0.0.1:9090"
+tokens = ["${ADMIN_TOKEN}", "${UNSET_TOKEN}"]
+
+[ingest]
+quiet_period = "500ms"
+
+[[partner]]
+name = "acme"
+password_hash = "$2a$10$abcdefghijklmnopqrstuv"
+authorized_keys = ["ssh-ed25519 AAAA ops@acme"]
+encoding = "windows-1252"
+region = "pt"
+timezone = "Europe/Lisbon"
+on_bad_rows = "skip_rows"
+channels = ["sms"]
+
+[[channel]]
+name = "sms"
+type = "http"
+url = "https://sms.example/v1/messages"
+headers = { Authorization = "Bearer ${SMS_TOKEN}" }
+body = '{"to": {{json .To}}}'
+id_path = "/id"
+rate = 10
+`
+	cfg := parseValid(t, src, map[string]string{"ADMIN_TOKEN": "0123456789abcdef0123", "SMS_TOKEN": "s3cret"})
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	if got := cfg.Admin.Tokens; len(got) != 1 || got[0] != "0123456789abcdef0123" {
+		t.Errorf("tokens = %q: want the set variable only (an unset one must not become an empty token)", got)
+	}
+	if cfg.Channels[0].Headers["Authorization"] != "Bearer s3cret" {
+		t.Errorf("header not expanded: %q", cfg.Channels[0].Headers["Authorization"])
+	}
+	if cfg.Ingest.QuietPeriod.D() != 500*time.Millisecond {
+		t.Errorf("quiet_period = %v", cfg.Ingest.QuietPeriod.D())
+	}
+	if cfg.Ingest.BatchSize != Default().Ingest.BatchSize {
+		t.Errorf("default not kept for unset key")
+	}
+	if len(cfg.Channels) != 1 {
+		t.Errorf("channels in the file must replace the defaults, got %d", len(cfg.Channels))
+	}
+	if p := cfg.Partners[0].WithDefaults(); p.Region != "PT" || p.MaxUploadBytes == 0 {
+		t.Errorf("partner defaults: %+v", p)
+	}
+}
+
+func TestParseRejectsUnknownKeyWithLine(t *testing.T) {
+	src := "data_dir = \"x\"\n\n[[partner]]\nname = \"a\"\nchanels = [\"sms\"]\n"
+	_, err := Parse(strings.NewReader(src), nil)
+	if err == nil {
+		t.Fatal("want error")
+	}
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Line != 5 || fe.Field != "partner.chanels" {
+		t.Fatalf("got %v, want partner.chanels at line 5", err)
+	}
+}
+
+func TestParseSyntaxErrorHasLine(t *testing.T) {
+	_, err := Parse(strings.NewReader("data_dir = \"x\"\nlisten = = 3\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("got %v, want line 2", err)
+	}
+}
+
+func TestParseBadValueTypeIsAnError(t *testing.T) {
+	_, err := Parse(strings.NewReader("[ingest]\nquiet_period = \"soon\"\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "soon") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestValidateNamesFieldAndLine(t *testing.T) {
+	src := `[admin]
+listen = "nonsense"
+
+[[channel]]
+name = "sms"
+type = "outbox"
+
+[[partner]]
+name = "a"
+channels = ["sms"]
+
+[[partner]]
+name = "a"
+region = "ZZ"
+encoding = "klingon"
+timezone = "Mars/Base"
+on_bad_rows = "ignore"
+channels = ["fax"]
+`
+	cfg := parseValid(t, src, nil)
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{
+		`line 2: admin.listen: "nonsense" is not a host:port address`,
+		`line 13: partner[1].name: partner "a" is defined twice`,
+		`line 14: partner[1].region: "ZZ" is not a known region code`,
+		`line 15: partner[1].encoding: "klingon" is not a known encoding`,
+		`line 16: partner[1].timezone`,
+		`line 17: partner[1].on_bad_rows`,
+		`line 18: partner[1].channels[0]: unknown channel "fax"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+func TestValidateChannelCrossFields(t *testing.T) {
+	cfg := Default()
+	cfg.Channels = []Channel{
+		{Name: "mail", Type: ChannelSMTP},
+		{Name: "sms", Type: ChannelHTTP, URL: "ftp://x", Body: "{{.To", IDPath: "id"},
+		{Name: "sms", Type: "pigeon"},
+	}
+	err := cfg.Validate()
+	for _, want := range []string{"channel[0].host", "channel[0].from", "channel[1].url", "channel[1].body: does not parse",
+		"channel[1].id_path", "channel[2].name: channel \"sms\" is defined twice", "channel[2].type"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
