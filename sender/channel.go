@@ -1,0 +1,203 @@
+package sender
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/store"
+)
+
+// channel is the running state of one configured channel: its driver, its
+// limits, and the queue between its dispatcher and its workers.
+type channel struct {
+	s      *Sender
+	cfg    *config.Channel
+	driver Driver
+	log    *slog.Logger
+
+	limiter     *rate.Limiter
+	concurrency int
+	batch       int
+	maxAttempts int
+	maxAge      time.Duration
+	timeout     time.Duration
+
+	wake  chan struct{}     // Nudge
+	feed  chan *store.Claim // claimed messages, waiting for a worker
+	sched scheduler
+
+	mu          sync.Mutex
+	pausedUntil time.Time // set by a provider's 429 or a busy SMTP server
+}
+
+func newChannel(s *Sender, cc *config.Channel, d Driver) *channel {
+	ch := &channel{
+		s:           s,
+		cfg:         cc,
+		driver:      d,
+		log:         s.log.With("channel", cc.Name),
+		concurrency: cc.Concurrency,
+		maxAttempts: cc.MaxAttempts,
+		maxAge:      cc.MaxAge.D(),
+		timeout:     cc.Timeout.D(),
+		wake:        make(chan struct{}, 1),
+	}
+	if ch.concurrency <= 0 {
+		ch.concurrency = 4
+		if cc.Type == config.ChannelOutbox {
+			ch.concurrency = 1
+		}
+	}
+	if ch.maxAttempts <= 0 {
+		ch.maxAttempts = s.cfg.Sender.MaxAttempts
+	}
+	if ch.maxAttempts <= 0 {
+		ch.maxAttempts = 5
+	}
+	if ch.maxAge <= 0 {
+		ch.maxAge = s.cfg.Sender.MaxAge.D()
+	}
+	if ch.maxAge <= 0 {
+		ch.maxAge = 24 * time.Hour
+	}
+	if ch.timeout <= 0 {
+		ch.timeout = 10 * time.Second
+	}
+	ch.limiter = rate.NewLimiter(rate.Inf, 0)
+	ch.batch = s.claimBatch
+	if cc.Rate > 0 {
+		burst := cc.Burst
+		if burst <= 0 {
+			burst = max(1, int(math.Ceil(cc.Rate)))
+		}
+		ch.limiter = rate.NewLimiter(rate.Limit(cc.Rate), burst)
+		// About half a second of work per claim: a claimed message waits
+		// in memory with its lease running, and an urgent message queued
+		// meanwhile waits behind at most two batches.
+		ch.batch = min(s.claimBatch, max(ch.concurrency, int(math.Ceil(cc.Rate/2)), 1))
+	}
+	ch.feed = make(chan *store.Claim, ch.batch)
+	return ch
+}
+
+// start runs the dispatcher (stopping with ctx) and the workers (stopping
+// once ctx is done and their current delivery, run under deliverCtx, ended).
+func (ch *channel) start(ctx, deliverCtx context.Context, col *collector, loops, workers *sync.WaitGroup) {
+	loops.Go(func() { ch.dispatch(ctx) })
+	for range ch.concurrency {
+		workers.Go(func() { ch.work(ctx, deliverCtx, col) })
+	}
+}
+
+// close releases the driver's connections or files.
+func (ch *channel) close() {
+	if c, ok := ch.driver.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			ch.log.Warn("cannot close channel driver", "err", err)
+		}
+	}
+}
+
+// dispatch claims due messages job by job, in scheduling order, and feeds
+// them to the workers; the feed's capacity keeps at most about two batches
+// claimed ahead of delivery.
+func (ch *channel) dispatch(ctx context.Context) {
+	idle := ch.s.cfg.Sender.PollInterval.D()
+	lease := ch.s.cfg.Sender.Lease.D()
+	for ctx.Err() == nil {
+		now := time.Now()
+		jobs, err := ch.s.store.RunnableJobs(ctx, ch.cfg.Name, now)
+		if err != nil {
+			if ctx.Err() == nil {
+				ch.log.Error("cannot look for due messages", "err", err)
+			}
+			ch.sleep(ctx, idle)
+			continue
+		}
+		job, ok := ch.sched.next(jobs)
+		if !ok {
+			ch.sleep(ctx, idle)
+			continue
+		}
+		claims, err := ch.s.store.ClaimMessages(ctx, job.ID, ch.cfg.Name, now, lease, ch.batch)
+		if err != nil {
+			if ctx.Err() == nil {
+				ch.log.Error("cannot claim messages", "job", job.ID, "err", err)
+			}
+			ch.sleep(ctx, idle)
+			continue
+		}
+		ch.s.track(claims)
+		for i := range claims {
+			select {
+			case ch.feed <- &claims[i]:
+			case <-ctx.Done():
+				return // the rest stays tracked and is released by Run
+			}
+		}
+	}
+}
+
+// sleep waits for d, a nudge or the end of ctx.
+func (ch *channel) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-ch.wake:
+	case <-t.C:
+	}
+}
+
+// work delivers claimed messages until ctx is done.
+func (ch *channel) work(ctx, deliverCtx context.Context, col *collector) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-ch.feed:
+			if ctx.Err() != nil {
+				return // Run releases it
+			}
+			col.add(ch.deliver(ctx, deliverCtx, c))
+		}
+	}
+}
+
+// pause stops the channel's workers from starting deliveries until t.
+func (ch *channel) pause(until time.Time) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if until.After(ch.pausedUntil) {
+		ch.pausedUntil = until
+		ch.log.Warn("channel paused by the provider", "until", until.Format(time.RFC3339Nano))
+	}
+}
+
+// waitTurn waits out a provider pause and then for a token of the rate
+// limit. It fails only when ctx ends.
+func (ch *channel) waitTurn(ctx context.Context) error {
+	for {
+		ch.mu.Lock()
+		d := time.Until(ch.pausedUntil)
+		ch.mu.Unlock()
+		if d <= 0 {
+			break
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return ch.limiter.Wait(ctx)
+}

@@ -1,0 +1,255 @@
+// Package sender delivers queued messages through the configured channels
+// (SMTP, HTTP providers, the local outbox) with leases, retries, per-channel
+// rate and concurrency limits, and a fair order across jobs and partners.
+//
+// One dispatcher per channel picks a runnable job (transactional first,
+// then partners in turn), claims a small batch of its due messages with a
+// lease, and hands them to the channel's workers. Workers call the driver;
+// a collector records outcomes in batched transactions, because SQLite
+// writes, not providers, are what limits a local sender.
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/store"
+)
+
+// Options are the dependencies and tunables of a Sender.
+type Options struct {
+	Config     *config.Config // validated
+	Store      *store.Store
+	Logger     *slog.Logger // nil → slog.Default()
+	HTTPClient *http.Client // optional, for tests; http channels otherwise get their own
+
+	// Suppressed, when set, is asked before each delivery whether the
+	// recipient must not be messaged; a suppressed message ends as
+	// "suppressed" without reaching the provider. Nil means no suppression.
+	Suppressed func(ctx context.Context, partner, channel, recipient string) (bool, error)
+
+	// RetryBase and RetryCap shape the backoff between transient failures:
+	// RetryBase×2^(attempt-1) with jitter, at most RetryCap. Zero means 1s
+	// and 1h.
+	RetryBase time.Duration
+	RetryCap  time.Duration
+}
+
+// Sender is the delivery loop. Create it with New, run it with Run.
+type Sender struct {
+	cfg       *config.Config
+	store     *store.Store
+	log       *slog.Logger
+	suppress  func(ctx context.Context, partner, channel, recipient string) (bool, error)
+	retryBase time.Duration
+	retryCap  time.Duration
+	// slowPause is how long an SMTP 421/451/454 pauses a channel.
+	slowPause time.Duration
+	// claimBatch bounds the messages claimed in one transaction.
+	claimBatch int
+
+	channels []*channel
+
+	mu       sync.Mutex
+	inflight map[store.LeaseRef]struct{} // claimed, outcome not yet recorded
+}
+
+// New builds the channel drivers from the configuration. A channel whose
+// settings cannot work (a body template that does not parse, an unknown TLS
+// mode) is an error naming the field, such as "channel[1].body: ...".
+func New(opts Options) (*Sender, error) {
+	if opts.Config == nil || opts.Store == nil {
+		return nil, errors.New("sender: Config and Store are required")
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Sender{
+		cfg:        opts.Config,
+		store:      opts.Store,
+		log:        logger.With("component", "sender"),
+		suppress:   opts.Suppressed,
+		retryBase:  opts.RetryBase,
+		retryCap:   opts.RetryCap,
+		slowPause:  5 * time.Second,
+		claimBatch: 256,
+		inflight:   map[store.LeaseRef]struct{}{},
+	}
+	if s.retryBase <= 0 {
+		s.retryBase = time.Second
+	}
+	if s.retryCap <= 0 {
+		s.retryCap = time.Hour
+	}
+	for i := range opts.Config.Channels {
+		cc := &opts.Config.Channels[i]
+		d, err := newDriver(opts, i, cc)
+		if err != nil {
+			return nil, err
+		}
+		s.channels = append(s.channels, newChannel(s, cc, d))
+	}
+	return s, nil
+}
+
+// newDriver builds the driver of the i-th configured channel.
+func newDriver(opts Options, i int, cc *config.Channel) (Driver, error) {
+	field := fmt.Sprintf("channel[%d]", i)
+	switch cc.Type {
+	case config.ChannelOutbox:
+		return newOutboxDriver(opts.Config.OutboxDir(), cc.Name), nil
+	case config.ChannelHTTP:
+		return newHTTPDriver(field, cc, opts.HTTPClient)
+	case config.ChannelSMTP:
+		return newSMTPDriver(field, cc)
+	}
+	return nil, fmt.Errorf("%s.type: %q is not one of smtp, http, outbox", field, cc.Type)
+}
+
+// Nudge wakes every channel's dispatcher now, for example after new
+// messages were queued; it never blocks.
+func (s *Sender) Nudge() {
+	for _, ch := range s.channels {
+		select {
+		case ch.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run delivers until ctx is cancelled. At start it returns expired leases to
+// the queue and warns about channels whose server does not answer. On stop it
+// claims nothing more, lets in-flight deliveries finish within
+// sender.shutdown_grace, returns what it claimed but did not finish to the
+// queue, and returns nil.
+func (s *Sender) Run(ctx context.Context) error {
+	if n, err := s.store.RequeueExpiredLeases(ctx, time.Now()); err != nil {
+		return fmt.Errorf("cannot start sender: %w", err)
+	} else if n > 0 {
+		s.log.Info("returned messages with expired leases to the queue", "count", n)
+	}
+	if _, err := s.store.FinishJobs(ctx, time.Now()); err != nil {
+		return fmt.Errorf("cannot start sender: %w", err)
+	}
+	s.probe(ctx)
+
+	// Deliveries outlive ctx by the shutdown grace; the collector outlives
+	// the deliveries so every outcome reaches the database.
+	deliverCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
+	defer abandon()
+	col := newCollector(s)
+	colDone := make(chan struct{})
+	go func() { defer close(colDone); col.run(context.WithoutCancel(ctx)) }()
+
+	var workers, loops sync.WaitGroup
+	for _, ch := range s.channels {
+		ch.start(ctx, deliverCtx, col, &loops, &workers)
+	}
+	loops.Go(func() { s.maintain(ctx) })
+
+	<-ctx.Done()
+	loops.Wait() // dispatchers stop claiming
+	finished := make(chan struct{})
+	go func() { workers.Wait(); close(finished) }()
+	grace := s.cfg.Sender.ShutdownGrace.D()
+	select {
+	case <-finished:
+	case <-time.After(grace):
+		s.log.Warn("shutdown grace ran out; abandoning in-flight deliveries (they will be sent again)", "grace", grace)
+		abandon()
+		<-finished
+	}
+	col.close()
+	<-colDone
+
+	left := s.unfinished()
+	if len(left) > 0 {
+		if err := s.store.ReleaseMessages(context.WithoutCancel(ctx), left); err != nil {
+			s.log.Error("cannot return unsent messages to the queue; their leases will expire", "count", len(left), "err", err)
+		} else {
+			s.log.Info("returned unsent messages to the queue", "count", len(left))
+		}
+	}
+	for _, ch := range s.channels {
+		ch.close()
+	}
+	return nil
+}
+
+// probe warns about channels whose server does not answer; delivery goes
+// on regardless, retrying as usual.
+func (s *Sender) probe(ctx context.Context) {
+	for _, ch := range s.channels {
+		p, ok := ch.driver.(Prober)
+		if !ok {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := p.Probe(pctx); err != nil {
+			ch.log.Warn("channel does not answer at start; messages will be retried", "err", err)
+		}
+		cancel()
+	}
+}
+
+// maintain periodically returns expired leases to the queue and finishes
+// jobs whose last message ended elsewhere (cancelled, resumed empty).
+func (s *Sender) maintain(ctx context.Context) {
+	every := min(s.cfg.Sender.Lease.D()/2, 30*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		if n, err := s.store.RequeueExpiredLeases(ctx, now); err != nil {
+			s.log.Error("cannot requeue expired leases", "err", err)
+		} else if n > 0 {
+			s.log.Warn("returned messages with expired leases to the queue", "count", n)
+			s.Nudge()
+		}
+		if _, err := s.store.FinishJobs(ctx, now); err != nil {
+			s.log.Error("cannot finish jobs", "err", err)
+		}
+	}
+}
+
+// track records claims as held by this process until their outcome is
+// written.
+func (s *Sender) track(cs []store.Claim) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range cs {
+		s.inflight[store.LeaseRef{ID: cs[i].ID, Attempt: cs[i].Attempt}] = struct{}{}
+	}
+}
+
+// untrack forgets claims whose outcome was written.
+func (s *Sender) untrack(outs []store.Outcome) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range outs {
+		delete(s.inflight, store.LeaseRef{ID: o.ID, Attempt: o.Attempt})
+	}
+}
+
+// unfinished returns the claims still held.
+func (s *Sender) unfinished() []store.LeaseRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]store.LeaseRef, 0, len(s.inflight))
+	for r := range s.inflight {
+		out = append(out, r)
+	}
+	return out
+}

@@ -1,0 +1,307 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// RunnableJob is a job the sender may take messages from, with what the
+// scheduler needs to order it.
+type RunnableJob struct {
+	ID       int64
+	Partner  string
+	Priority int
+}
+
+// RunnableJobs returns the queued or sending jobs that have at least one
+// message due on channel at now, transactional first, then oldest first.
+// It reads the small jobs table and probes the messages_due index once per
+// job, so a paused or ingesting job costs nothing however large it is.
+func (s *Store) RunnableJobs(ctx context.Context, channel string, now time.Time) ([]RunnableJob, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT j.id, j.partner, j.priority FROM jobs j
+		WHERE j.status IN (?, ?) AND EXISTS (SELECT 1 FROM messages m
+			WHERE m.job_id = j.id AND m.channel = ? AND m.status = 'queued' AND m.next_attempt_at <= ?)
+		ORDER BY j.priority, j.id`, JobQueued, JobSending, channel, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("cannot list runnable jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []RunnableJob
+	for rows.Next() {
+		var j RunnableJob
+		if err := rows.Scan(&j.ID, &j.Partner, &j.Priority); err != nil {
+			return nil, fmt.Errorf("cannot list runnable jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// Claim is a message leased to the sender for one delivery attempt.
+type Claim struct {
+	Message
+	// Attempt is the attempt number this lease is for (Message.Attempts after
+	// the claim); completing or releasing the claim checks it, so a stale
+	// worker can never overwrite a later attempt.
+	Attempt int
+	// AgeFrom is when the message's max-age window started: its creation, or
+	// the last admin retry.
+	AgeFrom time.Time
+}
+
+// ClaimMessages leases up to limit due messages of one job and channel for
+// lease, in one short transaction: they become "sending" with attempts+1.
+// The job becomes "sending" (with started_at) on its first claim. Nothing
+// is claimed when the job was paused or cancelled in the meantime.
+func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, now time.Time, lease time.Duration, limit int) ([]Claim, error) {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cannot claim messages: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ?
+		WHERE id IN (SELECT id FROM messages WHERE job_id = ? AND channel = ? AND status = 'queued' AND next_attempt_at <= ?
+			ORDER BY next_attempt_at, id LIMIT ?)
+		AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status IN (?, ?))
+		RETURNING `+messageColumns+`, age_from`,
+		ms(now.Add(lease)), ms(now), jobID, channel, ms(now), limit, jobID, JobQueued, JobSending)
+	if err != nil {
+		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
+	}
+	var out []Claim
+	for rows.Next() {
+		var c Claim
+		var ageFrom int64
+		c.Message, err = s.scanMessage(extraScanner{rows, []any{&ageFrom}})
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("cannot read claimed message: %w", err)
+		}
+		c.Attempt = c.Attempts
+		c.AgeFrom = c.CreatedAt
+		if ageFrom > 0 {
+			c.AgeFrom = fromMS(ageFrom)
+		}
+		out = append(out, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
+	}
+	if len(out) > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?) WHERE id = ? AND status = ?`,
+			JobSending, ms(now), jobID, JobQueued); err != nil {
+			return nil, fmt.Errorf("cannot mark job %d sending: %w", jobID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
+	}
+	return out, nil
+}
+
+// extraScanner scans a row whose columns are the usual ones plus extra
+// trailing ones, so scanMessage can be reused on RETURNING rows.
+type extraScanner struct {
+	rows  *sql.Rows
+	extra []any
+}
+
+func (e extraScanner) Scan(dest ...any) error { return e.rows.Scan(append(dest, e.extra...)...) }
+
+// requeuedStatus is the status of a message going back to the queue: a
+// message of a job cancelled meanwhile is cancelled instead, so the job can
+// finish.
+const requeuedStatus = `CASE WHEN (SELECT status FROM jobs WHERE id = messages.job_id) = 'cancelled' THEN 'cancelled' ELSE 'queued' END`
+
+// Outcome kinds of one claimed message.
+const (
+	OutcomeSent       = "sent"       // the provider accepted it
+	OutcomeRetry      = "retry"      // transient failure: queued again at NextAttemptAt
+	OutcomeFailed     = "failed"     // permanent failure, or retries exhausted
+	OutcomeExpired    = "expired"    // past its max age before it was tried: failed, no attempt
+	OutcomeSuppressed = "suppressed" // the recipient is suppressed: not sent, no attempt
+	OutcomeReleased   = "released"   // not tried (shutdown, lease too short): queued again, attempt undone
+)
+
+// Outcome is what became of one claimed message.
+type Outcome struct {
+	ID            int64
+	JobID         int64
+	Attempt       int // the claim's attempt number
+	Kind          string
+	ProviderID    string
+	Error         string
+	At            time.Time
+	NextAttemptAt time.Time // for OutcomeRetry
+}
+
+// CompleteMessages records a batch of outcomes in one transaction: message
+// status, an attempts row for each real attempt, then finishes the jobs
+// touched whose messages are all final. An outcome whose claim is stale (the
+// lease expired and the message was claimed again) is ignored.
+func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("cannot record deliveries: %w", err)
+	}
+	defer tx.Rollback()
+	stmts := map[string]*sql.Stmt{}
+	prep := func(q string) (*sql.Stmt, error) {
+		if st, ok := stmts[q]; ok {
+			return st, nil
+		}
+		st, err := tx.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		stmts[q] = st
+		return st, nil
+	}
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	const guard = ` WHERE id = ? AND status = 'sending' AND attempts = ?`
+	jobs := map[int64]bool{}
+	for _, o := range outs {
+		at := ms(o.At)
+		var q string
+		var args []any
+		switch o.Kind {
+		case OutcomeSent:
+			q = `UPDATE messages SET status = 'sent', provider_id = ?, last_error = '', sent_at = ?, lease_until = 0, updated_at = ?` + guard
+			args = []any{o.ProviderID, at, at}
+		case OutcomeRetry:
+			q = `UPDATE messages SET status = ` + requeuedStatus + `, last_error = ?, next_attempt_at = ?, lease_until = 0, updated_at = ?` + guard
+			args = []any{o.Error, ms(o.NextAttemptAt), at}
+		case OutcomeFailed:
+			q = `UPDATE messages SET status = 'failed', last_error = ?, lease_until = 0, updated_at = ?` + guard
+			args = []any{o.Error, at}
+		case OutcomeExpired:
+			q = `UPDATE messages SET status = 'failed', last_error = ?, attempts = attempts - 1, lease_until = 0, updated_at = ?` + guard
+			args = []any{o.Error, at}
+		case OutcomeSuppressed:
+			q = `UPDATE messages SET status = 'suppressed', last_error = ?, attempts = attempts - 1, lease_until = 0, updated_at = ?` + guard
+			args = []any{o.Error, at}
+		case OutcomeReleased:
+			q = `UPDATE messages SET status = ` + requeuedStatus + `, attempts = attempts - 1, lease_until = 0, updated_at = ?` + guard
+			args = []any{at}
+		default:
+			return fmt.Errorf("cannot record delivery of message %d: unknown outcome %q", o.ID, o.Kind)
+		}
+		st, err := prep(q)
+		if err != nil {
+			return fmt.Errorf("cannot record deliveries: %w", err)
+		}
+		res, err := st.ExecContext(ctx, append(args, o.ID, o.Attempt)...)
+		if err != nil {
+			return fmt.Errorf("cannot record delivery of message %d: %w", o.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue // stale claim
+		}
+		if o.Kind == OutcomeSent || o.Kind == OutcomeRetry || o.Kind == OutcomeFailed {
+			// Numbered after the last recorded attempt rather than by
+			// o.Attempt: RetryJob resets the counter, and the history of
+			// earlier rounds stays.
+			st, err := prep(`INSERT INTO attempts (message_id, attempt, at, outcome, error)
+				VALUES (?, (SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts WHERE message_id = ?), ?, ?, ?)`)
+			if err != nil {
+				return fmt.Errorf("cannot record deliveries: %w", err)
+			}
+			if _, err := st.ExecContext(ctx, o.ID, o.ID, at, o.Kind, o.Error); err != nil {
+				return fmt.Errorf("cannot record attempt of message %d: %w", o.ID, err)
+			}
+		}
+		jobs[o.JobID] = true
+	}
+	for id := range jobs {
+		if err := finishJobTx(ctx, tx, id, time.Now()); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("cannot record deliveries: %w", err)
+	}
+	return nil
+}
+
+// finishJobTx marks a queued or sending job done when none of its messages
+// is queued or sending any more. A cancelled job keeps its status but gets
+// its finished_at once its in-flight messages have ended.
+func finishJobTx(ctx context.Context, tx *sql.Tx, jobID int64, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = CASE WHEN status = ? THEN status ELSE ? END, finished_at = ?
+		WHERE id = ? AND (status IN (?, ?) OR (status = ? AND finished_at IS NULL))
+		AND NOT EXISTS (SELECT 1 FROM messages WHERE job_id = ? AND status IN ('queued', 'sending'))`,
+		JobCancelled, JobDone, ms(now), jobID, JobQueued, JobSending, JobCancelled, jobID); err != nil {
+		return fmt.Errorf("cannot finish job %d: %w", jobID, err)
+	}
+	return nil
+}
+
+// FinishJobs marks done every queued or sending job whose messages are all
+// final (and records when a cancelled job's last in-flight message ended),
+// returning how many jobs it finished. The sender runs it periodically as a
+// safety net; CompleteMessages already finishes the jobs it touches.
+func (s *Store) FinishJobs(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.writer.ExecContext(ctx, `UPDATE jobs SET status = CASE WHEN status = ? THEN status ELSE ? END, finished_at = ?
+		WHERE (status IN (?, ?) OR (status = ? AND finished_at IS NULL))
+		AND NOT EXISTS (SELECT 1 FROM messages WHERE job_id = jobs.id AND status IN ('queued', 'sending'))`,
+		JobCancelled, JobDone, ms(now), JobQueued, JobSending, JobCancelled)
+	if err != nil {
+		return 0, fmt.Errorf("cannot finish jobs: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// RequeueExpiredLeases returns every message whose lease ended before now
+// (its sender crashed or hung) to the queue, due at once, and returns how
+// many. The attempt stays counted: the provider may have seen it.
+func (s *Store) RequeueExpiredLeases(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.writer.ExecContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, lease_until = 0, next_attempt_at = ?, updated_at = ?
+		WHERE status = 'sending' AND lease_until < ?`, ms(now), ms(now), ms(now))
+	if err != nil {
+		return 0, fmt.Errorf("cannot requeue expired leases: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// LeaseRef names one claim: a message and the attempt it was claimed for.
+type LeaseRef struct {
+	ID      int64
+	Attempt int
+}
+
+// ReleaseMessages returns claimed messages to the queue, due at once, and
+// undoes their attempt count. The sender calls it on stop for messages it
+// claimed but did not finish.
+func (s *Store) ReleaseMessages(ctx context.Context, refs []LeaseRef) error {
+	for len(refs) > 0 {
+		n := min(len(refs), 400) // stays under SQLite's bound-parameter limit
+		batch := refs[:n]
+		refs = refs[n:]
+		var sb strings.Builder
+		args := make([]any, 0, 2+2*n)
+		args = append(args, ms(time.Now()), ms(time.Now()))
+		for i, r := range batch {
+			if i > 0 {
+				sb.WriteString(" OR ")
+			}
+			sb.WriteString("(id = ? AND attempts = ?)")
+			args = append(args, r.ID, r.Attempt)
+		}
+		if _, err := s.writer.ExecContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, attempts = attempts - 1, lease_until = 0,
+			next_attempt_at = ?, updated_at = ? WHERE status = 'sending' AND (`+sb.String()+`)`, args...); err != nil {
+			return fmt.Errorf("cannot release %d messages: %w", len(batch), err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// queueTest creates a job of n messages on channel "sms".
+func queueTest(t *testing.T, s *Store, partner string, priority, n int) Job {
+	t.Helper()
+	msgs := make([]Message, n)
+	for i := range msgs {
+		msgs[i] = Message{Channel: "sms", Recipient: fmt.Sprintf("+1%d", i), Body: "hi"}
+	}
+	j, _, err := s.CreateJob(context.Background(), Job{Partner: partner, Source: SourceAPI, Priority: priority}, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func claimAll(t *testing.T, s *Store, jobID int64, now time.Time, lease time.Duration) []Claim {
+	t.Helper()
+	cs, err := s.ClaimMessages(context.Background(), jobID, "sms", now, lease, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func complete(t *testing.T, s *Store, outs ...Outcome) {
+	t.Helper()
+	if err := s.CompleteMessages(context.Background(), outs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClaimLeasesDueMessagesAndStartsTheJob(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	j := queueTest(t, s, "p", PriorityBulk, 3)
+	now := time.Now()
+	runnable, err := s.RunnableJobs(ctx, "sms", now)
+	if err != nil || len(runnable) != 1 || runnable[0].ID != j.ID {
+		t.Fatalf("runnable = %+v, %v", runnable, err)
+	}
+	if r, _ := s.RunnableJobs(ctx, "email", now); len(r) != 0 {
+		t.Fatalf("runnable on another channel = %+v", r)
+	}
+	cs := claimAll(t, s, j.ID, now, time.Minute)
+	if len(cs) != 3 || cs[0].Attempt != 1 || cs[0].Status != MsgSending || cs[0].Key != s.MessageKey(cs[0].ID) {
+		t.Fatalf("claims = %+v", cs)
+	}
+	if again := claimAll(t, s, j.ID, now, time.Minute); len(again) != 0 {
+		t.Fatalf("claimed twice: %+v", again)
+	}
+	got, _ := s.Job(ctx, j.ID)
+	if got.Status != JobSending || got.StartedAt.IsZero() || got.Counts[MsgSending] != 3 {
+		t.Fatalf("job = %+v", got)
+	}
+}
+
+func TestClaimSkipsMessagesNotYetDue(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	later := time.Now().Add(time.Hour)
+	j, _, err := s.CreateJob(ctx, Job{Partner: "p", Source: SourceAPI}, []Message{{Channel: "sms", Recipient: "+1", Body: "x", NextAttemptAt: later}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs := claimAll(t, s, j.ID, time.Now(), time.Minute); len(cs) != 0 {
+		t.Fatalf("claimed a future message: %+v", cs)
+	}
+	if cs := claimAll(t, s, j.ID, later.Add(time.Second), time.Minute); len(cs) != 1 {
+		t.Fatalf("due message not claimed: %+v", cs)
+	}
+}
+
+func TestCompleteRecordsOutcomesAndFinishesTheJob(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	j := queueTest(t, s, "p", PriorityBulk, 3)
+	now := time.Now()
+	cs := claimAll(t, s, j.ID, now, time.Minute)
+	complete(t, s,
+		Outcome{ID: cs[0].ID, JobID: j.ID, Attempt: 1, Kind: OutcomeSent, ProviderID: "p-1", At: now},
+		Outcome{ID: cs[1].ID, JobID: j.ID, Attempt: 1, Kind: OutcomeFailed, Error: "bad number", At: now},
+		Outcome{ID: cs[2].ID, JobID: j.ID, Attempt: 1, Kind: OutcomeRetry, Error: "busy", At: now, NextAttemptAt: now.Add(time.Second)},
+	)
+	if got, _ := s.Job(ctx, j.ID); got.Status != JobSending {
+		t.Fatalf("job finished with a message queued: %+v", got)
+	}
+	m, _ := s.Message(ctx, cs[2].ID)
+	if m.Status != MsgQueued || m.LastError != "busy" || m.Attempts != 1 {
+		t.Fatalf("retried message = %+v", m)
+	}
+	again := claimAll(t, s, j.ID, now.Add(2*time.Second), time.Minute)
+	if len(again) != 1 || again[0].Attempt != 2 {
+		t.Fatalf("second claim = %+v", again)
+	}
+	complete(t, s, Outcome{ID: again[0].ID, JobID: j.ID, Attempt: 2, Kind: OutcomeSent, ProviderID: "p-3", At: now})
+	got, _ := s.Job(ctx, j.ID)
+	if got.Status != JobDone || got.FinishedAt.IsZero() || got.Counts[MsgSent] != 2 || got.Counts[MsgFailed] != 1 {
+		t.Fatalf("job = %+v", got)
+	}
+	atts, _ := s.MessageAttempts(ctx, cs[2].ID)
+	if len(atts) != 2 || atts[0].Outcome != OutcomeRetry || atts[0].Error != "busy" || atts[1].Outcome != OutcomeSent {
+		t.Fatalf("attempts = %+v", atts)
+	}
+}
+
+func TestCompleteIgnoresAStaleClaim(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	j := queueTest(t, s, "p", PriorityBulk, 1)
+	now := time.Now()
+	first := claimAll(t, s, j.ID, now, time.Second)
+	if n, err := s.RequeueExpiredLeases(ctx, now.Add(2*time.Second)); err != nil || n != 1 {
+		t.Fatalf("requeued %d, %v", n, err)
+	}
+	second := claimAll(t, s, j.ID, now.Add(2*time.Second), time.Minute)
+	if len(second) != 1 || second[0].Attempt != 2 {
+		t.Fatalf("reclaim = %+v", second)
+	}
+	// The first worker reports late: its release must not touch the new lease.
+	complete(t, s, Outcome{ID: first[0].ID, JobID: j.ID, Attempt: 1, Kind: OutcomeReleased, At: now})
+	if m, _ := s.Message(ctx, first[0].ID); m.Status != MsgSending || m.Attempts != 2 {
+		t.Fatalf("stale outcome changed the message: %+v", m)
+	}
+}
+
+func TestRequeueExpiredLeasesLeavesLiveLeases(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	a := queueTest(t, s, "p", PriorityBulk, 2)
+	b := queueTest(t, s, "p", PriorityBulk, 3)
+	now := time.Now()
+	claimAll(t, s, a.ID, now, time.Second)
+	claimAll(t, s, b.ID, now, time.Hour)
+	n, err := s.RequeueExpiredLeases(ctx, now.Add(5*time.Second))
+	if err != nil || n != 2 {
+		t.Fatalf("requeued %d, %v", n, err)
+	}
+	if got, _ := s.Job(ctx, a.ID); got.Counts[MsgQueued] != 2 {
+		t.Fatalf("job a = %+v", got)
+	}
+	if got, _ := s.Job(ctx, b.ID); got.Counts[MsgSending] != 3 {
+		t.Fatalf("job b = %+v", got)
+	}
+}
+
+func TestReleaseUndoesTheAttempt(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	j := queueTest(t, s, "p", PriorityBulk, 2)
+	cs := claimAll(t, s, j.ID, time.Now(), time.Minute)
+	if err := s.ReleaseMessages(ctx, []LeaseRef{{cs[0].ID, 1}, {cs[1].ID, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Job(ctx, j.ID)
+	if got.Counts[MsgQueued] != 2 {
+		t.Fatalf("job = %+v", got)
+	}
+	if m, _ := s.Message(ctx, cs[0].ID); m.Attempts != 0 {
+		t.Fatalf("message = %+v", m)
+	}
+}
+
+func TestRunnableJobsOrdersTransactionalFirst(t *testing.T) {
+	s := openTest(t)
+	bulk := queueTest(t, s, "p", PriorityBulk, 1)
+	api := queueTest(t, s, "q", PriorityTransactional, 1)
+	r, err := s.RunnableJobs(context.Background(), "sms", time.Now())
+	if err != nil || len(r) != 2 || r[0].ID != api.ID || r[1].ID != bulk.ID {
+		t.Fatalf("runnable = %+v, %v", r, err)
+	}
+}
