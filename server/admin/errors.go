@@ -1,0 +1,61 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/dropgate/dropgate/store"
+)
+
+// Error is an API error with the HTTP status and machine-readable code it is
+// answered with.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func errBadRequest(msg string) error { return &Error{http.StatusBadRequest, "bad_request", msg} }
+func errNotFound(what string) error {
+	return &Error{http.StatusNotFound, "not_found", what + " not found"}
+}
+func errUnauthorized() error {
+	return &Error{http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token: send Authorization: Bearer <token>"}
+}
+func errForbidden(msg string) error { return &Error{http.StatusForbidden, "forbidden", msg} }
+
+// handlerFunc is an HTTP handler that returns its error instead of writing
+// it, so that every error is encoded in one place.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// writeError turns any error into the JSON error shape
+// {"error":{"code":"...","message":"..."}} with a matching status.
+func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	var apiErr *Error
+	switch {
+	case errors.As(err, &apiErr):
+	case errors.Is(err, store.ErrNotFound):
+		apiErr = &Error{http.StatusNotFound, "not_found", err.Error()}
+	case errors.Is(err, store.ErrConflict):
+		apiErr = &Error{http.StatusConflict, "conflict", err.Error()}
+	default:
+		logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		apiErr = &Error{http.StatusInternalServerError, "internal", "internal error; the server log has the details"}
+	}
+	if apiErr.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="dropgate"`)
+	}
+	writeJSON(w, apiErr.Status, map[string]any{"error": map[string]string{"code": apiErr.Code, "message": apiErr.Message}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

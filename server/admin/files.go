@@ -1,0 +1,102 @@
+package admin
+
+import (
+	"net/http"
+
+	"github.com/dropgate/dropgate/store"
+)
+
+// maxErrorsInList bounds the errors embedded per file in a listing; the
+// single-file endpoint returns up to maxErrorsInFile.
+const (
+	maxErrorsInList = 20
+	maxErrorsInFile = 10000
+)
+
+var fileStatuses = map[string]bool{store.FileReceived: true, store.FileRejected: true, store.FileQueued: true}
+
+func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
+	partner, err := partnerScope(r)
+	if err != nil {
+		return err
+	}
+	f := store.FileFilter{Partner: partner, Status: r.URL.Query().Get("status")}
+	if f.Status != "" && !fileStatuses[f.Status] {
+		return errBadRequest("status must be one of received, rejected, queued")
+	}
+	if f.Limit, err = queryInt(r, "limit"); err != nil {
+		return err
+	}
+	before, err := queryInt(r, "before")
+	if err != nil {
+		return err
+	}
+	f.BeforeID = int64(before)
+	files, err := s.opts.Store.ListFiles(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if files == nil {
+		files = []store.File{}
+	}
+	for i := range files {
+		if files[i].Status == store.FileRejected || files[i].RowsBad > 0 {
+			if files[i].Errors, err = s.opts.Store.FileErrors(r.Context(), files[i].ID, maxErrorsInList); err != nil {
+				return err
+			}
+		}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"files": files})
+}
+
+func (s *Server) handleGetFile(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	f, err := s.opts.Store.File(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if p := principalFrom(r.Context()); !p.admin && p.partner != f.Partner {
+		return errNotFound("file")
+	}
+	if f.Errors, err = s.opts.Store.FileErrors(r.Context(), id, maxErrorsInFile); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, f)
+}
+
+func (s *Server) handleListTemplates(w http.ResponseWriter, r *http.Request) error {
+	partner, err := partnerScope(r)
+	if err != nil {
+		return err
+	}
+	ts, err := s.opts.Store.ListTemplates(r.Context(), partner)
+	if err != nil {
+		return err
+	}
+	if ts == nil {
+		ts = []store.Template{}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"templates": ts})
+}
+
+func (s *Server) handleBans(w http.ResponseWriter, r *http.Request) error {
+	bans := []Ban{}
+	if s.opts.Bans != nil {
+		bans = append(bans, s.opts.Bans()...)
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"bans": bans})
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
+	if err := s.opts.Store.Ping(r.Context()); err != nil {
+		return &Error{http.StatusServiceUnavailable, "not_ready", "database does not answer: " + err.Error()}
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,180 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/dropgate/dropgate/store"
+)
+
+// pathID reads a positive integer path value.
+func pathID(r *http.Request, name string) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue(name), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errBadRequest(name + " must be a positive integer, got " + strconv.Quote(r.PathValue(name)))
+	}
+	return id, nil
+}
+
+// queryInt reads an optional non-negative integer query parameter.
+func queryInt(r *http.Request, name string) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, errBadRequest(name + " must be a non-negative integer")
+	}
+	return n, nil
+}
+
+// partnerScope returns the partner filter a request may use: a partner token
+// is pinned to itself; an admin may filter by ?partner=.
+func partnerScope(r *http.Request) (string, error) {
+	p := principalFrom(r.Context())
+	q := r.URL.Query().Get("partner")
+	if p.admin {
+		return q, nil
+	}
+	if q != "" && q != p.partner {
+		return "", errForbidden("a partner key can only see its own partner")
+	}
+	return p.partner, nil
+}
+
+// visibleJob loads a job and hides another partner's jobs as not found.
+func (s *Server) visibleJob(ctx context.Context, id int64) (store.Job, error) {
+	j, err := s.opts.Store.Job(ctx, id)
+	if err != nil {
+		return j, err
+	}
+	if p := principalFrom(ctx); !p.admin && p.partner != j.Partner {
+		return store.Job{}, errNotFound("job")
+	}
+	return j, nil
+}
+
+var jobStatuses = map[string]bool{store.JobIngesting: true, store.JobQueued: true, store.JobSending: true,
+	store.JobPaused: true, store.JobDone: true, store.JobCancelled: true}
+
+func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) error {
+	partner, err := partnerScope(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := store.JobFilter{Partner: partner, Status: q.Get("status"), Source: q.Get("source")}
+	if f.Status != "" && !jobStatuses[f.Status] {
+		return errBadRequest("status must be one of ingesting, queued, sending, paused, done, cancelled")
+	}
+	if f.Limit, err = queryInt(r, "limit"); err != nil {
+		return err
+	}
+	before, err := queryInt(r, "before")
+	if err != nil {
+		return err
+	}
+	f.BeforeID = int64(before)
+	jobs, err := s.opts.Store.ListJobs(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	if jobs == nil {
+		jobs = []store.Job{}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
+}
+
+func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	j, err := s.visibleJob(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) handleJobMessages(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if _, err := s.visibleJob(r.Context(), id); err != nil {
+		return err
+	}
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		return err
+	}
+	if limit == 0 || limit > 1000 {
+		limit = 100
+	}
+	after, err := queryInt(r, "after")
+	if err != nil {
+		return err
+	}
+	msgs := []store.Message{}
+	err = s.opts.Store.JobMessages(r.Context(), id, r.URL.Query().Get("status"), int64(after), limit, func(m store.Message) error {
+		msgs = append(msgs, m)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	resp := map[string]any{"messages": msgs}
+	if len(msgs) == limit {
+		resp["next_after"] = msgs[len(msgs)-1].ID
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleJobAction(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if _, err := s.visibleJob(r.Context(), id); err != nil {
+		return err
+	}
+	var act func(context.Context, int64) (store.Job, error)
+	switch r.PathValue("action") {
+	case "pause":
+		act = s.opts.Store.PauseJob
+	case "resume":
+		act = s.opts.Store.ResumeJob
+	case "cancel":
+		act = s.opts.Store.CancelJob
+	case "retry":
+		act = s.opts.Store.RetryJob
+	default:
+		return errNotFound("job action " + strconv.Quote(r.PathValue("action")) + " (use pause, resume, cancel or retry)")
+	}
+	j, err := act(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if s.opts.Nudge != nil {
+		s.opts.Nudge()
+	}
+	return writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) handleGetMessage(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	m, err := s.opts.Store.Message(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if p := principalFrom(r.Context()); !p.admin && p.partner != m.Partner {
+		return errNotFound("message")
+	}
+	return writeJSON(w, http.StatusOK, m)
+}

@@ -1,0 +1,120 @@
+// Package admin serves dropgate's HTTP API, health probes and the status
+// page for people.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/store"
+)
+
+// Ban is one address refused by the login defender.
+type Ban struct {
+	Addr     string    `json:"addr"`
+	Until    time.Time `json:"until"`
+	Failures int       `json:"failures"`
+}
+
+// Options are the admin server's dependencies.
+type Options struct {
+	Config *config.Config
+	Store  *store.Store
+	Logger *slog.Logger
+	// Bans lists the defender's current bans; nil when no file server runs.
+	Bans func() []Ban
+	// Nudge wakes the sender after a job is resumed or retried; may be nil.
+	Nudge func()
+}
+
+// Server is the admin HTTP server.
+type Server struct {
+	opts    Options
+	logger  *slog.Logger
+	tokens  []tokenEntry
+	ln      net.Listener
+	handler http.Handler
+}
+
+// New binds the admin listener and builds the handler.
+func New(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Server{opts: opts, logger: opts.Logger.With("component", "admin"), tokens: newTokenEntries(opts.Config)}
+	s.handler = s.routes()
+	ln, err := net.Listen("tcp", opts.Config.Admin.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen for admin HTTP on %s: %w", opts.Config.Admin.Listen, err)
+	}
+	s.ln = ln
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Handler returns the server's HTTP handler (for tests with httptest).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run serves until ctx is cancelled, then lets open requests finish for a
+// few seconds.
+func (s *Server) Run(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.ln) }()
+	s.logger.Info("admin HTTP listening", "addr", s.ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admin HTTP stopped: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("admin HTTP shutdown: %w", err)
+	}
+	return nil
+}
+
+// wrap adapts a handlerFunc: it encodes the returned error as JSON.
+func (s *Server) wrap(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeError(w, r, s.logger, err)
+		}
+	})
+}
+
+// authed requires a valid bearer token and stores the principal in the
+// request context.
+func (s *Server) authed(h handlerFunc) http.Handler {
+	return s.wrap(func(w http.ResponseWriter, r *http.Request) error {
+		p, ok := authenticate(s.tokens, r)
+		if !ok {
+			return errUnauthorized()
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+// adminOnly requires an admin token.
+func (s *Server) adminOnly(h handlerFunc) http.Handler {
+	return s.authed(func(w http.ResponseWriter, r *http.Request) error {
+		if !principalFrom(r.Context()).admin {
+			return errForbidden("this endpoint needs an admin token")
+		}
+		return h(w, r)
+	})
+}
