@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -152,4 +153,16 @@ func outboxLines(t *testing.T, cfg *config.Config, channel string) []outboxRecor
 		out = append(out, r)
 	}
 	return out
+}
+
+// closedPort returns a local TCP port with nothing listening on it.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
 }

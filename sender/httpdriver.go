@@ -1,12 +1,281 @@
 package sender
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
 
 	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/store"
 )
 
-func newHTTPDriver(field string, cc *config.Channel, client *http.Client) (Driver, error) {
-	return nil, fmt.Errorf("%s.type: http channels are not supported yet", field)
+var (
+	_ Driver = (*httpDriver)(nil)
+	_ Prober = (*httpDriver)(nil)
+)
+
+// Content types the http driver knows how to default a body for.
+const (
+	contentJSON = "application/json"
+	contentForm = "application/x-www-form-urlencoded"
+)
+
+// Default bodies when a channel sets none.
+const (
+	defaultJSONBody = `{"to": {{json .To}}, "body": {{json .Body}}, "subject": {{json .Subject}}, "id": {{json .ID}}, "ref": {{json .Ref}}}`
+	defaultFormBody = `to={{urlquery .To}}&body={{urlquery .Body}}&id={{urlquery .ID}}&ref={{urlquery .Ref}}`
+)
+
+// maxResponse bounds how much of a provider's answer is read.
+const maxResponse = 64 << 10
+
+// httpDriver posts each message to a provider's HTTP API, with a body and
+// headers rendered from the channel's templates.
+type httpDriver struct {
+	client      *http.Client
+	method      string
+	url         string
+	contentType string
+	body        *template.Template
+	headers     []httpHeader
+	username    string
+	password    string
+	success     []int // empty: any 2xx
+	idPath      string
 }
+
+type httpHeader struct {
+	name string
+	tmpl *template.Template
+}
+
+// httpData is what an http channel's body and header templates see.
+type httpData struct {
+	To      string
+	Body    string
+	Subject string
+	ID      string // the idempotency key
+	Ref     string
+	Vars    map[string]string
+	Partner string
+	Channel string
+	From    string
+	Format  string
+}
+
+// templateFuncs are the functions of http body and header templates (plus
+// text/template's own, such as urlquery and printf).
+var templateFuncs = template.FuncMap{
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+	"urlquery": func(args ...any) string { return url.QueryEscape(fmt.Sprint(args...)) },
+}
+
+func newHTTPDriver(field string, cc *config.Channel, client *http.Client) (*httpDriver, error) {
+	u, err := url.Parse(cc.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%s.url: %q is not an http(s) URL", field, cc.URL)
+	}
+	d := &httpDriver{client: client, method: strings.ToUpper(cc.Method), url: cc.URL, contentType: cc.ContentType,
+		username: cc.Username, password: cc.Password, success: cc.SuccessStatus, idPath: cc.IDPath}
+	if d.method == "" {
+		d.method = http.MethodPost
+	}
+	if d.contentType == "" {
+		d.contentType = contentJSON
+	}
+	if d.idPath != "" && !strings.HasPrefix(d.idPath, "/") {
+		return nil, fmt.Errorf("%s.id_path: %q is not a JSON pointer (it starts with /)", field, d.idPath)
+	}
+	for i, st := range d.success {
+		if st < 100 || st > 599 {
+			return nil, fmt.Errorf("%s.success_status[%d]: %d is not an HTTP status", field, i, st)
+		}
+	}
+	body := cc.Body
+	if body == "" {
+		body = defaultJSONBody
+		if strings.HasPrefix(d.contentType, contentForm) {
+			body = defaultFormBody
+		}
+	}
+	if d.body, err = parseTemplate("body", body); err != nil {
+		return nil, fmt.Errorf("%s.body: %w", field, err)
+	}
+	names := make([]string, 0, len(cc.Headers))
+	for k := range cc.Headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		t, err := parseTemplate(k, cc.Headers[k])
+		if err != nil {
+			return nil, fmt.Errorf("%s.headers.%s: %w", field, k, err)
+		}
+		d.headers = append(d.headers, httpHeader{name: k, tmpl: t})
+	}
+	if d.client == nil {
+		conc := max(cc.Concurrency, 4)
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = conc
+		d.client = &http.Client{Transport: tr}
+	}
+	return d, nil
+}
+
+// parseTemplate parses a body or header template. A variable the row does
+// not have is an error at send time, not an empty string sent to a provider.
+func parseTemplate(name, text string) (*template.Template, error) {
+	return template.New(name).Funcs(templateFuncs).Option("missingkey=error").Parse(text)
+}
+
+// Send renders the request, posts it, and reads the provider's id from the
+// answer. The idempotency key goes in the Idempotency-Key header.
+func (d *httpDriver) Send(ctx context.Context, m *store.Message) (string, error) {
+	data := httpData{To: m.Recipient, Body: m.Body, Subject: m.Subject, ID: m.Key, Ref: m.Ref, Vars: m.Vars,
+		Partner: m.Partner, Channel: m.Channel, From: m.Sender, Format: m.Format}
+	if data.Vars == nil {
+		data.Vars = map[string]string{}
+	}
+	var body bytes.Buffer
+	if err := d.body.Execute(&body, data); err != nil {
+		return "", permanent(fmt.Errorf("cannot render the request body: %w", err))
+	}
+	req, err := http.NewRequestWithContext(ctx, d.method, d.url, &body)
+	if err != nil {
+		return "", permanent(fmt.Errorf("cannot build the request: %w", err))
+	}
+	req.Header.Set("Content-Type", d.contentType)
+	req.Header.Set("Idempotency-Key", m.Key)
+	req.Header.Set("User-Agent", "dropgate")
+	var hv strings.Builder
+	for _, h := range d.headers {
+		hv.Reset()
+		if err := h.tmpl.Execute(&hv, data); err != nil {
+			return "", permanent(fmt.Errorf("cannot render header %s: %w", h.name, err))
+		}
+		req.Header.Set(h.name, hv.String())
+	}
+	if d.username != "" || d.password != "" {
+		req.SetBasicAuth(d.username, d.password)
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return "", transient(fmt.Errorf("%s %s: %w", d.method, d.url, err))
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return "", transient(fmt.Errorf("cannot read the answer of %s: %w", d.url, err))
+	}
+	if !d.accepted(resp.StatusCode) {
+		return "", d.statusError(resp, raw)
+	}
+	return d.providerID(raw), nil
+}
+
+func (d *httpDriver) accepted(status int) bool {
+	if len(d.success) == 0 {
+		return status >= 200 && status < 300
+	}
+	return slices.Contains(d.success, status)
+}
+
+// statusError classifies a refused request: 429 and 5xx (and 408) are worth
+// retrying, the rest is the provider saying no, kept with its words.
+func (d *httpDriver) statusError(resp *http.Response, raw []byte) error {
+	err := fmt.Errorf("HTTP %d: %s", resp.StatusCode, responseText(raw, resp.Status))
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		de := &DeliveryError{Err: err, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+		de.SlowDown = de.RetryAfter == 0
+		return de
+	case resp.StatusCode >= 500, resp.StatusCode == http.StatusRequestTimeout:
+		return transient(err)
+	}
+	return permanent(err)
+}
+
+// providerID reads the id at the channel's id_path from a JSON answer; an
+// answer without one still means the message was accepted.
+func (d *httpDriver) providerID(raw []byte) string {
+	if d.idPath == "" {
+		return ""
+	}
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return ""
+	}
+	v, err := jsonPointer(doc, d.idPath)
+	if err != nil {
+		return ""
+	}
+	id, _ := jsonScalar(v)
+	return id
+}
+
+// Probe checks that the provider's host accepts TCP connections.
+func (d *httpDriver) Probe(ctx context.Context) error {
+	u, _ := url.Parse(d.url)
+	host := u.Host
+	if u.Port() == "" {
+		port := "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	var dialer net.Dialer
+	c, err := dialer.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return fmt.Errorf("cannot reach %s: %w", host, err)
+	}
+	return c.Close()
+}
+
+// responseText is a provider's answer trimmed to one readable line.
+func responseText(raw []byte, status string) string {
+	s := strings.Join(strings.Fields(string(raw)), " ")
+	if s == "" {
+		return status
+	}
+	if len(s) > 500 {
+		s = s[:500] + "…"
+	}
+	return s
+}
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 when
+// absent or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+

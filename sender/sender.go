@@ -11,6 +11,7 @@ package sender
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,10 @@ type Options struct {
 	Store      *store.Store
 	Logger     *slog.Logger // nil → slog.Default()
 	HTTPClient *http.Client // optional, for tests; http channels otherwise get their own
+
+	// SMTPTLSConfig, when set, is the base TLS configuration of smtp
+	// channels (tests use it to trust their server's certificate).
+	SMTPTLSConfig *tls.Config
 
 	// Suppressed, when set, is asked before each delivery whether the
 	// recipient must not be messaged; a suppressed message ends as
@@ -106,9 +111,17 @@ func newDriver(opts Options, i int, cc *config.Channel) (Driver, error) {
 	case config.ChannelOutbox:
 		return newOutboxDriver(opts.Config.OutboxDir(), cc.Name), nil
 	case config.ChannelHTTP:
-		return newHTTPDriver(field, cc, opts.HTTPClient)
+		d, err := newHTTPDriver(field, cc, opts.HTTPClient)
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
 	case config.ChannelSMTP:
-		return newSMTPDriver(field, cc)
+		d, err := newSMTPDriver(field, cc, opts.SMTPTLSConfig)
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
 	}
 	return nil, fmt.Errorf("%s.type: %q is not one of smtp, http, outbox", field, cc.Type)
 }

@@ -1,0 +1,39 @@
+package sender
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestJSONPointerFollowsRFC6901(t *testing.T) {
+	var doc any
+	if err := json.Unmarshal([]byte(`{"foo":["bar","baz"],"":0,"a/b":1,"m~n":8,"~1":"tilde-one","data":{"messages":[{"id":12345678901}]}}`), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ ptr, want string }{
+		{"/foo/0", "bar"},
+		{"/foo/1", "baz"},
+		{"/", "0"},
+		{"/a~1b", "1"},
+		{"/m~0n", "8"},
+		{"/~01", "tilde-one"},
+		{"/data/messages/0/id", "12345678901"},
+	} {
+		v, err := jsonPointer(doc, c.ptr)
+		if err != nil {
+			t.Errorf("%s: %v", c.ptr, err)
+			continue
+		}
+		if got, err := jsonScalar(v); err != nil || got != c.want {
+			t.Errorf("%s = %q, %v; want %q", c.ptr, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"/nope", "/foo/2", "/foo/01", "/foo/-", "/foo/0/x", "nope"} {
+		if v, err := jsonPointer(doc, bad); err == nil {
+			t.Errorf("%s = %v, want an error", bad, v)
+		}
+	}
+	if _, err := jsonScalar(map[string]any{}); err == nil {
+		t.Error("an object is not an id")
+	}
+}
