@@ -28,7 +28,7 @@ type smtpSink struct {
 	port   int
 	client *tls.Config // trusts the sink's certificate
 
-	mu       sync.Mutex
+	mu    sync.Mutex
 	mails []sinkMail
 	conns map[string]bool // remote addresses: STARTTLS starts a second session on a connection
 	// reply, when set, may refuse a recipient with an SMTP error; n counts
