@@ -1,0 +1,54 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// archive moves an ingested original out of the partner's home into
+// <data_dir>/archive/<partner>/<yyyy-mm-dd>/ (the day in UTC), under a new
+// name when one of that name is already there, and returns its new path.
+func (in *Ingester) archive(p *partner, abs string) (string, error) {
+	dir := filepath.Join(in.cfg.ArchiveDir(), p.cfg.Name, in.now().UTC().Format("2006-01-02"))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("cannot create archive folder: %w", err)
+	}
+	base := filepath.Base(abs)
+	stem, ext := splitExt(base)
+	for n := 1; ; n++ {
+		name := base
+		if n > 1 {
+			name = stem + "-" + strconv.Itoa(n) + ext
+		}
+		dst := filepath.Join(dir, name)
+		// Link then remove, rather than rename, so an existing archive file
+		// is never overwritten.
+		err := os.Link(abs, dst)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			if err := os.Rename(abs, dst); err != nil {
+				return "", fmt.Errorf("cannot move file to the archive: %w", err)
+			}
+			return dst, nil
+		}
+		if err := os.Remove(abs); err != nil {
+			return dst, fmt.Errorf("cannot remove archived file from the inbox: %w", err)
+		}
+		return dst, nil
+	}
+}
+
+// splitExt splits "orders.csv.gz" into "orders" and ".csv.gz".
+func splitExt(name string) (string, string) {
+	if i := strings.IndexByte(name[1:], '.'); i >= 0 {
+		return name[:i+1], name[i+1:]
+	}
+	return name, ""
+}

@@ -1,0 +1,269 @@
+package ingest
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/store"
+)
+
+// maxListedErrors bounds the errors kept for one file. Each is stored and
+// reported; past the bound one last line says how many more rows were bad,
+// so a million bad rows cannot fill memory.
+const maxListedErrors = 100_000
+
+// fileLevelError rejects a whole file with one report line. Line is 0 for
+// the file as a whole (empty, duplicate, unknown template folder, wrong
+// extension) and the line number for a problem at a place (header: 1).
+type fileLevelError struct {
+	Line int
+	Msg  string
+}
+
+func (e *fileLevelError) Error() string { return e.Msg }
+
+// fileJob is the ingest of one recipient file.
+type fileJob struct {
+	in  *Ingester
+	p   *partner
+	rel string
+	w   *store.JobWriter
+
+	folder    *messageTemplate // the template named by inbox/<template>/
+	templates map[string]templateLookup
+	phones    *phoneNormalizer
+	buf       bytes.Buffer
+	entry     string // zip entry being read, prefixed to its errors
+
+	rows, good, bad int
+	lastBad         int // line of the last bad row, to count rows not errors
+	errs            []store.FileError
+	unlisted        int
+}
+
+// templateLookup caches a template name's lookup for one file.
+type templateLookup struct {
+	t   *messageTemplate
+	msg string // why the name cannot be used, when t is nil
+}
+
+// ingestRecipientFile reads one file from inbox/, queues its good rows as
+// one job and reports on it. The partner learns about every problem with the
+// file through reports/; only dropgate's own failures are returned.
+func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel string) error {
+	abs := filepath.Join(p.home, filepath.FromSlash(rel))
+	sum, size, err := hashFile(abs)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // already taken (double event) or removed by the partner
+	}
+	if err != nil {
+		return err
+	}
+	log := in.log.With("partner", p.cfg.Name, "file", rel)
+	var fileErr *fileLevelError
+	dup, err := in.st.FileBySHA256(ctx, p.cfg.Name, sum)
+	switch {
+	case err == nil && dup.Name == rel && dup.ArchivePath == "":
+		// Queued before a crash or shutdown but never archived: finish that.
+		return in.archiveFile(ctx, p, abs, dup.ID)
+	case err == nil:
+		fileErr = &fileLevelError{Msg: fmt.Sprintf("this file has the same content as %s, already queued as job %d, so it was not queued again; "+
+			"to send the same list again, change the file (for example add a ref column)", dup.Name, dup.JobID)}
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("cannot check for a duplicate: %w", err)
+	}
+	fileID, err := in.st.CreateFile(ctx, store.File{Partner: p.cfg.Name, Name: rel, Size: size, SHA256: sum})
+	if err != nil {
+		return err
+	}
+	fj := &fileJob{in: in, p: p, rel: rel, templates: map[string]templateLookup{}, phones: newPhoneNormalizer(p.cfg.Region)}
+	if fileErr == nil {
+		if fj.w, err = in.st.BeginFileJob(ctx, p.cfg.Name, fileID, rel, in.cfg.Ingest.BatchSize); err != nil {
+			return err
+		}
+		err = fj.read(ctx, abs)
+		if ctx.Err() != nil {
+			// Stopping: undo everything, leave the file for the next start.
+			cleanup := context.WithoutCancel(ctx)
+			fj.w.Abort(cleanup)
+			in.st.ForgetReceivedFile(cleanup, fileID)
+			return ctx.Err()
+		}
+		if err != nil && !errors.As(err, &fileErr) {
+			fj.w.Abort(ctx)
+			log.Error("cannot read file", "err", err)
+			fileErr = &fileLevelError{Msg: "dropgate could not read this file because of an internal problem; it was not queued. Upload it again, and tell your administrator if this repeats"}
+		}
+	}
+	errorsReport := reportPath(p, rel, errorsSuffix)
+	if err := removeReport(reportPath(p, rel, resultSuffix)); err != nil {
+		return err
+	}
+	switch {
+	case fileErr != nil:
+		if fj.w != nil {
+			fj.w.Abort(ctx)
+		}
+		errs := []store.FileError{{Line: fileErr.Line, Error: fileErr.Msg}}
+		if err := in.st.RejectFile(ctx, fileID, fileErr.Msg, fj.rows, errs); err != nil {
+			return err
+		}
+		if err := writeErrorsReport(errorsReport, errs); err != nil {
+			return err
+		}
+		log.Info("file rejected", "reason", fileErr.Msg)
+	case fj.bad > 0 && (p.cfg.OnBadRows != config.SkipRows || fj.good == 0):
+		fj.w.Abort(ctx)
+		errs := fj.reportedErrors()
+		summary := fmt.Sprintf("%d of %d rows have errors; nothing was queued. See reports/%s%s", fj.bad, fj.rows, filepath.Base(rel), errorsSuffix)
+		if err := in.st.RejectFile(ctx, fileID, summary, fj.rows, errs); err != nil {
+			return err
+		}
+		if err := writeErrorsReport(errorsReport, errs); err != nil {
+			return err
+		}
+		log.Info("file rejected", "rows", fj.rows, "bad_rows", fj.bad)
+	default:
+		errs := fj.reportedErrors()
+		if err := fj.w.Commit(ctx, fj.rows, errs); err != nil {
+			return err
+		}
+		if len(errs) > 0 {
+			err = writeErrorsReport(errorsReport, errs)
+		} else {
+			err = removeReport(errorsReport)
+		}
+		if err != nil {
+			return err
+		}
+		log.Info("file queued", "job", fj.w.JobID(), "rows", fj.rows, "queued", fj.good, "skipped", fj.bad)
+	}
+	return in.archiveFile(ctx, p, abs, fileID)
+}
+
+// archiveFile moves the original to the archive and records where.
+func (in *Ingester) archiveFile(ctx context.Context, p *partner, abs string, fileID int64) error {
+	dst, err := in.archive(p, abs)
+	if err != nil {
+		return err
+	}
+	return in.st.SetFileArchive(ctx, fileID, dst)
+}
+
+// reportedErrors returns the errors with, past the bound, a closing line
+// saying how many more rows were bad.
+func (fj *fileJob) reportedErrors() []store.FileError {
+	if fj.unlisted == 0 {
+		return fj.errs
+	}
+	return append(fj.errs, store.FileError{Line: 0, Error: fmt.Sprintf("%d more errors are not listed; fix the rows above and upload the file again to see them", fj.unlisted)})
+}
+
+// read streams every CSV in the file into the job writer.
+func (fj *fileJob) read(ctx context.Context, abs string) error {
+	if parts := strings.Split(fj.rel, "/"); len(parts) == 3 {
+		t, err := fj.in.template(ctx, fj.p, parts[1])
+		if errors.Is(err, store.ErrNotFound) {
+			return &fileLevelError{Msg: fmt.Sprintf("there is no template named %q, which the folder inbox/%s/ names; upload templates/%s.tmpl first, then upload this file again", parts[1], parts[1], parts[1])}
+		}
+		if err != nil {
+			return &fileLevelError{Msg: fmt.Sprintf("the template %q, which the folder inbox/%s/ names, cannot be used: %v", parts[1], parts[1], err)}
+		}
+		fj.folder = t
+	}
+	base := filepath.Base(fj.rel)
+	f, err := os.Open(abs)
+	if err != nil {
+		return fmt.Errorf("cannot open file: %w", err)
+	}
+	defer f.Close()
+	switch kindOf(base) {
+	case kindPlain:
+		return fj.readCSV(ctx, f)
+	case kindGzip:
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return &fileLevelError{Msg: "the file ends in .gz but is not gzip data; compress it with gzip, or upload the plain .csv"}
+		}
+		defer zr.Close()
+		err = fj.readCSV(ctx, zr)
+		var fe *fileLevelError
+		if err != nil && !errors.As(err, &fe) && ctx.Err() == nil {
+			return &fileLevelError{Msg: fmt.Sprintf("the gzip data is damaged (%v); compress the file again and upload it", err)}
+		}
+		return err
+	case kindZip:
+		return fj.readZip(ctx, f)
+	}
+	return &fileLevelError{Msg: fmt.Sprintf("%q was not read: files in inbox/ must end in .csv, .txt, .csv.gz or .zip; save it as CSV and upload it again", base)}
+}
+
+// readZip reads each CSV (.csv or .txt) inside a zip file, in the archive's
+// order, into the same job; their errors go to the one report, each
+// prefixed with the entry's name.
+func (fj *fileJob) readZip(ctx context.Context, f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	zr, err := zip.NewReader(f, fi.Size())
+	if err != nil {
+		return &fileLevelError{Msg: "the file ends in .zip but is not a readable zip archive; create it again and upload it"}
+	}
+	read := 0
+	for _, zf := range zr.File {
+		name := zf.Name
+		if zf.FileInfo().IsDir() || ignoredName(name) || strings.HasPrefix(name, "__MACOSX/") || kindOf(name) != kindPlain {
+			continue
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			return &fileLevelError{Msg: fmt.Sprintf("%s inside the zip cannot be opened (%v); create the zip again and upload it", name, err)}
+		}
+		fj.entry = name
+		err = fj.readCSV(ctx, rc)
+		rc.Close()
+		if err != nil {
+			var fe *fileLevelError
+			if errors.As(err, &fe) {
+				fe.Msg = name + ": " + fe.Msg
+				return fe
+			}
+			if ctx.Err() == nil {
+				return &fileLevelError{Msg: fmt.Sprintf("%s inside the zip is damaged (%v); create the zip again and upload it", name, err)}
+			}
+			return err
+		}
+		read++
+	}
+	if read == 0 {
+		return &fileLevelError{Msg: "the zip holds no .csv or .txt file; put the recipient CSVs in it and upload it again"}
+	}
+	return nil
+}
+
+// hashFile returns the SHA-256 (hex) and size of a file.
+func hashFile(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("cannot read file: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}

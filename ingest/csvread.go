@@ -1,0 +1,198 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/ianaindex"
+	"golang.org/x/text/transform"
+)
+
+// readBufferSize is the read-ahead of one CSV stream. The delimiter is
+// sniffed within it, and it bounds how far the byte count may run ahead of
+// the record being parsed.
+const readBufferSize = 64 << 10
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// errEmptyFile means a stream holds no record at all, not even a header.
+var errEmptyFile = errors.New("empty file")
+
+// recordTooLongError means one record grew past the per-row limit.
+type recordTooLongError struct {
+	Line  int
+	Limit int
+}
+
+func (e *recordTooLongError) Error() string {
+	return fmt.Sprintf("the record starting on line %d is longer than %d bytes", e.Line, e.Limit)
+}
+
+// csvReader streams one CSV file record by record. It never holds more than
+// one record (bounded by maxRow bytes) plus its read-ahead buffer, whatever
+// the file size.
+type csvReader struct {
+	r *csv.Reader
+	// header holds the column names as written; names the trimmed,
+	// lower-case names used to match columns.
+	header []string
+	names  []string
+	comma  rune
+	// checkUTF8 is set for UTF-8 input: encoding/csv passes invalid bytes
+	// through, and they must be reported rather than sent.
+	checkUTF8 bool
+	counter   *countingReader
+	maxRow    int
+	lastLine  int
+}
+
+// newCSVReader prepares src for reading: it drops a UTF-8 byte order mark
+// (a file with one is read as UTF-8 whatever the partner's encoding), decodes
+// from encodingName, sniffs the delimiter from the first line and reads the
+// header. It returns errEmptyFile for a file with no record.
+func newCSVReader(src io.Reader, encodingName string, maxRow int) (*csvReader, error) {
+	raw := bufio.NewReaderSize(src, readBufferSize)
+	isUTF8 := isUTF8Name(encodingName)
+	if b, _ := raw.Peek(3); bytes.Equal(b, utf8BOM) {
+		raw.Discard(3)
+		isUTF8 = true
+	}
+	var decoded io.Reader = raw
+	if !isUTF8 {
+		enc, err := lookupEncoding(encodingName)
+		if err != nil {
+			return nil, err
+		}
+		decoded = transform.NewReader(raw, enc.NewDecoder())
+	}
+	cr := &csvReader{checkUTF8: isUTF8, maxRow: maxRow}
+	cr.counter = &countingReader{r: decoded, over: cr.overLimit}
+	br := bufio.NewReaderSize(cr.counter, readBufferSize)
+	first, _ := br.Peek(readBufferSize)
+	cr.comma = sniffDelimiter(first)
+	cr.r = csv.NewReader(br)
+	cr.r.Comma = cr.comma
+	cr.r.FieldsPerRecord = -1 // ragged rows are row errors, reported by the caller
+	cr.r.ReuseRecord = true
+
+	header, err := cr.r.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, errEmptyFile
+	}
+	if err != nil {
+		return nil, err
+	}
+	cr.header = append([]string(nil), header...)
+	cr.names = make([]string, len(header))
+	for i, h := range header {
+		cr.names[i] = strings.ToLower(strings.TrimSpace(h))
+	}
+	return cr, nil
+}
+
+// read returns the next record and the physical line it starts on (1-based;
+// the header is line 1 when the file has no blank lines before it). The
+// returned slice is reused by the next call. A *csv.ParseError is returned
+// with the record's line; reading may go on after it.
+func (cr *csvReader) read() (fields []string, line int, err error) {
+	fields, err = cr.r.Read()
+	if err != nil {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			cr.lastLine = pe.StartLine
+			return nil, pe.StartLine, err
+		}
+		var tooLong *recordTooLongError
+		if errors.As(err, &tooLong) {
+			tooLong.Line = cr.lastLine + 1
+		}
+		return nil, cr.lastLine + 1, err
+	}
+	line, _ = cr.r.FieldPos(0)
+	cr.lastLine = line
+	return fields, line, nil
+}
+
+// overLimit reports whether the bytes read so far run further past the end
+// of the last whole record than one record may be long.
+func (cr *csvReader) overLimit(read int64) bool {
+	if cr.r == nil {
+		return read > int64(cr.maxRow)+2*readBufferSize
+	}
+	return read-cr.r.InputOffset() > int64(cr.maxRow)+readBufferSize
+}
+
+// countingReader counts bytes and fails once over reports a too-long record,
+// so that one endless line cannot fill memory.
+type countingReader struct {
+	r    io.Reader
+	n    int64
+	over func(int64) bool
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.over(c.n) {
+		return n, &recordTooLongError{}
+	}
+	return n, err
+}
+
+// sniffDelimiter picks the most frequent of , ; tab | on the first line,
+// outside quotes. Ties go to the earlier in that list; none means ",".
+func sniffDelimiter(b []byte) rune {
+	candidates := []byte{',', ';', '\t', '|'}
+	var counts [4]int
+	inQuotes := false
+	for _, c := range b {
+		if c == '"' {
+			inQuotes = !inQuotes
+			continue
+		}
+		if inQuotes {
+			continue
+		}
+		if c == '\n' {
+			break
+		}
+		for i, d := range candidates {
+			if c == d {
+				counts[i]++
+			}
+		}
+	}
+	best := 0
+	for i := range candidates {
+		if counts[i] > counts[best] {
+			best = i
+		}
+	}
+	return rune(candidates[best])
+}
+
+func isUTF8Name(name string) bool {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "", "utf-8", "utf8":
+		return true
+	}
+	return false
+}
+
+// lookupEncoding finds a decoder by IANA name (windows-1252, iso-8859-1...).
+func lookupEncoding(name string) (encoding.Encoding, error) {
+	enc, err := ianaindex.IANA.Encoding(name)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %q: %w", name, err)
+	}
+	if enc == nil {
+		return nil, fmt.Errorf("encoding %q is known but not supported", name)
+	}
+	return enc, nil
+}

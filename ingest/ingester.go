@@ -1,0 +1,179 @@
+// Package ingest turns files that partners drop into their homes into
+// messages in the store.
+//
+// It watches every partner's inbox/ and templates/ folders, decides when an
+// upload is complete, reads recipient CSVs as a stream (delimiter, byte order
+// mark, encoding, gzip and zip), checks every row against its template,
+// renders it and queues it through store.JobWriter, then writes the partner's
+// reports (reports/<file>.errors.csv at once, reports/<file>.result.csv when
+// the job ends) and moves the original to the archive.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/store"
+)
+
+// Options are what an Ingester needs.
+type Options struct {
+	// Config is the validated configuration.
+	Config *config.Config
+	// Store receives files, jobs, messages and template versions.
+	Store *store.Store
+	// Logger is the parent logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for archive folders; nil means time.Now.
+	Now func() time.Time
+}
+
+// Ingester watches the partner homes and ingests what partners drop there.
+// Files are ingested one at a time, in the order they became complete.
+type Ingester struct {
+	cfg      *config.Config
+	st       *store.Store
+	log      *slog.Logger
+	now      func() time.Time
+	quiet    time.Duration
+	root     string // absolute partners dir
+	partners map[string]*partner
+	watcher  *fsnotify.Watcher
+	queue    *workQueue
+
+	mu        sync.Mutex
+	templates map[int64]*messageTemplate // compiled template versions by id
+}
+
+// partner is one partner's configuration as ingest uses it.
+type partner struct {
+	cfg      config.Partner // with defaults applied
+	home     string
+	channels []config.Channel
+	loc      *time.Location
+}
+
+// New creates every partner's home folders and the archive folder, and
+// starts watching the inboxes and template folders. It fails when the
+// folders cannot be created or the watcher cannot start.
+func New(opts Options) (*Ingester, error) {
+	if opts.Config == nil || opts.Store == nil {
+		return nil, errors.New("ingest: Config and Store are required")
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	cfg := opts.Config
+	root, err := filepath.Abs(cfg.PartnersDir())
+	if err != nil {
+		return nil, fmt.Errorf("cannot resolve partners folder: %w", err)
+	}
+	in := &Ingester{
+		cfg: cfg, st: opts.Store, log: logger.With("component", "ingest"), now: now,
+		quiet: cfg.Ingest.QuietPeriod.D(), root: root, partners: map[string]*partner{},
+		queue: newWorkQueue(), templates: map[int64]*messageTemplate{},
+	}
+	if in.quiet <= 0 {
+		in.quiet = 2 * time.Second
+	}
+	for _, pc := range cfg.Partners {
+		p, err := in.preparePartner(pc.WithDefaults())
+		if err != nil {
+			return nil, err
+		}
+		in.partners[p.cfg.Name] = p
+	}
+	if err := os.MkdirAll(cfg.ArchiveDir(), 0o750); err != nil {
+		return nil, fmt.Errorf("cannot create archive folder: %w", err)
+	}
+	if in.watcher, err = fsnotify.NewBufferedWatcher(1024); err != nil {
+		return nil, fmt.Errorf("cannot start file watcher: %w", err)
+	}
+	for _, p := range in.partners {
+		for _, dir := range []string{config.InboxDir, config.TemplatesDir} {
+			if err := in.watcher.Add(filepath.Join(p.home, dir)); err != nil {
+				in.watcher.Close()
+				return nil, fmt.Errorf("cannot watch %s of partner %s: %w", dir, p.cfg.Name, err)
+			}
+		}
+	}
+	return in, nil
+}
+
+func (in *Ingester) preparePartner(pc config.Partner) (*partner, error) {
+	p := &partner{cfg: pc, home: filepath.Join(in.root, pc.Name)}
+	for _, dir := range config.HomeFolders {
+		if err := os.MkdirAll(filepath.Join(p.home, dir), 0o750); err != nil {
+			return nil, fmt.Errorf("cannot create home of partner %s: %w", pc.Name, err)
+		}
+	}
+	for _, name := range pc.Channels {
+		ch, ok := in.cfg.Channel(name)
+		if !ok {
+			return nil, fmt.Errorf("partner %s: unknown channel %q", pc.Name, name)
+		}
+		p.channels = append(p.channels, *ch)
+	}
+	loc, err := time.LoadLocation(pc.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("partner %s: time zone %q: %w", pc.Name, pc.Timezone, err)
+	}
+	p.loc = loc
+	return p, nil
+}
+
+// Run rescans every inbox, then ingests files as they complete and writes
+// result reports as jobs end, until ctx is cancelled. A file being read when
+// ctx ends is rolled back and left in place, to be read again at the next
+// start. Run returns nil on cancellation.
+func (in *Ingester) Run(ctx context.Context) error {
+	defer in.watcher.Close()
+	if ctx.Err() != nil {
+		return nil
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		in.processLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		in.reportLoop(ctx)
+	}()
+	err := in.watchLoop(ctx)
+	in.queue.close()
+	wg.Wait()
+	return err
+}
+
+// FileComplete tells the ingester that an embedded server has renamed a
+// finished upload into place; relPath is relative to the partner's home
+// ("inbox/welcome/orders.csv", "templates/x.tmpl"). The file is ingested
+// at once, without waiting for the quiet period.
+func (in *Ingester) FileComplete(partner, relPath string) {
+	p, ok := in.partners[partner]
+	if !ok {
+		in.log.Warn("upload finished for an unknown partner", "partner", partner, "path", relPath)
+		return
+	}
+	rel, ok := cleanRel(relPath)
+	if !ok || ignoredName(rel) {
+		return
+	}
+	in.queue.push(workItem{partner: p.cfg.Name, rel: rel})
+}
