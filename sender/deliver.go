@@ -41,6 +41,11 @@ func (ch *channel) deliver(ctx, deliverCtx context.Context, c *store.Claim) stor
 	if err := ch.waitTurn(ctx); err != nil {
 		return release()
 	}
+	// Paused or cancelled since the claim: back to the queue (which, for a
+	// cancelled job, cancels it) without an attempt.
+	if !ch.s.gate.open(ctx, c.JobID) {
+		return release()
+	}
 	// A message whose lease ran out while it waited may already be queued
 	// again and claimed by another worker: leave it to that claim.
 	if time.Until(c.LeaseUntil) < min(ch.timeout, ch.s.cfg.Sender.Lease.D()/4) {

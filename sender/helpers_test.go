@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -68,7 +70,8 @@ func queueMessages(t *testing.T, st *store.Store, partner, source string, priori
 // newSender builds a sender with fast retries.
 func newSender(t *testing.T, cfg *config.Config, st *store.Store, opts ...func(*Options)) *Sender {
 	t.Helper()
-	o := Options{Config: cfg, Store: st, RetryBase: 10 * time.Millisecond, RetryCap: 50 * time.Millisecond}
+	o := Options{Config: cfg, Store: st, RetryBase: 10 * time.Millisecond, RetryCap: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, f := range opts {
 		f(&o)
 	}

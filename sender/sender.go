@@ -60,6 +60,7 @@ type Sender struct {
 	claimBatch int
 
 	channels []*channel
+	gate     *jobGate
 
 	mu       sync.Mutex
 	inflight map[store.LeaseRef]struct{} // claimed, outcome not yet recorded
@@ -86,6 +87,7 @@ func New(opts Options) (*Sender, error) {
 		slowPause:  5 * time.Second,
 		claimBatch: 256,
 		inflight:   map[store.LeaseRef]struct{}{},
+		gate:       newJobGate(opts.Store),
 	}
 	if s.retryBase <= 0 {
 		s.retryBase = time.Second
@@ -127,8 +129,10 @@ func newDriver(opts Options, i int, cc *config.Channel) (Driver, error) {
 }
 
 // Nudge wakes every channel's dispatcher now, for example after new
-// messages were queued; it never blocks.
+// messages were queued or a job was paused, resumed or cancelled; it never
+// blocks.
 func (s *Sender) Nudge() {
+	s.gate.forget()
 	for _, ch := range s.channels {
 		select {
 		case ch.wake <- struct{}{}:

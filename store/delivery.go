@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -304,4 +305,18 @@ func (s *Store) ReleaseMessages(ctx context.Context, refs []LeaseRef) error {
 		}
 	}
 	return nil
+}
+
+// JobStatus returns only a job's status: the sender checks it before each
+// delivery so a pause or cancel also holds back messages already claimed.
+func (s *Store) JobStatus(ctx context.Context, id int64) (string, error) {
+	var st string
+	err := s.reader.QueryRowContext(ctx, `SELECT status FROM jobs WHERE id = ?`, id).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("cannot read status of job %d: %w", id, err)
+	}
+	return st, nil
 }
