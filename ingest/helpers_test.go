@@ -181,9 +181,9 @@ func dumpMessages(msgs []store.Message) string {
 		if !m.NextAttemptAt.Equal(m.CreatedAt) {
 			v.SendAt = m.NextAttemptAt.UTC().Format(time.RFC3339)
 		}
-		j, _ := json.Marshal(v)
-		b.Write(j)
-		b.WriteByte('\n')
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // goldens are read by people
+		enc.Encode(v)
 	}
 	return b.String()
 }

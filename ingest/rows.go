@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/store"
 )
 
@@ -68,6 +69,26 @@ func newColumns(names []string) (*columns, *fileLevelError) {
 		return nil, &fileLevelError{Line: 1, Msg: fmt.Sprintf("the header has no email or phone column, so no row says whom to send to; name that column email or phone (the header has: %s)", strings.Join(names, ", "))}
 	}
 	return c, nil
+}
+
+// literalChannel is the channel of a row with a literal message and no
+// channel column: the first of the partner's channels whose recipient
+// column the file has (a phone;message file goes by SMS even when the
+// partner's first channel is email), or nil for none.
+func (c *columns) literalChannel(channels []config.Channel) *config.Channel {
+	for i := range channels {
+		if _, ok := c.index[channels[i].RecipientField()]; ok {
+			return &channels[i]
+		}
+	}
+	return nil
+}
+
+func recipientNoun(field string) string {
+	if field == colPhone {
+		return "a phone number"
+	}
+	return "an email address"
 }
 
 // dataLike returns a header cell that looks like an address or a number.
@@ -164,12 +185,12 @@ func csvFileError(err error) error {
 
 func quoteErrorMessage(pe *csv.ParseError) string {
 	if errors.Is(pe.Err, csv.ErrBareQuote) {
-		return fmt.Sprintf("a double quote (\") at line %d, character %d, is inside a value that does not start with one; put the whole value in double quotes and double each quote inside it, like \"5\"\" screen\"", pe.Line, pe.Column)
+		return fmt.Sprintf("a double quote (\") at character %d is inside a value that does not start with one; put the whole value in double quotes and write each \" inside it twice", pe.Column)
 	}
 	if pe.Line > pe.StartLine {
-		return fmt.Sprintf("the quoted value that starts on this line is not closed properly: a double quote (\") is missing or extra (reading stopped at line %d, character %d); close every quoted value, and double each quote inside one", pe.Line, pe.Column)
+		return fmt.Sprintf("a quoted value that starts on this line is not closed where it should be, so lines %d to %d were read as one value; close the quote, and write each \" inside a quoted value twice", pe.StartLine, pe.Line)
 	}
-	return fmt.Sprintf("a double quote (\") is missing or extra in a quoted value at character %d; close every quoted value, and double each quote inside one", pe.Column)
+	return fmt.Sprintf("a double quote (\") is missing or extra in a quoted value at character %d; close the quote, and write each \" inside a quoted value twice", pe.Column)
 }
 
 // rowError records one problem of one row.
@@ -230,6 +251,9 @@ func (fj *fileJob) row(ctx context.Context, cols *columns, cr *csvReader, fields
 		t = fj.folder
 	} else if literal = get(cols.message); literal != "" {
 		ch := fj.p.channels[0]
+		if c := cols.literalChannel(fj.p.channels); c != nil {
+			ch = *c
+		}
 		if name := get(cols.channel); name != "" {
 			c := findChannel(fj.p.channels, name)
 			if c == nil {
@@ -254,7 +278,7 @@ func (fj *fileJob) row(ctx context.Context, cols *columns, cr *csvReader, fields
 		idx = cols.phone
 	}
 	if idx < 0 {
-		fj.rowError(line, recipientField, "", fmt.Sprintf("channel %s sends to a %s, and the file has no %s column; add one", channel, recipientField, recipientField))
+		fj.rowError(line, recipientField, "", fmt.Sprintf("channel %s sends to %s, and the file has no %s column; add one", channel, recipientNoun(recipientField), recipientField))
 	} else {
 		var msg string
 		if recipientField == colPhone {
