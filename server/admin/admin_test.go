@@ -219,3 +219,19 @@ func TestStatusPageServesWithoutData(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestMetricsExposeStoreCounts(t *testing.T) {
+	f := newFixture(t)
+	f.job(t, "acme", 2)
+	resp, err := http.Get(f.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`dropgate_messages{channel="sms",status="queued"} 2`, `dropgate_jobs{status="queued"} 1`, "dropgate_store_up 1", "go_goroutines"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

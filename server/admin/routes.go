@@ -8,6 +8,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /healthz", s.wrap(s.handleHealthz))
 	mux.Handle("GET /readyz", s.wrap(s.handleReadyz))
 	mux.Handle("GET /{$}", s.wrap(s.handleStatusPage))
+	// Metrics carry only counts, no partner data: scrapers need no token,
+	// and the admin listener is on loopback unless configured otherwise.
+	mux.Handle("GET /metrics", s.metricsHandler())
 
 	mux.Handle("GET /api/v1/jobs", s.authed(s.handleListJobs))
 	mux.Handle("GET /api/v1/jobs/{id}", s.authed(s.handleGetJob))
