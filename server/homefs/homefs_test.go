@@ -1,0 +1,296 @@
+package homefs
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+type recorder struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *recorder) FileComplete(partner, relPath string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, partner+":"+relPath)
+}
+
+func (r *recorder) Calls() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+var _ Notifier = (*recorder)(nil)
+
+// newHome opens a home under a temp dir that also holds a "secret" file
+// next to the home, for escape attempts.
+func newHome(t *testing.T, max int64) (*FS, string, *recorder) {
+	t.Helper()
+	base := t.TempDir()
+	if err := os.WriteFile(filepath.Join(base, "secret.txt"), []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "acme")
+	rec := &recorder{}
+	h, err := Open(dir, Options{Partner: "acme", MaxUploadBytes: max, Notifier: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h, dir, rec
+}
+
+func upload(t *testing.T, h *FS, name, body string) error {
+	t.Helper()
+	u, err := h.Create(name)
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(u, body); err != nil {
+		u.Close()
+		return err
+	}
+	return u.Close()
+}
+
+func visible(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			r, _ := filepath.Rel(dir, p)
+			out = append(out, filepath.ToSlash(r))
+		}
+		return nil
+	})
+	return out
+}
+
+func TestOpenCreatesStandardFolders(t *testing.T) {
+	_, dir, _ := newHome(t, 0)
+	for _, d := range []string{"inbox", "templates", "lists", "suppress", "reports"} {
+		if info, err := os.Stat(filepath.Join(dir, d)); err != nil || !info.IsDir() {
+			t.Errorf("%s/ missing: %v", d, err)
+		}
+	}
+}
+
+func TestUploadAppearsOnlyOnCleanClose(t *testing.T) {
+	h, dir, rec := newHome(t, 0)
+	u, err := h.Create("/inbox/orders.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.WriteAt([]byte("email\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "inbox", "orders.csv")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("file visible before close: %v", err)
+	}
+	entries, _ := h.ReadDir("/inbox")
+	if len(entries) != 0 {
+		t.Errorf("listing shows the upload in progress: %v", entries[0].Name())
+	}
+	if err := u.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := visible(t, dir); !slices.Equal(got, []string{"inbox/orders.csv"}) {
+		t.Errorf("files = %v", got)
+	}
+	if got := rec.Calls(); !slices.Equal(got, []string{"acme:inbox/orders.csv"}) {
+		t.Errorf("notifications = %v", got)
+	}
+	if err := u.Close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+	if len(rec.Calls()) != 1 {
+		t.Errorf("second close notified again")
+	}
+}
+
+func TestUploadWithTransferErrorLeavesNothing(t *testing.T) {
+	h, dir, rec := newHome(t, 0)
+	u, err := h.Create("inbox/orders.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Write([]byte("email\nhalf"))
+	u.TransferError(io.ErrUnexpectedEOF)
+	if err := u.Close(); err == nil {
+		t.Error("close after a transfer error succeeded")
+	}
+	if got := visible(t, dir); len(got) != 0 {
+		t.Errorf("left behind: %v", got)
+	}
+	if len(rec.Calls()) != 0 {
+		t.Errorf("notified: %v", rec.Calls())
+	}
+}
+
+func TestUploadOverLimitFailsAndLeavesNothing(t *testing.T) {
+	h, dir, rec := newHome(t, 10)
+	err := upload(t, h, "inbox/big.csv", strings.Repeat("x", 11))
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+	if got := visible(t, dir); len(got) != 0 {
+		t.Errorf("left behind: %v", got)
+	}
+	if len(rec.Calls()) != 0 {
+		t.Errorf("notified: %v", rec.Calls())
+	}
+	if err := upload(t, h, "inbox/small.csv", strings.Repeat("x", 10)); err != nil {
+		t.Errorf("upload at the limit: %v", err)
+	}
+}
+
+func TestPathsCannotLeaveTheHome(t *testing.T) {
+	h, dir, _ := newHome(t, 0)
+	// A symlink planted in the home (by anything but the partner).
+	if err := os.Symlink(filepath.Dir(dir), filepath.Join(dir, "inbox", "escape")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(filepath.Dir(dir), "secret.txt"), filepath.Join(dir, "reports", "secret.txt")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"../secret.txt", "/../secret.txt", "inbox/../../secret.txt", "reports/secret.txt", "inbox/escape/secret.txt"} {
+		if f, err := h.OpenRead(name); err == nil {
+			f.Close()
+			t.Errorf("read %q: escaped the home", name)
+		}
+	}
+	if _, err := h.ReadDir("inbox/escape"); err == nil {
+		t.Error("listed outside the home through a symlink")
+	}
+	if err := upload(t, h, "inbox/escape/planted.csv", "x"); err == nil {
+		t.Error("wrote outside the home through a symlink")
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "planted.csv")); err == nil {
+		t.Error("file written outside the home")
+	}
+	// ".." is cleaned against "/": it lands inside the home, never above.
+	if err := upload(t, h, "../../inbox/a.csv", "x"); err != nil {
+		t.Errorf("../../inbox/a.csv: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "inbox", "a.csv")); err != nil {
+		t.Errorf("upload with .. not confined to the home: %v", err)
+	}
+}
+
+func TestReportsAreReadOnlyButDeletable(t *testing.T) {
+	h, dir, _ := newHome(t, 0)
+	if err := os.WriteFile(filepath.Join(dir, "reports", "a.csv.result.csv"), []byte("line\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := upload(t, h, "reports/x.csv", "x"); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("upload into reports/: %v", err)
+	}
+	if err := h.Mkdir("reports/sub"); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("mkdir in reports/: %v", err)
+	}
+	if err := upload(t, h, "inbox/x.csv", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Rename("inbox/x.csv", "reports/x.csv"); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("rename into reports/: %v", err)
+	}
+	f, err := h.OpenRead("reports/a.csv.result.csv")
+	if err != nil {
+		t.Fatalf("download report: %v", err)
+	}
+	f.Close()
+	if err := h.Remove("reports/a.csv.result.csv"); err != nil {
+		t.Errorf("delete own report: %v", err)
+	}
+}
+
+func TestFolderRules(t *testing.T) {
+	h, _, _ := newHome(t, 0)
+	for _, ok := range []string{"inbox/welcome", "lists/customers"} {
+		if err := h.Mkdir(ok); err != nil {
+			t.Errorf("mkdir %s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"newtop", "templates/sub", "inbox/welcome/deeper"} {
+		if err := h.Mkdir(bad); !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("mkdir %s: %v, want permission error", bad, err)
+		}
+	}
+	for _, top := range []string{"inbox", "reports", "/lists"} {
+		if err := h.Remove(top); !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("remove %s: %v", top, err)
+		}
+		if err := h.Rename(top, "inbox/x"); !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("rename %s: %v", top, err)
+		}
+	}
+	if err := upload(t, h, "orders.csv", "x"); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("upload to the home's root: %v", err)
+	}
+	if err := h.Remove("inbox/welcome"); err != nil {
+		t.Errorf("rmdir inbox/welcome: %v", err)
+	}
+}
+
+func TestRenameFromClientTempNameCompletesUpload(t *testing.T) {
+	h, _, rec := newHome(t, 0)
+	if err := upload(t, h, "inbox/orders.csv.filepart", "email\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Calls(); len(got) != 0 {
+		t.Fatalf("client temp name notified: %v", got)
+	}
+	if err := h.Rename("inbox/orders.csv.filepart", "inbox/orders.csv"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Calls(); !slices.Equal(got, []string{"acme:inbox/orders.csv"}) {
+		t.Errorf("notifications = %v", got)
+	}
+}
+
+func TestSeekOnlyToStart(t *testing.T) {
+	h, _, _ := newHome(t, 0)
+	u, err := h.Create("inbox/a.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	if _, err := u.Seek(0, io.SeekStart); err != nil {
+		t.Errorf("seek 0: %v", err)
+	}
+	if _, err := u.Seek(10, io.SeekStart); !errors.Is(err, ErrPartialWrite) {
+		t.Errorf("seek 10: %v", err)
+	}
+}
+
+func TestReservedTempPrefixIsRefused(t *testing.T) {
+	h, _, _ := newHome(t, 0)
+	if err := upload(t, h, "inbox/.dropgate-upload-x", "x"); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestCloseWaitsForUploadsInFlight(t *testing.T) {
+	h, dir, _ := newHome(t, 0)
+	u, err := h.Create("inbox/late.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	io.WriteString(u, "email\n")
+	if err := u.Close(); err != nil {
+		t.Fatalf("upload finishing after the session closed: %v", err)
+	}
+	if got := visible(t, dir); !slices.Equal(got, []string{"inbox/late.csv"}) {
+		t.Errorf("files = %v", got)
+	}
+}

@@ -1,0 +1,111 @@
+package homefs
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/dropgate/dropgate/config"
+)
+
+// PolicyError is a refusal by the home's rules (as opposed to a file system
+// error). It unwraps to fs.ErrPermission so both protocols answer
+// "permission denied", with Reason for the person reading the reply.
+type PolicyError struct {
+	Reason string
+}
+
+func (e *PolicyError) Error() string { return e.Reason }
+
+// Unwrap makes errors.Is(err, fs.ErrPermission) true.
+func (e *PolicyError) Unwrap() error { return fs.ErrPermission }
+
+var errNotAFile = errors.New("not a regular file")
+
+// ingestFolders are the top-level folders a partner uploads into.
+var ingestFolders = map[string]bool{
+	config.InboxDir:     true,
+	config.TemplatesDir: true,
+	config.ListsDir:     true,
+	config.SuppressDir:  true,
+}
+
+// place is a client path resolved against the home layout.
+type place struct {
+	rel   string // relative to the home, "." for the home itself
+	top   string // first element: "inbox", "reports", ...
+	depth int    // number of elements: 1 for "inbox", 2 for "inbox/a.csv"
+}
+
+func locate(name string) place {
+	r := rel(name)
+	if r == "." {
+		return place{rel: r}
+	}
+	parts := strings.Split(r, "/")
+	return place{rel: r, top: parts[0], depth: len(parts)}
+}
+
+func (p place) base() string {
+	if i := strings.LastIndexByte(p.rel, '/'); i >= 0 {
+		return p.rel[i+1:]
+	}
+	return p.rel
+}
+
+// IsIngestPath reports whether a path lies inside a folder whose files are
+// ingested (inbox/, templates/, lists/, suppress/), where only whole files
+// may appear.
+func IsIngestPath(name string) bool {
+	p := locate(name)
+	return p.depth >= 2 && ingestFolders[p.top]
+}
+
+func (p place) canWriteFile() error {
+	switch {
+	case p.top == config.ReportsDir:
+		return &PolicyError{"reports/ is read-only: dropgate writes results there; upload into inbox/, templates/, lists/ or suppress/"}
+	case p.depth < 2 || !ingestFolders[p.top]:
+		return &PolicyError{fmt.Sprintf("cannot write %q: upload into inbox/, templates/, lists/ or suppress/", "/"+strings.TrimPrefix(p.rel, "."))}
+	case isUploadTemp(p.base()):
+		return &PolicyError{"names starting with " + uploadTempPrefix + " are reserved for uploads in progress"}
+	}
+	return nil
+}
+
+func (p place) canMkdir() error {
+	switch {
+	case p.top == config.ReportsDir:
+		return &PolicyError{"reports/ is read-only: dropgate writes results there"}
+	case p.depth == 2 && (p.top == config.InboxDir || p.top == config.ListsDir) && !isUploadTemp(p.base()):
+		return nil
+	}
+	return &PolicyError{"folders can only be made directly in inbox/ (one per template) or lists/ (one per list)"}
+}
+
+func (p place) canRemoveFile() error {
+	if p.depth >= 2 && (ingestFolders[p.top] || p.top == config.ReportsDir) {
+		return nil
+	}
+	return &PolicyError{"only files inside the home's folders can be deleted"}
+}
+
+func (p place) canRemoveDir() error {
+	if p.depth >= 2 && ingestFolders[p.top] {
+		return nil
+	}
+	return &PolicyError{"the home's top-level folders and reports/ cannot be removed"}
+}
+
+func (p place) canRenameFrom(isDir bool) error {
+	switch {
+	case p.top == config.ReportsDir:
+		return &PolicyError{"reports/ is read-only: download or delete reports, do not move them"}
+	case p.depth < 2 || !ingestFolders[p.top]:
+		return &PolicyError{"the home's top-level folders cannot be renamed"}
+	case isDir:
+		return p.canMkdir()
+	}
+	return nil
+}
