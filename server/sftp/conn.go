@@ -1,0 +1,54 @@
+package sftp
+
+import (
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"net"
+)
+
+// serveConn runs one SSH connection: refuse banned addresses before the
+// handshake, bound the handshake in time, then serve session channels.
+func (s *Server) serveConn(c net.Conn) {
+	remote := remoteOf(c)
+	if s.auth.Banned(c.RemoteAddr()) {
+		s.logger.Info("connection refused: address banned", "remote", remote)
+		return
+	}
+	ic := &idleConn{Conn: c}
+	// x/crypto/ssh has no handshake timeout of its own.
+	c.SetDeadline(time.Now().Add(s.handshake))
+	sconn, chans, reqs, err := ssh.NewServerConn(ic, s.sshConfig)
+	if err != nil {
+		s.logger.Info("SSH handshake or login failed", "remote", remote, "err", err)
+		return
+	}
+	defer sconn.Close()
+	ic.startIdleTimer(s.cfg.SFTP.IdleTimeout.D())
+
+	partner := sconn.Permissions.Extensions[permPartner]
+	method := sconn.Permissions.Extensions["method"]
+	if method == "publickey" {
+		s.auth.LoggedIn("sftp", partner, method, c.RemoteAddr())
+	}
+	logger := s.logger.With("partner", partner, "remote", remote)
+	logger.Info("session started", "method", method, "client", string(sconn.ClientVersion()))
+	defer logger.Info("session ended")
+
+	// Global requests are port forwarding and keepalives: all refused.
+	go ssh.DiscardRequests(reqs)
+	for nc := range chans {
+		if nc.ChannelType() != "session" {
+			logger.Info("channel refused", "type", nc.ChannelType())
+			nc.Reject(ssh.Prohibited, "dropgate serves SFTP only")
+			continue
+		}
+		ch, chReqs, err := nc.Accept()
+		if err != nil {
+			logger.Info("cannot accept channel", "err", err)
+			continue
+		}
+		s.wg.Go(func() { s.serveSession(ch, chReqs, partner, logger) })
+	}
+}

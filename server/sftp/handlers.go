@@ -1,0 +1,195 @@
+package sftp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+
+	pkgsftp "github.com/pkg/sftp"
+
+	"github.com/dropgate/dropgate/server/homefs"
+)
+
+// handlers serves pkg/sftp requests from a partner's confined home.
+type handlers struct {
+	home *homefs.FS
+}
+
+var (
+	_ pkgsftp.FileReader           = (*handlers)(nil)
+	_ pkgsftp.OpenFileWriter       = (*handlers)(nil)
+	_ pkgsftp.PosixRenameFileCmder = (*handlers)(nil)
+	_ pkgsftp.LstatFileLister      = (*handlers)(nil)
+	_ pkgsftp.RealPathFileLister   = (*handlers)(nil)
+	_ pkgsftp.ReadlinkFileLister   = (*handlers)(nil)
+	_ pkgsftp.TransferError        = (*homefs.Upload)(nil)
+)
+
+func handlersFor(home *homefs.FS) pkgsftp.Handlers {
+	h := &handlers{home: home}
+	return pkgsftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h}
+}
+
+// Fileread opens a file for download.
+func (h *handlers) Fileread(r *pkgsftp.Request) (io.ReaderAt, error) {
+	f, err := h.home.OpenRead(r.Filepath)
+	if err != nil {
+		return nil, status(err) // and not a typed nil in the interface
+	}
+	return f, nil
+}
+
+// Filewrite starts an upload (OpenSSH's sftp and curl open write-only).
+func (h *handlers) Filewrite(r *pkgsftp.Request) (io.WriterAt, error) {
+	u, err := h.create(r)
+	if err != nil {
+		return nil, status(err)
+	}
+	return u, nil
+}
+
+// OpenFile starts an upload for clients that open read-write (the pkg/sftp
+// client's Create does).
+func (h *handlers) OpenFile(r *pkgsftp.Request) (pkgsftp.WriterAtReaderAt, error) {
+	u, err := h.create(r)
+	if err != nil {
+		return nil, status(err)
+	}
+	return u, nil
+}
+
+// create refuses appends and partial overwrites in ingest folders: every
+// upload starts a new whole file under a temporary name.
+func (h *handlers) create(r *pkgsftp.Request) (*homefs.Upload, error) {
+	flags := r.Pflags()
+	if flags.Append {
+		return nil, homefs.ErrPartialWrite
+	}
+	if !flags.Trunc {
+		// Without TRUNC an existing file would be overwritten in place
+		// from some offset: a resume. A new file is fine.
+		if _, err := h.home.Lstat(r.Filepath); err == nil {
+			return nil, homefs.ErrPartialWrite
+		}
+	}
+	return h.home.Create(r.Filepath)
+}
+
+// Filecmd handles the commands that change the tree.
+func (h *handlers) Filecmd(r *pkgsftp.Request) error {
+	return status(h.filecmd(r))
+}
+
+func (h *handlers) filecmd(r *pkgsftp.Request) error {
+	switch r.Method {
+	case "Setstat":
+		// Clients set times and modes after an upload (WinSCP, `put -p`);
+		// refusing would fail the transfer, and ingest does not care.
+		if _, err := h.home.Lstat(r.Filepath); err != nil {
+			return err
+		}
+		return nil
+	case "Rename":
+		// SFTPv3 rename must not overwrite.
+		if _, err := h.home.Lstat(r.Target); err == nil {
+			return fs.ErrExist
+		}
+		return h.home.Rename(r.Filepath, r.Target)
+	case "Rmdir":
+		info, err := h.home.Lstat(r.Filepath)
+		if err != nil {
+			return err
+		}
+		if !info.IsDir() {
+			return errors.New("not a folder")
+		}
+		return h.home.Remove(r.Filepath)
+	case "Remove":
+		info, err := h.home.Lstat(r.Filepath)
+		if err != nil {
+			return err
+		}
+		if info.IsDir() {
+			return errors.New("is a folder: use rmdir")
+		}
+		return h.home.Remove(r.Filepath)
+	case "Mkdir":
+		return h.home.Mkdir(r.Filepath)
+	case "Symlink", "Link":
+		// Never: a link target arrives raw and links are how homes leak.
+		return pkgsftp.ErrSSHFxOpUnsupported
+	}
+	return pkgsftp.ErrSSHFxOpUnsupported
+}
+
+// PosixRename is rename with overwrite (posix-rename@openssh.com), what
+// OpenSSH's sftp uses.
+func (h *handlers) PosixRename(r *pkgsftp.Request) error {
+	return status(h.home.Rename(r.Filepath, r.Target))
+}
+
+// Filelist answers List and Stat.
+func (h *handlers) Filelist(r *pkgsftp.Request) (pkgsftp.ListerAt, error) {
+	switch r.Method {
+	case "List":
+		entries, err := h.home.ReadDir(r.Filepath)
+		if err != nil {
+			return nil, err
+		}
+		return listerAt(entries), nil
+	case "Stat":
+		info, err := h.home.Stat(r.Filepath)
+		if err != nil {
+			return nil, err
+		}
+		return listerAt{info}, nil
+	}
+	return nil, pkgsftp.ErrSSHFxOpUnsupported
+}
+
+// Lstat describes a path without following a final symlink.
+func (h *handlers) Lstat(r *pkgsftp.Request) (pkgsftp.ListerAt, error) {
+	info, err := h.home.Lstat(r.Filepath)
+	if err != nil {
+		return nil, err
+	}
+	return listerAt{info}, nil
+}
+
+// RealPath resolves a path lexically inside the home: "/" is the home.
+func (h *handlers) RealPath(p string) (string, error) {
+	return path.Clean("/" + p), nil
+}
+
+// Readlink is unsupported: dropgate serves no symlinks.
+func (h *handlers) Readlink(string) (string, error) {
+	return "", pkgsftp.ErrSSHFxOpUnsupported
+}
+
+// status makes refusals by the home's rules arrive as "permission denied"
+// (pkg/sftp maps only its own error values and syscall errors to codes),
+// keeping the reason as the message.
+func status(err error) error {
+	var pe *homefs.PolicyError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%w: %w", pkgsftp.ErrSSHFxPermissionDenied, err)
+	}
+	return err
+}
+
+// listerAt serves a fixed list of entries.
+type listerAt []os.FileInfo
+
+func (l listerAt) ListAt(out []os.FileInfo, off int64) (int, error) {
+	if off >= int64(len(l)) {
+		return 0, io.EOF
+	}
+	n := copy(out, l[off:])
+	if n < len(out) || off+int64(n) >= int64(len(l)) {
+		return n, io.EOF
+	}
+	return n, nil
+}

@@ -1,0 +1,170 @@
+// Package sftp is dropgate's embedded SFTP server: SSH with modern
+// algorithms only, password or key login for partners, and only the sftp
+// subsystem, confined to the partner's home.
+package sftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/server/auth"
+	"github.com/dropgate/dropgate/server/homefs"
+)
+
+// Notifier learns at once that an upload is complete and in place.
+// ingest.Ingester implements it.
+type Notifier interface {
+	FileComplete(partner, relPath string)
+}
+
+var _ homefs.Notifier = Notifier(nil)
+
+// Defaults for Options left zero.
+const (
+	DefaultShutdownGrace    = 5 * time.Second
+	DefaultHandshakeTimeout = 30 * time.Second
+)
+
+// Options configure the SFTP server.
+type Options struct {
+	// Config supplies [sftp], the data dir and the partners.
+	Config *config.Config
+	// Auth checks logins; it is shared with the FTP server so failures
+	// count together.
+	Auth *auth.Authenticator
+	// Notifier is told about completed uploads; it may be nil.
+	Notifier Notifier
+	// Logger is the daemon's logger; nil discards logs.
+	Logger *slog.Logger
+	// ShutdownGrace is how long live sessions may go on after Run's context
+	// is cancelled (DefaultShutdownGrace when zero).
+	ShutdownGrace time.Duration
+	// HandshakeTimeout bounds the SSH handshake and login
+	// (DefaultHandshakeTimeout when zero).
+	HandshakeTimeout time.Duration
+}
+
+// Server is a bound SFTP server. Run serves it.
+type Server struct {
+	cfg       *config.Config
+	auth      *auth.Authenticator
+	notifier  Notifier
+	logger    *slog.Logger
+	sshConfig *ssh.ServerConfig
+	listener  net.Listener
+	grace     time.Duration
+	handshake time.Duration
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// New loads (or generates, once) the host key and binds the listener.
+func New(opts Options) (*Server, error) {
+	if opts.Config == nil || opts.Auth == nil {
+		return nil, errors.New("sftp: Config and Auth are required")
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "sftp")
+	signer, keyPath, err := loadOrCreateHostKey(opts.Config.SFTP.HostKey, opts.Config.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opts.Config.SFTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("sftp.listen: cannot listen on %s: %w", opts.Config.SFTP.Listen, err)
+	}
+	s := &Server{
+		cfg:       opts.Config,
+		auth:      opts.Auth,
+		notifier:  opts.Notifier,
+		logger:    logger,
+		sshConfig: sshConfig(signer, opts.Auth, opts.Config.SFTP.MaxAuthTries),
+		listener:  ln,
+		grace:     opts.ShutdownGrace,
+		handshake: opts.HandshakeTimeout,
+		conns:     map[net.Conn]struct{}{},
+	}
+	if s.grace <= 0 {
+		s.grace = DefaultShutdownGrace
+	}
+	if s.handshake <= 0 {
+		s.handshake = DefaultHandshakeTimeout
+	}
+	logger.Info("SFTP server bound", "addr", ln.Addr().String(), "host_key", keyPath,
+		"fingerprint", ssh.FingerprintSHA256(signer.PublicKey()))
+	return s, nil
+}
+
+// Addr returns the bound address.
+func (s *Server) Addr() net.Addr { return s.listener.Addr() }
+
+// Run serves until ctx is cancelled, then stops accepting, lets live
+// sessions go on for the shutdown grace, closes those left and returns nil.
+// It returns an error only if accepting fails for another reason.
+func (s *Server) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { s.listener.Close() })
+	defer stop()
+	var acceptErr error
+	for {
+		c, err := s.listener.Accept()
+		if err != nil {
+			if ctx.Err() == nil {
+				acceptErr = fmt.Errorf("sftp: accept: %w", err)
+				s.listener.Close()
+			}
+			break
+		}
+		s.track(c)
+		s.wg.Go(func() {
+			defer s.untrack(c)
+			s.serveConn(c)
+		})
+	}
+	s.drain()
+	return acceptErr
+}
+
+// drain waits up to the grace for sessions to end, then closes the rest.
+func (s *Server) drain() {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(s.grace):
+	}
+	s.mu.Lock()
+	n := len(s.conns)
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.logger.Info("shutdown grace over; closed live sessions", "sessions", n, "grace", s.grace)
+	<-done
+}
+
+func (s *Server) track(c net.Conn) {
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Server) untrack(c net.Conn) {
+	c.Close()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
