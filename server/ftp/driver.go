@@ -1,0 +1,90 @@
+package ftp
+
+import (
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"sync"
+
+	ftpserver "github.com/fclairamb/ftpserverlib"
+
+	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/server/auth"
+	"github.com/dropgate/dropgate/server/homefs"
+)
+
+// mainDriver is ftpserverlib's view of dropgate: settings, logins and the
+// list of live sessions, which ftpserverlib does not keep (its Stop only
+// closes listeners).
+type mainDriver struct {
+	cfg      *config.Config
+	auth     *auth.Authenticator
+	notifier Notifier
+	logger   *slog.Logger
+	settings *ftpserver.Settings
+	tls      *tls.Config
+
+	mu      sync.Mutex
+	clients map[uint32]ftpserver.ClientContext
+}
+
+var _ ftpserver.MainDriver = (*mainDriver)(nil)
+
+// GetSettings returns the settings built from [ftp].
+func (d *mainDriver) GetSettings() (*ftpserver.Settings, error) { return d.settings, nil }
+
+// ClientConnected records a new session so shutdown can close it.
+func (d *mainDriver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
+	d.mu.Lock()
+	d.clients[cc.ID()] = cc
+	d.mu.Unlock()
+	return "dropgate FTP ready", nil
+}
+
+// ClientDisconnected forgets a session and releases its home.
+func (d *mainDriver) ClientDisconnected(cc ftpserver.ClientContext) {
+	d.mu.Lock()
+	delete(d.clients, cc.ID())
+	d.mu.Unlock()
+	if cd, ok := cc.Extra().(*clientDriver); ok {
+		cd.home.Close() // waits for an upload still finishing in its transfer goroutine
+		cd.logger.Info("session ended")
+	}
+}
+
+// AuthUser checks the partner's password and opens its home.
+func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ftpserver.ClientDriver, error) {
+	name, err := d.auth.CheckPassword("ftp", user, pass, cc.RemoteAddr())
+	if err != nil {
+		return nil, err
+	}
+	logger := d.logger.With("partner", name, "remote", cc.RemoteAddr().String())
+	var maxUpload int64
+	if p, ok := d.cfg.Partner(name); ok {
+		maxUpload = p.WithDefaults().MaxUploadBytes
+	}
+	var notifier homefs.Notifier
+	if d.notifier != nil {
+		notifier = d.notifier
+	}
+	home, err := homefs.Open(d.cfg.PartnerHome(name), homefs.Options{
+		Partner: name, MaxUploadBytes: maxUpload, Notifier: notifier, Logger: logger,
+	})
+	if err != nil {
+		logger.Error("cannot open partner home", "err", err)
+		return nil, errors.New("home folder unavailable; contact the operator")
+	}
+	cd := &clientDriver{home: home, logger: logger}
+	cc.SetExtra(cd)
+	logger.Info("session started", "tls", cc.HasTLSForControl())
+	return cd, nil
+}
+
+// GetTLSConfig returns the TLS config, or an error when tls = "off" so AUTH
+// TLS is refused.
+func (d *mainDriver) GetTLSConfig() (*tls.Config, error) {
+	if d.tls == nil {
+		return nil, errors.New("TLS is disabled on this server")
+	}
+	return d.tls, nil
+}

@@ -1,0 +1,198 @@
+// Package ftp is dropgate's embedded FTP(S) server, built on
+// ftpserverlib: binary transfers only, explicit or implicit TLS, passive
+// ports from the config, and each partner confined to its home.
+package ftp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	ftpserver "github.com/fclairamb/ftpserverlib"
+
+	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/server/auth"
+	"github.com/dropgate/dropgate/server/homefs"
+)
+
+// Notifier learns at once that an upload is complete and in place.
+// ingest.Ingester implements it.
+type Notifier interface {
+	FileComplete(partner, relPath string)
+}
+
+var _ homefs.Notifier = Notifier(nil)
+
+// DefaultShutdownGrace is how long live sessions may go on after Run's
+// context is cancelled when Options.ShutdownGrace is zero.
+const DefaultShutdownGrace = 5 * time.Second
+
+// Options configure the FTP server.
+type Options struct {
+	// Config supplies [ftp], the data dir and the partners.
+	Config *config.Config
+	// Auth checks logins; it is shared with the SFTP server so failures
+	// count together.
+	Auth *auth.Authenticator
+	// Notifier is told about completed uploads; it may be nil.
+	Notifier Notifier
+	// Logger is the daemon's logger; nil discards logs.
+	Logger *slog.Logger
+	// ShutdownGrace is how long live sessions may go on after Run's context
+	// is cancelled (DefaultShutdownGrace when zero).
+	ShutdownGrace time.Duration
+}
+
+// Server is a bound FTP server. Run serves it.
+type Server struct {
+	driver   *mainDriver
+	ftp      *ftpserver.FtpServer
+	listener net.Listener
+	grace    time.Duration
+	logger   *slog.Logger
+}
+
+// New reads or generates the TLS pair (unless tls = "off") and binds the
+// control listener.
+func New(opts Options) (*Server, error) {
+	if opts.Config == nil || opts.Auth == nil {
+		return nil, errors.New("ftp: Config and Auth are required")
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "ftp")
+	fc := opts.Config.FTP
+	mode, err := parseTLSMode(fc.TLS)
+	if err != nil {
+		return nil, err
+	}
+	var tlsConfig *tls.Config
+	if mode != tlsOff {
+		if tlsConfig, err = loadOrCreateTLS(fc.TLSCert, fc.TLSKey, opts.Config.DataDir, fc.PublicHost); err != nil {
+			return nil, err
+		}
+	}
+	settings, err := settingsFor(fc, mode)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := net.Listen("tcp", fc.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("ftp.listen: cannot listen on %s: %w", fc.Listen, err)
+	}
+	var ln net.Listener = &banListener{Listener: raw, auth: opts.Auth, logger: logger, plain: mode != tlsImplicit}
+	if mode == tlsImplicit {
+		// ftpserverlib only wraps listeners it creates itself.
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	settings.Listener = ln
+	d := &mainDriver{
+		cfg:      opts.Config,
+		auth:     opts.Auth,
+		notifier: opts.Notifier,
+		logger:   logger,
+		settings: settings,
+		tls:      tlsConfig,
+		clients:  map[uint32]ftpserver.ClientContext{},
+	}
+	srv := ftpserver.NewFtpServer(d)
+	srv.Logger = logger.With("lib", "ftpserverlib")
+	if err := srv.Listen(); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("ftp: %w", err)
+	}
+	s := &Server{driver: d, ftp: srv, listener: raw, grace: opts.ShutdownGrace, logger: logger}
+	if s.grace <= 0 {
+		s.grace = DefaultShutdownGrace
+	}
+	logger.Info("FTP server bound", "addr", raw.Addr().String(), "tls", fc.TLS, "passive_ports", fc.PassivePorts)
+	return s, nil
+}
+
+// Addr returns the bound control address.
+func (s *Server) Addr() net.Addr { return s.listener.Addr() }
+
+// Run serves until ctx is cancelled, then stops accepting, lets live
+// sessions go on for the shutdown grace, closes those left and returns nil.
+func (s *Server) Run(ctx context.Context) error {
+	served := make(chan error, 1)
+	go func() { served <- s.ftp.Serve() }()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		// Stop closes the listeners only; sessions are ours to end.
+		if err := s.ftp.Stop(); err != nil && !errors.Is(err, ftpserver.ErrNotListening) {
+			s.logger.Warn("cannot stop listening", "err", err)
+		}
+		<-served
+	case serveErr = <-served:
+		if serveErr != nil {
+			serveErr = fmt.Errorf("ftp: serve: %w", serveErr)
+		}
+		s.ftp.Stop()
+	}
+	s.driver.drain(s.grace)
+	return serveErr
+}
+
+// drain waits up to grace for sessions to end, then closes the rest and
+// waits for them to go.
+func (d *mainDriver) drain(grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	for d.liveClients() > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	d.mu.Lock()
+	n := len(d.clients)
+	for _, cc := range d.clients {
+		cc.Close()
+	}
+	d.mu.Unlock()
+	if n > 0 {
+		d.logger.Info("shutdown grace over; closed live sessions", "sessions", n, "grace", grace)
+	}
+	// Closed sessions report ClientDisconnected shortly; do not wait forever.
+	for end := time.Now().Add(5 * time.Second); d.liveClients() > 0 && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (d *mainDriver) liveClients() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.clients)
+}
+
+// banListener refuses banned addresses at connect, before any command.
+type banListener struct {
+	net.Listener
+	auth   *auth.Authenticator
+	logger *slog.Logger
+	plain  bool // false for implicit TLS, where a plain reply would be noise
+}
+
+func (l *banListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if !l.auth.Banned(c.RemoteAddr()) {
+			return c, nil
+		}
+		l.logger.Info("connection refused: address banned", "remote", c.RemoteAddr().String())
+		go func() {
+			if l.plain {
+				c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+				fmt.Fprint(c, "421 Too many failed logins from your address; try again later.\r\n")
+			}
+			c.Close()
+		}()
+	}
+}
