@@ -20,6 +20,12 @@ type collector struct {
 // maxOutcomeBatch bounds one write transaction.
 const maxOutcomeBatch = 512
 
+// outcomeLinger is how long the collector waits for more outcomes before
+// writing a small batch. Each transaction has a fixed cost (commit, job
+// finish checks); a few milliseconds of waiting lets a busy channel write
+// hundreds of outcomes per transaction instead of a handful.
+const outcomeLinger = 5 * time.Millisecond
+
 func newCollector(s *Sender) *collector {
 	return &collector{s: s, log: s.log, in: make(chan store.Outcome, 4*maxOutcomeBatch)}
 }
@@ -34,8 +40,10 @@ func (c *collector) close() { close(c.in) }
 // the sender's run context.
 func (c *collector) run(ctx context.Context) {
 	batch := make([]store.Outcome, 0, maxOutcomeBatch)
+	linger := time.NewTimer(outcomeLinger)
 	for o := range c.in {
 		batch = append(batch[:0], o)
+		linger.Reset(outcomeLinger)
 	fill:
 		for len(batch) < maxOutcomeBatch {
 			select {
@@ -44,12 +52,13 @@ func (c *collector) run(ctx context.Context) {
 					break fill
 				}
 				batch = append(batch, o)
-			default:
+			case <-linger.C:
 				break fill
 			}
 		}
 		c.write(ctx, batch)
 	}
+	linger.Stop()
 }
 
 // write stores one batch, retrying a few times: an outcome that cannot be

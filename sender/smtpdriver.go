@@ -209,22 +209,22 @@ func (d *smtpDriver) put(c *smtpConn) {
 		}
 	}
 	d.client.CloseWithSMTPClient(c.c)
+	c.c.Close()
 }
 
-// Close quits every pooled connection.
+// Close quits every pooled connection. A server may already have closed
+// an idle one (421 idle timeout): that is not worth reporting.
 func (d *smtpDriver) Close() error {
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()
-	var errs []error
 	for {
 		select {
 		case c := <-d.idle:
-			if err := d.client.CloseWithSMTPClient(c.c); err != nil {
-				errs = append(errs, err)
-			}
+			d.client.CloseWithSMTPClient(c.c)
+			c.c.Close()
 		default:
-			return errors.Join(errs...)
+			return nil
 		}
 	}
 }

@@ -1,0 +1,163 @@
+package sender
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/store"
+)
+
+// benchMessages is how many messages each delivery benchmark sends.
+const benchMessages = 100_000
+
+// benchConcurrency is the workers of both the bare client and the channel.
+const benchConcurrency = 4
+
+// newBenchSink is a minimal local provider: it reads the request and
+// answers with a small JSON id, counting requests.
+func newBenchSink(b *testing.B) (*httptest.Server, *atomic.Int64) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		n.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"p1"}`)
+	}))
+	b.Cleanup(srv.Close)
+	return srv, &n
+}
+
+// bareClientRate posts benchMessages small JSON requests from
+// benchConcurrency goroutines with a plain net/http client: the ceiling a
+// sender could reach against this sink on this machine.
+func bareClientRate(b *testing.B, url string) float64 {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = benchConcurrency
+	client := &http.Client{Transport: tr}
+	defer tr.CloseIdleConnections()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range benchConcurrency {
+		wg.Go(func() {
+			for i := next.Add(1); i <= benchMessages; i = next.Add(1) {
+				body := fmt.Sprintf(`{"to": "+1555%07d", "body": "hello %d", "id": "dgbench-%d"}`, i, i, i)
+				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewBufferString(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Idempotency-Key", fmt.Sprintf("dgbench-%d", i))
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	return benchMessages / time.Since(start).Seconds()
+}
+
+// senderRate queues benchMessages messages (not timed), runs a Sender until
+// the job is done, and returns messages per second with every status
+// persisted.
+func senderRate(b *testing.B, cc config.Channel, opts ...func(*Options)) float64 {
+	cfg := config.Default()
+	cfg.DataDir = b.TempDir()
+	cfg.Sender.PollInterval = config.Duration(10 * time.Millisecond)
+	cfg.Channels = []config.Channel{cc}
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), cfg.DBPath())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	msgs := make([]store.Message, benchMessages)
+	for i := range msgs {
+		to := fmt.Sprintf("+1555%07d", i)
+		if cc.Type == config.ChannelSMTP {
+			to = fmt.Sprintf("r%d@example.com", i)
+		}
+		msgs[i] = store.Message{Channel: cc.Name, Recipient: to, Body: fmt.Sprintf("hello %d", i), Subject: "hello"}
+	}
+	j, _, err := st.CreateJob(context.Background(), store.Job{Partner: "bench", Source: store.SourceFile, Priority: store.PriorityBulk}, msgs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := Options{Config: cfg, Store: st}
+	for _, f := range opts {
+		f(&o)
+	}
+	s, err := New(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- s.Run(ctx) }()
+	// Poll the job's status only: counting 100,000 messages every few
+	// milliseconds would cost more than the sender itself.
+	for {
+		status, err := st.JobStatus(context.Background(), j.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if status == store.JobDone {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	cancel()
+	<-done
+	if got, _ := st.Job(context.Background(), j.ID); got.Counts[store.MsgSent] != benchMessages {
+		b.Fatalf("job = %+v", got)
+	}
+	return benchMessages / elapsed.Seconds()
+}
+
+// BenchmarkHTTPDelivery compares a bare client loop with the sender over
+// the same local sink and concurrency. Run it once:
+//
+//	go test ./sender -run '^$' -bench 'Delivery' -benchtime 1x
+func BenchmarkHTTPDelivery(b *testing.B) {
+	srv, hits := newBenchSink(b)
+	// The bare loop runs before and after the sender and the two are
+	// averaged: on a shared machine the ceiling itself drifts.
+	bare1 := bareClientRate(b, srv.URL+"/v1/messages")
+	hits.Store(0)
+	cc := config.Channel{Name: "sms", Type: config.ChannelHTTP, URL: srv.URL + "/v1/messages", IDPath: "/id", Concurrency: benchConcurrency}
+	sent := senderRate(b, cc)
+	if hits.Load() < benchMessages {
+		b.Fatalf("sink saw %d requests", hits.Load())
+	}
+	bare2 := bareClientRate(b, srv.URL+"/v1/messages")
+	bare := (bare1 + bare2) / 2
+	b.ReportMetric(bare1, "bare_before_msgs/s")
+	b.ReportMetric(bare2, "bare_after_msgs/s")
+	b.ReportMetric(sent, "sender_msgs/s")
+	b.ReportMetric(sent/bare, "ratio")
+}
+
+// BenchmarkSMTPDelivery sends through the in-process SMTP sink over
+// benchConcurrency pooled connections (STARTTLS and AUTH PLAIN).
+func BenchmarkSMTPDelivery(b *testing.B) {
+	k := newSMTPSink(b)
+	cc := config.Channel{Name: "email", Type: config.ChannelSMTP, Host: "127.0.0.1", Port: k.port, TLS: "starttls",
+		Username: "apikey", Password: "s3cret", From: "a@acme.example", Concurrency: benchConcurrency}
+	sent := senderRate(b, cc, func(o *Options) { o.SMTPTLSConfig = k.client })
+	b.ReportMetric(sent, "smtp_msgs/s")
+}
