@@ -3,6 +3,7 @@ package ftp_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -434,5 +435,26 @@ func TestStopClosesLiveSessionsWithinGrace(t *testing.T) {
 	waitFor(t, func() bool { e, _ := os.ReadDir(inbox); return len(e) == 0 })
 	if _, err := net.DialTimeout("tcp", s.Addr().String(), time.Second); err == nil {
 		t.Error("still accepting after stop")
+	}
+}
+
+func TestPassivePortRangeAndPublicHostAreAdvertised(t *testing.T) {
+	acme := authtest.NewPartner(t, "acme")
+	cfg := authtest.Config(t, acme)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cfg.FTP.PassivePorts = fmt.Sprintf("%d-%d", port, port)
+	cfg.FTP.PublicHost = "localhost" // a name: resolved at each PASV
+	s := start(t, cfg, nil, nil)
+	raw := dialRaw(t, s)
+	raw.login("acme", acme.Password)
+	code, msg := raw.cmd("PASV")
+	want := fmt.Sprintf("(127,0,0,1,%d,%d)", port/256, port%256)
+	if code != 227 || !strings.Contains(msg, want) {
+		t.Errorf("PASV = %d %s, want %s", code, msg, want)
 	}
 }

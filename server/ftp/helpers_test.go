@@ -36,7 +36,7 @@ func logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func start(t *testing.T, cfg *config.Config, a *auth.Authenticator, tweak func(*ftp.Options)) *testServer {
+func start(t testing.TB, cfg *config.Config, a *auth.Authenticator, tweak func(*ftp.Options)) *testServer {
 	t.Helper()
 	if a == nil {
 		var err error

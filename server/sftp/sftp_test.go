@@ -385,3 +385,53 @@ func TestStopClosesLiveSessionsWithinGrace(t *testing.T) {
 		t.Error("still accepting after stop")
 	}
 }
+
+func TestIdleSessionIsClosed(t *testing.T) {
+	acme := authtest.NewPartner(t, "acme")
+	cfg := authtest.Config(t, acme)
+	cfg.SFTP.IdleTimeout = config.Duration(300 * time.Millisecond)
+	s := start(t, cfg, nil)
+	c := connect(t, s, "acme", ssh.Password(acme.Password))
+	if _, err := c.ReadDir("/"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // idle timeout plus the one-second deadline granularity
+	if _, err := c.ReadDir("/"); err == nil {
+		t.Error("idle session still open")
+	}
+}
+
+func TestSilentClientIsDroppedAfterHandshakeTimeout(t *testing.T) {
+	acme := authtest.NewPartner(t, "acme")
+	s := start(t, authtest.Config(t, acme), func(o *sftp.Options) { o.HandshakeTimeout = 300 * time.Millisecond })
+	conn, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// The server sends its version line, then must hang up on a client
+	// that never answers.
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Errorf("connection not closed by the server: %v", err)
+	}
+}
+
+func TestLoginAttemptsAreBoundedPerConnection(t *testing.T) {
+	acme := authtest.NewPartner(t, "acme")
+	cfg := authtest.Config(t, acme)
+	cfg.SFTP.MaxAuthTries = 2
+	cfg.Defender.MaxFailures = 0
+	s := start(t, cfg, nil)
+	tries := 0
+	guess := ssh.RetryableAuthMethod(ssh.PasswordCallback(func() (string, error) {
+		tries++
+		return "wrong", nil
+	}), 10)
+	if _, err := dialSSH(t, s, clientConfig("acme", guess)); err == nil {
+		t.Fatal("logged in with wrong passwords")
+	}
+	if tries > 2 {
+		t.Errorf("server allowed %d password tries on one connection, want at most 2", tries)
+	}
+}
