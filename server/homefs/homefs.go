@@ -181,7 +181,7 @@ func (h *FS) OpenRead(name string) (*os.File, error) {
 // lists/.
 func (h *FS) Mkdir(name string) error {
 	p := locate(name)
-	if err := p.canMkdir(); err != nil {
+	if err := errors.Join(p.canMkdir(), h.parentsAreNotSymlinks(p)); err != nil {
 		return h.refuse("mkdir", p, err)
 	}
 	return h.root.Mkdir(p.rel, dirMode)
@@ -200,6 +200,7 @@ func (h *FS) Remove(name string) error {
 	} else {
 		err = p.canRemoveFile()
 	}
+	err = errors.Join(err, h.parentsAreNotSymlinks(p))
 	if err != nil {
 		return h.refuse("remove", p, err)
 	}
@@ -215,7 +216,7 @@ func (h *FS) Rename(oldName, newName string) error {
 	if err != nil {
 		return err
 	}
-	if err := from.canRenameFrom(info.IsDir()); err != nil {
+	if err := errors.Join(from.canRenameFrom(info.IsDir()), h.parentsAreNotSymlinks(from)); err != nil {
 		return h.refuse("rename", from, err)
 	}
 	if info.IsDir() {
@@ -223,6 +224,7 @@ func (h *FS) Rename(oldName, newName string) error {
 	} else {
 		err = to.canWriteFile()
 	}
+	err = errors.Join(err, h.parentsAreNotSymlinks(to))
 	if err != nil {
 		return h.refuse("rename", to, err)
 	}

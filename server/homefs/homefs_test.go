@@ -294,3 +294,41 @@ func TestCloseWaitsForUploadsInFlight(t *testing.T) {
 		t.Errorf("files = %v", got)
 	}
 }
+
+func TestWritesDoNotGoThroughSymlinksInsideTheHome(t *testing.T) {
+	h, dir, _ := newHome(t, 0)
+	// A link that stays inside the home but would turn inbox/ into reports/.
+	if err := os.Symlink("../reports", filepath.Join(dir, "inbox", "toreports")); err != nil {
+		t.Fatal(err)
+	}
+	if err := upload(t, h, "inbox/toreports/fake.result.csv", "x"); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("upload through an in-home symlink: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "reports", "fake.result.csv")); err == nil {
+		t.Error("a file was written into reports/")
+	}
+}
+
+func TestUploadTempNamesCannotBeRenamedOrRemoved(t *testing.T) {
+	h, dir, rec := newHome(t, 0)
+	u, err := h.Create("inbox/orders.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	io.WriteString(u, "email\nhalf")
+	entries, _ := os.ReadDir(filepath.Join(dir, "inbox"))
+	if len(entries) != 1 {
+		t.Fatalf("entries = %v", entries)
+	}
+	tmp := "inbox/" + entries[0].Name()
+	if err := h.Rename(tmp, "inbox/stolen.csv"); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("rename of an upload in progress: %v", err)
+	}
+	if err := h.Remove(tmp); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("remove of an upload in progress: %v", err)
+	}
+	if len(rec.Calls()) != 0 {
+		t.Errorf("notified: %v", rec.Calls())
+	}
+}

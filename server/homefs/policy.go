@@ -85,6 +85,9 @@ func (p place) canMkdir() error {
 }
 
 func (p place) canRemoveFile() error {
+	if isUploadTemp(p.base()) {
+		return &PolicyError{"names starting with " + uploadTempPrefix + " are reserved for uploads in progress"}
+	}
 	if p.depth >= 2 && (ingestFolders[p.top] || p.top == config.ReportsDir) {
 		return nil
 	}
@@ -100,12 +103,33 @@ func (p place) canRemoveDir() error {
 
 func (p place) canRenameFrom(isDir bool) error {
 	switch {
+	case isUploadTemp(p.base()):
+		return &PolicyError{"names starting with " + uploadTempPrefix + " are reserved for uploads in progress"}
 	case p.top == config.ReportsDir:
 		return &PolicyError{"reports/ is read-only: download or delete reports, do not move them"}
 	case p.depth < 2 || !ingestFolders[p.top]:
 		return &PolicyError{"the home's top-level folders cannot be renamed"}
 	case isDir:
 		return p.canMkdir()
+	}
+	return nil
+}
+
+// parentsAreNotSymlinks refuses a write whose path goes through a symlink.
+// os.Root already keeps every path inside the home; this keeps the
+// folder rules honest too: a link planted at inbox/x pointing at ../reports
+// must not make reports/ writable.
+func (h *FS) parentsAreNotSymlinks(p place) error {
+	parts := strings.Split(p.rel, "/")
+	for i := 1; i < len(parts); i++ {
+		dir := strings.Join(parts[:i], "/")
+		info, err := h.root.Lstat(dir)
+		if err != nil {
+			return nil // the operation itself reports the missing folder
+		}
+		if info.Mode()&fs.ModeSymlink != 0 {
+			return &PolicyError{fmt.Sprintf("/%s is a symbolic link; dropgate does not write through links", dir)}
+		}
 	}
 	return nil
 }

@@ -40,7 +40,7 @@ type Upload struct {
 // the Upload is closed without a transfer error.
 func (h *FS) Create(name string) (*Upload, error) {
 	p := locate(name)
-	if err := p.canWriteFile(); err != nil {
+	if err := errors.Join(p.canWriteFile(), h.parentsAreNotSymlinks(p)); err != nil {
 		return nil, h.refuse("upload", p, err)
 	}
 	if info, err := h.root.Stat(p.rel); err == nil && info.IsDir() {
