@@ -145,6 +145,15 @@ func (in *Ingester) Run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
+	// A crash part-way through a file leaves an "ingesting" job that will
+	// never be sent; the file itself is still in the inbox for the rescan.
+	jobs, files, err := in.st.AbandonInterruptedIngests(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot clean up interrupted ingests: %w", err)
+	}
+	if jobs > 0 || files > 0 {
+		in.log.Warn("removed the remains of ingests interrupted by a crash; their files are read again", "jobs", jobs, "files", files)
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -155,7 +164,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		defer wg.Done()
 		in.reportLoop(ctx)
 	}()
-	err := in.watchLoop(ctx)
+	err = in.watchLoop(ctx)
 	in.queue.close()
 	wg.Wait()
 	return err

@@ -17,7 +17,7 @@ import (
 func (e *testEnv) waitFiles(partner string, n int) []store.File {
 	e.t.Helper()
 	var fs []store.File
-	waitFor(e.t, fmt.Sprintf("%d ingested file(s)", n), 20*time.Second, func() bool {
+	waitFor(e.t, fmt.Sprintf("%d ingested file(s)", n), 60*time.Second, func() bool {
 		fs = e.files(partner)
 		done := 0
 		for _, f := range fs {
