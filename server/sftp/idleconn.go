@@ -9,8 +9,9 @@ import (
 // idleConn closes a session that neither sends nor receives for a while,
 // by pushing the connection's deadline forward on reads and writes. It is
 // inactive until startIdleTimer, so the handshake deadline set on the
-// connection before it holds. The deadline moves at most once a second so
-// a busy transfer does not pay for a timer update per packet.
+// connection before it holds. The deadline moves at most once per tenth of
+// the timeout (and at least once a second), so a busy transfer does not pay
+// for a timer update per packet.
 type idleConn struct {
 	net.Conn
 	timeout atomic.Int64 // nanoseconds; 0 while the handshake runs
@@ -33,7 +34,8 @@ func (c *idleConn) touch() {
 		return
 	}
 	now := time.Now()
-	if last := c.last.Load(); last != 0 && now.UnixNano()-last < int64(time.Second) {
+	step := min(timeout/10, time.Second)
+	if last := c.last.Load(); last != 0 && now.UnixNano()-last < int64(step) {
 		return
 	}
 	c.last.Store(now.UnixNano())

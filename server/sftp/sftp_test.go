@@ -386,16 +386,22 @@ func TestStopClosesLiveSessionsWithinGrace(t *testing.T) {
 	}
 }
 
-func TestIdleSessionIsClosed(t *testing.T) {
+func TestIdleSessionIsClosedButActiveOneIsNot(t *testing.T) {
 	acme := authtest.NewPartner(t, "acme")
 	cfg := authtest.Config(t, acme)
-	cfg.SFTP.IdleTimeout = config.Duration(300 * time.Millisecond)
+	cfg.SFTP.IdleTimeout = config.Duration(500 * time.Millisecond)
 	s := start(t, cfg, nil)
 	c := connect(t, s, "acme", ssh.Password(acme.Password))
 	if _, err := c.ReadDir("/"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second) // idle timeout plus the one-second deadline granularity
+	// Activity keeps the session open past the idle timeout.
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if _, err := c.ReadDir("/"); err != nil {
+			t.Fatalf("active session closed: %v", err)
+		}
+	}
+	time.Sleep(2 * time.Second)
 	if _, err := c.ReadDir("/"); err == nil {
 		t.Error("idle session still open")
 	}
