@@ -441,3 +441,41 @@ func TestLoginAttemptsAreBoundedPerConnection(t *testing.T) {
 		t.Errorf("server allowed %d password tries on one connection, want at most 2", tries)
 	}
 }
+
+// forgedSigner offers a real public key but cannot sign with it.
+type forgedSigner struct{ pub ssh.PublicKey }
+
+func (f forgedSigner) PublicKey() ssh.PublicKey { return f.pub }
+func (f forgedSigner) Sign(io.Reader, []byte) (*ssh.Signature, error) {
+	return &ssh.Signature{Format: f.pub.Type(), Blob: bytes.Repeat([]byte{1}, 64)}, nil
+}
+
+func TestOfferingAKeyWithoutHoldingItDoesNotLogIn(t *testing.T) {
+	acme, other := authtest.NewPartner(t, "acme"), authtest.NewPartner(t, "other")
+	s := start(t, authtest.Config(t, acme, other), nil)
+	// The server's key callback accepts acme's public key when offered;
+	// only the signature proves possession, and it is forged here.
+	if _, err := dialSSH(t, s, clientConfig("acme", ssh.PublicKeys(forgedSigner{acme.Signer.PublicKey()}))); err == nil {
+		t.Fatal("logged in with a key the client does not hold")
+	}
+	// Offering acme's key first, then proving another key, must not make
+	// the session acme's: the identity is the one the server verified.
+	conn, err := dialSSH(t, s, clientConfig("other", ssh.PublicKeys(forgedSigner{acme.Signer.PublicKey()}, other.Signer)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pkgsftp.NewClient(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := put(c, "inbox/who.csv", []byte("email\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.cfg.PartnerHome("other"), "inbox", "who.csv")); err != nil {
+		t.Errorf("upload did not land in other's home: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.cfg.PartnerHome("acme"), "inbox", "who.csv")); err == nil {
+		t.Error("upload landed in acme's home")
+	}
+}
