@@ -1,12 +1,3 @@
-// Package ingest turns files that partners drop into their homes into
-// messages in the store.
-//
-// It watches every partner's inbox/ and templates/ folders, decides when an
-// upload is complete, reads recipient CSVs as a stream (delimiter, byte order
-// mark, encoding, gzip and zip), checks every row against its template,
-// renders it and queues it through store.JobWriter, then writes the partner's
-// reports (reports/<file>.errors.csv at once, reports/<file>.result.csv when
-// the job ends) and moves the original to the archive.
 package ingest
 
 import (

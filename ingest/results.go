@@ -14,8 +14,9 @@ const resultPollInterval = 200 * time.Millisecond
 func (in *Ingester) reportLoop(ctx context.Context) {
 	t := time.NewTicker(resultPollInterval)
 	defer t.Stop()
+	retryAt := map[int64]time.Time{}
 	for {
-		in.writeResultReports(ctx)
+		in.writeResultReports(ctx, retryAt)
 		select {
 		case <-ctx.Done():
 			return
@@ -24,9 +25,13 @@ func (in *Ingester) reportLoop(ctx context.Context) {
 	}
 }
 
+// resultRetry is how long a report that could not be written waits before
+// the next try, so a broken reports folder does not fill the log.
+const resultRetry = time.Minute
+
 // writeResultReports writes the reports of the jobs ended since the last
-// call and marks them reported.
-func (in *Ingester) writeResultReports(ctx context.Context) {
+// call and marks them reported. retryAt holds jobs whose report failed.
+func (in *Ingester) writeResultReports(ctx context.Context, retryAt map[int64]time.Time) {
 	jobs, err := in.st.FinishedFileJobsToReport(ctx, 50)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -34,9 +39,13 @@ func (in *Ingester) writeResultReports(ctx context.Context) {
 		}
 		return
 	}
+	now := time.Now()
 	for _, j := range jobs {
 		if ctx.Err() != nil {
 			return
+		}
+		if now.Before(retryAt[j.ID]) {
+			continue
 		}
 		p := in.partners[j.Partner]
 		if p == nil || j.FileName == "" {
@@ -47,7 +56,8 @@ func (in *Ingester) writeResultReports(ctx context.Context) {
 		path := reportPath(p, j.FileName, resultSuffix)
 		if err := in.writeResultReport(ctx, path, j.ID); err != nil {
 			if ctx.Err() == nil {
-				in.log.Error("cannot write result report", "partner", j.Partner, "job", j.ID, "err", err)
+				in.log.Error("cannot write result report; trying again in a minute", "partner", j.Partner, "job", j.ID, "err", err)
+				retryAt[j.ID] = now.Add(resultRetry)
 			}
 			continue
 		}
@@ -55,6 +65,7 @@ func (in *Ingester) writeResultReports(ctx context.Context) {
 			in.log.Error("cannot mark job reported", "job", j.ID, "err", err)
 			continue
 		}
+		delete(retryAt, j.ID)
 		in.log.Info("result report written", "partner", j.Partner, "job", j.ID, "report", path)
 	}
 }

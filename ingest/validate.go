@@ -26,7 +26,7 @@ func checkEmail(s string) (string, string) {
 
 // phoneCacheLimit bounds the normalised-number cache of one file. Files often
 // repeat numbers; a bound keeps memory flat for a file that does not.
-const phoneCacheLimit = 50_000
+const phoneCacheLimit = 10_000
 
 // phoneNormalizer turns phone numbers as partners write them into E.164 for
 // one default region. phonenumbers is thorough but slow (tens of
