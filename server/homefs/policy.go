@@ -16,6 +16,7 @@ type PolicyError struct {
 	Reason string
 }
 
+// Error returns the reason, written for the partner reading the reply.
 func (e *PolicyError) Error() string { return e.Reason }
 
 // Unwrap makes errors.Is(err, fs.ErrPermission) true.
@@ -52,14 +53,6 @@ func (p place) base() string {
 		return p.rel[i+1:]
 	}
 	return p.rel
-}
-
-// IsIngestPath reports whether a path lies inside a folder whose files are
-// ingested (inbox/, templates/, lists/, suppress/), where only whole files
-// may appear.
-func IsIngestPath(name string) bool {
-	p := locate(name)
-	return p.depth >= 2 && ingestFolders[p.top]
 }
 
 func (p place) canWriteFile() error {
