@@ -216,6 +216,11 @@ func (h *FS) Rename(oldName, newName string) error {
 	if err != nil {
 		return err
 	}
+	if info.Mode()&fs.ModeSymlink != 0 {
+		// Partners cannot make links; one planted in the home must not
+		// be handed to ingest, which reads files outside os.Root.
+		return h.refuse("rename", from, &PolicyError{"symbolic links cannot be renamed"})
+	}
 	if err := errors.Join(from.canRenameFrom(info.IsDir()), h.parentsAreNotSymlinks(from)); err != nil {
 		return h.refuse("rename", from, err)
 	}

@@ -307,6 +307,14 @@ func TestWritesDoNotGoThroughSymlinksInsideTheHome(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(dir, "reports", "fake.result.csv")); err == nil {
 		t.Error("a file was written into reports/")
 	}
+	// A planted link to a file outside must not be renamed into place.
+	outside := filepath.Join(filepath.Dir(dir), "secret.txt")
+	if err := os.Symlink(outside, filepath.Join(dir, "inbox", "secret.csv.part")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Rename("inbox/secret.csv.part", "inbox/secret.csv"); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("rename of a planted symlink: %v", err)
+	}
 }
 
 func TestUploadTempNamesCannotBeRenamedOrRemoved(t *testing.T) {
