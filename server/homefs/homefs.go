@@ -36,7 +36,8 @@ type Options struct {
 	MaxUploadBytes int64
 	// Notifier is told about completed uploads; it may be nil.
 	Notifier Notifier
-	// Logger receives upload and refusal logs; nil discards them.
+	// Logger receives upload and refusal logs; nil discards them. The
+	// servers pass their session logger, which already names the partner.
 	Logger *slog.Logger
 }
 
@@ -86,7 +87,7 @@ func Open(home string, opts Options) (*FS, error) {
 		partner:   opts.Partner,
 		maxUpload: opts.MaxUploadBytes,
 		notifier:  opts.Notifier,
-		logger:    logger.With("partner", opts.Partner),
+		logger:    logger,
 	}, nil
 }
 
