@@ -50,6 +50,10 @@ type csvReader struct {
 	counter   *countingReader
 	maxRow    int
 	lastLine  int
+	// recordStart is the offset where the record being read begins.
+	// csv.Reader's InputOffset moves on line by line inside a quoted
+	// multi-line value, so it cannot bound a record by itself.
+	recordStart int64
 }
 
 // newCSVReader prepares src for reading: it drops a UTF-8 byte order mark
@@ -88,6 +92,7 @@ func newCSVReader(src io.Reader, encodingName string, maxRow int) (*csvReader, e
 	if err != nil {
 		return nil, err
 	}
+	cr.recordStart = cr.r.InputOffset()
 	cr.header = append([]string(nil), header...)
 	cr.names = make([]string, len(header))
 	for i, h := range header {
@@ -102,6 +107,7 @@ func newCSVReader(src io.Reader, encodingName string, maxRow int) (*csvReader, e
 // with the record's line; reading may go on after it.
 func (cr *csvReader) read() (fields []string, line int, err error) {
 	fields, err = cr.r.Read()
+	cr.recordStart = cr.r.InputOffset()
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
@@ -110,7 +116,7 @@ func (cr *csvReader) read() (fields []string, line int, err error) {
 		}
 		var tooLong *recordTooLongError
 		if errors.As(err, &tooLong) {
-			tooLong.Line = cr.lastLine + 1
+			tooLong.Line, tooLong.Limit = cr.lastLine+1, cr.maxRow
 		}
 		return nil, cr.lastLine + 1, err
 	}
@@ -119,13 +125,11 @@ func (cr *csvReader) read() (fields []string, line int, err error) {
 	return fields, line, nil
 }
 
-// overLimit reports whether the bytes read so far run further past the end
-// of the last whole record than one record may be long.
+// overLimit reports whether the bytes read so far run further past the
+// start of the record being read than one record (plus the read-ahead) may
+// be long.
 func (cr *csvReader) overLimit(read int64) bool {
-	if cr.r == nil {
-		return read > int64(cr.maxRow)+2*readBufferSize
-	}
-	return read-cr.r.InputOffset() > int64(cr.maxRow)+readBufferSize
+	return read-cr.recordStart > int64(cr.maxRow)+readBufferSize
 }
 
 // countingReader counts bytes and fails once over reports a too-long record,

@@ -167,3 +167,39 @@ func TestIngestLaterUploadReplacesReports(t *testing.T) {
 		t.Errorf("second upload status = %s", f.Status)
 	}
 }
+
+func TestIngestRejectsRecordLongerThanMaxRowBytes(t *testing.T) {
+	e := newTestEnv(t, func(c *config.Config) { c.Ingest.MaxRowBytes = 1024 })
+	e.template("acme", "welcome", welcomeSMS)
+	// An unclosed quote swallows the rest of a large file into one record.
+	data := "phone,first_name,order_id\n912345678,Ana,1\n912345679,\"Bob,2\n" + strings.Repeat("912345670,Carla,3\n", 20_000)
+	e.ingest("acme", "inbox/welcome/long.csv", []byte(data))
+
+	f := e.lastFile("acme")
+	if f.Status != store.FileRejected {
+		t.Fatalf("status = %s, want rejected", f.Status)
+	}
+	r := e.readReport("acme", "long.csv.errors.csv")
+	if !strings.Contains(r, "\n3,,,\"the record starting on line 3 is longer than 1024 bytes") {
+		t.Errorf("errors report:\n%s", r)
+	}
+}
+
+func TestIngestArchivesSameNameTwiceUnderUniqueNames(t *testing.T) {
+	e := newTestEnv(t, nil)
+	e.template("acme", "welcome", welcomeSMS)
+	e.ingest("acme", "inbox/welcome/orders.csv", []byte("phone,first_name,order_id\n912345678,Ana,1\n"))
+	e.ingest("acme", "inbox/welcome/orders.csv", []byte("phone,first_name,order_id\n912345679,Bob,2\n"))
+	fs := e.files("acme")
+	if len(fs) != 2 {
+		t.Fatalf("files = %+v", fs)
+	}
+	if !strings.HasSuffix(fs[0].ArchivePath, "/2026-03-01/orders.csv") || !strings.HasSuffix(fs[1].ArchivePath, "/2026-03-01/orders-2.csv") {
+		t.Errorf("archive paths = %q, %q", fs[0].ArchivePath, fs[1].ArchivePath)
+	}
+	for _, f := range fs {
+		if _, err := os.Stat(f.ArchivePath); err != nil {
+			t.Errorf("archived file: %v", err)
+		}
+	}
+}

@@ -67,6 +67,7 @@ func (in *Ingester) watchLoop(ctx context.Context) error {
 
 // handleEvent reacts to one event; prev is the event before it.
 func (in *Ingester) handleEvent(ev, prev fsnotify.Event, pending map[workItem]*pendingFile) {
+	in.log.Debug("file event", "event", ev.String())
 	p, rel, ok := in.locate(ev.Name)
 	if !ok {
 		return

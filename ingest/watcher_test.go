@@ -173,3 +173,26 @@ func TestResultReportIsWrittenWhenJobEnds(t *testing.T) {
 		t.Error("report has CR line ends")
 	}
 }
+
+func TestWatcherTakesTempNameRenamedInPlaceWithoutWaitingForQuietPeriod(t *testing.T) {
+	e := newTestEnv(t, func(c *config.Config) { c.Ingest.QuietPeriod = config.Duration(time.Hour) })
+	e.template("acme", "welcome", welcomeSMS)
+	// The folder exists before the watcher starts: in a folder created just
+	// now, events from before its watch was added are lost, and a file
+	// found by the folder's first scan waits for the quiet period.
+	if err := os.Mkdir(e.home("acme", "inbox/welcome"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.run()
+	time.Sleep(100 * time.Millisecond) // let the start-up rescan finish
+
+	part := e.write("acme", "inbox/welcome/orders.csv.part", []byte("phone,first_name,order_id\n912345678,Ana,1\n"))
+	if err := os.Rename(part, e.home("acme", "inbox/welcome/orders.csv")); err != nil {
+		t.Fatal(err)
+	}
+	// The quiet period is an hour: only the rename fast path can take it.
+	fs := e.waitFiles("acme", 1)
+	if len(fs) != 1 || fs[0].Status != store.FileQueued {
+		t.Fatalf("files = %+v", fs)
+	}
+}
