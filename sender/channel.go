@@ -14,6 +14,13 @@ import (
 	"github.com/dropgate/dropgate/store"
 )
 
+// unrecordedPerWorker bounds, per worker, the outcomes waiting for the
+// collector: a crash can send at most (1+unrecordedPerWorker)×concurrency
+// messages of a channel twice (the in-flight ones plus the accepted but
+// unrecorded ones). A larger bound gives larger write batches; one
+// transaction per message would cap the sender far below its provider.
+const unrecordedPerWorker = 16
+
 // channel is the running state of one configured channel: its driver, its
 // limits, and the queue between its dispatcher and its workers.
 type channel struct {
@@ -30,6 +37,9 @@ type channel struct {
 	timeout     time.Duration
 
 	wake  chan struct{}     // Nudge
+	// unrecorded holds a token for each outcome handed to the collector
+	// and not yet committed.
+	unrecorded chan struct{}
 	feed  chan *store.Claim // claimed messages, waiting for a worker
 	sched scheduler
 
@@ -84,6 +94,7 @@ func newChannel(s *Sender, cc *config.Channel, d Driver) *channel {
 		ch.batch = min(s.claimBatch, max(ch.concurrency, int(math.Ceil(cc.Rate/2)), 1))
 	}
 	ch.feed = make(chan *store.Claim, ch.batch)
+	ch.unrecorded = make(chan struct{}, unrecordedPerWorker*ch.concurrency)
 	return ch
 }
 
@@ -156,7 +167,10 @@ func (ch *channel) sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// work delivers claimed messages until ctx is done.
+// work delivers claimed messages until ctx is done. Outcomes are recorded
+// by the collector in batches while the worker goes on; a worker waits only
+// when the channel already has unrecordedPerWorker×concurrency accepted but
+// unrecorded messages. That caps what a crash can send twice.
 func (ch *channel) work(ctx, deliverCtx context.Context, col *collector) {
 	for {
 		select {
@@ -166,7 +180,9 @@ func (ch *channel) work(ctx, deliverCtx context.Context, col *collector) {
 			if ctx.Err() != nil {
 				return // Run releases it
 			}
-			col.add(ch.deliver(ctx, deliverCtx, c))
+			o := ch.deliver(ctx, deliverCtx, c)
+			ch.unrecorded <- struct{}{} // freed by the collector once written
+			col.add(o, ch.unrecorded)
 		}
 	}
 }

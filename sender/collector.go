@@ -8,30 +8,38 @@ import (
 	"github.com/dropgate/dropgate/store"
 )
 
-// collector writes delivery outcomes in batches: one transaction for
-// everything that finished since the last write, which is what lets a
-// local sender keep up with a fast provider.
+// collector writes delivery outcomes in batches (group commit): one
+// transaction for every outcome that arrived while the previous one was
+// being written. Per-transaction overhead, not the provider, is what limits
+// a local sender, so this is what lets it keep up with a fast provider.
+//
+// Each channel bounds how many of its outcomes may wait here (see
+// channel.work), which bounds what a crash can send twice.
 type collector struct {
 	s   *Sender
 	log *slog.Logger
-	in  chan store.Outcome
+	in  chan pendingOutcome
+}
+
+// pendingOutcome is an outcome waiting to be written; one token is taken
+// from slot once it is.
+type pendingOutcome struct {
+	store.Outcome
+	slot <-chan struct{}
 }
 
 // maxOutcomeBatch bounds one write transaction.
 const maxOutcomeBatch = 512
 
-// outcomeLinger is how long the collector waits for more outcomes before
-// writing a small batch. Each transaction has a fixed cost (commit, job
-// finish checks); a few milliseconds of waiting lets a busy channel write
-// hundreds of outcomes per transaction instead of a handful.
-const outcomeLinger = 5 * time.Millisecond
-
 func newCollector(s *Sender) *collector {
-	return &collector{s: s, log: s.log, in: make(chan store.Outcome, 4*maxOutcomeBatch)}
+	return &collector{s: s, log: s.log, in: make(chan pendingOutcome, maxOutcomeBatch)}
 }
 
-// add hands one outcome to the collector.
-func (c *collector) add(o store.Outcome) { c.in <- o }
+// add hands one outcome to the collector, which takes a token from slot
+// once it is written (or given up on: its lease then sends it again).
+func (c *collector) add(o store.Outcome, slot <-chan struct{}) {
+	c.in <- pendingOutcome{Outcome: o, slot: slot}
+}
 
 // close ends run once every added outcome is written.
 func (c *collector) close() { close(c.in) }
@@ -39,26 +47,31 @@ func (c *collector) close() { close(c.in) }
 // run writes outcomes until close. ctx must outlive the workers: it is not
 // the sender's run context.
 func (c *collector) run(ctx context.Context) {
-	batch := make([]store.Outcome, 0, maxOutcomeBatch)
-	linger := time.NewTimer(outcomeLinger)
-	for o := range c.in {
-		batch = append(batch[:0], o)
-		linger.Reset(outcomeLinger)
+	batch := make([]pendingOutcome, 0, maxOutcomeBatch)
+	outs := make([]store.Outcome, 0, maxOutcomeBatch)
+	for p := range c.in {
+		batch = append(batch[:0], p)
 	fill:
 		for len(batch) < maxOutcomeBatch {
 			select {
-			case o, ok := <-c.in:
+			case p, ok := <-c.in:
 				if !ok {
 					break fill
 				}
-				batch = append(batch, o)
-			case <-linger.C:
+				batch = append(batch, p)
+			default:
 				break fill
 			}
 		}
-		c.write(ctx, batch)
+		outs = outs[:0]
+		for _, p := range batch {
+			outs = append(outs, p.Outcome)
+		}
+		c.write(ctx, outs)
+		for _, p := range batch {
+			<-p.slot
+		}
 	}
-	linger.Stop()
 }
 
 // write stores one batch, retrying a few times: an outcome that cannot be
@@ -77,13 +90,10 @@ func (c *collector) write(ctx context.Context, batch []store.Outcome) {
 		return
 	}
 	c.s.untrack(batch)
-	retried := false
 	for _, o := range batch {
 		if o.Kind == store.OutcomeRetry || o.Kind == store.OutcomeReleased {
-			retried = true
+			c.s.Nudge()
+			break
 		}
-	}
-	if retried {
-		c.s.Nudge()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"time"
 )
@@ -58,17 +59,19 @@ type Claim struct {
 // The job becomes "sending" (with started_at) on its first claim. Nothing
 // is claimed when the job was paused or cancelled in the meantime.
 func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, now time.Time, lease time.Duration, limit int) ([]Claim, error) {
+	if err := s.prepare(ctx, claimSQL); err != nil {
+		return nil, fmt.Errorf("cannot claim messages: %w", err)
+	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("cannot claim messages: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ?
-		WHERE id IN (SELECT id FROM messages WHERE job_id = ? AND channel = ? AND status = 'queued' AND next_attempt_at <= ?
-			ORDER BY next_attempt_at, id LIMIT ?)
-		AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status IN (?, ?))
-		RETURNING `+messageColumns+`, age_from`,
-		ms(now.Add(lease)), ms(now), jobID, channel, ms(now), limit, jobID, JobQueued, JobSending)
+	claim, err := s.txStmt(ctx, tx, claimSQL)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := claim.QueryContext(ctx, ms(now.Add(lease)), ms(now), jobID, channel, ms(now), limit, jobID, JobQueued, JobSending)
 	if err != nil {
 		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
 	}
@@ -104,6 +107,12 @@ func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, 
 	return out, nil
 }
 
+const claimSQL = `UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ?
+	WHERE id IN (SELECT id FROM messages WHERE job_id = ? AND channel = ? AND status = 'queued' AND next_attempt_at <= ?
+		ORDER BY next_attempt_at, id LIMIT ?)
+	AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status IN (?, ?))
+	RETURNING ` + messageColumns + `, age_from`
+
 // extraScanner scans a row whose columns are the usual ones plus extra
 // trailing ones, so scanMessage can be reused on RETURNING rows.
 type extraScanner struct {
@@ -112,6 +121,13 @@ type extraScanner struct {
 }
 
 func (e extraScanner) Scan(dest ...any) error { return e.rows.Scan(append(dest, e.extra...)...) }
+
+func insertAttemptsSQL(n int) string {
+	return `INSERT INTO attempts (message_id, attempt, at, outcome, error)
+		SELECT v.column1, COALESCE((SELECT MAX(a.attempt) FROM attempts a WHERE a.message_id = v.column1), 0) + 1,
+			v.column2, v.column3, v.column4
+		FROM (VALUES ` + valuesList(n, 4) + `) AS v`
+}
 
 // requeuedStatus is the status of a message going back to the queue: a
 // message of a job cancelled meanwhile is cancelled instead, so the job can
@@ -152,11 +168,6 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 	if len(outs) == 0 {
 		return nil
 	}
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("cannot record deliveries: %w", err)
-	}
-	defer tx.Rollback()
 	var sent, other []Outcome
 	for _, o := range outs {
 		if o.Kind == OutcomeSent {
@@ -165,11 +176,20 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 			other = append(other, o)
 		}
 	}
+	// Every shape this batch may need, prepared before the transaction
+	// takes the writer's connection.
+	if err := s.prepare(ctx, completeSQLs...); err != nil {
+		return fmt.Errorf("cannot record deliveries: %w", err)
+	}
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("cannot record deliveries: %w", err)
+	}
+	defer tx.Rollback()
 	jobs := map[int64]bool{}
 	var attempts []Outcome // outcomes that were real attempts and applied
-	for len(sent) > 0 {
-		n := min(len(sent), completeChunk)
-		applied, err := completeSentTx(ctx, tx, sent[:n])
+	for _, n := range chunkSizes(len(sent), completeChunk) {
+		applied, err := s.completeSentTx(ctx, tx, sent[:n])
 		if err != nil {
 			return err
 		}
@@ -191,17 +211,20 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 	for _, o := range attempts {
 		jobs[o.JobID] = true
 	}
-	for len(attempts) > 0 {
-		n := min(len(attempts), completeChunk)
-		if err := insertAttemptsTx(ctx, tx, attempts[:n]); err != nil {
+	for _, n := range chunkSizes(len(attempts), completeChunk) {
+		if err := s.insertAttemptsTx(ctx, tx, attempts[:n]); err != nil {
 			return err
 		}
 		attempts = attempts[n:]
 	}
 	now := time.Now()
+	finish, err := s.txStmt(ctx, tx, finishJobSQL)
+	if err != nil {
+		return err
+	}
 	for id := range jobs {
-		if err := finishJobTx(ctx, tx, id, now); err != nil {
-			return err
+		if _, err := finish.ExecContext(ctx, finishJobArgs(id, now)...); err != nil {
+			return fmt.Errorf("cannot finish job %d: %w", id, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -210,30 +233,25 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 	return nil
 }
 
-// completeChunk bounds the rows of one multi-row statement (5 parameters
-// each, far below SQLite's limit).
-const completeChunk = 200
+// completeChunk bounds the rows of one multi-row statement (4 parameters
+// each, far below SQLite's limit); a power of two, see chunkSizes.
+const completeChunk = 256
 
 // claimGuard makes an outcome apply only to the claim it belongs to.
 const claimGuard = ` AND status = 'sending' AND attempts = `
 
 // completeSentTx marks a chunk of messages sent and returns the outcomes
 // that applied (stale claims drop out).
-func completeSentTx(ctx context.Context, tx *sql.Tx, outs []Outcome) ([]Outcome, error) {
-	var sb strings.Builder
+func (s *Store) completeSentTx(ctx context.Context, tx *sql.Tx, outs []Outcome) ([]Outcome, error) {
 	args := make([]any, 0, 4*len(outs))
-	for i, o := range outs {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString("(?, ?, ?, ?)")
+	for _, o := range outs {
 		args = append(args, o.ID, o.Attempt, o.ProviderID, ms(o.At))
 	}
-	rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'sent', provider_id = v.column3, last_error = '',
-		sent_at = v.column4, lease_until = 0, updated_at = v.column4
-		FROM (VALUES `+sb.String()+`) AS v
-		WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.attempts = v.column2
-		RETURNING messages.id`, args...)
+	st, err := s.txStmt(ctx, tx, completeSQLs[1+2*bits.TrailingZeros(uint(len(outs)))])
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot record %d deliveries: %w", len(outs), err)
 	}
@@ -257,6 +275,25 @@ func completeSentTx(ctx context.Context, tx *sql.Tx, outs []Outcome) ([]Outcome,
 		}
 	}
 	return out, nil
+}
+
+// completeSQLs are every statement CompleteMessages may run, built once:
+// finishJobSQL, then for each power of two n up to completeChunk the
+// n-row completeSentSQL and insertAttemptsSQL (at 1+2·log2 n and 2+2·log2 n).
+var completeSQLs = func() []string {
+	qs := []string{finishJobSQL}
+	for n := 1; n <= completeChunk; n *= 2 {
+		qs = append(qs, completeSentSQL(n), insertAttemptsSQL(n))
+	}
+	return qs
+}()
+
+func completeSentSQL(n int) string {
+	return `UPDATE messages SET status = 'sent', provider_id = v.column3, last_error = '',
+		sent_at = v.column4, lease_until = 0, updated_at = v.column4
+		FROM (VALUES ` + valuesList(n, 4) + `) AS v
+		WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.attempts = v.column2
+		RETURNING messages.id`
 }
 
 // completeOneTx applies one outcome other than sent and reports whether
@@ -295,20 +332,16 @@ func completeOneTx(ctx context.Context, tx *sql.Tx, o Outcome) (bool, error) {
 // insertAttemptsTx records one attempts row per outcome, numbered after the
 // message's last recorded attempt rather than by the claim's number:
 // RetryJob resets the counter, and the history of earlier rounds stays.
-func insertAttemptsTx(ctx context.Context, tx *sql.Tx, outs []Outcome) error {
-	var sb strings.Builder
+func (s *Store) insertAttemptsTx(ctx context.Context, tx *sql.Tx, outs []Outcome) error {
 	args := make([]any, 0, 4*len(outs))
-	for i, o := range outs {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString("(?, ?, ?, ?)")
+	for _, o := range outs {
 		args = append(args, o.ID, ms(o.At), o.Kind, o.Error)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO attempts (message_id, attempt, at, outcome, error)
-		SELECT v.column1, COALESCE((SELECT MAX(a.attempt) FROM attempts a WHERE a.message_id = v.column1), 0) + 1,
-			v.column2, v.column3, v.column4
-		FROM (VALUES `+sb.String()+`) AS v`, args...); err != nil {
+	st, err := s.txStmt(ctx, tx, completeSQLs[2+2*bits.TrailingZeros(uint(len(outs)))])
+	if err != nil {
+		return err
+	}
+	if _, err := st.ExecContext(ctx, args...); err != nil {
 		return fmt.Errorf("cannot record %d attempts: %w", len(outs), err)
 	}
 	return nil
@@ -318,13 +351,18 @@ func insertAttemptsTx(ctx context.Context, tx *sql.Tx, outs []Outcome) error {
 // is queued or sending any more. A cancelled job keeps its status but gets
 // its finished_at once its in-flight messages have ended.
 func finishJobTx(ctx context.Context, tx *sql.Tx, jobID int64, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = CASE WHEN status = ? THEN status ELSE ? END, finished_at = ?
-		WHERE id = ? AND (status IN (?, ?) OR (status = ? AND finished_at IS NULL))
-		AND NOT EXISTS (SELECT 1 FROM messages WHERE job_id = ? AND status IN ('queued', 'sending'))`,
-		JobCancelled, JobDone, ms(now), jobID, JobQueued, JobSending, JobCancelled, jobID); err != nil {
+	if _, err := tx.ExecContext(ctx, finishJobSQL, finishJobArgs(jobID, now)...); err != nil {
 		return fmt.Errorf("cannot finish job %d: %w", jobID, err)
 	}
 	return nil
+}
+
+const finishJobSQL = `UPDATE jobs SET status = CASE WHEN status = ? THEN status ELSE ? END, finished_at = ?
+	WHERE id = ? AND (status IN (?, ?) OR (status = ? AND finished_at IS NULL))
+	AND NOT EXISTS (SELECT 1 FROM messages WHERE job_id = ? AND status IN ('queued', 'sending'))`
+
+func finishJobArgs(jobID int64, now time.Time) []any {
+	return []any{JobCancelled, JobDone, ms(now), jobID, JobQueued, JobSending, JobCancelled, jobID}
 }
 
 // FinishJobs marks done every queued or sending job whose messages are all

@@ -41,6 +41,7 @@ type Store struct {
 	writer   *sql.DB
 	reader   *sql.DB
 	instance string // random id of this database, prefixed to idempotency keys
+	stmts    stmtCache // prepared hot-path statements of the sender (delivery_stmts.go)
 }
 
 // Open opens (creating if needed) the database at path and applies pending
