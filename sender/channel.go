@@ -36,12 +36,12 @@ type channel struct {
 	maxAge      time.Duration
 	timeout     time.Duration
 
-	wake  chan struct{}     // Nudge
+	wake chan struct{} // Nudge
 	// unrecorded holds a token for each outcome handed to the collector
 	// and not yet committed.
 	unrecorded chan struct{}
-	feed  chan *store.Claim // claimed messages, waiting for a worker
-	sched scheduler
+	feed       chan *store.Claim // claimed messages, waiting for a worker
+	sched      scheduler
 
 	mu          sync.Mutex
 	pausedUntil time.Time // set by a provider's 429 or a busy SMTP server

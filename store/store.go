@@ -40,7 +40,7 @@ type Store struct {
 	path     string
 	writer   *sql.DB
 	reader   *sql.DB
-	instance string // random id of this database, prefixed to idempotency keys
+	instance string    // random id of this database, prefixed to idempotency keys
 	stmts    stmtCache // prepared hot-path statements of the sender (delivery_stmts.go)
 }
 
