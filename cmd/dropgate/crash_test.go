@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// crashMessages is how many messages the crash test queues.
+const crashMessages = 20_000
+
+// crashConcurrency is the http channel's concurrency in the crash test.
+const crashConcurrency = 4
+
+// crashDupBound is the most messages one SIGKILL may make the provider see
+// twice: the in-flight deliveries plus the accepted ones whose outcome the
+// sender has not committed yet (at most sender.unrecordedPerWorker, 16, per
+// worker).
+const crashDupBound = crashConcurrency * (1 + 16)
+
+const crashAdminToken = "crash-test-admin-token-0123456789"
+
+// keySink is a provider that counts deliveries per Idempotency-Key.
+type keySink struct {
+	mu    sync.Mutex
+	seen  map[string]int
+	total int
+}
+
+func (k *keySink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	key := r.Header.Get("Idempotency-Key")
+	k.mu.Lock()
+	k.seen[key]++
+	k.total++
+	k.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"id": %q}`, "p-"+key)
+}
+
+func (k *keySink) counts() (total, distinct int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.total, len(k.seen)
+}
+
+// TestSIGKILLMidSendLosesNothingAndDuplicatesLittle builds the binary, queues
+// 20,000 messages from a dropped CSV, SIGKILLs the daemon at random points
+// while it sends through an http channel, restarts it each time, and checks
+// that every message reached the provider, that each kill cost at most a
+// bounded number of duplicates, and that the API agrees with the provider.
+func TestSIGKILLMidSendLosesNothingAndDuplicatesLittle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the daemon; skipped with -short")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "dropgate")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	sink := &keySink{seen: map[string]int{}}
+	srv := httptest.NewServer(sink)
+	t.Cleanup(srv.Close)
+
+	dataDir := filepath.Join(dir, "data")
+	adminAddr := crashFreeAddr(t)
+	cfgPath := filepath.Join(dir, "dropgate.toml")
+	writeCrashConfig(t, cfgPath, dataDir, adminAddr, srv.URL+"/v1/sms")
+	dropCrashCSV(t, filepath.Join(dataDir, "partners", "acme", "inbox"))
+
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 1))
+	t.Logf("seed %d", seed)
+
+	const kills = 3
+	for k := range kills {
+		d := startCrashChild(t, bin, cfgPath, adminAddr, filepath.Join(dir, fmt.Sprintf("daemon-%d.log", k)))
+		// Kill somewhere in the k-th quarter of the run, at a random point.
+		target := crashMessages * (k + 1) / (kills + 1)
+		target += rng.IntN(crashMessages / (kills + 1) / 2)
+		crashWait(t, 40*time.Second, fmt.Sprintf("%d deliveries before kill %d", target, k+1), func() bool {
+			total, _ := sink.counts()
+			return total >= target
+		})
+		d.kill(t)
+		total, distinct := sink.counts()
+		t.Logf("kill %d after %d deliveries (%d distinct)", k+1, total, distinct)
+	}
+
+	d := startCrashChild(t, bin, cfgPath, adminAddr, filepath.Join(dir, "daemon-final.log"))
+	var jobs []struct {
+		ID     int64          `json:"id"`
+		Status string         `json:"status"`
+		Total  int            `json:"total"`
+		Counts map[string]int `json:"counts"`
+	}
+	crashWait(t, 40*time.Second, "every job done", func() bool {
+		var resp struct {
+			Jobs json.RawMessage `json:"jobs"`
+		}
+		if !crashAdminGet(adminAddr, "/api/v1/jobs", &resp) || json.Unmarshal(resp.Jobs, &jobs) != nil || len(jobs) == 0 {
+			return false
+		}
+		for _, j := range jobs {
+			if j.Status != "done" {
+				return false
+			}
+		}
+		return true
+	})
+	d.stop(t)
+
+	total, distinct := sink.counts()
+	t.Logf("provider saw %d deliveries of %d distinct messages (%d duplicates over %d kills)", total, distinct, total-distinct, kills)
+	if distinct != crashMessages {
+		t.Errorf("provider saw %d distinct messages, want %d: messages were lost", distinct, crashMessages)
+	}
+	if total-distinct > kills*crashDupBound {
+		t.Errorf("%d duplicates over %d kills; want at most %d per kill", total-distinct, kills, crashDupBound)
+	}
+	sent, queued := 0, 0
+	for _, j := range jobs {
+		sent += j.Counts["sent"]
+		queued += j.Total
+	}
+	if len(jobs) != 1 || queued != crashMessages || sent != distinct {
+		t.Errorf("API: %d jobs, %d messages, %d sent; the provider saw %d distinct", len(jobs), queued, sent, distinct)
+	}
+}
+
+func writeCrashConfig(t *testing.T, path, dataDir, adminAddr, url string) {
+	t.Helper()
+	cfg := fmt.Sprintf(`data_dir = %q
+
+[sftp]
+listen = ""
+
+[ftp]
+listen = ""
+
+[admin]
+listen = %q
+tokens = [%q]
+
+[ingest]
+quiet_period = "200ms"
+
+[sender]
+lease          = "2s"
+poll_interval  = "20ms"
+shutdown_grace = "2s"
+
+[[partner]]
+name     = "acme"
+region   = "PT"
+channels = ["sms"]
+
+[[channel]]
+name        = "sms"
+type        = "http"
+url         = %q
+body        = '{"to": {{json .To}}, "text": {{json .Body}}, "id": {{json .ID}}}'
+id_path     = "/id"
+concurrency = %d
+`, dataDir, adminAddr, crashAdminToken, url, crashConcurrency)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dropCrashCSV writes a phone;message file into the inbox under a temporary
+// name and renames it into place, as a careful client would.
+func dropCrashCSV(t *testing.T, inbox string) {
+	t.Helper()
+	if err := os.MkdirAll(inbox, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("phone,message\n")
+	for i := range crashMessages {
+		fmt.Fprintf(&b, "+35191%07d,crash test message %d\n", i, i)
+	}
+	tmp := filepath.Join(inbox, ".crash.csv.part")
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(inbox, "crash.csv")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// crashChild is a dropgate process started by startChild.
+type crashChild struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func startCrashChild(t *testing.T, bin, cfgPath, adminAddr, logPath string) *crashChild {
+	t.Helper()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &crashChild{cmd: cmd, done: make(chan error, 1)}
+	go func() { c.done <- cmd.Wait(); logf.Close() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-c.done
+		}
+	})
+	crashWait(t, 20*time.Second, "the daemon to answer /healthz", func() bool {
+		select {
+		case err := <-c.done:
+			c.done <- err
+			log, _ := os.ReadFile(logPath)
+			t.Fatalf("daemon exited at start: %v\n%s", err, log)
+		default:
+		}
+		resp, err := http.Get("http://" + adminAddr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return c
+}
+
+// kill sends SIGKILL: no shutdown code runs.
+func (c *crashChild) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
+}
+
+// stop asks for a graceful stop and waits for it.
+func (c *crashChild) stop(t *testing.T) {
+	t.Helper()
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(20 * time.Second):
+		t.Error("daemon did not stop within 20s of SIGTERM")
+		c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+func crashAdminGet(addr, path string, out any) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	req.Header.Set("Authorization", "Bearer "+crashAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(out) == nil
+}
+
+func crashFreeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// crashWait polls cond every 5ms until it holds or timeout passes.
+func crashWait(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
