@@ -192,3 +192,31 @@ func TestNewNamesTheBadChannelField(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTPTimeoutIsRetried(t *testing.T) {
+	p := newProviderSink(t, func(w http.ResponseWriter, r sinkRequest, n int) {
+		if n == 1 {
+			time.Sleep(300 * time.Millisecond) // longer than the channel's timeout
+		}
+		io.WriteString(w, `{"id": "late"}`)
+	})
+	cc := httpChannel(p.URL)
+	cc.Timeout = config.Duration(50 * time.Millisecond)
+	cfg := testConfig(t, cc)
+	st := openStore(t, cfg)
+	_, ids, err := st.CreateJob(context.Background(), store.Job{Partner: "acme", Source: store.SourceAPI},
+		[]store.Message{{Channel: "sms", Recipient: "+1", Body: "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, newSender(t, cfg, st))
+	var m store.Message
+	waitFor(t, 10*time.Second, "the message to be sent", func() bool {
+		m, _ = st.Message(context.Background(), ids[0])
+		return m.Status == store.MsgSent
+	})
+	atts, _ := st.MessageAttempts(context.Background(), ids[0])
+	if m.Attempts != 2 || len(atts) != 2 || atts[0].Outcome != store.OutcomeRetry || !strings.Contains(atts[0].Error, "deadline exceeded") {
+		t.Errorf("message = %+v, attempts %+v", m, atts)
+	}
+}

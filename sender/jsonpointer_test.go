@@ -37,3 +37,18 @@ func TestJSONPointerFollowsRFC6901(t *testing.T) {
 		t.Error("an object is not an id")
 	}
 }
+
+func FuzzJSONPointerNeverPanics(f *testing.F) {
+	f.Add(`{"a":[{"b":1}]}`, "/a/0/b")
+	f.Add(`[1,2]`, "/-")
+	f.Add(`{"~":{"/":2}}`, "/~0/~1")
+	f.Fuzz(func(t *testing.T, doc, ptr string) {
+		var v any
+		if json.Unmarshal([]byte(doc), &v) != nil {
+			return
+		}
+		if got, err := jsonPointer(v, ptr); err == nil {
+			jsonScalar(got)
+		}
+	})
+}
