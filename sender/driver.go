@@ -38,6 +38,7 @@ type DeliveryError struct {
 	Err error
 }
 
+// Error says whether the failure is transient or permanent, then why.
 func (e *DeliveryError) Error() string {
 	kind := "transient"
 	if e.Permanent {

@@ -120,6 +120,7 @@ type extraScanner struct {
 	extra []any
 }
 
+// Scan scans the row into dest followed by the extra destinations.
 func (e extraScanner) Scan(dest ...any) error { return e.rows.Scan(append(dest, e.extra...)...) }
 
 func insertAttemptsSQL(n int) string {
