@@ -73,7 +73,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 func openDB(path string, writer bool) (*sql.DB, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)", "temp_store(MEMORY)", "cache_size(-32000)"} {
+	// cache_size 8 MB per connection: a larger cache bought no insert speed
+	// and cost ~50 MB of RSS during a 1M-row ingest (ingest/BENCHMARKS.md).
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)", "foreign_keys(ON)", "temp_store(MEMORY)", "cache_size(-8000)"} {
 		q.Add("_pragma", p)
 	}
 	if writer {
