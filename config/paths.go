@@ -1,6 +1,9 @@
 package config
 
-import "path/filepath"
+import (
+	"path/filepath"
+	"strings"
+)
 
 // Folders of a partner home, relative to the home.
 const (
@@ -31,3 +34,22 @@ func (c *Config) OutboxDir() string { return filepath.Join(c.DataDir, "outbox") 
 
 // SecretsDir holds generated secrets (mode 0700, files 0600).
 func (c *Config) SecretsDir() string { return filepath.Join(c.DataDir, "secrets") }
+
+// IsTempName reports whether a file name (a path or a base name) is a
+// dotfile or a client's temporary upload name (WinSCP's ".filepart",
+// FileZilla's ".part", "~" backups). Such a file is never ingested: the
+// rename to its real name is what completes an upload. The watcher and the
+// embedded servers share this one rule so they never disagree.
+func IsTempName(name string) bool {
+	base := filepath.Base(name)
+	if base == "" || strings.HasPrefix(base, ".") || strings.HasSuffix(base, "~") {
+		return true
+	}
+	lower := strings.ToLower(base)
+	for _, suffix := range []string{".part", ".filepart", ".tmp", ".partial", ".crdownload"} {
+		if strings.HasSuffix(lower, suffix) {
+			return true
+		}
+	}
+	return false
+}

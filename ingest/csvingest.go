@@ -224,7 +224,7 @@ func (fj *fileJob) readZip(ctx context.Context, f *os.File) error {
 	read := 0
 	for _, zf := range zr.File {
 		name := zf.Name
-		if zf.FileInfo().IsDir() || ignoredName(name) || strings.HasPrefix(name, "__MACOSX/") || kindOf(name) != kindPlain {
+		if zf.FileInfo().IsDir() || config.IsTempName(name) || strings.HasPrefix(name, "__MACOSX/") || kindOf(name) != kindPlain {
 			continue
 		}
 		rc, err := zf.Open()

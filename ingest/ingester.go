@@ -172,7 +172,7 @@ func (in *Ingester) FileComplete(partner, relPath string) {
 		return
 	}
 	rel, ok := cleanRel(relPath)
-	if !ok || ignoredName(rel) {
+	if !ok || config.IsTempName(rel) {
 		return
 	}
 	in.queue.push(workItem{partner: p.cfg.Name, rel: rel})

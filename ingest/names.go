@@ -1,26 +1,8 @@
 package ingest
 
 import (
-	"path/filepath"
 	"strings"
 )
-
-// ignoredName reports whether a file name is a dotfile or a client's
-// temporary name. Such files are never ingested: uploads in progress use
-// them, and the rename to the real name is what counts.
-func ignoredName(name string) bool {
-	base := filepath.Base(name)
-	if base == "" || strings.HasPrefix(base, ".") || strings.HasSuffix(base, "~") {
-		return true
-	}
-	lower := strings.ToLower(base)
-	for _, suffix := range []string{".part", ".filepart", ".tmp", ".partial", ".crdownload"} {
-		if strings.HasSuffix(lower, suffix) {
-			return true
-		}
-	}
-	return false
-}
 
 // recipientFileKind names how a recipient file is read, from its extension.
 type recipientFileKind int

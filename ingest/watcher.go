@@ -95,7 +95,7 @@ func (in *Ingester) handleEvent(ev, prev fsnotify.Event, pending map[workItem]*p
 		}
 		return
 	}
-	if ignoredName(rel) || !watchedFile(rel) {
+	if config.IsTempName(rel) || !watchedFile(rel) {
 		return
 	}
 	now := time.Now()
@@ -106,7 +106,7 @@ func (in *Ingester) handleEvent(ev, prev fsnotify.Event, pending map[workItem]*p
 	}
 	pf.size, pf.mtime, pf.since = fi.Size(), fi.ModTime(), now
 	switch {
-	case ev.Has(fsnotify.Create) && prev.Has(fsnotify.Rename) && ignoredName(prev.Name) &&
+	case ev.Has(fsnotify.Create) && prev.Has(fsnotify.Rename) && config.IsTempName(prev.Name) &&
 		filepath.Dir(prev.Name) == filepath.Dir(ev.Name):
 		// inotify reports a rename as the old name's Rename immediately
 		// followed by the new name's Create: a temporary name renamed to
@@ -163,7 +163,7 @@ func (in *Ingester) rescan(pending map[workItem]*pendingFile) {
 			continue
 		}
 		for _, e := range entries {
-			if e.IsDir() && !ignoredName(e.Name()) {
+			if e.IsDir() && !config.IsTempName(e.Name()) {
 				in.watchFolder(p, filepath.Join(inbox, e.Name()), pending)
 			}
 		}
@@ -194,7 +194,7 @@ func (in *Ingester) scanFolder(p *partner, dir string, pending map[workItem]*pen
 		}
 		abs := filepath.Join(dir, e.Name())
 		_, rel, ok := in.locate(abs)
-		if !ok || ignoredName(rel) || !watchedFile(rel) {
+		if !ok || config.IsTempName(rel) || !watchedFile(rel) {
 			continue
 		}
 		fi, err := e.Info()
@@ -236,7 +236,7 @@ func (in *Ingester) locate(abs string) (*partner, string, bool) {
 // isTemplateFolder reports whether rel is inbox/<template>.
 func isTemplateFolder(rel string) bool {
 	parts := strings.Split(rel, "/")
-	return len(parts) == 2 && parts[0] == config.InboxDir && !ignoredName(parts[1])
+	return len(parts) == 2 && parts[0] == config.InboxDir && !config.IsTempName(parts[1])
 }
 
 // watchedFile reports whether rel is where ingest takes files from:
@@ -246,7 +246,7 @@ func watchedFile(rel string) bool {
 	switch {
 	case len(parts) == 2 && (parts[0] == config.InboxDir || parts[0] == config.TemplatesDir):
 		return true
-	case len(parts) == 3 && parts[0] == config.InboxDir && !ignoredName(parts[1]):
+	case len(parts) == 3 && parts[0] == config.InboxDir && !config.IsTempName(parts[1]):
 		return true
 	}
 	return false

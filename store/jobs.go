@@ -96,26 +96,6 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	return out, nil
 }
 
-// UnreportedJobs returns finished file jobs whose result report is not yet
-// written, oldest first.
-func (s *Store) UnreportedJobs(ctx context.Context, limit int) ([]Job, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs
-		WHERE status IN (?, ?) AND source = ? AND reported_at IS NULL ORDER BY id LIMIT ?`, JobDone, JobCancelled, SourceFile, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
-}
-
 // MarkJobReported records that the job's result report was written.
 func (s *Store) MarkJobReported(ctx context.Context, id int64) error {
 	_, err := s.writer.ExecContext(ctx, `UPDATE jobs SET reported_at = ? WHERE id = ?`, ms(time.Now()), id)

@@ -7,9 +7,8 @@ import (
 	"io"
 	"strings"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/server/auth"
 )
 
 func runCheckConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -50,10 +49,10 @@ func runHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) e
 	if len(pw) < 8 {
 		return errors.New("the password must be at least 8 characters")
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	hash, err := auth.HashPassword(pw)
 	if err != nil {
-		return fmt.Errorf("cannot hash password: %w", err)
+		return err
 	}
-	fmt.Fprintln(stdout, string(hash))
+	fmt.Fprintln(stdout, hash)
 	return nil
 }

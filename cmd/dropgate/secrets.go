@@ -11,9 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/server/auth"
 )
 
 // Names of the files kept in <data_dir>/secrets.
@@ -42,15 +41,15 @@ func bootstrapDefaults(cfg *config.Config, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+		hash, err := auth.HashPassword(pw)
 		if err != nil {
-			return fmt.Errorf("cannot hash demo password: %w", err)
+			return fmt.Errorf("demo partner: %w", err)
 		}
 		var channels []string
 		for _, ch := range cfg.Channels {
 			channels = append(channels, ch.Name)
 		}
-		cfg.Partners = []config.Partner{{Name: "demo", PasswordHash: string(hash), Channels: channels}}
+		cfg.Partners = []config.Partner{{Name: "demo", PasswordHash: hash, Channels: channels}}
 		if fresh {
 			fmt.Fprintf(stdout, "Generated password for partner \"demo\" (kept in %s): %s\n", filepath.Join(cfg.SecretsDir(), demoPasswordFile), pw)
 		}

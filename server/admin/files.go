@@ -24,14 +24,9 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 	if f.Status != "" && !fileStatuses[f.Status] {
 		return errBadRequest("status must be one of received, rejected, queued")
 	}
-	if f.Limit, err = queryInt(r, "limit"); err != nil {
+	if f.Limit, f.BeforeID, err = pageParams(r); err != nil {
 		return err
 	}
-	before, err := queryInt(r, "before")
-	if err != nil {
-		return err
-	}
-	f.BeforeID = int64(before)
 	files, err := s.opts.Store.ListFiles(r.Context(), f)
 	if err != nil {
 		return err

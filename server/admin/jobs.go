@@ -30,6 +30,16 @@ func queryInt(r *http.Request, name string) (int, error) {
 	return n, nil
 }
 
+// pageParams reads the listing parameters ?limit= and ?before= (an id:
+// only rows older than it, for the next page).
+func pageParams(r *http.Request) (limit int, before int64, err error) {
+	if limit, err = queryInt(r, "limit"); err != nil {
+		return 0, 0, err
+	}
+	b, err := queryInt(r, "before")
+	return limit, int64(b), err
+}
+
 // partnerScope returns the partner filter a request may use: a partner token
 // is pinned to itself; an admin may filter by ?partner=.
 func partnerScope(r *http.Request) (string, error) {
@@ -69,14 +79,9 @@ func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) error {
 	if f.Status != "" && !jobStatuses[f.Status] {
 		return errBadRequest("status must be one of ingesting, queued, sending, paused, done, cancelled")
 	}
-	if f.Limit, err = queryInt(r, "limit"); err != nil {
+	if f.Limit, f.BeforeID, err = pageParams(r); err != nil {
 		return err
 	}
-	before, err := queryInt(r, "before")
-	if err != nil {
-		return err
-	}
-	f.BeforeID = int64(before)
 	jobs, err := s.opts.Store.ListJobs(r.Context(), f)
 	if err != nil {
 		return err

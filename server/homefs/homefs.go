@@ -245,7 +245,7 @@ func (h *FS) Rename(oldName, newName string) error {
 
 // completed tells the notifier that a file is in place under a real name.
 func (h *FS) completed(relPath string, size int64) {
-	if isClientTempName(path.Base(relPath)) {
+	if config.IsTempName(relPath) {
 		h.logger.Debug("file in place under a temporary name; not ingested until renamed", "path", relPath)
 		return
 	}

@@ -25,20 +25,3 @@ func uploadTempName(base string) string {
 	}
 	return name
 }
-
-// isClientTempName reports whether a name is one the ingest watcher skips:
-// dotfiles and the temporary names clients upload to before renaming
-// (WinSCP's ".filepart", FileZilla's ".part", "~" backups). Such a file is
-// not a completed upload; its rename to a real name is.
-func isClientTempName(base string) bool {
-	if base == "" || strings.HasPrefix(base, ".") || strings.HasSuffix(base, "~") {
-		return true
-	}
-	lower := strings.ToLower(base)
-	for _, suffix := range []string{".part", ".filepart", ".tmp", ".partial", ".crdownload"} {
-		if strings.HasSuffix(lower, suffix) {
-			return true
-		}
-	}
-	return false
-}
