@@ -38,6 +38,11 @@ type SFTPConfig struct {
 	HostKey      string   `toml:"host_key"`
 	IdleTimeout  Duration `toml:"idle_timeout"`
 	MaxAuthTries int      `toml:"max_auth_tries"`
+	// KeyExchanges, Ciphers and MACs are the SSH algorithms offered, in
+	// order of preference; each must be in config.AllowedSSH* (sshalgos.go).
+	KeyExchanges []string `toml:"key_exchanges"`
+	Ciphers      []string `toml:"ciphers"`
+	MACs         []string `toml:"macs"`
 }
 
 // FTPConfig configures the embedded FTP(S) server.

@@ -167,3 +167,36 @@ func TestValidateChannelCrossFields(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateSSHAlgorithmsStayWithinThePolicy(t *testing.T) {
+	src := `[sftp]
+ciphers = ["aes128-ctr", "aes128-cbc"]
+macs = ["hmac-sha1"]
+key_exchanges = []
+`
+	err := parseValid(t, src, nil).Validate()
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{
+		`line 2: sftp.ciphers[1]: "aes128-cbc" is not allowed`,
+		`line 3: sftp.macs[0]: "hmac-sha1" is not allowed`,
+		`line 4: sftp.key_exchanges: must list at least one of`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), `"aes128-ctr"`) {
+		t.Errorf("aes128-ctr is in the allowed set, but was refused:\n%v", err)
+	}
+
+	// The defaults are the strict set, and valid.
+	cfg := Default()
+	if got := strings.Join(cfg.SFTP.Ciphers, ","); strings.Contains(got, "ctr") {
+		t.Errorf("default ciphers %s include CTR", got)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+}

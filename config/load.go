@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,6 +27,9 @@ func Default() *Config {
 			Listen:       "127.0.0.1:2022",
 			IdleTimeout:  Duration(15 * time.Minute),
 			MaxAuthTries: 6,
+			KeyExchanges: slices.Clone(DefaultSSHKeyExchanges),
+			Ciphers:      slices.Clone(DefaultSSHCiphers),
+			MACs:         slices.Clone(DefaultSSHMACs),
 		},
 		FTP: FTPConfig{
 			Listen:       "127.0.0.1:2121",

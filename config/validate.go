@@ -47,6 +47,9 @@ func (c *Config) Validate() error {
 	if c.SFTP.MaxAuthTries < 1 {
 		bad("sftp.max_auth_tries", "must be at least 1")
 	}
+	checkSSHAlgorithms(bad, "sftp.key_exchanges", c.SFTP.KeyExchanges, AllowedSSHKeyExchanges)
+	checkSSHAlgorithms(bad, "sftp.ciphers", c.SFTP.Ciphers, AllowedSSHCiphers)
+	checkSSHAlgorithms(bad, "sftp.macs", c.SFTP.MACs, AllowedSSHMACs)
 	switch c.FTP.TLS {
 	case "off", "optional", "required", "implicit":
 	default:

@@ -91,7 +91,7 @@ func New(opts Options) (*Server, error) {
 		auth:      opts.Auth,
 		notifier:  opts.Notifier,
 		logger:    logger,
-		sshConfig: sshConfig(signer, opts.Auth, opts.Config.SFTP.MaxAuthTries),
+		sshConfig: sshConfig(signer, opts.Auth, opts.Config.SFTP),
 		listener:  ln,
 		grace:     opts.ShutdownGrace,
 		handshake: opts.HandshakeTimeout,

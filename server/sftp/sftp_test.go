@@ -479,3 +479,51 @@ func TestOfferingAKeyWithoutHoldingItDoesNotLogIn(t *testing.T) {
 		t.Error("upload landed in acme's home")
 	}
 }
+
+// TestAlgorithmPolicyIsWhatXCryptoImplements keeps config's policy honest:
+// every allowed name is one x/crypto/ssh implements and does not call
+// insecure, so a typo cannot silently shrink or weaken the offer.
+func TestAlgorithmPolicyIsWhatXCryptoImplements(t *testing.T) {
+	supported, insecure := ssh.SupportedAlgorithms(), ssh.InsecureAlgorithms()
+	for _, c := range []struct {
+		kind              string
+		allowed, impl, no []string
+	}{
+		{"key exchange", config.AllowedSSHKeyExchanges, supported.KeyExchanges, insecure.KeyExchanges},
+		{"cipher", config.AllowedSSHCiphers, supported.Ciphers, insecure.Ciphers},
+		{"MAC", config.AllowedSSHMACs, supported.MACs, insecure.MACs},
+	} {
+		for _, name := range c.allowed {
+			if !slices.Contains(c.impl, name) || slices.Contains(c.no, name) {
+				t.Errorf("%s %q: not a secure algorithm x/crypto/ssh implements", c.kind, name)
+			}
+		}
+	}
+}
+
+// TestWidenedAlgorithmsLetOlderClientsIn: with [sftp] ciphers and macs
+// widened to AES-CTR and HMAC-SHA2, a client that offers only those (as
+// libssh2 before 1.11 does) logs in; SHA-1 stays refused.
+func TestWidenedAlgorithmsLetOlderClientsIn(t *testing.T) {
+	acme := authtest.NewPartner(t, "acme")
+	cfg := authtest.Config(t, acme)
+	cfg.SFTP.Ciphers = append(cfg.SFTP.Ciphers, "aes128-ctr")
+	cfg.SFTP.MACs = append(cfg.SFTP.MACs, "hmac-sha2-256")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, cfg, nil)
+	cc := clientConfig("acme", ssh.Password(acme.Password))
+	cc.Config = ssh.Config{KeyExchanges: []string{"curve25519-sha256"}, Ciphers: []string{"aes128-ctr"}, MACs: []string{"hmac-sha2-256"}}
+	conn, err := dialSSH(t, s, cc)
+	if err != nil {
+		t.Fatalf("libssh2-1.10-like client refused: %v", err)
+	}
+	if _, err := pkgsftp.NewClient(conn); err != nil {
+		t.Fatalf("sftp: %v", err)
+	}
+	cc.Config.MACs = []string{"hmac-sha1"}
+	if _, err := dialSSH(t, s, cc); err == nil {
+		t.Error("hmac-sha1 accepted")
+	}
+}

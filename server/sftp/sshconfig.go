@@ -5,15 +5,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/server/auth"
-)
-
-// Modern algorithms only: x/crypto/ssh's defaults still include SHA-1 key
-// exchanges and MACs.
-var (
-	keyExchanges = []string{ssh.KeyExchangeMLKEM768X25519, ssh.KeyExchangeCurve25519, ssh.KeyExchangeECDHP256}
-	ciphers      = []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305}
-	macs         = []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM}
 )
 
 // permPartner is the Permissions extension that carries the authenticated
@@ -25,14 +18,18 @@ const permPartner = "dropgate-partner"
 // PublicKeyCallback call only means the client offered the key, not that
 // it holds it; x/crypto/ssh returns the permissions of the key whose
 // signature it verified.
-func sshConfig(signer ssh.Signer, authn *auth.Authenticator, maxTries int) *ssh.ServerConfig {
+//
+// The algorithms are always set from [sftp], which validation keeps within
+// config's allowed sets: x/crypto/ssh's own defaults still include SHA-1
+// key exchanges and MACs.
+func sshConfig(signer ssh.Signer, authn *auth.Authenticator, sc config.SFTPConfig) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
 		Config: ssh.Config{
-			KeyExchanges: keyExchanges,
-			Ciphers:      ciphers,
-			MACs:         macs,
+			KeyExchanges: sc.KeyExchanges,
+			Ciphers:      sc.Ciphers,
+			MACs:         sc.MACs,
 		},
-		MaxAuthTries:  maxTries,
+		MaxAuthTries:  sc.MaxAuthTries,
 		ServerVersion: "SSH-2.0-dropgate",
 		PasswordCallback: func(meta ssh.ConnMetadata, pass []byte) (*ssh.Permissions, error) {
 			name, err := authn.CheckPassword("sftp", meta.User(), string(pass), meta.RemoteAddr())
