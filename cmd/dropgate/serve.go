@@ -183,7 +183,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 			closers = append(closers, closeByRunning(srv))
 		}
 	}
-	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge})
+	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.Compose})
 	if err != nil {
 		unwind()
 		return err

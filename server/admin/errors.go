@@ -15,18 +15,25 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// Details, when set, is encoded as error.details: the list of
+	// problems of a request that was refused as a whole.
+	Details any
 }
 
 func (e *Error) Error() string { return e.Message }
 
-func errBadRequest(msg string) error { return &Error{http.StatusBadRequest, "bad_request", msg} }
+func errBadRequest(msg string) error {
+	return &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: msg}
+}
 func errNotFound(what string) error {
-	return &Error{http.StatusNotFound, "not_found", what + " not found"}
+	return &Error{Status: http.StatusNotFound, Code: "not_found", Message: what + " not found"}
 }
 func errUnauthorized() error {
-	return &Error{http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token: send Authorization: Bearer <token>"}
+	return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "missing or invalid bearer token: send Authorization: Bearer <token>"}
 }
-func errForbidden(msg string) error { return &Error{http.StatusForbidden, "forbidden", msg} }
+func errForbidden(msg string) error {
+	return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: msg}
+}
 
 // handlerFunc is an HTTP handler that returns its error instead of writing
 // it, so that every error is encoded in one place.
@@ -39,17 +46,21 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	switch {
 	case errors.As(err, &apiErr):
 	case errors.Is(err, store.ErrNotFound):
-		apiErr = &Error{http.StatusNotFound, "not_found", err.Error()}
+		apiErr = &Error{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
 	case errors.Is(err, store.ErrConflict):
-		apiErr = &Error{http.StatusConflict, "conflict", err.Error()}
+		apiErr = &Error{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
 	default:
 		logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		apiErr = &Error{http.StatusInternalServerError, "internal", "internal error; the server log has the details"}
+		apiErr = &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; the server log has the details"}
 	}
 	if apiErr.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dropgate"`)
 	}
-	writeJSON(w, apiErr.Status, map[string]any{"error": map[string]string{"code": apiErr.Code, "message": apiErr.Message}})
+	body := map[string]any{"code": apiErr.Code, "message": apiErr.Message}
+	if apiErr.Details != nil {
+		body["details"] = apiErr.Details
+	}
+	writeJSON(w, apiErr.Status, map[string]any{"error": body})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

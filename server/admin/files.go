@@ -91,7 +91,7 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	if err := s.opts.Store.Ping(r.Context()); err != nil {
-		return &Error{http.StatusServiceUnavailable, "not_ready", "database does not answer: " + err.Error()}
+		return &Error{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: "database does not answer: " + err.Error()}
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -16,6 +16,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/v1/jobs/{id}", s.authed(s.handleGetJob))
 	mux.Handle("GET /api/v1/jobs/{id}/messages", s.authed(s.handleJobMessages))
 	mux.Handle("POST /api/v1/jobs/{id}/{action}", s.authed(s.handleJobAction))
+	mux.Handle("POST /api/v1/messages", s.authed(s.handleSend))
 	mux.Handle("GET /api/v1/messages/{id}", s.authed(s.handleGetMessage))
 	mux.Handle("GET /api/v1/files", s.authed(s.handleListFiles))
 	mux.Handle("GET /api/v1/files/{id}", s.authed(s.handleGetFile))
@@ -23,7 +24,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/v1/bans", s.adminOnly(s.handleBans))
 
 	mux.Handle("/api/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {
-		return &Error{http.StatusNotFound, "not_found", "no such endpoint: " + r.Method + " " + r.URL.Path}
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint: " + r.Method + " " + r.URL.Path}
 	}))
 	return securityHeaders(mux)
 }

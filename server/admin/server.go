@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/ingest"
 	"github.com/dropgate/dropgate/store"
 )
 
@@ -29,8 +30,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Bans lists the defender's current bans; nil when no file server runs.
 	Bans func() []Ban
-	// Nudge wakes the sender after a job is resumed or retried; may be nil.
+	// Nudge wakes the sender after a job is queued, resumed or retried;
+	// may be nil.
 	Nudge func()
+	// Compose checks and renders an API send as ingest does a CSV row
+	// (ingest.Ingester.Compose); nil answers POST /api/v1/messages with 501.
+	Compose func(ctx context.Context, partner string, req ingest.APISend) ([]store.Message, []ingest.Problem, error)
 }
 
 // Server is the admin HTTP server.

@@ -1,0 +1,214 @@
+package admin
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/dropgate/dropgate/ingest"
+	"github.com/dropgate/dropgate/store"
+)
+
+// maxSendBody bounds a POST /api/v1/messages body: room for
+// ingest.MaxAPIRecipients recipients with a few variables each.
+const maxSendBody = 2 << 20
+
+// maxIdempotencyKey is the longest Idempotency-Key accepted.
+const maxIdempotencyKey = 255
+
+// sendRequest is the body of POST /api/v1/messages. One recipient may be
+// given inline (to, ref, vars) or many in recipients, not both.
+type sendRequest struct {
+	Partner    string          `json:"partner"`
+	Template   string          `json:"template"`
+	Channel    string          `json:"channel"`
+	Subject    string          `json:"subject"`
+	Body       string          `json:"body"`
+	SendAt     string          `json:"send_at"`
+	To         string          `json:"to"`
+	Ref        string          `json:"ref"`
+	Vars       map[string]any  `json:"vars"`
+	Recipients []sendRecipient `json:"recipients"`
+}
+
+type sendRecipient struct {
+	To   string         `json:"to"`
+	Ref  string         `json:"ref"`
+	Vars map[string]any `json:"vars"`
+}
+
+// sentMessage is one queued message in the answer.
+type sentMessage struct {
+	ID     int64  `json:"id"`
+	To     string `json:"to"`
+	Ref    string `json:"ref,omitempty"`
+	Status string `json:"status"`
+}
+
+// handleSend queues transactional messages: checked and rendered exactly
+// as a CSV row of the partner would be, stored before the answer, and sent
+// ahead of bulk file jobs. An Idempotency-Key makes a retried request
+// return the job it created the first time instead of sending twice.
+func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) error {
+	if s.opts.Compose == nil {
+		return &Error{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "this server does not send messages"}
+	}
+	if !isJSON(r) {
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the request as Content-Type: application/json"}
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSendBody))
+	if err != nil {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("the request body is over %d bytes; drop a file for large sends", maxSendBody)}
+	}
+	var req sendRequest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(&req); err != nil {
+		return errBadRequest("the body is not a valid send request: " + err.Error())
+	}
+	partner, err := sendingPartner(r, req.Partner)
+	if err != nil {
+		return err
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > maxIdempotencyKey {
+		return errBadRequest(fmt.Sprintf("Idempotency-Key is longer than %d characters", maxIdempotencyKey))
+	}
+
+	send, problems := req.toAPISend()
+	var msgs []store.Message
+	if len(problems) == 0 {
+		msgs, problems, err = s.opts.Compose(r.Context(), partner, send)
+		if errors.Is(err, ingest.ErrUnknownPartner) {
+			return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request", Message: err.Error(),
+				Details: []ingest.Problem{{Field: "partner", Value: partner, Message: "not a configured partner"}}}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(problems) > 0 {
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request",
+			Message: fmt.Sprintf("nothing was queued: %d problem(s), the first: %s: %s", len(problems), problems[0].Field, problems[0].Message),
+			Details: problems}
+	}
+
+	job, ids, replay, err := s.opts.Store.CreateAPIJob(r.Context(),
+		store.APIRequest{Partner: partner, Key: key, RequestHash: requestHash(partner, send)}, msgs)
+	if errors.Is(err, store.ErrKeyReused) {
+		return &Error{Status: http.StatusConflict, Code: "idempotency_key_reused", Message: "this Idempotency-Key was already used for a different request"}
+	}
+	if err != nil {
+		return err
+	}
+	if len(ids) != len(msgs) {
+		return fmt.Errorf("job %d has %d messages, the request %d", job.ID, len(ids), len(msgs))
+	}
+	out := make([]sentMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = sentMessage{ID: ids[i], To: m.Recipient, Ref: m.Ref, Status: store.MsgQueued}
+	}
+	status := http.StatusAccepted
+	if replay {
+		// The messages may have moved on since; GET /api/v1/messages/{id}
+		// tells where they are.
+		for i := range out {
+			out[i].Status = ""
+		}
+		w.Header().Set("Idempotent-Replayed", "true")
+		status = http.StatusOK
+	} else {
+		s.logger.Info("API send queued", "partner", partner, "job", job.ID, "messages", len(ids))
+		if s.opts.Nudge != nil {
+			s.opts.Nudge()
+		}
+	}
+	return writeJSON(w, status, map[string]any{"job_id": job.ID, "messages": out})
+}
+
+// requestHash identifies what a send asks for, whatever its JSON spelling
+// (field order, inline or list recipient, "partner" given or implied by a
+// partner key), so a retry matches and a different request does not.
+func requestHash(partner string, send ingest.APISend) string {
+	canonical, _ := json.Marshal(struct {
+		Partner string
+		Send    ingest.APISend
+	}{partner, send})
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:])
+}
+
+// sendingPartner is the partner a send acts as: a partner key sends only as
+// itself; an admin names the partner.
+func sendingPartner(r *http.Request, named string) (string, error) {
+	p := principalFrom(r.Context())
+	switch {
+	case p.admin && named == "":
+		return "", errBadRequest(`name the partner to send as: "partner": "<name>"`)
+	case p.admin:
+		return named, nil
+	case named != "" && named != p.partner:
+		return "", errForbidden("a partner key can only send as its own partner")
+	}
+	return p.partner, nil
+}
+
+// toAPISend turns the JSON shape into ingest's, with the inline recipient
+// folded into the list and variables made text as a CSV cell would be.
+func (req *sendRequest) toAPISend() (ingest.APISend, []ingest.Problem) {
+	var problems []ingest.Problem
+	send := ingest.APISend{Template: req.Template, Channel: req.Channel, Subject: req.Subject, Body: req.Body, SendAt: req.SendAt}
+	recipients := req.Recipients
+	if req.To != "" || req.Ref != "" || req.Vars != nil {
+		if len(recipients) > 0 {
+			problems = append(problems, ingest.Problem{Field: "to", Value: req.To, Message: "give one recipient in to/ref/vars, or many in recipients; not both"})
+		}
+		recipients = []sendRecipient{{To: req.To, Ref: req.Ref, Vars: req.Vars}}
+	}
+	for i, rc := range recipients {
+		vars, bad := textVars(rc.Vars)
+		for _, name := range bad {
+			problems = append(problems, ingest.Problem{Field: fmt.Sprintf("recipients[%d].vars.%s", i, name), Message: "a variable must be a string, number, boolean or null"})
+		}
+		send.Recipients = append(send.Recipients, ingest.APIRecipient{To: rc.To, Ref: rc.Ref, Vars: vars})
+	}
+	return send, problems
+}
+
+// textVars renders JSON scalars as the text a template sees; objects and
+// arrays are refused (templates read flat text variables, as from a CSV).
+func textVars(in map[string]any) (map[string]string, []string) {
+	if in == nil {
+		return nil, nil
+	}
+	out := make(map[string]string, len(in))
+	var bad []string
+	for k, v := range in {
+		switch v := v.(type) {
+		case string:
+			out[k] = v
+		case json.Number:
+			out[k] = v.String()
+		case bool:
+			out[k] = fmt.Sprint(v)
+		case nil:
+			out[k] = ""
+		default:
+			bad = append(bad, k)
+		}
+	}
+	return out, bad
+}
+
+// isJSON reports whether a request says its body is JSON (or says nothing).
+func isJSON(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	return ct == "" || strings.HasPrefix(ct, "application/json")
+}
