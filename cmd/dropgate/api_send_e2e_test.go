@@ -72,11 +72,7 @@ func startAPIDaemon(t *testing.T) *testDaemon {
 	home := d.Home("acme")
 	renameInto(t, filepath.Join(home, "templates", "shipped.tmpl"), shippedTemplate)
 	renameInto(t, filepath.Join(home, "templates", "sms_ship.tmpl"), smsTemplate)
-	waitFor(t, 10*time.Second, "templates to be stored", func() bool {
-		var resp struct{ Templates []struct{ Name string } }
-		d.API(t, "GET", "/api/v1/templates", &resp)
-		return len(resp.Templates) == 2
-	})
+	d.waitTemplates(t, 2)
 	return d
 }
 
@@ -225,11 +221,7 @@ func TestAPISendJumpsAheadOfABulkFile(t *testing.T) {
 	d := startDaemon(t, cfg)
 	home := d.Home("acme")
 	renameInto(t, filepath.Join(home, "templates", "shipped.tmpl"), shippedTemplate)
-	waitFor(t, 10*time.Second, "template stored", func() bool {
-		var resp struct{ Templates []struct{ Name string } }
-		d.API(t, "GET", "/api/v1/templates", &resp)
-		return len(resp.Templates) == 1
-	})
+	d.waitTemplates(t, 1)
 	var csv bytes.Buffer
 	csv.WriteString("email,first_name,order_id\n")
 	for i := range 300 {

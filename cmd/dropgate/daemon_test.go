@@ -129,6 +129,17 @@ func (d *testDaemon) API(t *testing.T, method, path string, out any) int {
 	return resp.StatusCode
 }
 
+// waitTemplates waits until n templates are stored, so that a CSV naming
+// them is not rejected for an unknown template.
+func (d *testDaemon) waitTemplates(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, fmt.Sprintf("%d templates to be stored", n), func() bool {
+		var resp struct{ Templates []struct{ Name string } }
+		d.API(t, "GET", "/api/v1/templates", &resp)
+		return len(resp.Templates) == n
+	})
+}
+
 // OutboxLines reads <data_dir>/outbox/<channel>.jsonl.
 func (d *testDaemon) OutboxLines(t *testing.T, channel string) []map[string]any {
 	t.Helper()

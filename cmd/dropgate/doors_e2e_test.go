@@ -66,11 +66,7 @@ func TestGoClientsUploadOverSFTPAndFTPUntilDelivered(t *testing.T) {
 	fc := dialFTP(t, d)
 
 	sftpPut(t, sc, "/templates/shipped.tmpl", shippedTemplate)
-	waitFor(t, 10*time.Second, "template to be stored", func() bool {
-		var resp struct{ Templates []struct{ Name string } }
-		d.API(t, "GET", "/api/v1/templates", &resp)
-		return len(resp.Templates) == 1
-	})
+	d.waitTemplates(t, 1)
 	sftpPut(t, sc, "/inbox/by-sftp.csv", "email,first_name,order_id,ref,template\r\nana@example.com,Ana,A-1,s1,shipped\r\n")
 	if err := fc.Stor("/inbox/by-ftp.csv", bytes.NewBufferString("email,first_name,order_id,ref,template\r\nbob@example.com,Bob,B-2,f1,shipped\r\n")); err != nil {
 		t.Fatalf("FTP STOR: %v", err)

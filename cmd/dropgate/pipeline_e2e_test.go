@@ -70,11 +70,7 @@ func TestServeDeliversDroppedCSVEndToEnd(t *testing.T) {
 
 	renameInto(t, filepath.Join(home, "templates", "shipped.tmpl"), shippedTemplate)
 	renameInto(t, filepath.Join(home, "templates", "sms_ship.tmpl"), smsTemplate)
-	waitFor(t, 10*time.Second, "templates to be stored", func() bool {
-		var resp struct{ Templates []struct{ Name string } }
-		d.API(t, "GET", "/api/v1/templates", &resp)
-		return len(resp.Templates) == 2
-	})
+	d.waitTemplates(t, 2)
 
 	// Written in place: taken after the quiet period.
 	writeFile(t, filepath.Join(home, "inbox", "shipped", "orders.csv"),

@@ -77,11 +77,7 @@ func newClientFixture(t *testing.T, tweaks ...func(*config.Config)) *clientFixtu
 // that names it is not rejected for an unknown template.
 func (f *clientFixture) waitTemplate(t *testing.T) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "template to be stored", func() bool {
-		var resp struct{ Templates []struct{ Name string } }
-		f.d.API(t, "GET", "/api/v1/templates", &resp)
-		return len(resp.Templates) == 1
-	})
+	f.d.waitTemplates(t, 1)
 }
 
 // waitReport waits for the job's result report to appear in reports/.
