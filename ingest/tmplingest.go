@@ -3,12 +3,15 @@ package ingest
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/dropgate/dropgate/store"
@@ -29,25 +32,27 @@ func (in *Ingester) ingestTemplate(ctx context.Context, p *partner, rel string) 
 	abs := filepath.Join(p.home, filepath.FromSlash(rel))
 	base := filepath.Base(rel)
 	log := in.log.With("partner", p.cfg.Name, "template", base)
+	report := reportPath(p, rel, templateErrorsSuffix)
 	name, ok := strings.CutSuffix(base, ".tmpl")
 	if !ok {
-		log.Debug("ignoring a file without the .tmpl extension in templates/")
-		return nil
+		// Often a template saved on a system that hides extensions
+		// (welcome.tmpl.txt): tell the partner rather than ignore it.
+		return in.rejectTemplate(ctx, p, rel, report, "", &templateError{Line: 1, Col: 1,
+			Msg: fmt.Sprintf("templates/ takes template files named <name>.tmpl; rename %s to end in .tmpl (check that your computer does not hide or add an extension)", base)})
 	}
-	report := reportPath(p, rel, templateErrorsSuffix)
 	src, err := readSmallFile(abs, maxTemplateBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if errors.Is(err, errTooBig) {
-		return in.rejectTemplate(ctx, p, rel, report, &templateError{Line: 1, Col: 1,
+		return in.rejectTemplate(ctx, p, rel, report, "", &templateError{Line: 1, Col: 1,
 			Msg: fmt.Sprintf("the file is larger than %d bytes; a template should be much smaller", maxTemplateBytes)})
 	}
 	if err != nil {
 		return err
 	}
 	if !templateNameRe.MatchString(name) {
-		return in.rejectTemplate(ctx, p, rel, report, &templateError{Line: 1, Col: 1,
+		return in.rejectTemplate(ctx, p, rel, report, src, &templateError{Line: 1, Col: 1,
 			Msg: fmt.Sprintf("%q is not a usable template name: use letters, digits, '-', '_' or '.', starting with a letter or digit", name)})
 	}
 	parsed, err := parseTemplate(name, src, p.channels)
@@ -56,7 +61,7 @@ func (in *Ingester) ingestTemplate(ctx context.Context, p *partner, rel string) 
 		if !errors.As(err, &te) {
 			return err
 		}
-		return in.rejectTemplate(ctx, p, rel, report, te)
+		return in.rejectTemplate(ctx, p, rel, report, src, te)
 	}
 	if err := removeReport(report); err != nil {
 		return err
@@ -82,18 +87,41 @@ func (in *Ingester) ingestTemplate(ctx context.Context, p *partner, rel string) 
 }
 
 // rejectTemplate writes reports/<name>.tmpl.errors.txt for a bad template.
-func (in *Ingester) rejectTemplate(ctx context.Context, p *partner, rel, report string, te *templateError) error {
+func (in *Ingester) rejectTemplate(ctx context.Context, p *partner, rel, report, src string, te *templateError) error {
 	name := strings.TrimSuffix(filepath.Base(rel), ".tmpl")
 	keep := "There is no earlier version of this template, so files that use it are rejected until it is fixed."
 	if latest, err := in.st.LatestTemplate(ctx, p.cfg.Name, name); err == nil {
 		keep = fmt.Sprintf("Version %d of this template, uploaded %s, stays in use.", latest.Version, latest.CreatedAt.Format("2006-01-02 15:04 MST"))
 	}
 	in.log.Info("template rejected", "partner", p.cfg.Name, "template", rel, "problem", te.Error())
+	if err := in.recordRejectedTemplate(ctx, p, rel, src, te); err != nil {
+		return err
+	}
 	return writeAtomic(report, func(w *bufio.Writer) error {
 		fmt.Fprintf(w, "%s, line %d, column %d: %s\n\n", rel, te.Line, te.Col, te.Msg)
 		fmt.Fprintf(w, "This upload was not accepted. %s\nFix the file and upload it again.\n", keep)
 		return nil
 	})
+}
+
+// recordRejectedTemplate shows a rejected template to the admin as a
+// rejected file (GET /api/v1/files?status=rejected), with the line and,
+// as its column, the character position. Templates stay in templates/ and
+// are read again at every start: the same rejected bytes are recorded once.
+func (in *Ingester) recordRejectedTemplate(ctx context.Context, p *partner, rel, src string, te *templateError) error {
+	sum := sha256.Sum256([]byte(src))
+	sha := hex.EncodeToString(sum[:])
+	if last, err := in.st.LastFileNamed(ctx, p.cfg.Name, rel); err == nil && last.Status == store.FileRejected && last.SHA256 == sha {
+		return nil
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	id, err := in.st.CreateFile(ctx, store.File{Partner: p.cfg.Name, Name: rel, Size: int64(len(src)), SHA256: sha})
+	if err != nil {
+		return err
+	}
+	return in.st.RejectFile(ctx, id, "template rejected: "+te.Msg, 0,
+		[]store.FileError{{Line: te.Line, Column: strconv.Itoa(te.Col), Error: te.Msg}})
 }
 
 // parsedSubject and templateBody split a template source that parsed for

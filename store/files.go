@@ -44,6 +44,17 @@ func (s *Store) FileBySHA256(ctx context.Context, partner, sha string) (File, er
 	return f, err
 }
 
+// LastFileNamed returns the partner's latest file recorded under a path in
+// its home, or ErrNotFound.
+func (s *Store) LastFileNamed(ctx context.Context, partner, name string) (File, error) {
+	f, err := scanFile(s.writer.QueryRowContext(ctx, `SELECT `+fileColumns+` FROM files
+		WHERE partner = ? AND name = ? ORDER BY id DESC LIMIT 1`, partner, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return File{}, ErrNotFound
+	}
+	return f, err
+}
+
 // RejectFile marks a file rejected and stores every error.
 func (s *Store) RejectFile(ctx context.Context, id int64, summary string, rowsTotal int, errs []FileError) error {
 	tx, err := s.writer.BeginTx(ctx, nil)
