@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"path/filepath"
 	"time"
 )
 
@@ -54,6 +55,18 @@ func (in *Ingester) writeResultReports(ctx context.Context, retryAt map[int64]ti
 			continue
 		}
 		path := reportPath(p, j.FileName, resultSuffix)
+		superseded, err := in.st.LaterFileWithBase(ctx, j.Partner, j.FileID, filepath.Base(j.FileName))
+		if err != nil {
+			in.log.Error("cannot check for later uploads", "job", j.ID, "err", err)
+			continue
+		}
+		if superseded {
+			// A later upload of the same name owns reports/<name>.*: this
+			// job's result stays in the API only.
+			in.log.Info("result report not written: a later upload of the same name replaced it", "partner", j.Partner, "job", j.ID, "file", j.FileName)
+			in.st.MarkJobReported(ctx, j.ID)
+			continue
+		}
 		if err := in.writeResultReport(ctx, path, j.ID); err != nil {
 			if ctx.Err() == nil {
 				in.log.Error("cannot write result report; trying again in a minute", "partner", j.Partner, "job", j.ID, "err", err)

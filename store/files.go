@@ -55,6 +55,22 @@ func (s *Store) LastFileNamed(ctx context.Context, partner, name string) (File, 
 	return f, err
 }
 
+// LaterFileWithBase reports whether the partner uploaded, after the file
+// with id fileID, another file with the same base name (in any folder of
+// the home) and other content: reports are named by base name, so that
+// upload owns them. The same bytes again (a duplicate, refused) do not
+// count: the partner still wants the first upload's result.
+func (s *Store) LaterFileWithBase(ctx context.Context, partner string, fileID int64, base string) (bool, error) {
+	var n int
+	err := s.reader.QueryRowContext(ctx, `SELECT count(*) FROM files WHERE partner = ?1 AND id > ?2
+		AND (name = ?3 OR substr(name, -length(?3) - 1) = '/' || ?3)
+		AND sha256 != (SELECT sha256 FROM files WHERE id = ?2)`, partner, fileID, base).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("cannot look for later uploads of %s: %w", base, err)
+	}
+	return n > 0, nil
+}
+
 // RejectFile marks a file rejected and stores every error.
 func (s *Store) RejectFile(ctx context.Context, id int64, summary string, rowsTotal int, errs []FileError) error {
 	tx, err := s.writer.BeginTx(ctx, nil)
