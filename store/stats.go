@@ -35,3 +35,27 @@ func (s *Store) StatusCounts(ctx context.Context) ([]StatusCount, error) {
 	}
 	return out, rows.Err()
 }
+
+// WaitingChannels counts, per channel, the messages of unfinished jobs that
+// are still to be sent (queued or in flight), so that a start can warn
+// about channels that are no longer configured.
+func (s *Store) WaitingChannels(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT m.channel, COUNT(*) FROM jobs j
+		JOIN messages m ON m.job_id = j.id AND m.status IN (?, ?)
+		WHERE j.status IN (?, ?, ?) GROUP BY m.channel`,
+		MsgQueued, MsgSending, JobQueued, JobSending, JobPaused)
+	if err != nil {
+		return nil, fmt.Errorf("cannot count waiting messages per channel: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var ch string
+		var n int64
+		if err := rows.Scan(&ch, &n); err != nil {
+			return nil, err
+		}
+		out[ch] = n
+	}
+	return out, rows.Err()
+}

@@ -130,6 +130,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		return fmt.Errorf("cannot open store: %w", err)
 	}
 	defer st.Close()
+	warnUnconfiguredChannels(ctx, cfg, st, logger)
 
 	in, err := ingest.New(ingest.Options{Config: cfg, Store: st, Logger: logger})
 	if err != nil {
@@ -231,6 +232,24 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	}
 	logger.Info("dropgate stopped")
 	return runErr
+}
+
+// warnUnconfiguredChannels tells the admin about messages waiting on a
+// channel the config no longer has: they are kept (the channel may come
+// back), but nothing sends them, so their jobs cannot end until the
+// channel is configured again or the jobs are cancelled.
+func warnUnconfiguredChannels(ctx context.Context, cfg *config.Config, st *store.Store, logger *slog.Logger) {
+	waiting, err := st.WaitingChannels(ctx)
+	if err != nil {
+		logger.Warn("cannot check for messages on unconfigured channels", "err", err)
+		return
+	}
+	for ch, n := range waiting {
+		if _, ok := cfg.Channel(ch); !ok {
+			logger.Warn("messages wait on a channel that is not configured; configure it again, or cancel their jobs (POST /api/v1/jobs/{id}/cancel)",
+				"channel", ch, "messages", n)
+		}
+	}
 }
 
 // closeByRunning stops a bound but not yet running server by running it
