@@ -44,7 +44,8 @@ type fileJob struct {
 	templates map[string]templateLookup
 	phones    *phoneNormalizer
 	buf       bytes.Buffer
-	entry     string // zip entry being read, prefixed to its errors
+	vars      map[string]string // the row being read's variables, reused
+	entry     string            // zip entry being read, prefixed to its errors
 
 	rows, good, bad int
 	lastBad         int // line of the last bad row, to count rows not errors

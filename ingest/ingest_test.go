@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -21,6 +22,31 @@ from: Acme <no-reply@acme.example>
 <p>your order {{.order_id}} is on its way.</p>
 `
 
+func TestIngestStoresVarsOnlyForChannelsThatReadThem(t *testing.T) {
+	e := newTestEnv(t, func(cfg *config.Config) {
+		for i := range cfg.Channels {
+			if cfg.Channels[i].Name == "sms" {
+				cfg.Channels[i] = config.Channel{Name: "sms", Type: "http", URL: "http://127.0.0.1:1/send", Recipient: "phone",
+					Body: `{"to": {{json .To}}, "text": {{json .Body}}, "name": {{json .Vars.first_name}}}`}
+			}
+		}
+	})
+	e.template("acme", "welcome", welcomeSMS)
+	e.template("acme", "shipped", shippedEmail)
+	e.ingest("acme", "inbox/welcome/w.csv", []byte("phone,first_name,order_id\n912345678,Ana,A-1\n"))
+	e.ingest("acme", "inbox/shipped/s.csv", []byte("email,first_name,order_id\nana@example.com,Ana,A-1\n"))
+	sms, email := e.messages(e.files("acme")[0].JobID), e.messages(e.files("acme")[1].JobID)
+	if len(sms) != 1 || len(email) != 1 {
+		t.Fatalf("got %d and %d messages, want 1 and 1", len(sms), len(email))
+	}
+	if want := map[string]string{"first_name": "Ana", "order_id": "A-1"}; !maps.Equal(sms[0].Vars, want) {
+		t.Errorf("http channel reading .Vars: vars = %v, want %v", sms[0].Vars, want)
+	}
+	if email[0].Vars != nil {
+		t.Errorf("outbox channel: vars = %v, want none stored", email[0].Vars)
+	}
+}
+
 func TestIngestQueuesRenderedRowsAndArchivesFile(t *testing.T) {
 	e := newTestEnv(t, nil)
 	e.template("acme", "shipped", shippedEmail)
@@ -37,7 +63,7 @@ func TestIngestQueuesRenderedRowsAndArchivesFile(t *testing.T) {
 	m := msgs[0]
 	if m.Recipient != "ana@example.com" || m.Subject != "Order A-1 has shipped" || m.Format != "html" ||
 		m.Body != "<p>Hi Ana Maria,</p>\n<p>your order A-1 is on its way.</p>" || m.Line != 2 || m.Ref != "r1" ||
-		m.Sender != "Acme <no-reply@acme.example>" || m.Channel != "email" || m.Vars["order_id"] != "A-1" {
+		m.Sender != "Acme <no-reply@acme.example>" || m.Channel != "email" || m.Vars != nil {
 		t.Errorf("first message = %+v", m)
 	}
 	if _, err := os.Stat(e.home("acme", "inbox/shipped/orders.csv")); !os.IsNotExist(err) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,9 @@ type partner struct {
 	home     string
 	channels []config.Channel
 	loc      *time.Location
+	// keepVars names the channels whose driver reads a message's variables
+	// at send time; the other channels' messages are stored without them.
+	keepVars map[string]bool
 }
 
 // New creates every partner's home folders and the archive folder, and
@@ -118,6 +122,12 @@ func (in *Ingester) preparePartner(pc config.Partner) (*partner, error) {
 			return nil, fmt.Errorf("partner %s: unknown channel %q", pc.Name, name)
 		}
 		p.channels = append(p.channels, *ch)
+		if channelReadsVars(ch) {
+			if p.keepVars == nil {
+				p.keepVars = map[string]bool{}
+			}
+			p.keepVars[ch.Name] = true
+		}
 	}
 	loc, err := time.LoadLocation(pc.Timezone)
 	if err != nil {
@@ -125,6 +135,15 @@ func (in *Ingester) preparePartner(pc config.Partner) (*partner, error) {
 	}
 	p.loc = loc
 	return p, nil
+}
+
+// channelReadsVars reports whether the channel's driver uses a message's
+// variables when it sends: an http channel whose body template names .Vars.
+// Every other driver sends the rendered subject and body only, so storing
+// each row's variables as well (a JSON object per message) would only slow
+// the ingest of a large file down.
+func channelReadsVars(ch *config.Channel) bool {
+	return ch.Type == "http" && strings.Contains(ch.Body, "Vars")
 }
 
 // Run rescans every inbox, then ingests files as they complete and writes

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"unicode/utf8"
 
@@ -300,11 +301,17 @@ func (fj *fileJob) row(ctx context.Context, cols *columns, cr *csvReader, fields
 		}
 		m.NextAttemptAt = at
 	}
-	if len(cols.vars) > 0 {
-		m.Vars = make(map[string]string, len(cols.vars))
-		for _, i := range cols.vars {
-			m.Vars[cols.names[i]] = fields[i]
-		}
+	// One map per file, filled again for each row: only a channel whose
+	// driver reads the variables gets a copy stored with the message.
+	if fj.vars == nil {
+		fj.vars = make(map[string]string, len(cols.vars))
+	}
+	clear(fj.vars)
+	for _, i := range cols.vars {
+		fj.vars[cols.names[i]] = fields[i]
+	}
+	if len(fj.vars) > 0 && fj.p.keepVars[channel] {
+		m.Vars = maps.Clone(fj.vars)
 	}
 	if t != nil {
 		missing := cols.missingVars(t)
@@ -316,11 +323,7 @@ func (fj *fileJob) row(ctx context.Context, cols *columns, cr *csvReader, fields
 			fj.rowError(line, v, "", msg)
 		}
 		if len(missing) == 0 && fj.bad == startBad {
-			vars := m.Vars
-			if vars == nil {
-				vars = map[string]string{}
-			}
-			subject, body, err := t.render(&fj.buf, vars)
+			subject, body, err := t.render(&fj.buf, fj.vars)
 			if err != nil {
 				fj.rowError(line, "", "", fmt.Sprintf("the template %q cannot be filled in for this row: %s", t.name, renderErrorText(err)))
 			}
