@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+	"time"
 )
 
 func TestVarsJSONMatchesEncodingJSON(t *testing.T) {
@@ -64,5 +65,66 @@ func TestJobWriterInsertsMultiRowBatchesInOrder(t *testing.T) {
 	})
 	if err != nil || i != n {
 		t.Fatalf("read %d messages (%v), want %d", i, err, n)
+	}
+}
+
+func TestJobWriterStoresEveryValueWhateverItsChunkShares(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fileID, err := s.CreateFile(ctx, File{Partner: "p", Name: "inbox/a.csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.BeginFileJob(ctx, "p", fileID, "inbox/a.csv", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendAt := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
+	var want []Message
+	for i := range 3*rowsPerInsert + 5 {
+		m := Message{Partner: "p", Channel: "sms", Line: i + 2, Ref: "r" + strconv.Itoa(i), Recipient: "+35191234" + strconv.Itoa(1000+i),
+			Body: "b" + strconv.Itoa(i), Format: "text"}
+		switch {
+		case i < rowsPerInsert: // all shared, all defaults
+		case i < 2*rowsPerInsert: // shared, not defaults
+			m.Channel, m.Subject, m.Format, m.Sender, m.NextAttemptAt = "email", "Hi", "html", "A <a@example.com>", sendAt
+			m.ExpiresAt, m.Vars = sendAt.Add(time.Hour), map[string]string{"x": "1"}
+		default: // every other row differs
+			if i%2 == 0 {
+				m.Channel, m.Subject, m.Sender, m.NextAttemptAt, m.ExpiresAt = "email", "S"+strconv.Itoa(i), "f", sendAt, sendAt.Add(time.Minute)
+				m.Vars = map[string]string{"i": strconv.Itoa(i)}
+			}
+		}
+		want = append(want, m)
+		if err := w.Add(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(ctx, len(want), nil); err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	err = s.JobMessages(ctx, w.JobID(), "", 0, 0, func(m Message) error {
+		g := want[i]
+		if m.Partner != "p" || m.Priority != PriorityBulk || m.Status != MsgQueued || m.Channel != g.Channel || m.Line != g.Line ||
+			m.Ref != g.Ref || m.Recipient != g.Recipient || m.Subject != g.Subject || m.Body != g.Body || m.Format != g.Format ||
+			m.Sender != g.Sender || !m.ExpiresAt.Equal(g.ExpiresAt) || len(m.Vars) != len(g.Vars) || m.CreatedAt.IsZero() ||
+			(!g.NextAttemptAt.IsZero() && !m.NextAttemptAt.Equal(g.NextAttemptAt)) || (g.NextAttemptAt.IsZero() && m.NextAttemptAt.IsZero()) {
+			t.Fatalf("message %d = %+v, want %+v", i, m, g)
+		}
+		for k, v := range g.Vars {
+			if m.Vars[k] != v {
+				t.Fatalf("message %d vars = %v, want %v", i, m.Vars, g.Vars)
+			}
+		}
+		i++
+		return nil
+	})
+	if err != nil || i != len(want) {
+		t.Fatalf("read %d messages (%v), want %d", i, err, len(want))
 	}
 }
