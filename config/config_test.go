@@ -152,6 +152,14 @@ channels = ["fax"]
 	}
 }
 
+func TestValidateRejectsNegativeArchiveRetention(t *testing.T) {
+	cfg := parseValid(t, "[ingest]\narchive_retention = \"-24h\"\n", nil)
+	err := cfg.Validate()
+	if want := "line 2: ingest.archive_retention: must be 0"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Validate() = %v, want %q", err, want)
+	}
+}
+
 func TestValidateChannelCrossFields(t *testing.T) {
 	cfg := Default()
 	cfg.Channels = []Channel{

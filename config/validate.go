@@ -79,6 +79,9 @@ func (c *Config) Validate() error {
 	if c.Ingest.MaxRowBytes < 256 {
 		bad("ingest.max_row_bytes", "must be at least 256")
 	}
+	if c.Ingest.ArchiveRetention < 0 {
+		bad("ingest.archive_retention", `must be 0 (keep the archive forever) or a positive duration such as "720h"`)
+	}
 	if c.Sender.Lease < Duration(time.Second) {
 		bad("sender.lease", "must be at least 1s")
 	}

@@ -6,6 +6,9 @@
 // stream, checks every row against its template, renders it and queues it
 // through store.JobWriter, then writes the partner's reports and moves the
 // original to <data_dir>/archive/<partner>/<yyyy-mm-dd>/ (the day in UTC).
+// A day's archive folder is removed once the day ended longer ago than
+// ingest.archive_retention (checked at start and hourly, each removal
+// logged); a retention of 0 keeps the archive forever.
 //
 // # When a file is complete
 //
@@ -43,6 +46,11 @@
 // partner's region, stored in E.164), every variable the template uses, a
 // valid send_at, and a successful render; every problem of the row is
 // reported.
+//
+// A message keeps its row's variables only when its channel's driver reads
+// them at send time (an http channel whose body names .Vars); the other
+// drivers send the rendered subject and body, so for them the variables are
+// not stored.
 //
 // # Reports
 //

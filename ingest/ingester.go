@@ -146,10 +146,12 @@ func channelReadsVars(ch *config.Channel) bool {
 	return ch.Type == "http" && strings.Contains(ch.Body, "Vars")
 }
 
-// Run rescans every inbox, then ingests files as they complete and writes
-// result reports as jobs end, until ctx is cancelled. A file being read when
-// ctx ends is rolled back and left in place, to be read again at the next
-// start. Run returns nil on cancellation.
+// Run rescans every inbox, then ingests files as they complete, writes
+// result reports as jobs end and removes archived originals past
+// ingest.archive_retention (hourly; 0 keeps them forever), until ctx is
+// cancelled. A file being read when ctx ends is rolled back and left in
+// place, to be read again at the next start. Run returns nil on
+// cancellation.
 func (in *Ingester) Run(ctx context.Context) error {
 	defer in.watcher.Close()
 	if ctx.Err() != nil {
@@ -165,10 +167,14 @@ func (in *Ingester) Run(ctx context.Context) error {
 		in.log.Warn("removed the remains of ingests interrupted by a crash; their files are read again", "jobs", jobs, "files", files)
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		in.processLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		in.archiveLoop(ctx)
 	}()
 	go func() {
 		defer wg.Done()
