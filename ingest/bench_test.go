@@ -30,7 +30,7 @@ import (
 // in one run: drop → every row checked, rendered and queued, in a child
 // process (the test binary re-executed) so its peak RSS is the ingest's
 // alone; and a bare batched insert of the same rows into the same schema
-// (a prepared INSERT INTO messages, 5000 rows a transaction).
+// (64-row INSERT statements, 5000 rows a transaction; see bareInsert).
 // DROPGATE_BENCH_ROWS changes the row count.
 
 const benchChildEnv = "DROPGATE_INGEST_BENCH_CHILD"

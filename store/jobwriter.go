@@ -38,9 +38,10 @@ type JobWriter struct {
 
 // bulkCheckpointPages is the WAL size, in pages, at which a commit
 // checkpoints while a file job is being written (SQLite's default is 1000
-// pages, 4 MB). Checkpointing every 4 MB took a quarter of the insert
-// goroutine's time: the same interior and right-edge pages of the table
-// and its index were copied into the database again at every checkpoint.
+// pages, 4 MB). Checkpointing every 4 MB cost a fifth to a quarter of a
+// bulk insert's time (ingest/BENCHMARKS.md): the same interior and
+// right-edge pages of the table and its index were copied into the
+// database again at every checkpoint.
 // With 256 MB a million-row file goes into the WAL without a checkpoint
 // on the way; the pages are copied once, after the job is queued.
 // Committed transactions are in the WAL either way, so a crash loses
