@@ -48,9 +48,9 @@
 // reported.
 //
 // A message keeps its row's variables only when its channel's driver reads
-// them at send time (an http channel whose body names .Vars); the other
-// drivers send the rendered subject and body, so for them the variables are
-// not stored.
+// them at send time (an http channel whose body or a header names .Vars);
+// the other drivers send the rendered subject and body, so for them the
+// variables are not stored.
 //
 // # Reports
 //

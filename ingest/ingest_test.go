@@ -229,3 +229,20 @@ func TestIngestArchivesSameNameTwiceUnderUniqueNames(t *testing.T) {
 		}
 	}
 }
+
+func TestChannelReadsVarsOnlyWhenAnHTTPTemplateNamesThem(t *testing.T) {
+	for _, tc := range []struct {
+		ch   config.Channel
+		want bool
+	}{
+		{config.Channel{Type: "http", Body: `{"name": {{json .Vars.first_name}}}`}, true},
+		{config.Channel{Type: "http", Headers: map[string]string{"X-Name": "{{.Vars.first_name}}"}}, true},
+		{config.Channel{Type: "http"}, false}, // the default body: to, body, subject, id, ref
+		{config.Channel{Type: "outbox"}, false},
+		{config.Channel{Type: "smtp"}, false},
+	} {
+		if got := channelReadsVars(&tc.ch); got != tc.want {
+			t.Errorf("channelReadsVars(%+v) = %v, want %v", tc.ch, got, tc.want)
+		}
+	}
+}

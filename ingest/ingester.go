@@ -138,12 +138,23 @@ func (in *Ingester) preparePartner(pc config.Partner) (*partner, error) {
 }
 
 // channelReadsVars reports whether the channel's driver uses a message's
-// variables when it sends: an http channel whose body template names .Vars.
-// Every other driver sends the rendered subject and body only, so storing
-// each row's variables as well (a JSON object per message) would only slow
-// the ingest of a large file down.
+// variables when it sends: an http channel whose body or a header template
+// names .Vars. Every other driver sends the rendered subject and body only,
+// so storing each row's variables as well (a JSON object per message)
+// would only slow the ingest of a large file down.
 func channelReadsVars(ch *config.Channel) bool {
-	return ch.Type == "http" && strings.Contains(ch.Body, "Vars")
+	if ch.Type != "http" {
+		return false
+	}
+	if strings.Contains(ch.Body, "Vars") {
+		return true
+	}
+	for _, v := range ch.Headers {
+		if strings.Contains(v, "Vars") {
+			return true
+		}
+	}
+	return false
 }
 
 // Run rescans every inbox, then ingests files as they complete, writes
