@@ -128,3 +128,49 @@ func TestJobWriterStoresEveryValueWhateverItsChunkShares(t *testing.T) {
 		t.Fatalf("read %d messages (%v), want %d", i, err, len(want))
 	}
 }
+
+func TestJobWriterRaisesCheckpointThresholdOnlyWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	threshold := func() int {
+		var n int
+		if err := s.writer.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, commit := range []bool{true, false} {
+		fileID, err := s.CreateFile(ctx, File{Partner: "p", Name: "inbox/a.csv"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := s.BeginFileJob(ctx, "p", fileID, "inbox/a.csv", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := threshold(); got != bulkCheckpointPages {
+			t.Errorf("while writing: wal_autocheckpoint = %d, want %d", got, bulkCheckpointPages)
+		}
+		if err := w.Add(Message{Partner: "p", Channel: "sms", Line: 2, Recipient: "+1", Body: "b"}); err != nil {
+			t.Fatal(err)
+		}
+		if commit {
+			err = w.Commit(ctx, 1, nil)
+		} else {
+			err = w.Abort(ctx)
+			if err == nil {
+				err = w.Abort(ctx) // a second end releases nothing more
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := threshold(); got != 1000 {
+			t.Errorf("after the job (commit %v): wal_autocheckpoint = %d, want 1000", commit, got)
+		}
+	}
+}

@@ -41,8 +41,7 @@ type JobWriter struct {
 // pages, 4 MB). Checkpointing every 4 MB cost a fifth to a quarter of a
 // bulk insert's time (ingest/BENCHMARKS.md): the same interior and
 // right-edge pages of the table and its index were copied into the
-// database again at every checkpoint.
-// With 256 MB a million-row file goes into the WAL without a checkpoint
+// database again at every checkpoint. With 256 MB a million-row file goes into the WAL without a checkpoint
 // on the way; the pages are copied once, after the job is queued.
 // Committed transactions are in the WAL either way, so a crash loses
 // nothing that was committed.
@@ -74,13 +73,14 @@ func (s *Store) endBulk(ctx context.Context) {
 	s.bulk.mu.Lock()
 	s.bulk.n--
 	last := s.bulk.n == 0
-	s.bulk.mu.Unlock()
-	if !last {
-		return
+	if last {
+		s.writer.ExecContext(ctx, `PRAGMA journal_size_limit = 67108864`)
+		s.writer.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 1000`)
 	}
-	s.writer.ExecContext(ctx, `PRAGMA journal_size_limit = 67108864`)
-	s.writer.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 1000`)
-	s.reader.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+	s.bulk.mu.Unlock()
+	if last {
+		s.reader.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+	}
 }
 
 // endBulk releases the job's hold on the store's bulkWAL, once.
@@ -113,7 +113,8 @@ func (s *Store) BeginFileJob(ctx context.Context, partner string, fileID int64, 
 // JobID is the id of the job being written.
 func (w *JobWriter) JobID() int64 { return w.jobID }
 
-// Add queues one message for insertion.
+// Add queues one message for insertion. A file job's messages take the
+// job's partner and the bulk priority, whatever m says.
 func (w *JobWriter) Add(m Message) error {
 	if w.err != nil {
 		return w.err
