@@ -14,13 +14,6 @@ import (
 	"github.com/dropgate/dropgate/store"
 )
 
-// unrecordedPerWorker bounds, per worker, the outcomes waiting for the
-// collector: a crash can send at most (1+unrecordedPerWorker)×concurrency
-// messages of a channel twice (the in-flight ones plus the accepted but
-// unrecorded ones). A larger bound gives larger write batches; one
-// transaction per message would cap the sender far below its provider.
-const unrecordedPerWorker = 16
-
 // channel is the running state of one configured channel: its driver, its
 // limits, and the queue between its dispatcher and its workers.
 type channel struct {
@@ -36,12 +29,9 @@ type channel struct {
 	maxAge      time.Duration
 	timeout     time.Duration
 
-	wake chan struct{} // Nudge
-	// unrecorded holds a token for each outcome handed to the collector
-	// and not yet committed.
-	unrecorded chan struct{}
-	feed       chan *store.Claim // claimed messages, waiting for a worker
-	sched      scheduler
+	wake  chan struct{}     // Nudge
+	feed  chan *store.Claim // claimed messages, waiting for a worker
+	sched scheduler
 
 	mu          sync.Mutex
 	pausedUntil time.Time // set by a provider's 429 or a busy SMTP server
@@ -94,13 +84,12 @@ func newChannel(s *Sender, cc *config.Channel, d Driver) *channel {
 		ch.batch = min(s.claimBatch, max(ch.concurrency, int(math.Ceil(cc.Rate/2)), 1))
 	}
 	ch.feed = make(chan *store.Claim, ch.batch)
-	ch.unrecorded = make(chan struct{}, unrecordedPerWorker*ch.concurrency)
 	return ch
 }
 
 // start runs the dispatcher (stopping with ctx) and the workers (stopping
 // once ctx is done and their current delivery, run under deliverCtx, ended).
-func (ch *channel) start(ctx, deliverCtx context.Context, col *collector, loops, workers *sync.WaitGroup) {
+func (ch *channel) start(ctx, deliverCtx context.Context, col *committer, loops, workers *sync.WaitGroup) {
 	loops.Go(func() { ch.dispatch(ctx) })
 	for range ch.concurrency {
 		workers.Go(func() { ch.work(ctx, deliverCtx, col) })
@@ -167,11 +156,12 @@ func (ch *channel) sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// work delivers claimed messages until ctx is done. Outcomes are recorded
-// by the collector in batches while the worker goes on; a worker waits only
-// when the channel already has unrecordedPerWorker×concurrency accepted but
-// unrecorded messages. That caps what a crash can send twice.
-func (ch *channel) work(ctx, deliverCtx context.Context, col *collector) {
+// work delivers claimed messages until ctx is done. After each delivery it
+// waits until the outcome is committed (with whatever else the other workers
+// finished meanwhile) before it takes the next message: a crash can then
+// send at most concurrency messages of the channel twice, the ones in
+// flight.
+func (ch *channel) work(ctx, deliverCtx context.Context, col *committer) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -180,9 +170,7 @@ func (ch *channel) work(ctx, deliverCtx context.Context, col *collector) {
 			if ctx.Err() != nil {
 				return // Run releases it
 			}
-			o := ch.deliver(ctx, deliverCtx, c)
-			ch.unrecorded <- struct{}{} // freed by the collector once written
-			col.add(o, ch.unrecorded)
+			col.record(ch.deliver(ctx, deliverCtx, c))
 		}
 	}
 }

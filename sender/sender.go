@@ -4,9 +4,11 @@
 //
 // One dispatcher per channel picks a runnable job (transactional first,
 // then partners in turn), claims a small batch of its due messages with a
-// lease, and hands them to the channel's workers. Workers call the driver;
-// a collector records outcomes in batched transactions, because SQLite
-// writes, not providers, are what limits a local sender.
+// lease, and hands them to the channel's workers. Workers call the driver
+// and hand the outcome to a committer, which writes every pending outcome in
+// one group commit; a worker starts its next provider call only once its
+// last outcome is durable, so a crash sends at most the in-flight messages
+// twice.
 package sender
 
 import (
@@ -16,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -64,6 +67,7 @@ type Sender struct {
 
 	mu       sync.Mutex
 	inflight map[store.LeaseRef]struct{} // claimed, outcome not yet recorded
+	perJob   map[int64]int               // inflight, counted by job
 }
 
 // New builds the channel drivers from the configuration. A channel whose
@@ -87,6 +91,7 @@ func New(opts Options) (*Sender, error) {
 		slowPause:  5 * time.Second,
 		claimBatch: 256,
 		inflight:   map[store.LeaseRef]struct{}{},
+		perJob:     map[int64]int{},
 		gate:       newJobGate(opts.Store),
 	}
 	if s.retryBase <= 0 {
@@ -147,6 +152,11 @@ func (s *Sender) Nudge() {
 // sender.shutdown_grace, returns what it claimed but did not finish to the
 // queue, and returns nil.
 func (s *Sender) Run(ctx context.Context) error {
+	// Deliveries a previous run recorded but did not settle are sent, even
+	// those whose lease has not expired yet.
+	if err := s.store.SettleAllDeliveries(ctx); err != nil {
+		return fmt.Errorf("cannot start sender: %w", err)
+	}
 	if n, err := s.store.RequeueExpiredLeases(ctx, time.Now()); err != nil {
 		return fmt.Errorf("cannot start sender: %w", err)
 	} else if n > 0 {
@@ -157,11 +167,11 @@ func (s *Sender) Run(ctx context.Context) error {
 	}
 	s.probe(ctx)
 
-	// Deliveries outlive ctx by the shutdown grace; the collector outlives
+	// Deliveries outlive ctx by the shutdown grace; the committer outlives
 	// the deliveries so every outcome reaches the database.
 	deliverCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
-	col := newCollector(s)
+	col := newCommitter(s)
 	colDone := make(chan struct{})
 	go func() { defer close(colDone); col.run(context.WithoutCancel(ctx)) }()
 
@@ -248,16 +258,31 @@ func (s *Sender) track(cs []store.Claim) {
 	defer s.mu.Unlock()
 	for i := range cs {
 		s.inflight[store.LeaseRef{ID: cs[i].ID, Attempt: cs[i].Attempt}] = struct{}{}
+		s.perJob[cs[i].JobID]++
 	}
 }
 
-// untrack forgets claims whose outcome was written.
-func (s *Sender) untrack(outs []store.Outcome) {
+// untrack forgets claims whose outcome was written and returns the jobs
+// that have no claim left in this process: only those can have ended, so
+// only those are worth checking (the job's last claim of a batch, not every
+// commit).
+func (s *Sender) untrack(outs []store.Outcome) (idle []int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, o := range outs {
-		delete(s.inflight, store.LeaseRef{ID: o.ID, Attempt: o.Attempt})
+		ref := store.LeaseRef{ID: o.ID, Attempt: o.Attempt}
+		if _, ok := s.inflight[ref]; !ok {
+			continue
+		}
+		delete(s.inflight, ref)
+		if s.perJob[o.JobID]--; s.perJob[o.JobID] <= 0 {
+			delete(s.perJob, o.JobID)
+			if !slices.Contains(idle, o.JobID) {
+				idle = append(idle, o.JobID)
+			}
+		}
 	}
+	return idle
 }
 
 // unfinished returns the claims still held.

@@ -5,7 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math/bits"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -123,13 +124,6 @@ type extraScanner struct {
 // Scan scans the row into dest followed by the extra destinations.
 func (e extraScanner) Scan(dest ...any) error { return e.rows.Scan(append(dest, e.extra...)...) }
 
-func insertAttemptsSQL(n int) string {
-	return `INSERT INTO attempts (message_id, attempt, at, outcome, error)
-		SELECT v.column1, COALESCE((SELECT MAX(a.attempt) FROM attempts a WHERE a.message_id = v.column1), 0) + 1,
-			v.column2, v.column3, v.column4
-		FROM (VALUES ` + valuesList(n, 4) + `) AS v`
-}
-
 // requeuedStatus is the status of a message going back to the queue: a
 // message of a job cancelled meanwhile is cancelled instead, so the job can
 // finish.
@@ -157,29 +151,61 @@ type Outcome struct {
 	NextAttemptAt time.Time // for OutcomeRetry
 }
 
-// CompleteMessages records a batch of outcomes in one transaction: message
-// status, an attempts row for each real attempt, then finishes the jobs
-// touched whose messages are all final. An outcome whose claim is stale (the
-// lease expired and the message was claimed again) is ignored.
+// CompleteMessages records a batch of outcomes, durably, and ignores an
+// outcome whose claim is stale (the lease expired and the message was claimed
+// again). It is the sender's per-commit cost, so it writes only what makes
+// each outcome durable:
 //
-// Sent outcomes, nearly all of them in a healthy run, are written with
-// multi-row statements: per-statement overhead, not SQLite's own work, is
-// what bounds a sender writing one row per message.
+//   - A sent message gets its sent_at and provider_id, which no index
+//     covers, so the write touches the table's pages only; it stays
+//     "sending" (delivered, not settled) until SettleDeliveries moves it,
+//     with its index entries, to "sent" in a larger batch. A delivered
+//     message is never queued again: RequeueExpiredLeases settles it
+//     instead, so a crash between the two costs nothing.
+//   - Only retried and failed attempts get an attempts row; the successful
+//     one lives in the message row and MessageAttempts adds it back.
+//   - Jobs are not finished here: the sender calls FinishJob once a job has
+//     nothing left in flight.
+//
+// A batch of sent outcomes only, nearly every batch of a healthy run, is one
+// multi-row UPDATE in SQLite's implicit transaction: no BEGIN or COMMIT
+// statement. Anything else runs in one explicit transaction.
 func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 	if len(outs) == 0 {
 		return nil
 	}
-	var sent, other []Outcome
-	for _, o := range outs {
-		if o.Kind == OutcomeSent {
-			sent = append(sent, o)
-		} else {
-			other = append(other, o)
+	sent, other := outs, []Outcome(nil)
+	if slices.ContainsFunc(outs, func(o Outcome) bool { return o.Kind != OutcomeSent }) {
+		sent = nil
+		for _, o := range outs {
+			if o.Kind == OutcomeSent {
+				sent = append(sent, o)
+			} else {
+				other = append(other, o)
+			}
 		}
 	}
-	// Every shape this batch may need, prepared before the transaction
-	// takes the writer's connection.
-	if err := s.prepare(ctx, completeSQLs...); err != nil {
+	if len(other) == 0 && len(sent) <= exactShapes {
+		st, err := s.stmts.stmt(ctx, s.writer, completeSentSQL(len(sent)))
+		if err != nil {
+			return fmt.Errorf("cannot record deliveries: %w", err)
+		}
+		if _, err := st.ExecContext(ctx, completeSentArgs(sent)...); err != nil {
+			return fmt.Errorf("cannot record %d deliveries: %w", len(sent), err)
+		}
+		return nil
+	}
+	// Every shape this batch needs, prepared before the transaction takes
+	// the writer's only connection.
+	sizes := chunkSizes(len(sent), completeChunk)
+	qs := make([]string, 0, len(sizes)+8)
+	for _, n := range sizes {
+		qs = append(qs, completeSentSQL(n))
+	}
+	for _, n := range chunkSizes(len(other), completeChunk) {
+		qs = append(qs, insertAttemptsSQL(n))
+	}
+	if err := s.prepare(ctx, qs...); err != nil {
 		return fmt.Errorf("cannot record deliveries: %w", err)
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
@@ -187,16 +213,17 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 		return fmt.Errorf("cannot record deliveries: %w", err)
 	}
 	defer tx.Rollback()
-	jobs := map[int64]bool{}
-	var attempts []Outcome // outcomes that were real attempts and applied
-	for _, n := range chunkSizes(len(sent), completeChunk) {
-		applied, err := s.completeSentTx(ctx, tx, sent[:n])
+	for _, n := range sizes {
+		st, err := s.txStmt(ctx, tx, completeSentSQL(n))
 		if err != nil {
 			return err
 		}
-		attempts = append(attempts, applied...)
+		if _, err := st.ExecContext(ctx, completeSentArgs(sent[:n])...); err != nil {
+			return fmt.Errorf("cannot record %d deliveries: %w", n, err)
+		}
 		sent = sent[n:]
 	}
+	var attempts []Outcome // retried and failed outcomes whose claim was current
 	for _, o := range other {
 		ok, err := completeOneTx(ctx, tx, o)
 		if err != nil {
@@ -205,28 +232,12 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 		if ok && (o.Kind == OutcomeRetry || o.Kind == OutcomeFailed) {
 			attempts = append(attempts, o)
 		}
-		if ok {
-			jobs[o.JobID] = true
-		}
-	}
-	for _, o := range attempts {
-		jobs[o.JobID] = true
 	}
 	for _, n := range chunkSizes(len(attempts), completeChunk) {
 		if err := s.insertAttemptsTx(ctx, tx, attempts[:n]); err != nil {
 			return err
 		}
 		attempts = attempts[n:]
-	}
-	now := time.Now()
-	finish, err := s.txStmt(ctx, tx, finishJobSQL)
-	if err != nil {
-		return err
-	}
-	for id := range jobs {
-		if _, err := finish.ExecContext(ctx, finishJobArgs(id, now)...); err != nil {
-			return fmt.Errorf("cannot finish job %d: %w", id, err)
-		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("cannot record deliveries: %w", err)
@@ -238,63 +249,53 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 // each, far below SQLite's limit); a power of two, see chunkSizes.
 const completeChunk = 256
 
+// exactShapes: a batch of up to this many sent outcomes gets a statement of
+// its exact size. The sender's batches are at most its total concurrency;
+// larger ones are cut into powers of two.
+const exactShapes = 64
+
 // claimGuard makes an outcome apply only to the claim it belongs to.
 const claimGuard = ` AND status = 'sending' AND attempts = `
 
-// completeSentTx marks a chunk of messages sent and returns the outcomes
-// that applied (stale claims drop out).
-func (s *Store) completeSentTx(ctx context.Context, tx *sql.Tx, outs []Outcome) ([]Outcome, error) {
+// completeSentSQLs and insertAttemptsSQLs hold, by row count, the text of
+// every multi-row statement CompleteMessages may run, built once (the
+// statement cache is keyed by text).
+var completeSentSQLs, insertAttemptsSQLs = func() (sent, attempts map[int]string) {
+	sent, attempts = map[int]string{}, map[int]string{}
+	for n := 1; n <= completeChunk; n++ {
+		if n == 1 { // no VALUES table to build: the most common round
+			sent[n] = `UPDATE messages SET provider_id = ?3, sent_at = ?4, updated_at = ?4
+		WHERE id = ?1 AND status = 'sending' AND attempts = ?2 AND sent_at IS NULL`
+		} else if n <= exactShapes || n&(n-1) == 0 {
+			sent[n] = `UPDATE messages SET provider_id = v.column3, sent_at = v.column4, updated_at = v.column4
+		FROM (VALUES ` + valuesList(n, 4) + `) AS v
+		WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.attempts = v.column2
+			AND messages.sent_at IS NULL`
+		}
+		if n&(n-1) == 0 {
+			attempts[n] = `INSERT INTO attempts (message_id, attempt, at, outcome, error)
+		SELECT v.column1, COALESCE((SELECT MAX(a.attempt) FROM attempts a WHERE a.message_id = v.column1), 0) + 1,
+			v.column2, v.column3, v.column4
+		FROM (VALUES ` + valuesList(n, 4) + `) AS v`
+		}
+	}
+	return sent, attempts
+}()
+
+// completeSentSQL marks n messages delivered (n up to exactShapes, or a
+// power of two up to completeChunk); a stale claim matches no row.
+func completeSentSQL(n int) string { return completeSentSQLs[n] }
+
+// insertAttemptsSQL records n attempts rows (n a power of two up to
+// completeChunk).
+func insertAttemptsSQL(n int) string { return insertAttemptsSQLs[n] }
+
+func completeSentArgs(outs []Outcome) []any {
 	args := make([]any, 0, 4*len(outs))
 	for _, o := range outs {
 		args = append(args, o.ID, o.Attempt, o.ProviderID, ms(o.At))
 	}
-	st, err := s.txStmt(ctx, tx, completeSQLs[1+2*bits.TrailingZeros(uint(len(outs)))])
-	if err != nil {
-		return nil, err
-	}
-	rows, err := st.QueryContext(ctx, args...)
-	if err != nil {
-		return nil, fmt.Errorf("cannot record %d deliveries: %w", len(outs), err)
-	}
-	applied := map[int64]bool{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("cannot record %d deliveries: %w", len(outs), err)
-		}
-		applied[id] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cannot record %d deliveries: %w", len(outs), err)
-	}
-	out := outs[:0:0]
-	for _, o := range outs {
-		if applied[o.ID] {
-			out = append(out, o)
-		}
-	}
-	return out, nil
-}
-
-// completeSQLs are every statement CompleteMessages may run, built once:
-// finishJobSQL, then for each power of two n up to completeChunk the
-// n-row completeSentSQL and insertAttemptsSQL (at 1+2·log2 n and 2+2·log2 n).
-var completeSQLs = func() []string {
-	qs := []string{finishJobSQL}
-	for n := 1; n <= completeChunk; n *= 2 {
-		qs = append(qs, completeSentSQL(n), insertAttemptsSQL(n))
-	}
-	return qs
-}()
-
-func completeSentSQL(n int) string {
-	return `UPDATE messages SET status = 'sent', provider_id = v.column3, last_error = '',
-		sent_at = v.column4, lease_until = 0, updated_at = v.column4
-		FROM (VALUES ` + valuesList(n, 4) + `) AS v
-		WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.attempts = v.column2
-		RETURNING messages.id`
+	return args
 }
 
 // completeOneTx applies one outcome other than sent and reports whether
@@ -338,7 +339,7 @@ func (s *Store) insertAttemptsTx(ctx context.Context, tx *sql.Tx, outs []Outcome
 	for _, o := range outs {
 		args = append(args, o.ID, ms(o.At), o.Kind, o.Error)
 	}
-	st, err := s.txStmt(ctx, tx, completeSQLs[2+2*bits.TrailingZeros(uint(len(outs)))])
+	st, err := s.txStmt(ctx, tx, insertAttemptsSQL(len(outs)))
 	if err != nil {
 		return err
 	}
@@ -366,10 +367,27 @@ func finishJobArgs(jobID int64, now time.Time) []any {
 	return []any{JobCancelled, JobDone, ms(now), jobID, JobQueued, JobSending, JobCancelled, jobID}
 }
 
+// FinishJob marks a queued or sending job done when none of its messages is
+// queued or sending any more (a cancelled one gets its finished_at), and
+// reports whether it did. It is one index probe when the job is not over: the
+// sender calls it whenever a job it delivered for has nothing left in flight.
+func (s *Store) FinishJob(ctx context.Context, jobID int64) (bool, error) {
+	st, err := s.stmts.stmt(ctx, s.writer, finishJobSQL)
+	if err != nil {
+		return false, fmt.Errorf("cannot finish job %d: %w", jobID, err)
+	}
+	res, err := st.ExecContext(ctx, finishJobArgs(jobID, time.Now())...)
+	if err != nil {
+		return false, fmt.Errorf("cannot finish job %d: %w", jobID, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
 // FinishJobs marks done every queued or sending job whose messages are all
 // final (and records when a cancelled job's last in-flight message ended),
-// returning how many jobs it finished. The sender runs it periodically as a
-// safety net; CompleteMessages already finishes the jobs it touches.
+// returning how many jobs it finished. The sender runs it at start and
+// periodically as a safety net; FinishJob is the per-job check.
 func (s *Store) FinishJobs(ctx context.Context, now time.Time) (int64, error) {
 	res, err := s.writer.ExecContext(ctx, `UPDATE jobs SET status = CASE WHEN status = ? THEN status ELSE ? END, finished_at = ?
 		WHERE (status IN (?, ?) OR (status = ? AND finished_at IS NULL))
@@ -381,16 +399,70 @@ func (s *Store) FinishJobs(ctx context.Context, now time.Time) (int64, error) {
 	return res.RowsAffected()
 }
 
+// SettleDeliveries moves delivered messages (see CompleteMessages) from
+// "sending" to "sent", in one transaction; ids that are not delivered and
+// unsettled are skipped.
+func (s *Store) SettleDeliveries(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	st, err := s.stmts.stmt(ctx, s.writer, settleSQL)
+	if err != nil {
+		return fmt.Errorf("cannot settle deliveries: %w", err)
+	}
+	list := make([]byte, 0, 8*len(ids)+2)
+	list = append(list, '[')
+	for i, id := range ids {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = strconv.AppendInt(list, id, 10)
+	}
+	list = append(list, ']')
+	if _, err := st.ExecContext(ctx, string(list)); err != nil {
+		return fmt.Errorf("cannot settle %d deliveries: %w", len(ids), err)
+	}
+	return nil
+}
+
+const settleSQL = `UPDATE messages SET status = 'sent', lease_until = 0, last_error = ''
+	WHERE id IN (SELECT value FROM json_each(?)) AND status = 'sending' AND sent_at IS NOT NULL`
+
 // RequeueExpiredLeases returns every message whose lease ended before now
 // (its sender crashed or hung) to the queue, due at once, and returns how
-// many. The attempt stays counted: the provider may have seen it.
+// many. The attempt stays counted: the provider may have seen it. A message
+// whose delivery was recorded but not settled is settled as sent instead:
+// the provider has it.
 func (s *Store) RequeueExpiredLeases(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.writer.ExecContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, lease_until = 0, next_attempt_at = ?, updated_at = ?
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("cannot requeue expired leases: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'sent', lease_until = 0, last_error = ''
+		WHERE status = 'sending' AND lease_until < ? AND sent_at IS NOT NULL`, ms(now)); err != nil {
+		return 0, fmt.Errorf("cannot settle deliveries: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, lease_until = 0, next_attempt_at = ?, updated_at = ?
 		WHERE status = 'sending' AND lease_until < ?`, ms(now), ms(now), ms(now))
 	if err != nil {
 		return 0, fmt.Errorf("cannot requeue expired leases: %w", err)
 	}
-	return res.RowsAffected()
+	n, _ := res.RowsAffected()
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("cannot requeue expired leases: %w", err)
+	}
+	return n, nil
+}
+
+// SettleAllDeliveries settles every delivered message however long its
+// lease (a previous run's, after a crash); the sender runs it at start.
+func (s *Store) SettleAllDeliveries(ctx context.Context) error {
+	if _, err := s.writer.ExecContext(ctx, `UPDATE messages SET status = 'sent', lease_until = 0, last_error = ''
+		WHERE status = 'sending' AND lease_until >= 0 AND sent_at IS NOT NULL`); err != nil {
+		return fmt.Errorf("cannot settle deliveries: %w", err)
+	}
+	return nil
 }
 
 // LeaseRef names one claim: a message and the attempt it was claimed for.
@@ -418,7 +490,7 @@ func (s *Store) ReleaseMessages(ctx context.Context, refs []LeaseRef) error {
 			args = append(args, r.ID, r.Attempt)
 		}
 		if _, err := s.writer.ExecContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, attempts = attempts - 1, lease_until = 0,
-			next_attempt_at = ?, updated_at = ? WHERE status = 'sending' AND (`+sb.String()+`)`, args...); err != nil {
+			next_attempt_at = ?, updated_at = ? WHERE status = 'sending' AND sent_at IS NULL AND (`+sb.String()+`)`, args...); err != nil {
 			return fmt.Errorf("cannot release %d messages: %w", len(batch), err)
 		}
 	}

@@ -15,8 +15,19 @@ type Attempt struct {
 }
 
 // MessageAttempts returns a message's delivery attempts, oldest first.
+//
+// Retried and failed attempts have a row in attempts; the successful one,
+// the last, lives in the message row itself (sent_at), which saves the
+// sender an insert per message. It is numbered after the recorded ones, as
+// its row would have been. (Databases from before that change have a row
+// for it, which is then used as it is.)
 func (s *Store) MessageAttempts(ctx context.Context, id int64) ([]Attempt, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT attempt, at, outcome, error FROM attempts WHERE message_id = ? ORDER BY attempt`, id)
+	rows, err := s.reader.QueryContext(ctx, `SELECT attempt, at, outcome, error FROM attempts WHERE message_id = ?1
+		UNION ALL
+		SELECT COALESCE((SELECT MAX(attempt) FROM attempts WHERE message_id = ?1), 0) + 1, sent_at, 'sent', ''
+		FROM messages WHERE id = ?1 AND status IN ('sent', 'sending') AND sent_at IS NOT NULL
+			AND NOT EXISTS (SELECT 1 FROM attempts WHERE message_id = ?1 AND outcome = 'sent')
+		ORDER BY 1`, id)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read attempts of message %d: %w", id, err)
 	}

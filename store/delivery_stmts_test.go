@@ -32,7 +32,7 @@ func TestCompleteMessagesHandlesEveryBatchShape(t *testing.T) {
 		}
 		outs = append(outs, Outcome{ID: c.ID, JobID: j.ID, Attempt: c.Attempt, Kind: kind, At: time.Now()})
 	}
-	for _, n := range []int{1, 2, 3, 37, 257} { // 300 in uneven batches
+	for _, n := range []int{1, 2, 3, 37, 257} { // 300 in uneven batches, mixed and not
 		complete(t, s, outs[:n]...)
 		outs = outs[n:]
 	}

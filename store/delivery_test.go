@@ -30,10 +30,26 @@ func claimAll(t *testing.T, s *Store, jobID int64, now time.Time, lease time.Dur
 	return cs
 }
 
+// complete records outcomes, settles the deliveries and checks their jobs
+// for the end, as the sender does once a job has nothing left in flight.
 func complete(t *testing.T, s *Store, outs ...Outcome) {
 	t.Helper()
 	if err := s.CompleteMessages(context.Background(), outs); err != nil {
 		t.Fatal(err)
+	}
+	var sent []int64
+	for _, o := range outs {
+		if o.Kind == OutcomeSent {
+			sent = append(sent, o.ID)
+		}
+	}
+	if err := s.SettleDeliveries(context.Background(), sent); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range outs {
+		if _, err := s.FinishJob(context.Background(), o.JobID); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -100,14 +116,45 @@ func TestCompleteRecordsOutcomesAndFinishesTheJob(t *testing.T) {
 	if len(again) != 1 || again[0].Attempt != 2 {
 		t.Fatalf("second claim = %+v", again)
 	}
-	complete(t, s, Outcome{ID: again[0].ID, JobID: j.ID, Attempt: 2, Kind: OutcomeSent, ProviderID: "p-3", At: now})
+	if err := s.CompleteMessages(ctx, []Outcome{{ID: again[0].ID, JobID: j.ID, Attempt: 2, Kind: OutcomeSent, ProviderID: "p-3", At: now}}); err != nil {
+		t.Fatal(err)
+	}
+	// Delivered, durably, but not settled: still "sending", not finished,
+	// and never queued again, even once its lease expired.
+	if m, _ := s.Message(ctx, again[0].ID); m.Status != MsgSending || m.ProviderID != "p-3" || m.SentAt.IsZero() {
+		t.Fatalf("delivered message = %+v", m)
+	}
+	if done, err := s.FinishJob(ctx, j.ID); done || err != nil {
+		t.Fatalf("FinishJob before the delivery settled = %v, %v", done, err)
+	}
+	if n, err := s.RequeueExpiredLeases(ctx, now.Add(time.Hour)); n != 0 || err != nil {
+		t.Fatalf("RequeueExpiredLeases = %d, %v", n, err)
+	}
+	if m, _ := s.Message(ctx, again[0].ID); m.Status != MsgSent || m.Attempts != 2 {
+		t.Fatalf("delivered message after its lease expired = %+v", m)
+	}
+	if done, err := s.FinishJob(ctx, j.ID); !done || err != nil {
+		t.Fatalf("FinishJob = %v, %v", done, err)
+	}
 	got, _ := s.Job(ctx, j.ID)
 	if got.Status != JobDone || got.FinishedAt.IsZero() || got.Counts[MsgSent] != 2 || got.Counts[MsgFailed] != 1 {
 		t.Fatalf("job = %+v", got)
 	}
 	atts, _ := s.MessageAttempts(ctx, cs[2].ID)
-	if len(atts) != 2 || atts[0].Outcome != OutcomeRetry || atts[0].Error != "busy" || atts[1].Outcome != OutcomeSent {
+	if len(atts) != 2 || atts[0].Outcome != OutcomeRetry || atts[0].Error != "busy" || atts[0].Attempt != 1 ||
+		atts[1].Outcome != OutcomeSent || atts[1].Attempt != 2 || !atts[1].At.Equal(now.Truncate(time.Millisecond)) {
 		t.Fatalf("attempts = %+v", atts)
+	}
+	// The success is kept in the message row, not as an attempts row.
+	var rows int
+	if err := s.reader.QueryRow(`SELECT COUNT(*) FROM attempts WHERE message_id = ?`, cs[2].ID).Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("attempts rows = %d, %v", rows, err)
+	}
+	if atts, _ := s.MessageAttempts(ctx, cs[0].ID); len(atts) != 1 || atts[0].Attempt != 1 || atts[0].Outcome != OutcomeSent {
+		t.Fatalf("attempts of a message sent at once = %+v", atts)
+	}
+	if atts, _ := s.MessageAttempts(ctx, cs[1].ID); len(atts) != 1 || atts[0].Outcome != OutcomeFailed || atts[0].Error != "bad number" {
+		t.Fatalf("attempts of a failed message = %+v", atts)
 	}
 }
 

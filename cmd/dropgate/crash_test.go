@@ -26,10 +26,10 @@ const crashMessages = 20_000
 const crashConcurrency = 4
 
 // crashDupBound is the most messages one SIGKILL may make the provider see
-// twice: the in-flight deliveries plus the accepted ones whose outcome the
-// sender has not committed yet (at most sender.unrecordedPerWorker, 16, per
-// worker).
-const crashDupBound = crashConcurrency * (1 + 16)
+// twice: the channel's concurrency. A worker starts its next provider call
+// only once its last outcome is committed, so at a kill each worker holds at
+// most one message the provider may have and the database does not know.
+const crashDupBound = crashConcurrency
 
 const crashAdminToken = "crash-test-admin-token-0123456789"
 
