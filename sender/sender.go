@@ -138,6 +138,11 @@ func newDriver(opts Options, i int, cc *config.Channel) (Driver, error) {
 // blocks.
 func (s *Sender) Nudge() {
 	s.gate.forget()
+	s.wake()
+}
+
+// wake wakes every channel's dispatcher; it never blocks.
+func (s *Sender) wake() {
 	for _, ch := range s.channels {
 		select {
 		case ch.wake <- struct{}{}:
@@ -166,6 +171,9 @@ func (s *Sender) Run(ctx context.Context) error {
 		return fmt.Errorf("cannot start sender: %w", err)
 	}
 	s.probe(ctx)
+	// A job queued, resumed or retried wakes the dispatchers at once: the
+	// first message of a dropped file does not wait for the poll interval.
+	defer s.store.OnJobsQueued(s.wake)()
 
 	// Deliveries outlive ctx by the shutdown grace; the committer outlives
 	// the deliveries so every outcome reaches the database.

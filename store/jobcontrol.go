@@ -53,7 +53,13 @@ func (s *Store) setJobStatus(ctx context.Context, id int64, transition func(curr
 			return err
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if cur == JobPaused && (next == JobQueued || next == JobSending) {
+		s.jobsQueued()
+	}
+	return nil
 }
 
 func conflict(id int64, status, action string) error {
@@ -206,6 +212,9 @@ func (s *Store) retryFailedBatch(ctx context.Context, id int64) (int64, error) {
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("cannot retry job %d: %w", id, err)
+	}
+	if n > 0 {
+		s.jobsQueued()
 	}
 	return n, nil
 }

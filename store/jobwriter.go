@@ -202,7 +202,11 @@ func (w *JobWriter) Commit(ctx context.Context, rowsTotal int, rowErrs []FileErr
 	if err := insertFileErrors(ctx, tx, w.fileID, rowErrs); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	w.s.jobsQueued()
+	return nil
 }
 
 // Abort deletes the job and whatever was inserted for it. Used when a file is
@@ -595,6 +599,7 @@ func (s *Store) CreateJob(ctx context.Context, j Job, msgs []Message) (Job, []in
 	if err := tx.Commit(); err != nil {
 		return Job{}, nil, err
 	}
+	s.jobsQueued()
 	j.ID = id
 	return j, ids, nil
 }

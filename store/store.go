@@ -40,9 +40,10 @@ type Store struct {
 	path     string
 	writer   *sql.DB
 	reader   *sql.DB
-	instance string    // random id of this database, prefixed to idempotency keys
-	stmts    stmtCache // prepared hot-path statements of the sender (delivery_stmts.go)
-	bulk     bulkWAL   // WAL checkpointing while file jobs are written (jobwriter.go)
+	instance string      // random id of this database, prefixed to idempotency keys
+	stmts    stmtCache   // prepared hot-path statements of the sender (delivery_stmts.go)
+	queued   queuedHooks // OnJobsQueued (delivery_wake.go)
+	bulk     bulkWAL     // WAL checkpointing while file jobs are written (jobwriter.go)
 }
 
 // Open opens (creating if needed) the database at path and applies pending

@@ -1,0 +1,42 @@
+package store
+
+import "sync"
+
+// queuedHooks are the functions called when messages become runnable, so
+// the sender can start on a new job at once instead of at its next poll.
+type queuedHooks struct {
+	mu   sync.Mutex
+	next int
+	fns  map[int]func()
+}
+
+// OnJobsQueued calls fn after each commit that may have made messages
+// runnable: a job queued (file or API), resumed or retried. fn runs on the
+// committing goroutine and must not block; a sender's fn is a non-blocking
+// channel send. The returned stop unregisters fn.
+func (s *Store) OnJobsQueued(fn func()) (stop func()) {
+	h := &s.queued
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fns == nil {
+		h.fns = map[int]func(){}
+	}
+	id := h.next
+	h.next++
+	h.fns[id] = fn
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(h.fns, id)
+	}
+}
+
+// jobsQueued runs the OnJobsQueued functions; call it after the commit.
+func (s *Store) jobsQueued() {
+	h := &s.queued
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, fn := range h.fns {
+		fn()
+	}
+}
