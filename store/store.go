@@ -174,8 +174,11 @@ func SchemaVersion() int {
 	return ms[len(ms)-1].version
 }
 
-// migrate applies each pending migration in its own transaction and records
-// it. It refuses a database that already has migrations this binary lacks.
+// migrate applies, in order, each migration the database has not recorded,
+// each in its own transaction. What is recorded counts, not the highest
+// number: a migration merged with a lower number than one already applied
+// (parallel work) is still applied. It refuses a database that has
+// migrations this binary lacks.
 func (s *Store) migrate(ctx context.Context) error {
 	ms, err := loadMigrations()
 	if err != nil {
@@ -185,15 +188,21 @@ func (s *Store) migrate(ctx context.Context) error {
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
 		return fmt.Errorf("cannot create migrations table: %w", err)
 	}
-	var current int
-	if err := s.writer.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return fmt.Errorf("cannot read schema version: %w", err)
+	applied, err := s.appliedMigrations(ctx)
+	if err != nil {
+		return err
 	}
-	if latest := SchemaVersion(); current > latest {
-		return fmt.Errorf("%w: database is at version %d, this binary knows up to %d; upgrade dropgate", ErrSchemaTooNew, current, latest)
+	known := map[int]bool{}
+	for _, m := range ms {
+		known[m.version] = true
+	}
+	for v := range applied {
+		if !known[v] {
+			return fmt.Errorf("%w: database has migration %d, this binary knows up to %d; upgrade dropgate", ErrSchemaTooNew, v, SchemaVersion())
+		}
 	}
 	for _, m := range ms {
-		if m.version <= current {
+		if applied[m.version] {
 			continue
 		}
 		if err := s.apply(ctx, m); err != nil {
@@ -201,6 +210,24 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// appliedMigrations is the set of recorded migration versions.
+func (s *Store) appliedMigrations(ctx context.Context) (map[int]bool, error) {
+	rows, err := s.writer.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read schema version: %w", err)
+	}
+	defer rows.Close()
+	applied := map[int]bool{}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		applied[v] = true
+	}
+	return applied, rows.Err()
 }
 
 func (s *Store) apply(ctx context.Context, m migration) error {

@@ -50,6 +50,35 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	}
 }
 
+// TestOpenAppliesAnUnrecordedLowerMigration: a database that has a later
+// migration but not an earlier one (merged in parallel) gets the earlier
+// one at the next start.
+func TestOpenAppliesAnUnrecordedLowerMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dropgate.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Undo 0003 (with 0004 still applied), as if it had been merged after
+	// this database was migrated to 0004.
+	if _, err := s.writer.Exec(`DROP INDEX messages_queue;
+		CREATE INDEX messages_due ON messages (job_id, channel, next_attempt_at) WHERE status = 'queued';
+		CREATE INDEX messages_job ON messages (job_id, status);
+		DELETE FROM schema_migrations WHERE version = 3`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n int
+	if err := s.writer.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'messages_queue'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("messages_queue index after reopen: %d, %v (0003 not applied)", n, err)
+	}
+}
+
 func TestJobWriterCommitAndAbort(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
