@@ -172,6 +172,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 	// never be sent; the file itself is still in the inbox for the rescan.
 	jobs, files, err := in.st.AbandonInterruptedIngests(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped right after the start: not a failure
+		}
 		return fmt.Errorf("cannot clean up interrupted ingests: %w", err)
 	}
 	if jobs > 0 || files > 0 {

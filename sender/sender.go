@@ -157,17 +157,10 @@ func (s *Sender) wake() {
 // sender.shutdown_grace, returns what it claimed but did not finish to the
 // queue, and returns nil.
 func (s *Sender) Run(ctx context.Context) error {
-	// Deliveries a previous run recorded but did not settle are sent, even
-	// those whose lease has not expired yet.
-	if err := s.store.SettleAllDeliveries(ctx); err != nil {
-		return fmt.Errorf("cannot start sender: %w", err)
-	}
-	if n, err := s.store.RequeueExpiredLeases(ctx, time.Now()); err != nil {
-		return fmt.Errorf("cannot start sender: %w", err)
-	} else if n > 0 {
-		s.log.Info("returned messages with expired leases to the queue", "count", n)
-	}
-	if _, err := s.store.FinishJobs(ctx, time.Now()); err != nil {
+	if err := s.recover(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped right after the start: not a failure
+		}
 		return fmt.Errorf("cannot start sender: %w", err)
 	}
 	s.probe(ctx)
@@ -302,4 +295,20 @@ func (s *Sender) unfinished() []store.LeaseRef {
 		out = append(out, r)
 	}
 	return out
+}
+
+// recover settles what a previous run left: deliveries recorded but not
+// settled are sent (even those whose lease has not expired yet), expired
+// leases return to the queue, and jobs with nothing left are finished.
+func (s *Sender) recover(ctx context.Context) error {
+	if err := s.store.SettleAllDeliveries(ctx); err != nil {
+		return err
+	}
+	if n, err := s.store.RequeueExpiredLeases(ctx, time.Now()); err != nil {
+		return err
+	} else if n > 0 {
+		s.log.Info("returned messages with expired leases to the queue", "count", n)
+	}
+	_, err := s.store.FinishJobs(ctx, time.Now())
+	return err
 }
