@@ -33,25 +33,17 @@ func TestSIGKILLMidIngestQueuesEveryRowOnce(t *testing.T) {
 	dataDir := filepath.Join(dir, "data")
 	adminAddr := crashFreeAddr(t)
 	cfgPath := filepath.Join(dir, "dropgate.toml")
-	cfg := fmt.Sprintf(`data_dir = %q
-[sftp]
-listen = ""
-[ftp]
-listen = ""
-[admin]
-listen = %q
-tokens = [%q]
-[ingest]
-quiet_period = "200ms"
+	cfg := crashConfigHead(dataDir, adminAddr) + `
 [[partner]]
 name     = "acme"
 region   = "PT"
 channels = ["sms"]
+
 [[channel]]
 name      = "sms"
 type      = "outbox"
 recipient = "phone"
-`, dataDir, adminAddr, crashAdminToken)
+`
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -143,9 +143,10 @@ func TestSIGKILLMidSendLosesNothingAndDuplicatesLittle(t *testing.T) {
 	}
 }
 
-func writeCrashConfig(t *testing.T, path, dataDir, adminAddr, url string) {
-	t.Helper()
-	cfg := fmt.Sprintf(`data_dir = %q
+// crashConfigHead is the part of the crash tests' configs they share: no
+// file servers, the admin API on adminAddr, a short quiet period.
+func crashConfigHead(dataDir, adminAddr string) string {
+	return fmt.Sprintf(`data_dir = %q
 
 [sftp]
 listen = ""
@@ -159,7 +160,12 @@ tokens = [%q]
 
 [ingest]
 quiet_period = "200ms"
+`, dataDir, adminAddr, crashAdminToken)
+}
 
+func writeCrashConfig(t *testing.T, path, dataDir, adminAddr, url string) {
+	t.Helper()
+	cfg := crashConfigHead(dataDir, adminAddr) + fmt.Sprintf(`
 [sender]
 lease          = "2s"
 poll_interval  = "20ms"
@@ -177,7 +183,7 @@ url         = %q
 body        = '{"to": {{json .To}}, "text": {{json .Body}}, "id": {{json .ID}}}'
 id_path     = "/id"
 concurrency = %d
-`, dataDir, adminAddr, crashAdminToken, url, crashConcurrency)
+`, url, crashConcurrency)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
