@@ -244,7 +244,10 @@ func TestAPISendJumpsAheadOfABulkFile(t *testing.T) {
 	})
 	lines := d.OutboxLines(t, "email")
 	t.Logf("the API message went out as email %d, with %d bulk messages before it", len(lines), len(lines)-1)
-	if len(lines) >= 250 {
+	// At 50 a second the sender holds at most two claims of 5 bulk
+	// messages ahead (sender/channel.go), plus the ones sent while the
+	// request was answered: 40 is a loose bound, 300 would be no priority.
+	if len(lines) > 10+40 {
 		t.Errorf("the API message went out after %d of the 300 bulk messages", len(lines)-1)
 	}
 }
