@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,23 +81,45 @@ func TestHashPasswordPrintsBcrypt(t *testing.T) {
 
 // TestServeEmbeddedDefault runs "dropgate serve" with no config in an empty
 // folder: secrets are generated, printed once and reused by a second start.
+// embeddedDaemon is "dropgate serve" with no config, started by
+// startEmbeddedDefault through run, as from the command line.
+type embeddedDaemon struct {
+	out, log *syncBuffer // stdout (the printed secrets) and stderr (the log)
+	stop     func() error
+}
+
+// startEmbeddedDefault runs "dropgate serve --data data" on loopback ports
+// until it logs that it started; stop (also run at cleanup) cancels it and
+// returns what serve returned.
+func startEmbeddedDefault(t *testing.T, data string) *embeddedDaemon {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &embeddedDaemon{out: &syncBuffer{}, log: &syncBuffer{}}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", data, "--admin-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0", "--ftp-addr", "127.0.0.1:0"},
+			func(string) string { return "" }, strings.NewReader(""), e.out, e.log)
+	}()
+	var once sync.Once
+	var err error
+	e.stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { e.stop() })
+	waitFor(t, 20*time.Second, "dropgate started", func() bool { return strings.Contains(e.log.String(), "dropgate started") })
+	return e
+}
+
 func TestServeEmbeddedDefault(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "dropgate-data")
 	start := func() string {
-		ctx, cancel := context.WithCancel(context.Background())
-		var out, errb syncBuffer
-		done := make(chan error, 1)
-		go func() {
-			done <- run(ctx, []string{"serve", "--data", data, "--admin-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0", "--ftp-addr", "127.0.0.1:0"},
-				func(string) string { return "" }, strings.NewReader(""), &out, &errb)
-		}()
-		waitFor(t, 20*time.Second, "dropgate started", func() bool { return strings.Contains(errb.String(), "dropgate started") })
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatalf("serve: %v\n%s", err, errb.String())
+		e := startEmbeddedDefault(t, data)
+		if err := e.stop(); err != nil {
+			t.Fatalf("serve: %v\n%s", err, e.log.String())
 		}
-		return out.String()
+		return e.out.String()
 	}
 	first := start()
 	if !strings.Contains(first, "Generated admin token") || !strings.Contains(first, `Generated password for partner "demo"`) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,10 +25,7 @@ func TestSIGKILLMidIngestQueuesEveryRowOnce(t *testing.T) {
 		t.Skip("builds and kills the daemon; skipped with -short")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dropgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildDaemon(t, dir)
 	dataDir := filepath.Join(dir, "data")
 	adminAddr := crashFreeAddr(t)
 	cfgPath := filepath.Join(dir, "dropgate.toml")
@@ -74,20 +70,7 @@ recipient = "phone"
 	}
 
 	d = startCrashChild(t, bin, cfgPath, adminAddr, filepath.Join(dir, "daemon-1.log"))
-	var jobs []struct {
-		Status string         `json:"status"`
-		Total  int            `json:"total"`
-		Counts map[string]int `json:"counts"`
-	}
-	crashWait(t, 120*time.Second, "the job done", func() bool {
-		var resp struct {
-			Jobs json.RawMessage `json:"jobs"`
-		}
-		if !crashAdminGet(adminAddr, "/api/v1/jobs", &resp) || json.Unmarshal(resp.Jobs, &jobs) != nil || len(jobs) == 0 {
-			return false
-		}
-		return jobs[0].Status == "done"
-	})
+	jobs := waitJobsDone(t, adminAddr, 120*time.Second)
 	d.stop(t)
 	if len(jobs) != 1 || jobs[0].Total != crashIngestRows || jobs[0].Counts["sent"] != crashIngestRows {
 		t.Errorf("jobs after the restart = %+v, want one with %d sent", jobs, crashIngestRows)

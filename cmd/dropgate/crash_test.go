@@ -67,11 +67,7 @@ func TestSIGKILLMidSendLosesNothingAndDuplicatesLittle(t *testing.T) {
 		t.Skip("builds and kills the daemon; skipped with -short")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dropgate")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildDaemon(t, dir)
 
 	sink := &keySink{seen: map[string]int{}}
 	srv := httptest.NewServer(sink)
@@ -103,26 +99,7 @@ func TestSIGKILLMidSendLosesNothingAndDuplicatesLittle(t *testing.T) {
 	}
 
 	d := startCrashChild(t, bin, cfgPath, adminAddr, filepath.Join(dir, "daemon-final.log"))
-	var jobs []struct {
-		ID     int64          `json:"id"`
-		Status string         `json:"status"`
-		Total  int            `json:"total"`
-		Counts map[string]int `json:"counts"`
-	}
-	crashWait(t, 40*time.Second, "every job done", func() bool {
-		var resp struct {
-			Jobs json.RawMessage `json:"jobs"`
-		}
-		if !crashAdminGet(adminAddr, "/api/v1/jobs", &resp) || json.Unmarshal(resp.Jobs, &jobs) != nil || len(jobs) == 0 {
-			return false
-		}
-		for _, j := range jobs {
-			if j.Status != "done" {
-				return false
-			}
-		}
-		return true
-	})
+	jobs := waitJobsDone(t, adminAddr, 40*time.Second)
 	d.stop(t)
 
 	total, distinct := sink.counts()
@@ -141,6 +118,47 @@ func TestSIGKILLMidSendLosesNothingAndDuplicatesLittle(t *testing.T) {
 	if len(jobs) != 1 || queued != crashMessages || sent != distinct {
 		t.Errorf("API: %d jobs, %d messages, %d sent; the provider saw %d distinct", len(jobs), queued, sent, distinct)
 	}
+}
+
+// buildDaemon builds the dropgate binary into dir.
+func buildDaemon(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "dropgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// crashJob is a job as the crash tests read it from the API.
+type crashJob struct {
+	ID     int64          `json:"id"`
+	Status string         `json:"status"`
+	Total  int            `json:"total"`
+	Counts map[string]int `json:"counts"`
+}
+
+// waitJobsDone waits until the API lists jobs and every one is done, and
+// returns them.
+func waitJobsDone(t *testing.T, adminAddr string, timeout time.Duration) []crashJob {
+	t.Helper()
+	var jobs []crashJob
+	crashWait(t, timeout, "every job done", func() bool {
+		var resp struct {
+			Jobs []crashJob `json:"jobs"`
+		}
+		if !crashAdminGet(adminAddr, "/api/v1/jobs", &resp) || len(resp.Jobs) == 0 {
+			return false
+		}
+		jobs = resp.Jobs
+		for _, j := range jobs {
+			if j.Status != "done" {
+				return false
+			}
+		}
+		return true
+	})
+	return jobs
 }
 
 // crashConfigHead is the part of the crash tests' configs they share: no

@@ -218,20 +218,13 @@ func TestCurlSFTPDropsFileAndFetchesResultReport(t *testing.T) {
 // no config: the generated demo password logs in to both file servers.
 func TestEmbeddedDefaultDemoLogsInOverSFTPAndFTP(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "dropgate-data")
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--data", data, "--admin-addr", "127.0.0.1:0", "--sftp-addr", "127.0.0.1:0", "--ftp-addr", "127.0.0.1:0"},
-			func(string) string { return "" }, strings.NewReader(""), &out, &errb)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+	e := startEmbeddedDefault(t, data)
+	defer func() {
+		if err := e.stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
-	})
-	waitFor(t, 20*time.Second, "dropgate started", func() bool { return strings.Contains(errb.String(), "dropgate started") })
+	}()
+	errb := e.log
 	sftpAddr := regexp.MustCompile(`sftp=(\S+)`).FindStringSubmatch(errb.String())
 	ftpAddr := regexp.MustCompile(`\bftp=(\S+)`).FindStringSubmatch(errb.String())
 	if sftpAddr == nil || ftpAddr == nil {
