@@ -77,11 +77,12 @@ func (in *Ingester) Compose(ctx context.Context, partnerName string, req APISend
 			bad("template", req.Template, "give either a template, or a body (with channel and subject); not both")
 		}
 		var err error
+		var stale *templateError // a stored version the config no longer fits
 		t, err = in.template(ctx, p, req.Template)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			bad("template", req.Template, "there is no template named %q; upload templates/%s.tmpl first", req.Template, req.Template)
-		case err != nil && strings.Contains(err.Error(), "no longer fits"):
+		case errors.As(err, &stale):
 			bad("template", req.Template, "%v", err)
 		case err != nil:
 			return nil, nil, err
