@@ -32,6 +32,10 @@ func (c *Config) ArchiveDir() string { return filepath.Join(c.DataDir, "archive"
 // OutboxDir holds <channel>.jsonl for channels of type outbox.
 func (c *Config) OutboxDir() string { return filepath.Join(c.DataDir, "outbox") }
 
+// DeliveryLogDir is where the sender logs delivery outcomes before the
+// database has them (see sender/journal.go).
+func (c *Config) DeliveryLogDir() string { return filepath.Join(c.DataDir, "deliveries") }
+
 // SecretsDir holds generated secrets (mode 0700, files 0600).
 func (c *Config) SecretsDir() string { return filepath.Join(c.DataDir, "secrets") }
 

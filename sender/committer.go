@@ -2,6 +2,7 @@ package sender
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -9,168 +10,198 @@ import (
 	"github.com/dropgate/dropgate/store"
 )
 
-// committer records delivery outcomes by group commit. A worker hands it
-// an outcome and waits until that outcome is durable before it starts its
-// next provider call, so a crash can send again at most one message per
-// worker: the one in flight or waiting here. A single goroutine writes: it
-// takes every outcome pending, writes them in one statement or transaction,
-// and wakes their workers; outcomes that arrive while it writes wait for the
-// next round. There is no linger: a lone outcome is written at once, and
-// batches form exactly when the database is the bottleneck.
+// committer records delivery outcomes. record appends an outcome to the
+// journal, one write, and returns: from then on a crash cannot lose it, so
+// a worker that records before it starts its next provider call makes a
+// crash send again at most the messages in flight, one per worker. The
+// outcomes reach the database later, many in one transaction, from run:
+// when applyBatch are waiting, at once when a job may have ended or a
+// message goes back to the queue, applyDelay after the first otherwise, and
+// at close. Until then a delivered message shows as "sending".
 //
-// A round makes a sent message durable with the least SQLite can write (its
-// provider id and sent_at, see store.CompleteMessages); moving it to "sent"
-// with its index entries is settled later, for many messages at once: when
-// settleBatch are waiting, when a job has nothing left in flight (so it can
-// finish), settleDelay after the first one, and at stop.
+// When the journal cannot be written (disk full, permissions), record
+// writes the outcome to the database itself before it returns, which keeps
+// the bound at the old price of a commit per outcome.
 type committer struct {
 	s   *Sender
 	log *slog.Logger
+	ctx context.Context // outlives the sender's run context: outcomes are written after a stop
 
-	kick chan struct{} // something is pending; closed by close
-
-	// Only the run goroutine touches these.
-	unsettled   []int64 // delivered, not yet settled
-	settleTimer *time.Timer
-	settleDue   bool // settleTimer is running
+	kick chan struct{} // something to apply; capacity 1
+	stop chan struct{} // closed by close
+	done chan struct{} // closed when run returned
 
 	mu      sync.Mutex
-	pending []store.Outcome
-	round   *round // the round pending will be written in
+	j       *journal        // nil once it failed
+	pending []store.Outcome // journalled, not yet applied
+	idle    []int64         // jobs left with nothing in flight, to check for their end after the apply
+	urgent  bool            // apply now rather than after applyDelay
+
+	applyMu sync.Mutex      // one apply at a time; guards the fields below
+	segs    []string        // segments whose outcomes are all in the database once failed is written
+	failed  []store.Outcome // an apply that failed, retried with the next one
 }
 
-// round is one group commit; done is closed once its outcomes were
-// written (or given up on).
-type round struct{ done chan struct{} }
-
-// settleBatch and settleDelay bound how many delivered messages wait to be
-// settled, and for how long: until then they show as "sending".
+// applyBatch and applyDelay bound how many recorded outcomes wait for the
+// database, and for how long.
 const (
-	settleBatch = 512
-	settleDelay = 100 * time.Millisecond
+	applyBatch = 512
+	applyDelay = 100 * time.Millisecond
+	// applyRetry is the wait before an apply that failed is tried again.
+	applyRetry = time.Second
 )
 
-func newCommitter(s *Sender) *committer {
-	c := &committer{s: s, log: s.log, kick: make(chan struct{}, 1), round: &round{done: make(chan struct{})}}
-	c.settleTimer = time.NewTimer(time.Hour)
-	c.settleTimer.Stop()
-	return c
+// newCommitter returns a committer writing to j; ctx must outlive the
+// workers.
+func newCommitter(ctx context.Context, s *Sender, j *journal) *committer {
+	return &committer{s: s, log: s.log, ctx: ctx, j: j,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-// record adds an outcome to the next round and waits for that round to be
-// written.
+// record makes o durable: in the journal, or failing that in the database.
 func (c *committer) record(o store.Outcome) {
 	c.mu.Lock()
+	err := errJournalClosed
+	if c.j != nil {
+		err = c.j.append([]store.Outcome{o})
+	}
 	c.pending = append(c.pending, o)
-	r := c.round
+	idle := c.s.untrack([]store.Outcome{o})
+	c.idle = append(c.idle, idle...)
+	if len(idle) > 0 || o.Kind != store.OutcomeSent || len(c.pending) >= applyBatch {
+		c.urgent = true
+	}
+	if err != nil && c.j != nil {
+		c.log.Error("cannot write the delivery log; outcomes are written to the database one by one (slower)", "err", err)
+		c.j.close()
+		c.j = nil
+	}
 	c.mu.Unlock()
+	if err != nil {
+		if c.apply() {
+			return
+		}
+	}
 	select {
 	case c.kick <- struct{}{}:
 	default:
 	}
-	<-r.done
 }
 
-// close ends run once every recorded outcome is written. No record may
-// follow it.
-func (c *committer) close() { close(c.kick) }
+var errJournalClosed = errors.New("delivery log closed")
 
-// run writes rounds until close. ctx must outlive the workers: it is not
-// the sender's run context.
-func (c *committer) run(ctx context.Context) {
-	defer c.settleTimer.Stop()
-	var spare []store.Outcome
+// close applies what is left and stops run. No record may follow it.
+func (c *committer) close() {
+	close(c.stop)
+	<-c.done
+}
+
+// run applies recorded outcomes until close.
+func (c *committer) run() {
+	defer close(c.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false
 	for {
 		select {
-		case _, ok := <-c.kick:
-			if !ok {
-				c.commit(ctx, spare)
-				c.settleAll(ctx, nil)
-				return
+		case <-c.stop:
+			timer.Stop()
+			c.apply()
+			c.mu.Lock()
+			if c.j != nil {
+				if err := c.j.close(); err != nil {
+					c.log.Warn("cannot close the delivery log", "err", err)
+				}
 			}
-			spare = c.commit(ctx, spare)
-		case <-c.settleTimer.C:
-			c.settleDue = false
-			c.settleAll(ctx, nil)
-		}
-	}
-}
-
-// commit writes what is pending as one round and returns the batch's
-// storage for reuse.
-func (c *committer) commit(ctx context.Context, spare []store.Outcome) []store.Outcome {
-	c.mu.Lock()
-	batch, r := c.pending, c.round
-	c.pending, c.round = spare[:0], &round{done: make(chan struct{})}
-	c.mu.Unlock()
-	if len(batch) > 0 {
-		c.write(ctx, batch)
-	}
-	close(r.done)
-	if len(batch) > 0 {
-		c.settle(ctx, batch)
-	}
-	return batch
-}
-
-// write stores one batch, retrying a few times: an outcome that cannot be
-// written leaves its message leased, and the lease's expiry sends it again.
-func (c *committer) write(ctx context.Context, batch []store.Outcome) {
-	var err error
-	for try := range 5 {
-		if err = c.s.store.CompleteMessages(ctx, batch); err == nil {
+			c.mu.Unlock()
 			return
+		case <-timer.C:
+			armed = false
+		case <-c.kick:
+			c.mu.Lock()
+			urgent := c.urgent
+			c.mu.Unlock()
+			if !urgent {
+				if !armed {
+					timer.Reset(applyDelay)
+					armed = true
+				}
+				continue
+			}
+			if armed {
+				timer.Stop()
+				armed = false
+			}
 		}
-		time.Sleep(time.Duration(50<<try) * time.Millisecond)
+		if !c.apply() {
+			timer.Reset(applyRetry)
+			armed = true
+		}
 	}
-	c.log.Error("cannot record delivery outcomes; the messages will be sent again when their leases expire",
-		"count", len(batch), "err", err)
 }
 
-// settle runs after a round's workers were woken: it forgets the written
-// claims, settles deliveries when due, checks for the end each job that has
-// nothing left in flight, and wakes the dispatchers when messages went back
-// to the queue.
-func (c *committer) settle(ctx context.Context, batch []store.Outcome) {
+// apply writes every outcome recorded so far to the database in one
+// transaction, then drops the journal segments that held them and checks
+// the jobs left idle for their end. It reports false when the write failed;
+// the outcomes stay in their segments and are tried again by the next apply
+// (or at the next start).
+func (c *committer) apply() bool {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	c.mu.Lock()
+	batch, idle := c.pending, c.idle
+	c.pending, c.idle, c.urgent = nil, nil, false
+	var seg string
+	var rotErr error
+	if c.j != nil {
+		seg, rotErr = c.j.rotate()
+	}
+	c.mu.Unlock()
+	if rotErr != nil {
+		c.log.Warn("cannot close a delivery log segment", "err", rotErr)
+	}
+	if seg != "" {
+		c.segs = append(c.segs, seg)
+	}
+	if len(c.failed) > 0 {
+		batch = append(c.failed, batch...)
+	}
+	if err := c.write(batch); err != nil {
+		c.failed = batch
+		c.log.Error("cannot record delivery outcomes; retrying (they are safe in the delivery log)", "count", len(batch), "err", err)
+		return false
+	}
+	c.failed = nil
+	if err := removeSegments(c.segs); err != nil {
+		c.log.Warn("cannot remove applied delivery log segments; they will be applied again (harmlessly) at the next start", "err", err)
+	}
+	c.segs = c.segs[:0]
 	requeued := false
 	for _, o := range batch {
-		switch o.Kind {
-		case store.OutcomeSent:
-			c.unsettled = append(c.unsettled, o.ID)
-		case store.OutcomeRetry, store.OutcomeReleased:
-			requeued = true
-		}
+		requeued = requeued || o.Kind == store.OutcomeRetry || o.Kind == store.OutcomeReleased
 	}
-	idle := c.s.untrack(batch)
-	switch {
-	case len(idle) > 0 || len(c.unsettled) >= settleBatch:
-		c.settleAll(ctx, idle)
-	case len(c.unsettled) > 0 && !c.settleDue:
-		c.settleTimer.Reset(settleDelay)
-		c.settleDue = true
+	for _, id := range idle {
+		if _, err := c.s.store.FinishJob(c.ctx, id); err != nil {
+			c.log.Error("cannot finish job; the periodic check will", "job", id, "err", err)
+		}
 	}
 	if requeued {
 		c.s.Nudge()
 	}
+	return true
 }
 
-// settleAll settles every delivered message, then checks whether the idle
-// jobs ended. A failure leaves the messages delivered: RequeueExpiredLeases
-// settles them once their leases expire.
-func (c *committer) settleAll(ctx context.Context, idle []int64) {
-	if len(c.unsettled) > 0 {
-		if err := c.s.store.SettleDeliveries(ctx, c.unsettled); err != nil {
-			c.log.Error("cannot settle deliveries; they will be when their leases expire", "count", len(c.unsettled), "err", err)
+// write stores one batch, retrying a few times.
+func (c *committer) write(batch []store.Outcome) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	var err error
+	for try := range 3 {
+		if err = c.s.store.CompleteMessages(c.ctx, batch); err == nil {
+			return nil
 		}
-		c.unsettled = c.unsettled[:0]
+		time.Sleep(time.Duration(50<<try) * time.Millisecond)
 	}
-	if c.settleDue {
-		c.settleTimer.Stop()
-		c.settleDue = false
-	}
-	for _, id := range idle {
-		if _, err := c.s.store.FinishJob(ctx, id); err != nil {
-			c.log.Error("cannot finish job; the periodic check will", "job", id, "err", err)
-		}
-	}
+	return err
 }

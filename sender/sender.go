@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -157,7 +158,12 @@ func (s *Sender) wake() {
 // sender.shutdown_grace, returns what it claimed but did not finish to the
 // queue, and returns nil.
 func (s *Sender) Run(ctx context.Context) error {
-	if err := s.recover(ctx); err != nil {
+	j, err := openJournal(s.cfg.DeliveryLogDir())
+	if err != nil {
+		return fmt.Errorf("cannot start sender: %w", err)
+	}
+	if err := s.recover(ctx, j); err != nil {
+		j.close()
 		if ctx.Err() != nil {
 			return nil // stopped right after the start: not a failure
 		}
@@ -172,9 +178,8 @@ func (s *Sender) Run(ctx context.Context) error {
 	// the deliveries so every outcome reaches the database.
 	deliverCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
-	col := newCommitter(s)
-	colDone := make(chan struct{})
-	go func() { defer close(colDone); col.run(context.WithoutCancel(ctx)) }()
+	col := newCommitter(context.WithoutCancel(ctx), s, j)
+	go col.run()
 
 	var workers, loops sync.WaitGroup
 	for _, ch := range s.channels {
@@ -195,7 +200,6 @@ func (s *Sender) Run(ctx context.Context) error {
 		<-finished
 	}
 	col.close()
-	<-colDone
 
 	left := s.unfinished()
 	if len(left) > 0 {
@@ -297,10 +301,14 @@ func (s *Sender) unfinished() []store.LeaseRef {
 	return out
 }
 
-// recover settles what a previous run left: deliveries recorded but not
-// settled are sent (even those whose lease has not expired yet), expired
-// leases return to the queue, and jobs with nothing left are finished.
-func (s *Sender) recover(ctx context.Context) error {
+// recover settles what a previous run left: outcomes in the delivery log
+// are written to the database, deliveries recorded but not settled (by a
+// version before the log) are sent, expired leases return to the queue, and
+// jobs with nothing left are finished.
+func (s *Sender) recover(ctx context.Context, j *journal) error {
+	if err := s.replay(ctx, j); err != nil {
+		return err
+	}
 	if err := s.store.SettleAllDeliveries(ctx); err != nil {
 		return err
 	}
@@ -311,4 +319,37 @@ func (s *Sender) recover(ctx context.Context) error {
 	}
 	_, err := s.store.FinishJobs(ctx, time.Now())
 	return err
+}
+
+// replay writes the outcomes a previous run logged but did not get into the
+// database (it was killed) and removes their segments. A damaged segment is
+// set aside as <n>.log.damaged with an error in the log: its messages are
+// sent again once their leases expire, under the same idempotency keys,
+// rather than the sender refusing to start.
+func (s *Sender) replay(ctx context.Context, j *journal) error {
+	segs, err := j.segments()
+	if err != nil {
+		return err
+	}
+	var outs []store.Outcome
+	var done []string
+	for _, p := range segs {
+		o, err := readSegment(p)
+		if err != nil {
+			s.log.Error("damaged delivery log segment set aside; its messages will be sent again when their leases expire", "err", err)
+			if err := os.Rename(p, p+".damaged"); err != nil {
+				return fmt.Errorf("cannot set aside damaged delivery log segment: %w", err)
+			}
+			continue
+		}
+		outs = append(outs, o...)
+		done = append(done, p)
+	}
+	if len(outs) > 0 {
+		if err := s.store.CompleteMessages(ctx, outs); err != nil {
+			return fmt.Errorf("cannot apply the delivery log: %w", err)
+		}
+		s.log.Info("recorded delivery outcomes the last run had logged but not stored", "count", len(outs))
+	}
+	return removeSegments(done)
 }

@@ -56,10 +56,49 @@ type Claim struct {
 }
 
 // ClaimMessages leases up to limit due messages of one job and channel for
-// lease, in one short transaction: they become "sending" with attempts+1.
-// The job becomes "sending" (with started_at) on its first claim. Nothing
-// is claimed when the job was paused or cancelled in the meantime.
+// lease: they become "sending" with attempts+1. The job becomes "sending"
+// (with started_at) on its first claim. Nothing is claimed when the job was
+// paused or cancelled in the meantime.
+//
+// The candidates are read on the reader pool and only their ids go through
+// the writer, in one short transaction that claims those still queued: a
+// claim that also returned every column held the single writer about twice
+// as long, and the writer is what the sender's workers and the outcomes
+// they record wait for. One dispatcher claims per channel, so a candidate
+// is lost only to a cancel or a release in between, which the write skips.
 func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, now time.Time, lease time.Duration, limit int) ([]Claim, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+messageColumns+`, age_from FROM messages
+		WHERE job_id = ? AND status = 'queued' AND channel = ? AND next_attempt_at <= ?
+		ORDER BY next_attempt_at, id LIMIT ?`, jobID, channel, ms(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
+	}
+	var cands []Claim
+	for rows.Next() {
+		var c Claim
+		var ageFrom int64
+		c.Message, err = s.scanMessage(extraScanner{rows, []any{&ageFrom}})
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("cannot read due message: %w", err)
+		}
+		c.AgeFrom = c.CreatedAt
+		if ageFrom > 0 {
+			c.AgeFrom = fromMS(ageFrom)
+		}
+		cands = append(cands, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
+	}
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, len(cands))
+	for i := range cands {
+		ids[i] = cands[i].ID
+	}
 	if err := s.prepare(ctx, claimSQL); err != nil {
 		return nil, fmt.Errorf("cannot claim messages: %w", err)
 	}
@@ -72,31 +111,25 @@ func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := claim.QueryContext(ctx, ms(now.Add(lease)), ms(now), jobID, channel, ms(now), limit, jobID, JobQueued, JobSending)
+	leaseUntil := ms(now.Add(lease))
+	res, err := claim.QueryContext(ctx, leaseUntil, ms(now), idList(ids), jobID, JobQueued, JobSending)
 	if err != nil {
 		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
 	}
-	var out []Claim
-	for rows.Next() {
-		var c Claim
-		var ageFrom int64
-		c.Message, err = s.scanMessage(extraScanner{rows, []any{&ageFrom}})
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("cannot read claimed message: %w", err)
+	claimed := make(map[int64]bool, len(ids))
+	for res.Next() {
+		var id int64
+		if err := res.Scan(&id); err != nil {
+			res.Close()
+			return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
 		}
-		c.Attempt = c.Attempts
-		c.AgeFrom = c.CreatedAt
-		if ageFrom > 0 {
-			c.AgeFrom = fromMS(ageFrom)
-		}
-		out = append(out, c)
+		claimed[id] = true
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	res.Close()
+	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
 	}
-	if len(out) > 0 {
+	if len(claimed) > 0 {
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?) WHERE id = ? AND status = ?`,
 			JobSending, ms(now), jobID, JobQueued); err != nil {
 			return nil, fmt.Errorf("cannot mark job %d sending: %w", jobID, err)
@@ -105,14 +138,38 @@ func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, 
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
 	}
+	out := cands[:0]
+	for _, c := range cands {
+		if !claimed[c.ID] {
+			continue
+		}
+		// As the write left it: a queued message's attempts cannot change
+		// between the read and the claim.
+		c.Status, c.Attempts, c.LeaseUntil = MsgSending, c.Attempts+1, fromMS(leaseUntil)
+		c.Attempt = c.Attempts
+		out = append(out, c)
+	}
 	return out, nil
 }
 
 const claimSQL = `UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ?
-	WHERE id IN (SELECT id FROM messages WHERE job_id = ? AND channel = ? AND status = 'queued' AND next_attempt_at <= ?
-		ORDER BY next_attempt_at, id LIMIT ?)
+	WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued'
 	AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status IN (?, ?))
-	RETURNING ` + messageColumns + `, age_from`
+	RETURNING id`
+
+// idList is ids as a JSON array, for json_each: one bound value however
+// many ids.
+func idList(ids []int64) string {
+	b := make([]byte, 0, 8*len(ids)+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
 
 // extraScanner scans a row whose columns are the usual ones plus extra
 // trailing ones, so scanMessage can be reused on RETURNING rows.
@@ -151,25 +208,20 @@ type Outcome struct {
 	NextAttemptAt time.Time // for OutcomeRetry
 }
 
-// CompleteMessages records a batch of outcomes, durably, and ignores an
-// outcome whose claim is stale (the lease expired and the message was claimed
-// again). It is the sender's per-commit cost, so it writes only what makes
-// each outcome durable:
+// CompleteMessages records a batch of outcomes in one transaction, and
+// ignores an outcome whose claim is stale (the lease expired and the message
+// was claimed again) or already recorded, so applying a batch twice is
+// harmless: the sender replays its delivery log after a crash.
 //
-//   - A sent message gets its sent_at and provider_id, which no index
-//     covers, so the write touches the table's pages only; it stays
-//     "sending" (delivered, not settled) until SettleDeliveries moves it,
-//     with its index entries, to "sent" in a larger batch. A delivered
-//     message is never queued again: RequeueExpiredLeases settles it
-//     instead, so a crash between the two costs nothing.
+//   - A sent message becomes "sent" with its provider id and sent_at.
 //   - Only retried and failed attempts get an attempts row; the successful
 //     one lives in the message row and MessageAttempts adds it back.
 //   - Jobs are not finished here: the sender calls FinishJob once a job has
 //     nothing left in flight.
 //
-// A batch of sent outcomes only, nearly every batch of a healthy run, is one
-// multi-row UPDATE in SQLite's implicit transaction: no BEGIN or COMMIT
-// statement. Anything else runs in one explicit transaction.
+// A batch of up to exactShapes sent outcomes, the common case, is one
+// multi-row UPDATE in SQLite's implicit transaction. Anything else runs in
+// one explicit transaction.
 func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 	if len(outs) == 0 {
 		return nil
@@ -250,8 +302,7 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 const completeChunk = 256
 
 // exactShapes: a batch of up to this many sent outcomes gets a statement of
-// its exact size. The sender's batches are at most its total concurrency;
-// larger ones are cut into powers of two.
+// its exact size; larger ones are cut into powers of two.
 const exactShapes = 64
 
 // claimGuard makes an outcome apply only to the claim it belongs to.
@@ -264,13 +315,13 @@ var completeSentSQLs, insertAttemptsSQLs = func() (sent, attempts map[int]string
 	sent, attempts = map[int]string{}, map[int]string{}
 	for n := 1; n <= completeChunk; n++ {
 		if n == 1 { // no VALUES table to build: the most common round
-			sent[n] = `UPDATE messages SET provider_id = ?3, sent_at = ?4, updated_at = ?4
-		WHERE id = ?1 AND status = 'sending' AND attempts = ?2 AND sent_at IS NULL`
+			sent[n] = `UPDATE messages SET status = 'sent', provider_id = ?3, sent_at = ?4, updated_at = ?4, lease_until = 0, last_error = ''
+		WHERE id = ?1 AND status = 'sending' AND attempts = ?2`
 		} else if n <= exactShapes || n&(n-1) == 0 {
-			sent[n] = `UPDATE messages SET provider_id = v.column3, sent_at = v.column4, updated_at = v.column4
+			sent[n] = `UPDATE messages SET status = 'sent', provider_id = v.column3, sent_at = v.column4, updated_at = v.column4,
+			lease_until = 0, last_error = ''
 		FROM (VALUES ` + valuesList(n, 4) + `) AS v
-		WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.attempts = v.column2
-			AND messages.sent_at IS NULL`
+		WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.attempts = v.column2`
 		}
 		if n&(n-1) == 0 {
 			attempts[n] = `INSERT INTO attempts (message_id, attempt, at, outcome, error)
@@ -399,40 +450,12 @@ func (s *Store) FinishJobs(ctx context.Context, now time.Time) (int64, error) {
 	return res.RowsAffected()
 }
 
-// SettleDeliveries moves delivered messages (see CompleteMessages) from
-// "sending" to "sent", in one transaction; ids that are not delivered and
-// unsettled are skipped.
-func (s *Store) SettleDeliveries(ctx context.Context, ids []int64) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	st, err := s.stmts.stmt(ctx, s.writer, settleSQL)
-	if err != nil {
-		return fmt.Errorf("cannot settle deliveries: %w", err)
-	}
-	list := make([]byte, 0, 8*len(ids)+2)
-	list = append(list, '[')
-	for i, id := range ids {
-		if i > 0 {
-			list = append(list, ',')
-		}
-		list = strconv.AppendInt(list, id, 10)
-	}
-	list = append(list, ']')
-	if _, err := st.ExecContext(ctx, string(list)); err != nil {
-		return fmt.Errorf("cannot settle %d deliveries: %w", len(ids), err)
-	}
-	return nil
-}
-
-const settleSQL = `UPDATE messages SET status = 'sent', lease_until = 0, last_error = ''
-	WHERE id IN (SELECT value FROM json_each(?)) AND status = 'sending' AND sent_at IS NOT NULL`
-
 // RequeueExpiredLeases returns every message whose lease ended before now
 // (its sender crashed or hung) to the queue, due at once, and returns how
 // many. The attempt stays counted: the provider may have seen it. A message
-// whose delivery was recorded but not settled is settled as sent instead:
-// the provider has it.
+// whose delivery was recorded but not settled (by a version before the
+// sender's delivery log, which wrote sent_at first and the status later) is
+// settled as sent instead: the provider has it.
 func (s *Store) RequeueExpiredLeases(ctx context.Context, now time.Time) (int64, error) {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -440,11 +463,11 @@ func (s *Store) RequeueExpiredLeases(ctx context.Context, now time.Time) (int64,
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'sent', lease_until = 0, last_error = ''
-		WHERE status = 'sending' AND lease_until < ? AND sent_at IS NOT NULL`, ms(now)); err != nil {
+		WHERE job_id IN (`+liveJobs+`) AND status = 'sending' AND lease_until < ? AND sent_at IS NOT NULL`, ms(now)); err != nil {
 		return 0, fmt.Errorf("cannot settle deliveries: %w", err)
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, lease_until = 0, next_attempt_at = ?, updated_at = ?
-		WHERE status = 'sending' AND lease_until < ?`, ms(now), ms(now), ms(now))
+		WHERE job_id IN (`+liveJobs+`) AND status = 'sending' AND lease_until < ?`, ms(now), ms(now), ms(now))
 	if err != nil {
 		return 0, fmt.Errorf("cannot requeue expired leases: %w", err)
 	}
@@ -455,11 +478,18 @@ func (s *Store) RequeueExpiredLeases(ctx context.Context, now time.Time) (int64,
 	return n, nil
 }
 
+// liveJobs selects the jobs that can have a message in flight: a job is
+// done, and a cancelled one finished, only once none is. Scoping a search
+// for "sending" messages to them lets it probe messages_queue's (job_id,
+// status) prefix per job instead of scanning the table.
+const liveJobs = `SELECT id FROM jobs WHERE status IN ('queued', 'sending', 'paused') OR (status = 'cancelled' AND finished_at IS NULL)`
+
 // SettleAllDeliveries settles every delivered message however long its
-// lease (a previous run's, after a crash); the sender runs it at start.
+// lease (left by a version before the delivery log); the sender runs it at
+// start.
 func (s *Store) SettleAllDeliveries(ctx context.Context) error {
 	if _, err := s.writer.ExecContext(ctx, `UPDATE messages SET status = 'sent', lease_until = 0, last_error = ''
-		WHERE status = 'sending' AND lease_until >= 0 AND sent_at IS NOT NULL`); err != nil {
+		WHERE job_id IN (`+liveJobs+`) AND status = 'sending' AND sent_at IS NOT NULL`); err != nil {
 		return fmt.Errorf("cannot settle deliveries: %w", err)
 	}
 	return nil

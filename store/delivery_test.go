@@ -30,20 +30,11 @@ func claimAll(t *testing.T, s *Store, jobID int64, now time.Time, lease time.Dur
 	return cs
 }
 
-// complete records outcomes, settles the deliveries and checks their jobs
-// for the end, as the sender does once a job has nothing left in flight.
+// complete records outcomes and checks their jobs for the end, as the
+// sender does once a job has nothing left in flight.
 func complete(t *testing.T, s *Store, outs ...Outcome) {
 	t.Helper()
 	if err := s.CompleteMessages(context.Background(), outs); err != nil {
-		t.Fatal(err)
-	}
-	var sent []int64
-	for _, o := range outs {
-		if o.Kind == OutcomeSent {
-			sent = append(sent, o.ID)
-		}
-	}
-	if err := s.SettleDeliveries(context.Background(), sent); err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range outs {
@@ -116,22 +107,24 @@ func TestCompleteRecordsOutcomesAndFinishesTheJob(t *testing.T) {
 	if len(again) != 1 || again[0].Attempt != 2 {
 		t.Fatalf("second claim = %+v", again)
 	}
-	if err := s.CompleteMessages(ctx, []Outcome{{ID: again[0].ID, JobID: j.ID, Attempt: 2, Kind: OutcomeSent, ProviderID: "p-3", At: now}}); err != nil {
+	sent := []Outcome{{ID: again[0].ID, JobID: j.ID, Attempt: 2, Kind: OutcomeSent, ProviderID: "p-3", At: now}}
+	if err := s.CompleteMessages(ctx, sent); err != nil {
 		t.Fatal(err)
 	}
-	// Delivered, durably, but not settled: still "sending", not finished,
-	// and never queued again, even once its lease expired.
-	if m, _ := s.Message(ctx, again[0].ID); m.Status != MsgSending || m.ProviderID != "p-3" || m.SentAt.IsZero() {
+	if m, _ := s.Message(ctx, again[0].ID); m.Status != MsgSent || m.ProviderID != "p-3" || m.SentAt.IsZero() || m.Attempts != 2 {
 		t.Fatalf("delivered message = %+v", m)
 	}
-	if done, err := s.FinishJob(ctx, j.ID); done || err != nil {
-		t.Fatalf("FinishJob before the delivery settled = %v, %v", done, err)
+	// Applied again (the sender replays its delivery log after a crash),
+	// or a stale claim's outcome: nothing changes.
+	stale := []Outcome{{ID: again[0].ID, JobID: j.ID, Attempt: 1, Kind: OutcomeRetry, Error: "late", At: now, NextAttemptAt: now}}
+	if err := s.CompleteMessages(ctx, append(sent, stale...)); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := s.Message(ctx, again[0].ID); m.Status != MsgSent || m.LastError != "" || m.Attempts != 2 {
+		t.Fatalf("delivered message after a replay = %+v", m)
 	}
 	if n, err := s.RequeueExpiredLeases(ctx, now.Add(time.Hour)); n != 0 || err != nil {
 		t.Fatalf("RequeueExpiredLeases = %d, %v", n, err)
-	}
-	if m, _ := s.Message(ctx, again[0].ID); m.Status != MsgSent || m.Attempts != 2 {
-		t.Fatalf("delivered message after its lease expired = %+v", m)
 	}
 	if done, err := s.FinishJob(ctx, j.ID); !done || err != nil {
 		t.Fatalf("FinishJob = %v, %v", done, err)
@@ -222,5 +215,28 @@ func TestRunnableJobsOrdersTransactionalFirst(t *testing.T) {
 	r, err := s.RunnableJobs(context.Background(), "sms", time.Now())
 	if err != nil || len(r) != 2 || r[0].ID != api.ID || r[1].ID != bulk.ID {
 		t.Fatalf("runnable = %+v, %v", r, err)
+	}
+}
+
+// A version before the sender's delivery log wrote sent_at first and the
+// status later: such a message, left "sending" by a crash, is sent, not
+// queued again.
+func TestRequeueSettlesADeliveryLeftByAnEarlierVersion(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	j := queueTest(t, s, "p", PriorityBulk, 2)
+	now := time.Now()
+	cs := claimAll(t, s, j.ID, now, time.Minute)
+	if _, err := s.writer.Exec(`UPDATE messages SET provider_id = 'p-1', sent_at = ? WHERE id = ?`, ms(now), cs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.RequeueExpiredLeases(ctx, now.Add(time.Hour)); n != 1 || err != nil {
+		t.Fatalf("RequeueExpiredLeases = %d, %v; want the undelivered one requeued", n, err)
+	}
+	if m, _ := s.Message(ctx, cs[0].ID); m.Status != MsgSent || m.ProviderID != "p-1" {
+		t.Fatalf("delivered message = %+v", m)
+	}
+	if m, _ := s.Message(ctx, cs[1].ID); m.Status != MsgQueued {
+		t.Fatalf("undelivered message = %+v", m)
 	}
 }
