@@ -48,6 +48,7 @@ type httpDriver struct {
 	url         string
 	contentType string
 	body        *template.Template
+	bodyFast    *fastTemplate // body without reflection, when its shape allows
 	headers     []httpHeader
 	username    string
 	password    string
@@ -58,6 +59,7 @@ type httpDriver struct {
 type httpHeader struct {
 	name string
 	tmpl *template.Template
+	fast *fastTemplate // nil: tmpl's shape needs text/template
 }
 
 // httpData is what an http channel's body and header templates see.
@@ -115,6 +117,7 @@ func newHTTPDriver(field string, cc *config.Channel, client *http.Client) (*http
 	if d.body, err = parseTemplate("body", body); err != nil {
 		return nil, fmt.Errorf("%s.body: %w", field, err)
 	}
+	d.bodyFast, _ = compileFast(d.body)
 	names := make([]string, 0, len(cc.Headers))
 	for k := range cc.Headers {
 		names = append(names, k)
@@ -125,7 +128,8 @@ func newHTTPDriver(field string, cc *config.Channel, client *http.Client) (*http
 		if err != nil {
 			return nil, fmt.Errorf("%s.headers.%s: %w", field, k, err)
 		}
-		d.headers = append(d.headers, httpHeader{name: k, tmpl: t})
+		fast, _ := compileFast(t)
+		d.headers = append(d.headers, httpHeader{name: k, tmpl: t, fast: fast})
 	}
 	if d.client == nil {
 		conc := max(cc.Concurrency, 4)
@@ -142,6 +146,17 @@ func parseTemplate(name, text string) (*template.Template, error) {
 	return template.New(name).Funcs(templateFuncs).Option("missingkey=error").Parse(text)
 }
 
+// render appends the output of a body or header template to b: by fast
+// when its shape allowed one, else by text/template.
+func render(t *template.Template, fast *fastTemplate, b []byte, data *httpData) ([]byte, error) {
+	if fast != nil {
+		return fast.render(b, data)
+	}
+	buf := bytes.NewBuffer(b)
+	err := t.Execute(buf, *data)
+	return buf.Bytes(), err
+}
+
 // Send renders the request, posts it, and reads the provider's id from the
 // answer. The idempotency key goes in the Idempotency-Key header.
 func (d *httpDriver) Send(ctx context.Context, m *store.Message) (string, error) {
@@ -150,24 +165,23 @@ func (d *httpDriver) Send(ctx context.Context, m *store.Message) (string, error)
 	if data.Vars == nil {
 		data.Vars = map[string]string{}
 	}
-	var body bytes.Buffer
-	if err := d.body.Execute(&body, data); err != nil {
+	body, err := render(d.body, d.bodyFast, nil, &data)
+	if err != nil {
 		return "", permanent(fmt.Errorf("cannot render the request body: %w", err))
 	}
-	req, err := http.NewRequestWithContext(ctx, d.method, d.url, &body)
+	req, err := http.NewRequestWithContext(ctx, d.method, d.url, bytes.NewReader(body))
 	if err != nil {
 		return "", permanent(fmt.Errorf("cannot build the request: %w", err))
 	}
 	req.Header.Set("Content-Type", d.contentType)
 	req.Header.Set("Idempotency-Key", m.Key)
 	req.Header.Set("User-Agent", "dropgate")
-	var hv strings.Builder
+	var hv []byte
 	for _, h := range d.headers {
-		hv.Reset()
-		if err := h.tmpl.Execute(&hv, data); err != nil {
+		if hv, err = render(h.tmpl, h.fast, hv[:0], &data); err != nil {
 			return "", permanent(fmt.Errorf("cannot render header %s: %w", h.name, err))
 		}
-		req.Header.Set(h.name, hv.String())
+		req.Header.Set(h.name, string(hv))
 	}
 	if d.username != "" || d.password != "" {
 		req.SetBasicAuth(d.username, d.password)

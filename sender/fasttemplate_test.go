@@ -1,0 +1,82 @@
+package sender
+
+import (
+	"bytes"
+	"testing"
+)
+
+// The fast renderer must print exactly what text/template prints, for
+// every shape it accepts, and refuse every other shape.
+func TestFastTemplateMatchesTextTemplate(t *testing.T) {
+	fast := []string{
+		defaultJSONBody,
+		defaultFormBody,
+		`{"to": {{json .To}}, "text": {{json .Body}}, "reference": {{json .ID}}, "client_ref": {{json .Ref}}}`,
+		`{{.Partner}}`,
+		`Bearer {{.Vars.token}}`,
+		`{"name": {{json .Vars.first_name}}, "from": {{json .From}}, "ch": {{.Channel}}, "fmt": {{urlquery .Format}}, "s": {{json .Subject}}}`,
+		`plain text only`,
+		``,
+	}
+	slow := []string{
+		`{{urlquery "https://hooks.acme.example/sms?id=" .ID}}`,
+		`{{printf "%s" .To}}`,
+		`{{if .To}}x{{end}}`,
+		`{{.Vars}}`,
+		`{{.To | json}}`,
+		`{{json .Vars}}`,
+		`{{$x := .To}}{{$x}}`,
+		`{{define "t"}}x{{end}}{{template "t"}}`,
+	}
+	datas := []httpData{
+		{To: "+351912345678", Body: "Olá Ana, a sua encomenda 42 foi enviada.", ID: "dg1-7", Ref: "ord-1",
+			Vars: map[string]string{"token": "t0k", "first_name": "Ana"}},
+		{To: `"quoted" <b>&amp;</b>`, Body: "line1\nline2\ttab \u2028 \u2029 \x01 é 漢字 🙂", Subject: "a+b c/d?e=f&g",
+			ID: "k", Ref: "r&r", Partner: "acme corp", Channel: "sms", From: "x@y.z", Format: "html",
+			Vars: map[string]string{"token": "a b+c", "first_name": "\xff\xfe invalid"}},
+		{Vars: map[string]string{"token": "", "first_name": ""}},
+	}
+	for _, src := range fast {
+		tm, err := parseTemplate("body", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, ok := compileFast(tm)
+		if !ok {
+			t.Fatalf("%q: not compiled", src)
+		}
+		for _, d := range datas {
+			var want bytes.Buffer
+			if err := tm.Execute(&want, d); err != nil {
+				t.Fatal(err)
+			}
+			got, err := f.render(nil, &d)
+			if err != nil {
+				t.Fatalf("%q: %v", src, err)
+			}
+			if string(got) != want.String() {
+				t.Errorf("%q:\n got %q\nwant %q", src, got, want.String())
+			}
+		}
+	}
+	for _, src := range slow {
+		tm, err := parseTemplate("body", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := compileFast(tm); ok {
+			t.Errorf("%q: compiled, but its shape is not one the fast renderer prints", src)
+		}
+	}
+	// A variable the message does not have is an error, as with
+	// missingkey=error.
+	tm, _ := parseTemplate("h", `Bearer {{.Vars.token}}`)
+	f, _ := compileFast(tm)
+	d := httpData{Vars: map[string]string{}}
+	if err := tm.Execute(&bytes.Buffer{}, d); err == nil {
+		t.Fatal("text/template rendered a missing variable")
+	}
+	if _, err := f.render(nil, &d); err == nil {
+		t.Fatal("fast template rendered a missing variable")
+	}
+}
