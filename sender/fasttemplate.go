@@ -1,7 +1,6 @@
 package sender
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"text/template"
@@ -136,11 +135,7 @@ func (f *fastTemplate) render(b []byte, d *httpData) ([]byte, error) {
 		}
 		switch p.enc {
 		case encJSON:
-			j, err := json.Marshal(v) // escapes <, > and & as the json function does
-			if err != nil {
-				return b, err
-			}
-			b = append(b, j...)
+			b = appendJSONString(b, v)
 		case encURLQuery:
 			b = append(b, url.QueryEscape(v)...)
 		default:

@@ -31,7 +31,7 @@ func TestFastTemplateMatchesTextTemplate(t *testing.T) {
 	datas := []httpData{
 		{To: "+351912345678", Body: "Olá Ana, a sua encomenda 42 foi enviada.", ID: "dg1-7", Ref: "ord-1",
 			Vars: map[string]string{"token": "t0k", "first_name": "Ana"}},
-		{To: `"quoted" <b>&amp;</b>`, Body: "line1\nline2\ttab \u2028 \u2029 \x01 é 漢字 🙂", Subject: "a+b c/d?e=f&g",
+		{To: `"quoted" <b>&amp;</b>`, Body: "line1\nline2\ttab \u2028 \u2029 \x01 \x7f \\ é 漢字 🙂", Subject: "a+b c/d?e=f&g",
 			ID: "k", Ref: "r&r", Partner: "acme corp", Channel: "sms", From: "x@y.z", Format: "html",
 			Vars: map[string]string{"token": "a b+c", "first_name": "\xff\xfe invalid"}},
 		{Vars: map[string]string{"token": "", "first_name": ""}},

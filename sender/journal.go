@@ -170,11 +170,14 @@ func appendRecord(b []byte, o *store.Outcome) []byte {
 	return append(b, "}\n"...)
 }
 
-// appendJSONString appends s as a JSON string: as is when nothing in it
-// needs escaping (provider ids nearly always), else by encoding/json.
+// appendJSONString appends s as a JSON string exactly as encoding/json
+// (and so the templates' json function) writes it: as is, quoted, when no
+// byte of it needs escaping (phone numbers, ids, most bodies), else by
+// encoding/json itself, which escapes <, > and & too.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+		switch c := s[i]; {
+		case c < 0x20, c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
 			q, _ := json.Marshal(s)
 			return append(b, q...)
 		}
