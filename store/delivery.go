@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -67,7 +68,16 @@ type Claim struct {
 // they record wait for. One dispatcher claims per channel, so a candidate
 // is lost only to a cancel or a release in between, which the write skips.
 func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, now time.Time, lease time.Duration, limit int) ([]Claim, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+messageColumns+`, age_from FROM messages
+	var job Job
+	var jobCreated int64
+	if err := s.reader.QueryRowContext(ctx, `SELECT partner, priority, created_at FROM jobs WHERE id = ?`, jobID).
+		Scan(&job.Partner, &job.Priority, &jobCreated); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
+	}
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+claimColumns+` FROM messages
 		WHERE job_id = ? AND status = 'queued' AND channel = ? AND next_attempt_at <= ?
 		ORDER BY next_attempt_at, id LIMIT ?`, jobID, channel, ms(now), limit)
 	if err != nil {
@@ -75,16 +85,10 @@ func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, 
 	}
 	var cands []Claim
 	for rows.Next() {
-		var c Claim
-		var ageFrom int64
-		c.Message, err = s.scanMessage(extraScanner{rows, []any{&ageFrom}})
-		if err != nil {
+		c := Claim{Message: Message{JobID: jobID, Partner: job.Partner, Priority: job.Priority, Status: MsgQueued, CreatedAt: fromMS(jobCreated)}}
+		if err := s.scanClaim(rows, &c); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("cannot read due message: %w", err)
-		}
-		c.AgeFrom = c.CreatedAt
-		if ageFrom > 0 {
-			c.AgeFrom = fromMS(ageFrom)
 		}
 		cands = append(cands, c)
 	}
@@ -152,6 +156,34 @@ func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, 
 	return out, nil
 }
 
+// claimColumns are the message columns a delivery needs. The job's
+// partner, priority and creation time are read once per claim; a message's
+// max-age window starts when its job was created (a file's messages are
+// written while it is read, within seconds of that), or at its age_from.
+const claimColumns = `id, channel, line, ref, recipient, subject, body, format, sender, vars, attempts, expires_at, age_from`
+
+// scanClaim reads claimColumns into c.
+func (s *Store) scanClaim(rows *sql.Rows, c *Claim) error {
+	var vars string
+	var expires, ageFrom int64
+	if err := rows.Scan(&c.ID, &c.Channel, &c.Line, &c.Ref, &c.Recipient, &c.Subject, &c.Body, &c.Format, &c.Sender, &vars,
+		&c.Attempts, &expires, &ageFrom); err != nil {
+		return err
+	}
+	if vars != "" && vars != "{}" {
+		if err := json.Unmarshal([]byte(vars), &c.Vars); err != nil {
+			return fmt.Errorf("message %d: bad vars: %w", c.ID, err)
+		}
+	}
+	c.Key = s.MessageKey(c.ID)
+	c.ExpiresAt = fromMS(expires)
+	c.AgeFrom = c.CreatedAt
+	if ageFrom > 0 {
+		c.AgeFrom = fromMS(ageFrom)
+	}
+	return nil
+}
+
 const claimSQL = `UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ?
 	WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued'
 	AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status IN (?, ?))
@@ -170,16 +202,6 @@ func idList(ids []int64) string {
 	}
 	return string(append(b, ']'))
 }
-
-// extraScanner scans a row whose columns are the usual ones plus extra
-// trailing ones, so scanMessage can be reused on RETURNING rows.
-type extraScanner struct {
-	rows  *sql.Rows
-	extra []any
-}
-
-// Scan scans the row into dest followed by the extra destinations.
-func (e extraScanner) Scan(dest ...any) error { return e.rows.Scan(append(dest, e.extra...)...) }
 
 // requeuedStatus is the status of a message going back to the queue: a
 // message of a job cancelled meanwhile is cancelled instead, so the job can
