@@ -83,7 +83,7 @@ func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, 
 	if err != nil {
 		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
 	}
-	var cands []Claim
+	cands := make([]Claim, 0, min(limit, 1024))
 	for rows.Next() {
 		c := Claim{Message: Message{JobID: jobID, Partner: job.Partner, Priority: job.Priority, Status: MsgQueued, CreatedAt: fromMS(jobCreated)}}
 		if err := s.scanClaim(rows, &c); err != nil {
