@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -22,22 +23,48 @@ func scanJob(row interface{ Scan(...any) error }) (Job, error) {
 
 // Job returns one job with its counts per message status.
 func (s *Store) Job(ctx context.Context, id int64) (Job, error) {
-	j, err := scanJob(s.reader.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return Job{}, err
+	}
+	defer tx.Rollback()
+	j, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, ErrNotFound
 	}
 	if err != nil {
 		return Job{}, err
 	}
-	j.Counts, err = s.JobCounts(ctx, id)
+	j.Counts, err = jobCounts(ctx, tx, j)
 	return j, err
 }
 
 // JobCounts counts a job's messages per status.
 func (s *Store) JobCounts(ctx context.Context, id int64) (map[string]int, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT status, COUNT(*) FROM messages WHERE job_id = ? GROUP BY status`, id)
+	j, err := s.Job(ctx, id)
+	return j.Counts, err
+}
+
+// readTx begins a read-only transaction on the reader pool: the reads in
+// it see one snapshot of the database.
+func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
+	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cannot begin read: %w", err)
+	}
+	return tx, nil
+}
+
+// jobCounts counts a job's messages per status: from the tally taken when
+// it finished (migration 0007), else from its messages.
+func jobCounts(ctx context.Context, tx *sql.Tx, j Job) (map[string]int, error) {
+	q := `SELECT status, COUNT(*) FROM messages WHERE job_id = ? GROUP BY status`
+	if !j.FinishedAt.IsZero() {
+		q = `SELECT status, SUM(n) FROM job_counts WHERE job_id = ? GROUP BY status`
+	}
+	rows, err := tx.QueryContext(ctx, q, j.ID)
+	if err != nil {
+		return nil, fmt.Errorf("cannot count messages of job %d: %w", j.ID, err)
 	}
 	defer rows.Close()
 	counts := map[string]int{}
@@ -69,7 +96,12 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	if f.BeforeID <= 0 {
 		f.BeforeID = 1 << 62
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs
 		WHERE (? = '' OR partner = ?) AND (? = '' OR status = ?) AND (? = '' OR source = ?) AND id < ?
 		ORDER BY id DESC LIMIT ?`, f.Partner, f.Partner, f.Status, f.Status, f.Source, f.Source, f.BeforeID, f.Limit)
 	if err != nil {
@@ -89,7 +121,7 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 		return nil, err
 	}
 	for i := range out {
-		if out[i].Counts, err = s.JobCounts(ctx, out[i].ID); err != nil {
+		if out[i].Counts, err = jobCounts(ctx, tx, out[i]); err != nil {
 			return nil, err
 		}
 	}
