@@ -3,14 +3,16 @@ package sftp
 import (
 	"time"
 
+	"net"
+
 	"golang.org/x/crypto/ssh"
 
-	"net"
+	"github.com/dropgate/dropgate/server/sessions"
 )
 
 // serveConn runs one SSH connection: refuse banned addresses before the
 // handshake, bound the handshake in time, then serve session channels.
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(c net.Conn, sess *sessions.Session) {
 	remote := remoteOf(c)
 	if s.auth.Banned(c.RemoteAddr()) {
 		s.logger.Info("connection refused: address banned", "remote", remote)
@@ -49,6 +51,6 @@ func (s *Server) serveConn(c net.Conn) {
 			logger.Info("cannot accept channel", "err", err)
 			continue
 		}
-		s.wg.Go(func() { s.serveSession(ch, chReqs, partner, logger) })
+		s.wg.Go(func() { s.serveSession(ch, chReqs, partner, sess, logger) })
 	}
 }

@@ -11,11 +11,13 @@ import (
 	pkgsftp "github.com/pkg/sftp"
 
 	"github.com/dropgate/dropgate/server/homefs"
+	"github.com/dropgate/dropgate/server/sessions"
 )
 
 // handlers serves pkg/sftp requests from a partner's confined home.
 type handlers struct {
 	home *homefs.FS
+	sess *sessions.Session
 }
 
 var (
@@ -25,21 +27,25 @@ var (
 	_ pkgsftp.LstatFileLister      = (*handlers)(nil)
 	_ pkgsftp.RealPathFileLister   = (*handlers)(nil)
 	_ pkgsftp.ReadlinkFileLister   = (*handlers)(nil)
-	_ pkgsftp.TransferError        = (*homefs.Upload)(nil)
+	_ pkgsftp.TransferError        = (*upload)(nil)
 )
 
-func handlersFor(home *homefs.FS) pkgsftp.Handlers {
-	h := &handlers{home: home}
+func handlersFor(home *homefs.FS, sess *sessions.Session) pkgsftp.Handlers {
+	h := &handlers{home: home, sess: sess}
 	return pkgsftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h}
 }
 
 // Fileread opens a file for download.
 func (h *handlers) Fileread(r *pkgsftp.Request) (io.ReaderAt, error) {
+	if err := h.sess.BeginTransfer(); err != nil {
+		return nil, err
+	}
 	f, err := h.home.OpenRead(r.Filepath)
 	if err != nil {
+		h.sess.EndTransfer()
 		return nil, status(err) // and not a typed nil in the interface
 	}
-	return f, nil
+	return &download{f: f, sess: h.sess}, nil
 }
 
 // Filewrite starts an upload (OpenSSH's sftp and curl open write-only).
@@ -62,8 +68,21 @@ func (h *handlers) OpenFile(r *pkgsftp.Request) (pkgsftp.WriterAtReaderAt, error
 }
 
 // create refuses appends and partial overwrites in ingest folders: every
-// upload starts a new whole file under a temporary name.
-func (h *handlers) create(r *pkgsftp.Request) (*homefs.Upload, error) {
+// upload starts a new whole file under a temporary name. None starts once
+// the server is stopping.
+func (h *handlers) create(r *pkgsftp.Request) (*upload, error) {
+	if err := h.sess.BeginTransfer(); err != nil {
+		return nil, err
+	}
+	u, err := h.createFile(r)
+	if err != nil {
+		h.sess.EndTransfer()
+		return nil, err
+	}
+	return &upload{Upload: u, sess: h.sess}, nil
+}
+
+func (h *handlers) createFile(r *pkgsftp.Request) (*homefs.Upload, error) {
 	flags := r.Pflags()
 	if flags.Append {
 		return nil, homefs.ErrPartialWrite

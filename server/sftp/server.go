@@ -17,6 +17,7 @@ import (
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/server/auth"
 	"github.com/dropgate/dropgate/server/homefs"
+	"github.com/dropgate/dropgate/server/sessions"
 )
 
 // Notifier learns at once that an upload is complete and in place.
@@ -44,8 +45,9 @@ type Options struct {
 	Notifier Notifier
 	// Logger is the daemon's logger; nil discards logs.
 	Logger *slog.Logger
-	// ShutdownGrace is how long live sessions may go on after Run's context
-	// is cancelled (DefaultShutdownGrace when zero).
+	// ShutdownGrace is how long a session with a transfer in progress may
+	// go on after Run's context is cancelled (DefaultShutdownGrace when
+	// zero); idle sessions are closed at once.
 	ShutdownGrace time.Duration
 	// HandshakeTimeout bounds the SSH handshake and login
 	// (DefaultHandshakeTimeout when zero).
@@ -63,9 +65,8 @@ type Server struct {
 	grace     time.Duration
 	handshake time.Duration
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	sessions *sessions.Registry
+	wg       sync.WaitGroup
 }
 
 // New loads (or generates, once) the host key and binds the listener.
@@ -95,7 +96,7 @@ func New(opts Options) (*Server, error) {
 		listener:  ln,
 		grace:     opts.ShutdownGrace,
 		handshake: opts.HandshakeTimeout,
-		conns:     map[net.Conn]struct{}{},
+		sessions:  sessions.New(logger),
 	}
 	if s.grace <= 0 {
 		s.grace = DefaultShutdownGrace
@@ -111,8 +112,9 @@ func New(opts Options) (*Server, error) {
 // Addr returns the bound address.
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 
-// Run serves until ctx is cancelled, then stops accepting, lets live
-// sessions go on for the shutdown grace, closes those left and returns nil.
+// Run serves until ctx is cancelled, then stops accepting, closes idle
+// sessions, lets those with a transfer in progress finish it within the
+// shutdown grace, closes those left and returns nil.
 // It returns an error only if accepting fails for another reason.
 func (s *Server) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.listener.Close() })
@@ -127,44 +129,22 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			break
 		}
-		s.track(c)
+		// Registered before the handshake, so a connection still logging
+		// in is closed at stop like an idle one.
+		sess := s.sessions.Add(c.Close)
 		s.wg.Go(func() {
-			defer s.untrack(c)
-			s.serveConn(c)
+			defer sess.Remove()
+			defer c.Close()
+			s.serveConn(c, sess)
 		})
 	}
 	s.drain()
 	return acceptErr
 }
 
-// drain waits up to the grace for sessions to end, then closes the rest.
+// drain closes idle sessions, waits up to the grace for transfers to end,
+// closes the rest and waits for their goroutines.
 func (s *Server) drain() {
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return
-	case <-time.After(s.grace):
-	}
-	s.mu.Lock()
-	n := len(s.conns)
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.logger.Info("shutdown grace over; closed live sessions", "sessions", n, "grace", s.grace)
-	<-done
-}
-
-func (s *Server) track(c net.Conn) {
-	s.mu.Lock()
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-}
-
-func (s *Server) untrack(c net.Conn) {
-	c.Close()
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
+	s.sessions.Drain(s.grace)
+	s.wg.Wait()
 }

@@ -7,12 +7,13 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/dropgate/dropgate/server/homefs"
+	"github.com/dropgate/dropgate/server/sessions"
 )
 
 // serveSession answers a session channel's requests: the sftp subsystem is
 // served, everything else (shell, exec, pty, env, agent and X11
 // forwarding) is refused, so the client reports a clean failure.
-func (s *Server) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request, partner string, logger *slog.Logger) {
+func (s *Server) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request, partner string, sess *sessions.Session, logger *slog.Logger) {
 	defer ch.Close()
 	started := false
 	for req := range reqs {
@@ -26,7 +27,7 @@ func (s *Server) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request, partner 
 					r.Reply(false, nil)
 				}
 			}()
-			s.serveSFTP(ch, partner, logger)
+			s.serveSFTP(ch, partner, sess, logger)
 			return
 		}
 		logger.Info("session request refused", "request", req.Type)
@@ -34,7 +35,7 @@ func (s *Server) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request, partner 
 	}
 }
 
-func (s *Server) serveSFTP(ch ssh.Channel, partner string, logger *slog.Logger) {
+func (s *Server) serveSFTP(ch ssh.Channel, partner string, sess *sessions.Session, logger *slog.Logger) {
 	var maxUpload int64
 	if p, ok := s.cfg.Partner(partner); ok {
 		maxUpload = p.WithDefaults().MaxUploadBytes
@@ -54,7 +55,7 @@ func (s *Server) serveSFTP(ch ssh.Channel, partner string, logger *slog.Logger) 
 		return
 	}
 	defer home.Close()
-	rs := pkgsftp.NewRequestServer(ch, handlersFor(home))
+	rs := pkgsftp.NewRequestServer(&replyChannel{ReadWriteCloser: ch, sess: sess}, handlersFor(home, sess))
 	if err := rs.Serve(); err != nil {
 		logger.Debug("sftp subsystem ended", "err", err)
 	}
