@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/afero"
 
 	"github.com/dropgate/dropgate/server/homefs"
+	"github.com/dropgate/dropgate/server/sessions"
 )
 
 // clientDriver is one session's file system: an afero.Fs over the
@@ -19,6 +20,7 @@ import (
 // let it refuse resumes and appends and hide upload temporaries.
 type clientDriver struct {
 	home   *homefs.FS
+	sess   *sessions.Session
 	logger *slog.Logger
 }
 
@@ -27,7 +29,7 @@ var (
 	_ ftpserver.ClientDriverExtentionFileTransfer = (*clientDriver)(nil)
 	_ ftpserver.ClientDriverExtensionFileList     = (*clientDriver)(nil)
 	_ ftpserver.ClientDriverExtensionRemoveDir    = (*clientDriver)(nil)
-	_ ftpserver.FileTransferError                 = (*homefs.Upload)(nil)
+	_ ftpserver.FileTransferError                 = (*upload)(nil)
 )
 
 var errNotSupported = errors.New("not supported by dropgate")
@@ -36,14 +38,28 @@ const writeFlags = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREATE | os.O_TR
 
 // GetHandle opens a transfer: RETR reads, STOR starts an upload under a
 // temporary name. REST n + STOR and APPE are refused: they would end in a
-// clean close of half a file or two spliced files.
+// clean close of half a file or two spliced files. No transfer starts once
+// the server is stopping.
 func (c *clientDriver) GetHandle(name string, flags int, offset int64) (ftpserver.FileTransfer, error) {
+	if err := c.sess.BeginTransfer(); err != nil {
+		c.logger.Info("refused", "op", "transfer", "path", name, "reason", err)
+		return nil, err
+	}
+	ft, err := c.openTransfer(name, flags, offset)
+	if err != nil {
+		c.sess.EndTransfer()
+		return nil, err
+	}
+	return ft, nil
+}
+
+func (c *clientDriver) openTransfer(name string, flags int, offset int64) (ftpserver.FileTransfer, error) {
 	if flags&writeFlags == 0 {
 		f, err := c.home.OpenRead(name)
 		if err != nil {
 			return nil, err // not a typed nil in the interface
 		}
-		return f, nil
+		return &download{File: f, sess: c.sess}, nil
 	}
 	if flags&os.O_APPEND != 0 || offset != 0 {
 		c.logger.Info("refused", "op", "resume or append", "path", name)
@@ -53,7 +69,7 @@ func (c *clientDriver) GetHandle(name string, flags int, offset int64) (ftpserve
 	if err != nil {
 		return nil, err
 	}
-	return u, nil
+	return &upload{Upload: u, sess: c.sess}, nil
 }
 
 // ReadDir lists a folder.

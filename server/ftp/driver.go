@@ -11,11 +11,12 @@ import (
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/server/auth"
 	"github.com/dropgate/dropgate/server/homefs"
+	"github.com/dropgate/dropgate/server/sessions"
 )
 
 // mainDriver is ftpserverlib's view of dropgate: settings, logins and the
-// list of live sessions, which ftpserverlib does not keep (its Stop only
-// closes listeners).
+// live sessions, which ftpserverlib does not keep (its Stop only closes
+// listeners).
 type mainDriver struct {
 	cfg      *config.Config
 	auth     *auth.Authenticator
@@ -23,9 +24,11 @@ type mainDriver struct {
 	logger   *slog.Logger
 	settings *ftpserver.Settings
 	tls      *tls.Config
+	control  *controlListener
+	sessions *sessions.Registry
 
-	mu      sync.Mutex
-	clients map[uint32]ftpserver.ClientContext
+	mu   sync.Mutex
+	live map[uint32]*sessions.Session // by ftpserverlib client ID
 }
 
 var _ ftpserver.MainDriver = (*mainDriver)(nil)
@@ -35,8 +38,10 @@ func (d *mainDriver) GetSettings() (*ftpserver.Settings, error) { return d.setti
 
 // ClientConnected records a new session so shutdown can close it.
 func (d *mainDriver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
+	sess := d.sessions.Add(cc.Close)
+	d.control.attach(cc.RemoteAddr(), sess)
 	d.mu.Lock()
-	d.clients[cc.ID()] = cc
+	d.live[cc.ID()] = sess
 	d.mu.Unlock()
 	return "dropgate FTP ready", nil
 }
@@ -44,8 +49,12 @@ func (d *mainDriver) ClientConnected(cc ftpserver.ClientContext) (string, error)
 // ClientDisconnected forgets a session and releases its home.
 func (d *mainDriver) ClientDisconnected(cc ftpserver.ClientContext) {
 	d.mu.Lock()
-	delete(d.clients, cc.ID())
+	sess := d.live[cc.ID()]
+	delete(d.live, cc.ID())
 	d.mu.Unlock()
+	if sess != nil {
+		sess.Remove()
+	}
 	if cd, ok := cc.Extra().(*clientDriver); ok {
 		cd.home.Close() // waits for an upload still finishing in its transfer goroutine
 		cd.logger.Info("session ended")
@@ -74,7 +83,10 @@ func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ft
 		logger.Error("cannot open partner home", "err", err)
 		return nil, errors.New("home folder unavailable; contact the operator")
 	}
-	cd := &clientDriver{home: home, logger: logger}
+	d.mu.Lock()
+	sess := d.live[cc.ID()]
+	d.mu.Unlock()
+	cd := &clientDriver{home: home, sess: sess, logger: logger}
 	cc.SetExtra(cd)
 	logger.Info("session started", "tls", cc.HasTLSForControl())
 	return cd, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/server/auth"
 	"github.com/dropgate/dropgate/server/homefs"
+	"github.com/dropgate/dropgate/server/sessions"
 )
 
 // Notifier learns at once that an upload is complete and in place.
@@ -27,8 +28,8 @@ type Notifier interface {
 
 var _ homefs.Notifier = Notifier(nil)
 
-// DefaultShutdownGrace is how long live sessions may go on after Run's
-// context is cancelled when Options.ShutdownGrace is zero.
+// DefaultShutdownGrace is how long sessions with a transfer in progress may
+// go on after Run's context is cancelled when Options.ShutdownGrace is zero.
 const DefaultShutdownGrace = 5 * time.Second
 
 // Options configure the FTP server.
@@ -42,8 +43,9 @@ type Options struct {
 	Notifier Notifier
 	// Logger is the daemon's logger; nil discards logs.
 	Logger *slog.Logger
-	// ShutdownGrace is how long live sessions may go on after Run's context
-	// is cancelled (DefaultShutdownGrace when zero).
+	// ShutdownGrace is how long a session with a transfer in progress may
+	// go on after Run's context is cancelled (DefaultShutdownGrace when
+	// zero); idle sessions are closed at once.
 	ShutdownGrace time.Duration
 }
 
@@ -86,7 +88,8 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ftp.listen: cannot listen on %s: %w", fc.Listen, err)
 	}
-	var ln net.Listener = &banListener{Listener: raw, auth: opts.Auth, logger: logger, plain: mode != tlsImplicit}
+	control := newControlListener(&banListener{Listener: raw, auth: opts.Auth, logger: logger, plain: mode != tlsImplicit})
+	var ln net.Listener = control
 	if mode == tlsImplicit {
 		// ftpserverlib only wraps listeners it creates itself.
 		ln = tls.NewListener(ln, tlsConfig)
@@ -99,7 +102,9 @@ func New(opts Options) (*Server, error) {
 		logger:   logger,
 		settings: settings,
 		tls:      tlsConfig,
-		clients:  map[uint32]ftpserver.ClientContext{},
+		control:  control,
+		sessions: sessions.New(logger),
+		live:     map[uint32]*sessions.Session{},
 	}
 	srv := ftpserver.NewFtpServer(d)
 	srv.Logger = logger.With("lib", "ftpserverlib")
@@ -118,8 +123,9 @@ func New(opts Options) (*Server, error) {
 // Addr returns the bound control address.
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 
-// Run serves until ctx is cancelled, then stops accepting, lets live
-// sessions go on for the shutdown grace, closes those left and returns nil.
+// Run serves until ctx is cancelled, then stops accepting, closes idle
+// sessions, lets those with a transfer in progress finish it within the
+// shutdown grace, closes those left and returns nil.
 func (s *Server) Run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- s.ftp.Serve() }()
@@ -137,34 +143,6 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		s.ftp.Stop()
 	}
-	s.driver.drain(s.grace)
+	s.driver.sessions.Drain(s.grace)
 	return serveErr
-}
-
-// drain waits up to grace for sessions to end, then closes the rest and
-// waits for them to go.
-func (d *mainDriver) drain(grace time.Duration) {
-	deadline := time.Now().Add(grace)
-	for d.liveClients() > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	d.mu.Lock()
-	n := len(d.clients)
-	for _, cc := range d.clients {
-		cc.Close()
-	}
-	d.mu.Unlock()
-	if n > 0 {
-		d.logger.Info("shutdown grace over; closed live sessions", "sessions", n, "grace", grace)
-	}
-	// Closed sessions report ClientDisconnected shortly; do not wait forever.
-	for end := time.Now().Add(5 * time.Second); d.liveClients() > 0 && time.Now().Before(end); {
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (d *mainDriver) liveClients() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.clients)
 }
