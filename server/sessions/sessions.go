@@ -112,9 +112,10 @@ func (s *Session) EndTransfer() {
 	}
 }
 
-// Replied is called by the connection after each complete reply to the
-// client. It closes a session whose last transfer ended during the stop, now
-// that the reply to that transfer's close has gone out.
+// Replied is called by the connection once a reply has gone out and it owes
+// the client no other (SFTP: every request read is answered; FTP: a reply
+// line was written). It closes a session whose last transfer ended during
+// the stop, now that the client has the outcome of that transfer.
 func (s *Session) Replied() {
 	r := s.reg
 	if !r.stopping.Load() {
