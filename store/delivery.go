@@ -60,7 +60,7 @@ type Claim struct {
 // The job becomes "sending" (with started_at) on its first claim. Nothing
 // is claimed when the job was paused or cancelled in the meantime.
 func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, now time.Time, lease time.Duration, limit int) ([]Claim, error) {
-	if err := s.prepare(ctx, claimSQL); err != nil {
+	if err := s.prepare(ctx, messageJobSQL, claimSQL); err != nil {
 		return nil, fmt.Errorf("cannot claim messages: %w", err)
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
@@ -68,6 +68,13 @@ func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, 
 		return nil, fmt.Errorf("cannot claim messages: %w", err)
 	}
 	defer tx.Rollback()
+	job, err := s.messageJobTx(ctx, tx, jobID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
+	}
 	claim, err := s.txStmt(ctx, tx, claimSQL)
 	if err != nil {
 		return nil, err
@@ -85,6 +92,7 @@ func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, 
 			rows.Close()
 			return nil, fmt.Errorf("cannot read claimed message: %w", err)
 		}
+		job.fill(&c.Message)
 		c.Attempt = c.Attempts
 		c.AgeFrom = c.CreatedAt
 		if ageFrom > 0 {
@@ -112,7 +120,7 @@ const claimSQL = `UPDATE messages SET status = 'sending', lease_until = ?, attem
 	WHERE id IN (SELECT id FROM messages WHERE job_id = ? AND channel = ? AND status = 'queued' AND next_attempt_at <= ?
 		ORDER BY next_attempt_at, id LIMIT ?)
 	AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status IN (?, ?))
-	RETURNING ` + messageColumns + `, age_from`
+	RETURNING ` + returnedMessageColumns + `, age_from`
 
 // extraScanner scans a row whose columns are the usual ones plus extra
 // trailing ones, so scanMessage can be reused on RETURNING rows.

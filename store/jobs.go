@@ -102,8 +102,50 @@ func (s *Store) MarkJobReported(ctx context.Context, id int64) error {
 	return err
 }
 
-const messageColumns = `id, job_id, partner, channel, priority, line, ref, recipient, subject, body, format, sender, vars,
-	status, attempts, next_attempt_at, lease_until, expires_at, provider_id, last_error, sent_at, created_at`
+// messageColumns are a message's columns in scanMessage's order, read
+// FROM messageTables: a message's partner, priority and created_at are its
+// job's (migration 0005).
+const messageColumns = `m.id, m.job_id, j.partner, m.channel, j.priority, m.line, m.ref, m.recipient, m.subject, m.body, m.format, m.sender, m.vars,
+	m.status, m.attempts, m.next_attempt_at, m.lease_until, m.expires_at, m.provider_id, m.last_error, m.sent_at, j.created_at`
+
+// messageTables joins each message to its job.
+const messageTables = `messages m JOIN jobs j ON j.id = m.job_id`
+
+// returnedMessageColumns are messageColumns as an UPDATE ... RETURNING on
+// messages gives them, which cannot join: the job's columns are left zero
+// for messageJob.fill.
+const returnedMessageColumns = `id, job_id, '', channel, 0, line, ref, recipient, subject, body, format, sender, vars,
+	status, attempts, next_attempt_at, lease_until, expires_at, provider_id, last_error, sent_at, 0`
+
+// messageJob is what the messages of one job take from it.
+type messageJob struct {
+	partner  string
+	priority int
+	created  time.Time
+}
+
+const messageJobSQL = `SELECT partner, priority, created_at FROM jobs WHERE id = ?`
+
+// messageJobTx reads what the messages of a job take from it.
+func (s *Store) messageJobTx(ctx context.Context, tx *sql.Tx, jobID int64) (messageJob, error) {
+	var mj messageJob
+	st, err := s.txStmt(ctx, tx, messageJobSQL)
+	if err != nil {
+		return mj, err
+	}
+	var created int64
+	err = st.QueryRowContext(ctx, jobID).Scan(&mj.partner, &mj.priority, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return mj, ErrNotFound
+	}
+	mj.created = fromMS(created)
+	return mj, err
+}
+
+// fill sets m's partner, priority and created_at to its job's.
+func (mj messageJob) fill(m *Message) {
+	m.Partner, m.Priority, m.CreatedAt = mj.partner, mj.priority, mj.created
+}
 
 func (s *Store) scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var m Message
@@ -126,7 +168,7 @@ func (s *Store) scanMessage(row interface{ Scan(...any) error }) (Message, error
 
 // Message returns one message.
 func (s *Store) Message(ctx context.Context, id int64) (Message, error) {
-	m, err := s.scanMessage(s.reader.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, id))
+	m, err := s.scanMessage(s.reader.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM `+messageTables+` WHERE m.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, ErrNotFound
 	}
@@ -139,8 +181,8 @@ func (s *Store) JobMessages(ctx context.Context, jobID int64, status string, aft
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE job_id = ? AND (? = '' OR status = ?) AND id > ? ORDER BY id LIMIT ?`, jobID, status, status, afterID, limit)
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+messageColumns+` FROM `+messageTables+`
+		WHERE m.job_id = ? AND (? = '' OR m.status = ?) AND m.id > ? ORDER BY m.id LIMIT ?`, jobID, status, status, afterID, limit)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ type JobWriter struct {
 	s       *Store
 	jobID   int64
 	fileID  int64
-	partner string
+	created time.Time // the job's created_at, also its messages' default send time
 	size    int
 	batch   []Message
 	total   int
@@ -94,15 +94,16 @@ func (w *JobWriter) endBulk(ctx context.Context) {
 // BeginFileJob creates an ingesting job for a file. batchSize is the number
 // of rows per insert transaction.
 func (s *Store) BeginFileJob(ctx context.Context, partner string, fileID int64, fileName string, batchSize int) (*JobWriter, error) {
+	now := time.Now()
 	id, err := s.insertJob(ctx, s.writer, Job{Partner: partner, Source: SourceFile, FileID: fileID, FileName: fileName,
-		Status: JobIngesting, Priority: PriorityBulk})
+		Status: JobIngesting, Priority: PriorityBulk}, now)
 	if err != nil {
 		return nil, err
 	}
 	if batchSize < 1 {
 		batchSize = 1000
 	}
-	w := &JobWriter{s: s, jobID: id, fileID: fileID, partner: partner, size: batchSize,
+	w := &JobWriter{s: s, jobID: id, fileID: fileID, created: now, size: batchSize,
 		batch: make([]Message, 0, batchSize), batches: make(chan []Message, 1), done: make(chan error, 1)}
 	s.beginBulk(ctx)
 	w.bulk = true
@@ -113,8 +114,8 @@ func (s *Store) BeginFileJob(ctx context.Context, partner string, fileID int64, 
 // JobID is the id of the job being written.
 func (w *JobWriter) JobID() int64 { return w.jobID }
 
-// Add queues one message for insertion. A file job's messages take the
-// job's partner and the bulk priority, whatever m says.
+// Add queues one message for insertion. A file job's messages have the
+// job's partner, bulk priority and created_at, whatever m says.
 func (w *JobWriter) Add(m Message) error {
 	if w.err != nil {
 		return w.err
@@ -236,17 +237,21 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-func (s *Store) insertJob(ctx context.Context, db execer, j Job) (int64, error) {
+// insertJob creates a job at now, which is also its messages' created_at
+// (messages have none of their own, see migration 0005).
+func (s *Store) insertJob(ctx context.Context, db execer, j Job, now time.Time) (int64, error) {
 	res, err := db.ExecContext(ctx, `INSERT INTO jobs (partner, source, file_id, file_name, status, priority, total, created_at)
-		VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, ?, ?)`, j.Partner, j.Source, j.FileID, j.FileName, j.Status, j.Priority, j.Total, ms(time.Now()))
+		VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, ?, ?)`, j.Partner, j.Source, j.FileID, j.FileName, j.Status, j.Priority, j.Total, ms(now))
 	if err != nil {
 		return 0, fmt.Errorf("cannot create job: %w", err)
 	}
 	return res.LastInsertId()
 }
 
-const insertMessageSQL = `INSERT INTO messages (job_id, partner, channel, priority, line, ref, recipient, subject, body, format, sender, vars,
-	status, next_attempt_at, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+// insertMessageSQL inserts one message. Its partner, priority and
+// created_at are its job's.
+const insertMessageSQL = `INSERT INTO messages (job_id, channel, line, ref, recipient, subject, body, format, sender, vars,
+	status, next_attempt_at, expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // rowsPerInsert is how many messages one INSERT statement of a file job
 // writes. One statement per row spends most of its time in database/sql and
@@ -259,18 +264,18 @@ const rowsPerInsert = 64
 //	INSERT INTO messages (<shared columns>, <row columns>)
 //	SELECT ?, ..., column1, ... FROM (VALUES (?, ...), (?, ...), ...)
 //
-// so the job id, partner, status and times, and the channel, subject,
+// so the job id, status and update time, and the channel, subject,
 // format, sender, send time and vars when a chunk's rows agree on them
 // (nearly always: they come from one template), cost one bound value per
 // 64 rows instead of one per row; shared values equal to their column's
-// DEFAULT, and the priority (a file job is bulk, the column's default), are
-// not named at all. Plain ? parameters only: with
+// DEFAULT are not named at all (partner, priority and created_at are the
+// job's, not columns of messages). Plain ? parameters only: with
 // numbered ones (?NNN) the driver looks each parameter's name up in a list
 // as long as the statement's parameters, which made a 64-row statement
 // four times slower.
 var (
 	// alwaysShared are bound once per statement, in this order.
-	alwaysShared = []string{"job_id", "partner", "status", "created_at", "updated_at"}
+	alwaysShared = []string{"job_id", "status", "updated_at"}
 	// maybeShared are shared when every row of the chunk has the same value,
 	// else bound per row; bit i of a shape is set when maybeShared[i] varies.
 	maybeShared = []string{"channel", "subject", "format", "sender", "next_attempt_at", "expires_at", "vars"}
@@ -387,7 +392,7 @@ func (w *JobWriter) insertMessages(ctx context.Context, batch []Message) error {
 	now := time.Now()
 	vals := make([]chunkValues, len(batch))
 	for i := range batch {
-		vals[i] = rowValues(&batch[i], now)
+		vals[i] = rowValues(&batch[i], w.created)
 	}
 	type chunk struct {
 		start int
@@ -435,9 +440,9 @@ func (w *JobWriter) insertMessages(ctx context.Context, batch []Message) error {
 	}
 	defer tx.Rollback()
 	args := make([]any, 0, len(alwaysShared)+len(maybeShared)+(len(maybeShared)+len(perRow))*rowsPerInsert)
-	created := ms(now)
+	updated := ms(now)
 	for _, c := range chunks {
-		args = append(args[:0], w.jobID, w.partner, MsgQueued, created, created)
+		args = append(args[:0], w.jobID, MsgQueued, updated)
 		first := &vals[c.start]
 		for f := range maybeShared {
 			if c.shape.varies&(1<<f) == 0 && c.shape.defaults&(1<<f) == 0 {
@@ -461,9 +466,10 @@ func (w *JobWriter) insertMessages(ctx context.Context, batch []Message) error {
 }
 
 // messageArgCount is the number of values insertMessageSQL binds per row.
-const messageArgCount = 17
+const messageArgCount = 14
 
-// appendMessageArgs appends one message's values in insertMessageSQL order.
+// appendMessageArgs appends one message's values in insertMessageSQL order;
+// now is its job's created_at, the default send time.
 func appendMessageArgs(args []any, jobID int64, m *Message, now time.Time) []any {
 	vars := "{}"
 	if len(m.Vars) > 0 {
@@ -481,8 +487,8 @@ func appendMessageArgs(args []any, jobID int64, m *Message, now time.Time) []any
 	if !m.ExpiresAt.IsZero() {
 		expires = ms(m.ExpiresAt)
 	}
-	return append(args, jobID, m.Partner, m.Channel, m.Priority, m.Line, m.Ref, m.Recipient, m.Subject, m.Body,
-		format, m.Sender, vars, MsgQueued, ms(next), expires, ms(now), ms(now))
+	return append(args, jobID, m.Channel, m.Line, m.Ref, m.Recipient, m.Subject, m.Body,
+		format, m.Sender, vars, MsgQueued, ms(next), expires, ms(now))
 }
 
 // varsJSON encodes a message's variables as a JSON object with sorted keys,
@@ -549,13 +555,13 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-func insertMessagesTx(ctx context.Context, tx *sql.Tx, jobID int64, batch []Message) ([]int64, error) {
+// insertMessagesTx inserts the messages of a job created at now.
+func insertMessagesTx(ctx context.Context, tx *sql.Tx, jobID int64, now time.Time, batch []Message) ([]int64, error) {
 	stmt, err := tx.PrepareContext(ctx, insertMessageSQL)
 	if err != nil {
 		return nil, err
 	}
 	defer stmt.Close()
-	now := time.Now()
 	ids := make([]int64, 0, len(batch))
 	args := make([]any, 0, messageArgCount)
 	for i := range batch {
@@ -571,7 +577,8 @@ func insertMessagesTx(ctx context.Context, tx *sql.Tx, jobID int64, batch []Mess
 }
 
 // CreateJob stores a whole small job (API sends, workflow runs) in one
-// transaction and returns it with the ids of its messages, in order.
+// transaction and returns it with the ids of its messages, in order. The
+// messages have the job's partner and priority, whatever they say.
 func (s *Store) CreateJob(ctx context.Context, j Job, msgs []Message) (Job, []int64, error) {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -582,17 +589,12 @@ func (s *Store) CreateJob(ctx context.Context, j Job, msgs []Message) (Job, []in
 	if len(msgs) == 0 {
 		j.Status = JobDone
 	}
-	id, err := s.insertJob(ctx, tx, j)
+	now := time.Now()
+	id, err := s.insertJob(ctx, tx, j, now)
 	if err != nil {
 		return Job{}, nil, err
 	}
-	for i := range msgs {
-		msgs[i].Priority = j.Priority
-		if msgs[i].Partner == "" {
-			msgs[i].Partner = j.Partner
-		}
-	}
-	ids, err := insertMessagesTx(ctx, tx, id, msgs)
+	ids, err := insertMessagesTx(ctx, tx, id, now, msgs)
 	if err != nil {
 		return Job{}, nil, err
 	}
