@@ -246,7 +246,8 @@ func (s *Store) apply(ctx context.Context, m migration) error {
 		return err
 	}
 	defer func() {
-		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`); err != nil {
+		// legacy_alter_table too, in case a migration that sets it failed.
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON; PRAGMA legacy_alter_table = OFF`); err != nil {
 			// Never hand the pool a connection without foreign keys.
 			conn.Raw(func(any) error { return driver.ErrBadConn })
 		}

@@ -49,7 +49,13 @@ INSERT INTO messages_lean (id, job_id, channel, line, ref, recipient, subject, b
     FROM messages m LEFT JOIN jobs j ON j.id = m.job_id;
 
 DROP TABLE messages;
+-- Since SQLite 3.26 a rename re-checks every trigger and view of the
+-- schema, and one that reads messages (on another table) refers, at this
+-- point, to a table that does not exist: the rename would fail. The legacy
+-- rename only renames; the rebuilt table has the name they refer to.
+PRAGMA legacy_alter_table = ON;
 ALTER TABLE messages_lean RENAME TO messages;
+PRAGMA legacy_alter_table = OFF;
 
 -- The indexes as 0003 left them.
 CREATE INDEX messages_queue ON messages (job_id, status, channel, next_attempt_at);
