@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sort"
@@ -34,8 +35,10 @@ type JobWriter struct {
 	err     error // first flush error, reported by Add or Commit
 	closed  bool
 
-	stmts map[insertShape]*sql.Stmt // the flusher's prepared inserts, by shape
-	bulk  bool                      // holds the store's bulkWAL
+	raw   any                         // the driver connection stmts were prepared on
+	stmts map[insertShape]driver.Stmt // the flusher's prepared inserts, by shape
+	args  []driver.NamedValue         // the flusher's argument scratch
+	bulk  bool                        // holds the store's bulkWAL
 }
 
 // bulkCheckpointPages is the WAL size, in pages, at which a commit
@@ -175,9 +178,7 @@ func (w *JobWriter) finish() error {
 	if err := <-w.done; err != nil && w.err == nil {
 		w.err = err
 	}
-	for _, st := range w.stmts {
-		st.Close()
-	}
+	w.closeStmts()
 	return w.err
 }
 
@@ -470,34 +471,76 @@ func (w *JobWriter) buildInsert(batch []Message, updated time.Time) insertBatch 
 	return b
 }
 
-// insertMessages writes one batch in one transaction.
+// insertMessages writes one batch in one transaction, on the writer's
+// connection but through the driver's own interfaces: database/sql's
+// per-statement work (converting every argument into a fresh
+// []driver.NamedValue, the Tx's statement bookkeeping) was 5% of the
+// writer's time and a third of the ingest's garbage (ingest/BENCHMARKS.md).
 func (w *JobWriter) insertMessages(ctx context.Context, b insertBatch) error {
-	// Prepared on the writer before the transaction takes its only
-	// connection, and kept for the job's later batches.
+	conn, err := w.s.writer.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error { return w.insertRaw(ctx, dc, b) })
+}
+
+// insertRaw is insertMessages on the driver connection dc. The statements
+// are prepared on it once per shape and kept for the job's later batches.
+func (w *JobWriter) insertRaw(ctx context.Context, dc any, b insertBatch) error {
+	if dc != w.raw {
+		// The first batch, or the pool replaced a broken connection, whose
+		// statements went with it.
+		w.raw, w.stmts = dc, map[insertShape]driver.Stmt{}
+	}
 	for _, c := range b.chunks {
 		if _, ok := w.stmts[c.shape]; ok {
 			continue
 		}
-		st, err := w.s.writer.PrepareContext(ctx, c.shape.sql())
+		st, err := dc.(driver.ConnPrepareContext).PrepareContext(ctx, c.shape.sql())
 		if err != nil {
 			return fmt.Errorf("cannot prepare message insert: %w", err)
 		}
-		if w.stmts == nil {
-			w.stmts = map[insertShape]*sql.Stmt{}
-		}
 		w.stmts[c.shape] = st
 	}
-	tx, err := w.s.writer.BeginTx(ctx, nil)
+	tx, err := dc.(driver.ConnBeginTx).BeginTx(ctx, driver.TxOptions{})
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
 	for _, c := range b.chunks {
-		if _, err := tx.StmtContext(ctx, w.stmts[c.shape]).ExecContext(ctx, c.args...); err != nil {
+		w.args = w.args[:0]
+		for i, v := range c.args {
+			w.args = append(w.args, driver.NamedValue{Ordinal: i + 1, Value: v})
+		}
+		if _, err := w.stmts[c.shape].(driver.StmtExecContext).ExecContext(ctx, w.args); err != nil {
+			tx.Rollback()
 			return fmt.Errorf("cannot insert messages for lines %d to %d: %w", c.firstLine, c.lastLine, err)
 		}
 	}
 	return tx.Commit()
+}
+
+// closeStmts closes the flusher's statements, on the connection they were
+// prepared on (if the pool still has it).
+func (w *JobWriter) closeStmts() {
+	if len(w.stmts) == 0 {
+		return
+	}
+	ctx := context.Background()
+	conn, err := w.s.writer.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	conn.Raw(func(dc any) error {
+		if dc == w.raw {
+			for _, st := range w.stmts {
+				st.Close()
+			}
+		}
+		return nil
+	})
+	w.raw, w.stmts = nil, nil
 }
 
 // messageArgCount is the number of values insertMessageSQL binds per row.
