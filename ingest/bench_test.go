@@ -195,8 +195,8 @@ func writeBenchCSV(path string, rows int) error {
 // bareInsert writes the same rows straight into a fresh store's messages
 // table, the fastest plain way we know: the writer's pragmas (including
 // the checkpoint threshold a file job runs with), transactions of 5000
-// rows, 64-row INSERT statements whose shared values (job, partner,
-// channel, status, times) are bound once, and values built by
+// rows, 64-row INSERT statements whose shared values (job, channel,
+// status, times) are bound once, and values built by
 // concatenation (no checks, no templates, no CSV).
 func bareInsert(dir string, rows int, withVars bool) (time.Duration, error) {
 	ctx := context.Background()
@@ -241,13 +241,13 @@ func bareInsert(dir string, rows int, withVars bool) (time.Duration, error) {
 	insert := func(n int) string {
 		// Priority, subject, format, sender and expires_at take their
 		// column defaults, as the job writer leaves them.
-		return `INSERT INTO messages (job_id, partner, channel, status, next_attempt_at, created_at, updated_at,
-			line, ref, recipient, body` + varsCol + `) SELECT ?, 'bench', 'sms', 'queued', ?, ?, ?, ` + sel +
+		return `INSERT INTO messages (job_id, channel, status, next_attempt_at, updated_at,
+			line, ref, recipient, body` + varsCol + `) SELECT ?, 'sms', 'queued', ?, ?, ` + sel +
 			` FROM (VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") + `)`
 	}
 	start := time.Now()
 	const batch = 5000
-	args := make([]any, 0, 4+width*per)
+	args := make([]any, 0, 3+width*per)
 	for i := 0; i < rows; {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
@@ -267,7 +267,7 @@ func bareInsert(dir string, rows int, withVars bool) (time.Duration, error) {
 					return 0, err
 				}
 			}
-			args = append(args[:0], jobID, now, now, now)
+			args = append(args[:0], jobID, now, now)
 			for ; n > 0; n, i = n-1, i+1 {
 				name, order := benchNames[i%len(benchNames)], "ORD-"+pad7(i)
 				args = append(args, i+2, "r"+strconv.Itoa(i), "+35191"+pad7(i%10_000_000),

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,16 +25,46 @@ var phoneMetadata = sync.OnceValues(phonenumbers.MetadataCollection)
 type fastPhone struct {
 	cc      string // country calling code, digits
 	trunk   string // national (trunk) prefix: numbers starting with it go to the parser
-	general *regexp.Regexp
+	general *digitMatcher
 	genLens map[int]bool // possible lengths of the general description
 	// byLen holds, per national number length, one alternation of the
 	// patterns of every number type possible at that length.
-	byLen map[int]*regexp.Regexp
+	byLen map[int]*digitMatcher
 }
 
 // newFastPhone prepares the fast path for a region, or returns nil when the
-// region's rules need the complete parser.
+// region's rules need the complete parser. The region's patterns are
+// compiled once per process (several milliseconds for some regions, paid
+// before by every file and API request); each fastPhone gets its own
+// matchers, which are not safe for concurrent use.
 func newFastPhone(region string) *fastPhone {
+	p, ok := fastPhones.Load(region)
+	if !ok {
+		p, _ = fastPhones.LoadOrStore(region, compileFastPhone(region))
+	}
+	return p.(*fastPhone).clone()
+}
+
+// fastPhones holds, by region, the compiled fast path newFastPhone clones (a
+// nil *fastPhone for a region without one). It only grows by the regions of
+// the configured partners.
+var fastPhones sync.Map
+
+// clone is f with matchers of its own.
+func (f *fastPhone) clone() *fastPhone {
+	if f == nil {
+		return nil
+	}
+	c := *f
+	c.general = f.general.clone()
+	c.byLen = make(map[int]*digitMatcher, len(f.byLen))
+	for l, m := range f.byLen {
+		c.byLen[l] = m.clone()
+	}
+	return &c
+}
+
+func compileFastPhone(region string) *fastPhone {
 	coll, err := phoneMetadata()
 	if err != nil {
 		return nil
@@ -62,9 +91,9 @@ func newFastPhone(region string) *fastPhone {
 		// is the first tried for its country code (US for +1, GB for +44).
 		return nil
 	}
-	f := &fastPhone{cc: strconv.Itoa(cc), trunk: np, genLens: map[int]bool{}, byLen: map[int]*regexp.Regexp{}}
+	f := &fastPhone{cc: strconv.Itoa(cc), trunk: np, genLens: map[int]bool{}, byLen: map[int]*digitMatcher{}}
 	gd := md.GetGeneralDesc()
-	f.general = regexp.MustCompile("^(?:" + gd.GetNationalNumberPattern() + ")$")
+	f.general = newDigitMatcher(gd.GetNationalNumberPattern())
 	for _, l := range gd.GetPossibleLength() {
 		f.genLens[int(l)] = true
 	}
@@ -82,7 +111,7 @@ func newFastPhone(region string) *fastPhone {
 			alts = append(alts, "(?:"+d.GetNationalNumberPattern()+")")
 		}
 		if len(alts) > 0 {
-			f.byLen[l] = regexp.MustCompile("^(?:" + strings.Join(alts, "|") + ")$")
+			f.byLen[l] = newDigitMatcher(strings.Join(alts, "|"))
 		}
 	}
 	return f

@@ -52,3 +52,53 @@ func BenchmarkPhoneNormalize(b *testing.B) {
 		}
 	}
 }
+
+// TestDigitMatcherAgreesWithRegexp runs every region's phone patterns, as
+// fastPhone uses them, through the DFA and the regexp on random digit
+// strings and on strings built to match.
+func TestDigitMatcherAgreesWithRegexp(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, region := range []string{"PT", "DE", "FR", "ES", "NL", "IT", "US", "GB", "AR", "MX", "IN", "CN", "JP", "AU", "ZA", "NG"} {
+		f := newFastPhone(region)
+		if f == nil {
+			continue
+		}
+		ms := []*digitMatcher{f.general}
+		for _, m := range f.byLen {
+			ms = append(ms, m)
+		}
+		for _, m := range ms {
+			if m.prog == nil {
+				t.Errorf("%s: pattern %s left to the regexp", region, m.re)
+			}
+			for i := 0; i < 20000; i++ {
+				b := make([]byte, 1+rng.IntN(16))
+				for j := range b {
+					b[j] = byte('0' + rng.IntN(10))
+				}
+				s := string(b)
+				if got, want := m.MatchString(s), m.re.MatchString(s); got != want {
+					t.Fatalf("%s: %s on %q: DFA %v, regexp %v", region, m.re, s, got, want)
+				}
+			}
+			if len(m.states) > maxDFAStates {
+				t.Errorf("%s: %d states", region, len(m.states))
+			}
+		}
+		// Valid numbers of the region, which random strings rarely are.
+		for i := 0; i < 20000; i++ {
+			s := fmt.Sprintf("%d%08d", 1+rng.IntN(99), rng.IntN(100_000_000))
+			for _, m := range ms {
+				if got, want := m.MatchString(s), m.re.MatchString(s); got != want {
+					t.Fatalf("%s: %s on %q: DFA %v, regexp %v", region, m.re, s, got, want)
+				}
+			}
+		}
+	}
+	m := newDigitMatcher(`9[1236]\d{7}`)
+	for s, want := range map[string]bool{"912345678": true, "942345678": false, "91234567": false, "9123456789": false, "": false, "91234567a": false} {
+		if got := m.MatchString(s); got != want {
+			t.Errorf("%q: %v, want %v", s, got, want)
+		}
+	}
+}

@@ -48,7 +48,12 @@ func newPhoneNormalizer(region string) *phoneNormalizer {
 }
 
 // normalize returns the E.164 form of s, or a message for the partner.
+// What the fast path decides is not cached: deciding again costs less than
+// storing it.
 func (pn *phoneNormalizer) normalize(s string) (string, string) {
+	if v, ok := pn.fast.normalize(s); ok {
+		return v, ""
+	}
 	if v, ok := pn.cache[s]; ok {
 		if v == "" {
 			return "", pn.invalid(s)

@@ -50,19 +50,17 @@ func (s *Store) CreateAPIJob(ctx context.Context, req APIRequest, msgs []Message
 		}
 	}
 	job = Job{Partner: req.Partner, Source: SourceAPI, Priority: PriorityTransactional, Status: JobQueued, Total: len(msgs)}
-	id, err := s.insertJob(ctx, tx, job)
+	now := time.Now()
+	id, err := s.insertJob(ctx, tx, job, now)
 	if err != nil {
 		return Job{}, nil, false, err
 	}
-	for i := range msgs {
-		msgs[i].Partner, msgs[i].Priority = req.Partner, PriorityTransactional
-	}
-	if ids, err = insertMessagesTx(ctx, tx, id, msgs); err != nil {
+	if ids, err = insertMessagesTx(ctx, tx, id, now, msgs); err != nil {
 		return Job{}, nil, false, err
 	}
 	if req.Key != "" {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO api_requests (partner, key, request_hash, job_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-			req.Partner, req.Key, req.RequestHash, id, ms(time.Now())); err != nil {
+			req.Partner, req.Key, req.RequestHash, id, ms(now)); err != nil {
 			return Job{}, nil, false, fmt.Errorf("cannot record idempotency key: %w", err)
 		}
 	}

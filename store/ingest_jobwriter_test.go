@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -172,5 +173,45 @@ func TestJobWriterRaisesCheckpointThresholdOnlyWhileWriting(t *testing.T) {
 		if got := threshold(); got != 1000 {
 			t.Errorf("after the job (commit %v): wal_autocheckpoint = %d, want 1000", commit, got)
 		}
+	}
+}
+
+// TestJobWriterInsertFailureRollsBackAndLeavesTheWriterUsable: a batch that
+// SQLite refuses fails the job with the lines of the statement, nothing of
+// the job stays, and the writer connection (the flusher used it through
+// the driver) is out of its transaction for the next user.
+func TestJobWriterInsertFailureRollsBackAndLeavesTheWriterUsable(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	if _, err := s.writer.Exec(`CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.recipient = 'refused'
+		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	fileID, err := s.CreateFile(ctx, File{Partner: "p", Name: "inbox/a.csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.BeginFileJob(ctx, "p", fileID, "inbox/a.csv", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 250 {
+		m := Message{Channel: "sms", Line: i + 2, Recipient: "+1", Body: "x"}
+		if i == 150 {
+			m.Recipient = "refused"
+		}
+		w.Add(m)
+	}
+	err = w.Commit(ctx, 250, nil)
+	if err == nil || !strings.Contains(err.Error(), "lines 102 to 165") || !strings.Contains(err.Error(), "refused by the test") {
+		t.Fatalf("commit = %v, want the refused chunk's lines and SQLite's reason", err)
+	}
+	var n int
+	s.writer.QueryRow(`SELECT COUNT(*) FROM messages`).Scan(&n)
+	if n != 0 {
+		t.Errorf("%d messages left of the failed job", n)
+	}
+	if _, _, err := s.CreateJob(ctx, Job{Partner: "p", Source: SourceAPI}, []Message{{Channel: "sms", Recipient: "+1", Body: "y"}}); err != nil {
+		t.Fatalf("the writer after a failed batch: %v", err)
 	}
 }

@@ -134,8 +134,14 @@ func (s *Store) MarkJobReported(ctx context.Context, id int64) error {
 	return err
 }
 
-const messageColumns = `id, job_id, partner, channel, priority, line, ref, recipient, subject, body, format, sender, vars,
-	status, attempts, next_attempt_at, lease_until, expires_at, provider_id, last_error, sent_at, created_at`
+// messageColumns are a message's columns in scanMessage's order, read
+// FROM messageTables: a message's partner, priority and created_at are its
+// job's (migration 0005).
+const messageColumns = `m.id, m.job_id, j.partner, m.channel, j.priority, m.line, m.ref, m.recipient, m.subject, m.body, m.format, m.sender, m.vars,
+	m.status, m.attempts, m.next_attempt_at, m.lease_until, m.expires_at, m.provider_id, m.last_error, m.sent_at, j.created_at`
+
+// messageTables joins each message to its job.
+const messageTables = `messages m JOIN jobs j ON j.id = m.job_id`
 
 func (s *Store) scanMessage(row interface{ Scan(...any) error }) (Message, error) {
 	var m Message
@@ -158,7 +164,7 @@ func (s *Store) scanMessage(row interface{ Scan(...any) error }) (Message, error
 
 // Message returns one message.
 func (s *Store) Message(ctx context.Context, id int64) (Message, error) {
-	m, err := s.scanMessage(s.reader.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, id))
+	m, err := s.scanMessage(s.reader.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM `+messageTables+` WHERE m.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, ErrNotFound
 	}
@@ -171,8 +177,8 @@ func (s *Store) JobMessages(ctx context.Context, jobID int64, status string, aft
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages
-		WHERE job_id = ? AND (? = '' OR status = ?) AND id > ? ORDER BY id LIMIT ?`, jobID, status, status, afterID, limit)
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+messageColumns+` FROM `+messageTables+`
+		WHERE m.job_id = ? AND (? = '' OR m.status = ?) AND m.id > ? ORDER BY m.id LIMIT ?`, jobID, status, status, afterID, limit)
 	if err != nil {
 		return err
 	}

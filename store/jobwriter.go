@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sort"
@@ -22,18 +23,22 @@ type JobWriter struct {
 	s       *Store
 	jobID   int64
 	fileID  int64
-	partner string
+	created time.Time // the job's created_at, also its messages' default send time
 	size    int
 	batch   []Message
 	total   int
 
-	batches chan []Message
+	batches chan insertBatch
+	spent   chan []any    // argument arrays the flusher is done with, for reuse
+	vals    []chunkValues // buildInsert's scratch
 	done    chan error
 	err     error // first flush error, reported by Add or Commit
 	closed  bool
 
-	stmts map[insertShape]*sql.Stmt // the flusher's prepared inserts, by shape
-	bulk  bool                      // holds the store's bulkWAL
+	raw   any                         // the driver connection stmts were prepared on
+	stmts map[insertShape]driver.Stmt // the flusher's prepared inserts, by shape
+	args  []driver.NamedValue         // the flusher's argument scratch
+	bulk  bool                        // holds the store's bulkWAL
 }
 
 // bulkCheckpointPages is the WAL size, in pages, at which a commit
@@ -94,16 +99,17 @@ func (w *JobWriter) endBulk(ctx context.Context) {
 // BeginFileJob creates an ingesting job for a file. batchSize is the number
 // of rows per insert transaction.
 func (s *Store) BeginFileJob(ctx context.Context, partner string, fileID int64, fileName string, batchSize int) (*JobWriter, error) {
+	now := time.Now()
 	id, err := s.insertJob(ctx, s.writer, Job{Partner: partner, Source: SourceFile, FileID: fileID, FileName: fileName,
-		Status: JobIngesting, Priority: PriorityBulk})
+		Status: JobIngesting, Priority: PriorityBulk}, now)
 	if err != nil {
 		return nil, err
 	}
 	if batchSize < 1 {
 		batchSize = 1000
 	}
-	w := &JobWriter{s: s, jobID: id, fileID: fileID, partner: partner, size: batchSize,
-		batch: make([]Message, 0, batchSize), batches: make(chan []Message, 1), done: make(chan error, 1)}
+	w := &JobWriter{s: s, jobID: id, fileID: fileID, created: now, size: batchSize,
+		batch: make([]Message, 0, batchSize), batches: make(chan insertBatch, 1), spent: make(chan []any, 2), done: make(chan error, 1)}
 	s.beginBulk(ctx)
 	w.bulk = true
 	go w.flushLoop(context.WithoutCancel(ctx))
@@ -113,8 +119,8 @@ func (s *Store) BeginFileJob(ctx context.Context, partner string, fileID int64, 
 // JobID is the id of the job being written.
 func (w *JobWriter) JobID() int64 { return w.jobID }
 
-// Add queues one message for insertion. A file job's messages take the
-// job's partner and the bulk priority, whatever m says.
+// Add queues one message for insertion. A file job's messages have the
+// job's partner, bulk priority and created_at, whatever m says.
 func (w *JobWriter) Add(m Message) error {
 	if w.err != nil {
 		return w.err
@@ -128,6 +134,9 @@ func (w *JobWriter) Add(m Message) error {
 }
 
 func (w *JobWriter) send() error {
+	b := w.buildInsert(w.batch, time.Now())
+	// b holds copies of what the flusher needs, so the batch is reused.
+	w.batch = w.batch[:0]
 	select {
 	case err := <-w.done: // the flusher stopped early on an error
 		w.err = err
@@ -135,9 +144,8 @@ func (w *JobWriter) send() error {
 			w.err = errors.New("job writer stopped")
 		}
 		return w.err
-	case w.batches <- w.batch:
+	case w.batches <- b:
 	}
-	w.batch = make([]Message, 0, w.size)
 	return nil
 }
 
@@ -148,6 +156,10 @@ func (w *JobWriter) flushLoop(ctx context.Context) {
 			for range w.batches { // drain so send never blocks
 			}
 			return
+		}
+		select {
+		case w.spent <- batch.args:
+		default:
 		}
 	}
 	w.done <- nil
@@ -166,9 +178,7 @@ func (w *JobWriter) finish() error {
 	if err := <-w.done; err != nil && w.err == nil {
 		w.err = err
 	}
-	for _, st := range w.stmts {
-		st.Close()
-	}
+	w.closeStmts()
 	return w.err
 }
 
@@ -236,17 +246,21 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-func (s *Store) insertJob(ctx context.Context, db execer, j Job) (int64, error) {
+// insertJob creates a job at now, which is also its messages' created_at
+// (messages have none of their own, see migration 0005).
+func (s *Store) insertJob(ctx context.Context, db execer, j Job, now time.Time) (int64, error) {
 	res, err := db.ExecContext(ctx, `INSERT INTO jobs (partner, source, file_id, file_name, status, priority, total, created_at)
-		VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, ?, ?)`, j.Partner, j.Source, j.FileID, j.FileName, j.Status, j.Priority, j.Total, ms(time.Now()))
+		VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, ?, ?)`, j.Partner, j.Source, j.FileID, j.FileName, j.Status, j.Priority, j.Total, ms(now))
 	if err != nil {
 		return 0, fmt.Errorf("cannot create job: %w", err)
 	}
 	return res.LastInsertId()
 }
 
-const insertMessageSQL = `INSERT INTO messages (job_id, partner, channel, priority, line, ref, recipient, subject, body, format, sender, vars,
-	status, next_attempt_at, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+// insertMessageSQL inserts one message. Its partner, priority and
+// created_at are its job's.
+const insertMessageSQL = `INSERT INTO messages (job_id, channel, line, ref, recipient, subject, body, format, sender, vars,
+	status, next_attempt_at, expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // rowsPerInsert is how many messages one INSERT statement of a file job
 // writes. One statement per row spends most of its time in database/sql and
@@ -259,18 +273,18 @@ const rowsPerInsert = 64
 //	INSERT INTO messages (<shared columns>, <row columns>)
 //	SELECT ?, ..., column1, ... FROM (VALUES (?, ...), (?, ...), ...)
 //
-// so the job id, partner, status and times, and the channel, subject,
+// so the job id, status and update time, and the channel, subject,
 // format, sender, send time and vars when a chunk's rows agree on them
 // (nearly always: they come from one template), cost one bound value per
 // 64 rows instead of one per row; shared values equal to their column's
-// DEFAULT, and the priority (a file job is bulk, the column's default), are
-// not named at all. Plain ? parameters only: with
+// DEFAULT are not named at all (partner, priority and created_at are the
+// job's, not columns of messages). Plain ? parameters only: with
 // numbered ones (?NNN) the driver looks each parameter's name up in a list
 // as long as the statement's parameters, which made a 64-row statement
 // four times slower.
 var (
 	// alwaysShared are bound once per statement, in this order.
-	alwaysShared = []string{"job_id", "partner", "status", "created_at", "updated_at"}
+	alwaysShared = []string{"job_id", "status", "updated_at"}
 	// maybeShared are shared when every row of the chunk has the same value,
 	// else bound per row; bit i of a shape is set when maybeShared[i] varies.
 	maybeShared = []string{"channel", "subject", "format", "sender", "next_attempt_at", "expires_at", "vars"}
@@ -379,24 +393,47 @@ func (v *chunkValues) field(i int) any {
 	return v.vars
 }
 
-// insertMessages writes one batch in one transaction, in statements of
-// rowsPerInsert rows (and powers of two below it for the rest, so a few
-// shapes serve every batch): a transaction per row is several times
-// slower, and a statement per row about half as fast.
-func (w *JobWriter) insertMessages(ctx context.Context, batch []Message) error {
-	now := time.Now()
-	vals := make([]chunkValues, len(batch))
+// insertBatch is one batch of messages as the arguments of its INSERT
+// statements. It is built by the goroutine that adds the rows (the file's
+// reader, which has time to spare) so that the writer goroutine, the
+// ingest's bottleneck, spends its time in SQLite: the values, shapes and
+// argument lists were 8% of the writer's time (ingest/BENCHMARKS.md).
+type insertBatch struct {
+	chunks []insertChunk
+	args   []any // every chunk's args, end to end
+}
+
+// insertChunk is one INSERT statement: its shape, its arguments and, for
+// errors, the CSV lines of its first and last rows.
+type insertChunk struct {
+	shape               insertShape
+	args                []any
+	firstLine, lastLine int
+}
+
+// buildInsert turns a batch into statements of rowsPerInsert rows (and
+// powers of two below it for the rest, so a few shapes serve every batch):
+// a transaction per row is several times slower, and a statement per row
+// about half as fast. updated is the rows' updated_at. The argument array
+// of a batch the flusher is done with is reused, as is the scratch of row
+// values: a third less garbage for the collector, which shares the cores.
+func (w *JobWriter) buildInsert(batch []Message, updated time.Time) insertBatch {
+	vals := w.vals[:0]
 	for i := range batch {
-		vals[i] = rowValues(&batch[i], now)
+		vals = append(vals, rowValues(&batch[i], w.created))
 	}
-	type chunk struct {
-		start int
-		shape insertShape
+	w.vals = vals
+	sizes := chunkSizes(len(batch), rowsPerInsert)
+	b := insertBatch{chunks: make([]insertChunk, 0, len(sizes))}
+	select {
+	case b.args = <-w.spent:
+		b.args = b.args[:0]
+	default:
+		b.args = make([]any, 0, len(sizes)*(len(alwaysShared)+len(maybeShared))+len(batch)*(len(maybeShared)+len(perRow)))
 	}
-	var chunks []chunk
 	start := 0
-	for _, n := range chunkSizes(len(batch), rowsPerInsert) {
-		c := chunk{start, insertShape{rows: n}}
+	for _, n := range sizes {
+		c := insertChunk{shape: insertShape{rows: n}, firstLine: batch[start].Line, lastLine: batch[start+n-1].Line}
 		first := &vals[start]
 		for j := start + 1; j < start+n; j++ {
 			v := &vals[j]
@@ -411,59 +448,106 @@ func (w *JobWriter) insertMessages(ctx context.Context, batch []Message) error {
 				c.shape.defaults |= 1 << f
 			}
 		}
-		chunks = append(chunks, c)
-		start += n
-	}
-	// Prepared on the writer before the transaction takes its only
-	// connection, and kept for the job's later batches.
-	for _, c := range chunks {
-		if _, ok := w.stmts[c.shape]; ok {
-			continue
-		}
-		st, err := w.s.writer.PrepareContext(ctx, c.shape.sql())
-		if err != nil {
-			return fmt.Errorf("cannot prepare message insert: %w", err)
-		}
-		if w.stmts == nil {
-			w.stmts = map[insertShape]*sql.Stmt{}
-		}
-		w.stmts[c.shape] = st
-	}
-	tx, err := w.s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	args := make([]any, 0, len(alwaysShared)+len(maybeShared)+(len(maybeShared)+len(perRow))*rowsPerInsert)
-	created := ms(now)
-	for _, c := range chunks {
-		args = append(args[:0], w.jobID, w.partner, MsgQueued, created, created)
-		first := &vals[c.start]
+		from := len(b.args)
+		b.args = append(b.args, w.jobID, MsgQueued, ms(updated))
 		for f := range maybeShared {
 			if c.shape.varies&(1<<f) == 0 && c.shape.defaults&(1<<f) == 0 {
-				args = append(args, first.field(f))
+				b.args = append(b.args, first.field(f))
 			}
 		}
-		for j := c.start; j < c.start+c.shape.rows; j++ {
+		for j := start; j < start+n; j++ {
 			m, v := &batch[j], &vals[j]
 			for f := range maybeShared {
 				if c.shape.varies&(1<<f) != 0 {
-					args = append(args, v.field(f))
+					b.args = append(b.args, v.field(f))
 				}
 			}
-			args = append(args, int64(m.Line), m.Ref, m.Recipient, m.Body)
+			b.args = append(b.args, int64(m.Line), m.Ref, m.Recipient, m.Body)
 		}
-		if _, err := tx.StmtContext(ctx, w.stmts[c.shape]).ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("cannot insert messages for lines %d to %d: %w", batch[c.start].Line, batch[c.start+c.shape.rows-1].Line, err)
+		c.args = b.args[from:len(b.args):len(b.args)]
+		b.chunks = append(b.chunks, c)
+		start += n
+	}
+	return b
+}
+
+// insertMessages writes one batch in one transaction, on the writer's
+// connection but through the driver's own interfaces: database/sql's
+// per-statement work (converting every argument into a fresh
+// []driver.NamedValue, the Tx's statement bookkeeping) was 5% of the
+// writer's time and a third of the ingest's garbage (ingest/BENCHMARKS.md).
+func (w *JobWriter) insertMessages(ctx context.Context, b insertBatch) error {
+	conn, err := w.s.writer.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error { return w.insertRaw(ctx, dc, b) })
+}
+
+// insertRaw is insertMessages on the driver connection dc. The statements
+// are prepared on it once per shape and kept for the job's later batches.
+func (w *JobWriter) insertRaw(ctx context.Context, dc any, b insertBatch) error {
+	if dc != w.raw {
+		// The first batch, or the pool replaced a broken connection, whose
+		// statements went with it.
+		w.raw, w.stmts = dc, map[insertShape]driver.Stmt{}
+	}
+	for _, c := range b.chunks {
+		if _, ok := w.stmts[c.shape]; ok {
+			continue
+		}
+		st, err := dc.(driver.ConnPrepareContext).PrepareContext(ctx, c.shape.sql())
+		if err != nil {
+			return fmt.Errorf("cannot prepare message insert: %w", err)
+		}
+		w.stmts[c.shape] = st
+	}
+	tx, err := dc.(driver.ConnBeginTx).BeginTx(ctx, driver.TxOptions{})
+	if err != nil {
+		return err
+	}
+	for _, c := range b.chunks {
+		w.args = w.args[:0]
+		for i, v := range c.args {
+			w.args = append(w.args, driver.NamedValue{Ordinal: i + 1, Value: v})
+		}
+		if _, err := w.stmts[c.shape].(driver.StmtExecContext).ExecContext(ctx, w.args); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("cannot insert messages for lines %d to %d: %w", c.firstLine, c.lastLine, err)
 		}
 	}
 	return tx.Commit()
 }
 
-// messageArgCount is the number of values insertMessageSQL binds per row.
-const messageArgCount = 17
+// closeStmts closes the flusher's statements, on the connection they were
+// prepared on (if the pool still has it).
+func (w *JobWriter) closeStmts() {
+	if len(w.stmts) == 0 {
+		return
+	}
+	ctx := context.Background()
+	conn, err := w.s.writer.Conn(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	conn.Raw(func(dc any) error {
+		if dc == w.raw {
+			for _, st := range w.stmts {
+				st.Close()
+			}
+		}
+		return nil
+	})
+	w.raw, w.stmts = nil, nil
+}
 
-// appendMessageArgs appends one message's values in insertMessageSQL order.
+// messageArgCount is the number of values insertMessageSQL binds per row.
+const messageArgCount = 14
+
+// appendMessageArgs appends one message's values in insertMessageSQL order;
+// now is its job's created_at, the default send time.
 func appendMessageArgs(args []any, jobID int64, m *Message, now time.Time) []any {
 	vars := "{}"
 	if len(m.Vars) > 0 {
@@ -481,8 +565,8 @@ func appendMessageArgs(args []any, jobID int64, m *Message, now time.Time) []any
 	if !m.ExpiresAt.IsZero() {
 		expires = ms(m.ExpiresAt)
 	}
-	return append(args, jobID, m.Partner, m.Channel, m.Priority, m.Line, m.Ref, m.Recipient, m.Subject, m.Body,
-		format, m.Sender, vars, MsgQueued, ms(next), expires, ms(now), ms(now))
+	return append(args, jobID, m.Channel, m.Line, m.Ref, m.Recipient, m.Subject, m.Body,
+		format, m.Sender, vars, MsgQueued, ms(next), expires, ms(now))
 }
 
 // varsJSON encodes a message's variables as a JSON object with sorted keys,
@@ -549,13 +633,13 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-func insertMessagesTx(ctx context.Context, tx *sql.Tx, jobID int64, batch []Message) ([]int64, error) {
+// insertMessagesTx inserts the messages of a job created at now.
+func insertMessagesTx(ctx context.Context, tx *sql.Tx, jobID int64, now time.Time, batch []Message) ([]int64, error) {
 	stmt, err := tx.PrepareContext(ctx, insertMessageSQL)
 	if err != nil {
 		return nil, err
 	}
 	defer stmt.Close()
-	now := time.Now()
 	ids := make([]int64, 0, len(batch))
 	args := make([]any, 0, messageArgCount)
 	for i := range batch {
@@ -571,7 +655,8 @@ func insertMessagesTx(ctx context.Context, tx *sql.Tx, jobID int64, batch []Mess
 }
 
 // CreateJob stores a whole small job (API sends, workflow runs) in one
-// transaction and returns it with the ids of its messages, in order.
+// transaction and returns it with the ids of its messages, in order. The
+// messages have the job's partner and priority, whatever they say.
 func (s *Store) CreateJob(ctx context.Context, j Job, msgs []Message) (Job, []int64, error) {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -582,17 +667,12 @@ func (s *Store) CreateJob(ctx context.Context, j Job, msgs []Message) (Job, []in
 	if len(msgs) == 0 {
 		j.Status = JobDone
 	}
-	id, err := s.insertJob(ctx, tx, j)
+	now := time.Now()
+	id, err := s.insertJob(ctx, tx, j, now)
 	if err != nil {
 		return Job{}, nil, err
 	}
-	for i := range msgs {
-		msgs[i].Priority = j.Priority
-		if msgs[i].Partner == "" {
-			msgs[i].Partner = j.Partner
-		}
-	}
-	ids, err := insertMessagesTx(ctx, tx, id, msgs)
+	ids, err := insertMessagesTx(ctx, tx, id, now, msgs)
 	if err != nil {
 		return Job{}, nil, err
 	}

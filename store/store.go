@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"encoding/hex"
 	"errors"
@@ -230,8 +231,28 @@ func (s *Store) appliedMigrations(ctx context.Context) (map[int]bool, error) {
 	return applied, rows.Err()
 }
 
+// apply runs one migration in its own transaction, with foreign keys off
+// as SQLite's ALTER TABLE documentation prescribes for a table rebuild
+// (with them on, dropping a table that other rows reference fails, and
+// the pragma is a no-op inside a transaction), and checks every foreign key
+// before it commits, so a migration cannot leave a dangling reference.
 func (s *Store) apply(ctx context.Context, m migration) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
+	conn, err := s.writer.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return err
+	}
+	defer func() {
+		// legacy_alter_table too, in case a migration that sets it failed.
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON; PRAGMA legacy_alter_table = OFF`); err != nil {
+			// Never hand the pool a connection without foreign keys.
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -239,11 +260,43 @@ func (s *Store) apply(ctx context.Context, m migration) error {
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 		return err
 	}
+	if err := foreignKeyCheck(ctx, tx); err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 		m.version, m.name, ms(time.Now())); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// foreignKeyCheck fails, naming the first few, when rows reference rows
+// that do not exist.
+func foreignKeyCheck(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		return fmt.Errorf("cannot check foreign keys: %w", err)
+	}
+	defer rows.Close()
+	var bad []string
+	for rows.Next() {
+		var table, parent string
+		var rowid sql.NullInt64
+		var fk int
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
+			return fmt.Errorf("cannot check foreign keys: %w", err)
+		}
+		if len(bad) < 5 {
+			bad = append(bad, fmt.Sprintf("%s row %d references a missing %s row", table, rowid.Int64, parent))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cannot check foreign keys: %w", err)
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("foreign key check failed: %s", strings.Join(bad, "; "))
+	}
+	return nil
 }
 
 // ms converts a time to the Unix milliseconds stored in the database.

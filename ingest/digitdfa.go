@@ -1,0 +1,192 @@
+package ingest
+
+import (
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// digitMatcher decides whether a string of ASCII digits matches a regexp
+// in full, the way regexp.MatchString on "^(?:pattern)$" does, with a DFA
+// over the ten digits that it builds lazily from the regexp's compiled
+// program: after the first few numbers it costs one table lookup a digit,
+// where the regexp ran its backtracker or one-pass matcher on every number
+// (1.6 µs a row of a 1M-row file, the largest cost of the file's reader;
+// ingest/BENCHMARKS.md). A pattern it cannot handle (an assertion other
+// than ^ and $) and a DFA grown past maxDFAStates fall back to the regexp.
+// It is used by one goroutine.
+type digitMatcher struct {
+	re     *regexp.Regexp // the fallback
+	prog   *syntax.Prog   // nil: always the fallback
+	states []dfaState     // 0 is the dead state: every digit leads back to it
+	index  map[string]int32
+	start  int32
+}
+
+// maxDFAStates bounds a matcher's memory (about 50 bytes a state, plus the
+// index); phone patterns need a few hundred.
+const maxDFAStates = 20000
+
+// dfaState is a set of program positions after some digits: where each of
+// the ten digits leads (-1: not built yet) and whether the input may end
+// here.
+type dfaState struct {
+	pcs    []uint32
+	next   [10]int32
+	accept bool
+}
+
+// clone is a matcher of the same pattern with a DFA of its own, built
+// afresh; the program and the regexp are shared (both are read-only).
+func (m *digitMatcher) clone() *digitMatcher {
+	c := &digitMatcher{re: m.re, prog: m.prog}
+	if c.prog != nil {
+		c.states = []dfaState{{}}
+		c.index = map[string]int32{}
+		c.start = c.state(c.closure([]uint32{uint32(c.prog.Start)}, true))
+	}
+	return c
+}
+
+// newDigitMatcher compiles pattern for whole-string matches.
+func newDigitMatcher(pattern string) *digitMatcher {
+	m := &digitMatcher{re: regexp.MustCompile("^(?:" + pattern + ")$")}
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return m
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return m
+	}
+	for _, in := range prog.Inst {
+		if in.Op == syntax.InstEmptyWidth && syntax.EmptyOp(in.Arg)&^(syntax.EmptyBeginText|syntax.EmptyBeginLine|syntax.EmptyEndText|syntax.EmptyEndLine) != 0 {
+			return m // word boundaries: not in phone metadata, left to the regexp
+		}
+	}
+	m.prog = prog
+	return m.clone()
+}
+
+// MatchString reports whether s, ASCII digits only, matches in full.
+func (m *digitMatcher) MatchString(s string) bool {
+	if m.prog == nil {
+		return m.re.MatchString(s)
+	}
+	st := m.start
+	for i := 0; i < len(s); i++ {
+		d := s[i] - '0'
+		if d > 9 {
+			return m.re.MatchString(s)
+		}
+		next := m.states[st].next[d]
+		if next < 0 {
+			if next = m.step(st, d); next < 0 {
+				return m.re.MatchString(s)
+			}
+		}
+		if next == 0 {
+			return false
+		}
+		st = next
+	}
+	return m.states[st].accept
+}
+
+// step builds where digit d leads from state st, or returns -1 when the DFA
+// is full.
+func (m *digitMatcher) step(st int32, d byte) int32 {
+	if len(m.states) >= maxDFAStates {
+		return -1
+	}
+	r := rune('0' + d)
+	var moved []uint32
+	for _, pc := range m.states[st].pcs {
+		if in := &m.prog.Inst[pc]; in.Op >= syntax.InstRune && in.Op <= syntax.InstRuneAnyNotNL && in.MatchRune(r) {
+			moved = append(moved, in.Out)
+		}
+	}
+	next := m.state(m.closure(moved, false))
+	m.states[st].next[d] = next
+	return next
+}
+
+// closure follows the empty transitions from pcs and keeps the positions
+// that consume a digit; atStart is the start of the input (where ^ holds).
+// It
+// also reports whether a match is reachable at the end of the input.
+func (m *digitMatcher) closure(pcs []uint32, atStart bool) ([]uint32, bool) {
+	seen := map[uint32]bool{}
+	var out []uint32
+	accept := false
+	var walk func(pc uint32, atEnd bool)
+	walk = func(pc uint32, atEnd bool) {
+		key := pc << 1
+		if atEnd {
+			key |= 1
+		}
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		in := &m.prog.Inst[pc]
+		switch in.Op {
+		case syntax.InstAlt, syntax.InstAltMatch:
+			walk(in.Out, atEnd)
+			walk(in.Arg, atEnd)
+		case syntax.InstCapture, syntax.InstNop:
+			walk(in.Out, atEnd)
+		case syntax.InstEmptyWidth:
+			op := syntax.EmptyOp(in.Arg)
+			if op&(syntax.EmptyBeginText|syntax.EmptyBeginLine) != 0 && !atStart {
+				return
+			}
+			if op&(syntax.EmptyEndText|syntax.EmptyEndLine) != 0 {
+				// Holds only at the end: followed for acceptance alone.
+				walk(in.Out, true)
+				return
+			}
+			walk(in.Out, atEnd)
+		case syntax.InstMatch:
+			accept = true
+		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+			if !atEnd {
+				out = append(out, pc)
+			}
+		}
+	}
+	for _, pc := range pcs {
+		walk(pc, false)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), accept
+}
+
+// state returns the state of a closure, adding it when new.
+func (m *digitMatcher) state(pcs []uint32, accept bool) int32 {
+	if len(pcs) == 0 && !accept {
+		return 0
+	}
+	var b strings.Builder
+	for _, pc := range pcs {
+		b.WriteString(strconv.FormatUint(uint64(pc), 36))
+		b.WriteByte(',')
+	}
+	if accept {
+		b.WriteByte('$')
+	}
+	key := b.String()
+	if id, ok := m.index[key]; ok {
+		return id
+	}
+	id := int32(len(m.states))
+	st := dfaState{pcs: pcs, accept: accept}
+	for i := range st.next {
+		st.next[i] = -1
+	}
+	m.states = append(m.states, st)
+	m.index[key] = id
+	return id
+}
