@@ -177,10 +177,29 @@ func (s *Store) JobMessages(ctx context.Context, jobID int64, status string, aft
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+messageColumns+` FROM `+messageTables+`
-		WHERE m.job_id = ? AND (? = '' OR m.status = ?) AND m.id > ? ORDER BY m.id LIMIT ?`, jobID, status, status, afterID, limit)
+	var first, last int64
+	err := s.reader.QueryRowContext(ctx, `SELECT first_message_id, last_message_id FROM jobs WHERE id = ?`, jobID).Scan(&first, &last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot read job %d: %w", jobID, err)
+	}
+	var rows *sql.Rows
+	if last > 0 {
+		// A walk of the table over the job's id range, in id order, that
+		// stops after limit rows (migration 0008). +m.job_id keeps the
+		// planner off messages_queue, which would read the whole job and
+		// sort it.
+		rows, err = s.reader.QueryContext(ctx, `SELECT `+messageColumns+` FROM `+messageTables+`
+			WHERE m.id > ? AND m.id <= ? AND +m.job_id = ? AND (? = '' OR m.status = ?) ORDER BY m.id LIMIT ?`,
+			max(afterID, first-1), last, jobID, status, status, limit)
+	} else {
+		rows, err = s.reader.QueryContext(ctx, `SELECT `+messageColumns+` FROM `+messageTables+`
+			WHERE m.job_id = ? AND (? = '' OR m.status = ?) AND m.id > ? ORDER BY m.id LIMIT ?`, jobID, status, status, afterID, limit)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot list messages of job %d: %w", jobID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {

@@ -35,6 +35,10 @@ type JobWriter struct {
 	err     error // first flush error, reported by Add or Commit
 	closed  bool
 
+	// The range of ids inserted so far, stored with the job at Commit
+	// (migration 0008). Written by the flusher; read after finish.
+	firstID, lastID int64
+
 	raw   any                         // the driver connection stmts were prepared on
 	stmts map[insertShape]driver.Stmt // the flusher's prepared inserts, by shape
 	args  []driver.NamedValue         // the flusher's argument scratch
@@ -201,8 +205,8 @@ func (w *JobWriter) Commit(ctx context.Context, rowsTotal int, rowErrs []FileErr
 	if w.total == 0 {
 		status, finished = JobDone, sql.NullInt64{Int64: now, Valid: true}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, total = ?, finished_at = ? WHERE id = ?`,
-		status, w.total, finished, w.jobID); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, total = ?, finished_at = ?, first_message_id = ?, last_message_id = ?
+		WHERE id = ?`, status, w.total, finished, w.firstID, w.lastID, w.jobID); err != nil {
 		return fmt.Errorf("cannot queue job %d: %w", w.jobID, err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE files SET status = ?, job_id = ?, rows_total = ?, rows_bad = ?, updated_at = ? WHERE id = ?`,
@@ -512,12 +516,29 @@ func (w *JobWriter) insertRaw(ctx context.Context, dc any, b insertBatch) error 
 		for i, v := range c.args {
 			w.args = append(w.args, driver.NamedValue{Ordinal: i + 1, Value: v})
 		}
-		if _, err := w.stmts[c.shape].(driver.StmtExecContext).ExecContext(ctx, w.args); err != nil {
+		res, err := w.stmts[c.shape].(driver.StmtExecContext).ExecContext(ctx, w.args)
+		if err != nil {
 			tx.Rollback()
 			return fmt.Errorf("cannot insert messages for lines %d to %d: %w", c.firstLine, c.lastLine, err)
 		}
+		// One statement's rows get consecutive rowids (each the table's
+		// largest plus one), the last of them reported here.
+		last, err := res.LastInsertId()
+		if err != nil {
+			tx.Rollback()
+			return fmt.Errorf("cannot read the ids of messages for lines %d to %d: %w", c.firstLine, c.lastLine, err)
+		}
+		w.noteIDs(last-int64(c.shape.rows)+1, last)
 	}
 	return tx.Commit()
+}
+
+// noteIDs widens the job's id range to [first, last].
+func (w *JobWriter) noteIDs(first, last int64) {
+	if w.firstID == 0 || first < w.firstID {
+		w.firstID = first
+	}
+	w.lastID = max(w.lastID, last)
 }
 
 // closeStmts closes the flusher's statements, on the connection they were
@@ -648,8 +669,18 @@ func insertMessagesTx(ctx context.Context, tx *sql.Tx, jobID int64, now time.Tim
 		if err != nil {
 			return nil, fmt.Errorf("cannot insert message for line %d: %w", m.Line, err)
 		}
-		id, _ := res.LastInsertId()
+		id, err := res.LastInsertId()
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the id of the message for line %d: %w", m.Line, err)
+		}
 		ids = append(ids, id)
+	}
+	if len(ids) > 0 {
+		// Inserted in one transaction by the only writer: ids ascend.
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET first_message_id = ?, last_message_id = ? WHERE id = ?`,
+			ids[0], ids[len(ids)-1], jobID); err != nil {
+			return nil, fmt.Errorf("cannot record the message range of job %d: %w", jobID, err)
+		}
 	}
 	return ids, nil
 }
