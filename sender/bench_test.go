@@ -161,3 +161,61 @@ func BenchmarkSMTPDelivery(b *testing.B) {
 	sent := senderRate(b, cc, func(o *Options) { o.SMTPTLSConfig = k.client })
 	b.ReportMetric(sent, "smtp_msgs/s")
 }
+
+// BenchmarkManyAPIJobs sends 3,000 one-message transactional jobs (a burst
+// of POST /api/v1/messages, each its own job) through the http channel:
+// claims span jobs, and jobs end many at a time.
+//
+//	go test ./sender -run '^$' -bench ManyAPIJobs -benchtime 1x
+func BenchmarkManyAPIJobs(b *testing.B) {
+	srv, hits := newBenchSink(b)
+	cfg := config.Default()
+	cfg.DataDir = b.TempDir()
+	cfg.Sender.PollInterval = config.Duration(10 * time.Millisecond)
+	cfg.Channels = []config.Channel{{Name: "sms", Type: config.ChannelHTTP, URL: srv.URL + "/v1/messages", IDPath: "/id", Concurrency: benchConcurrency}}
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), cfg.DBPath())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	const n = 3000
+	var jobs []int64
+	for i := range n {
+		j, _, err := st.CreateJob(context.Background(), store.Job{Partner: "acme", Source: store.SourceAPI, Priority: store.PriorityTransactional},
+			[]store.Message{{Channel: "sms", Recipient: fmt.Sprintf("+1555%07d", i), Body: "hi"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		jobs = append(jobs, j.ID)
+	}
+	s, err := New(Options{Config: cfg, Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- s.Run(ctx) }()
+	for _, id := range jobs { // oldest first, so mostly one look each
+		for {
+			status, err := st.JobStatus(context.Background(), id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if status == store.JobDone {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	elapsed := time.Since(start)
+	cancel()
+	<-done
+	if hits.Load() < n {
+		b.Fatalf("sink saw %d requests", hits.Load())
+	}
+	b.ReportMetric(n/elapsed.Seconds(), "msgs/s")
+}

@@ -107,7 +107,7 @@ func (ch *channel) close() {
 	}
 }
 
-// dispatch claims due messages job by job, in scheduling order, and feeds
+// dispatch claims due messages group by group of jobs, in scheduling order, and feeds
 // them to the workers; the feed's capacity keeps at most about two batches
 // claimed ahead of delivery.
 func (ch *channel) dispatch(ctx context.Context) {
@@ -123,15 +123,15 @@ func (ch *channel) dispatch(ctx context.Context) {
 			ch.sleep(ctx, idle)
 			continue
 		}
-		job, ok := ch.sched.next(jobs)
+		group, ok := ch.sched.next(jobs)
 		if !ok {
 			ch.sleep(ctx, idle)
 			continue
 		}
-		claims, err := ch.s.store.ClaimMessages(ctx, job.ID, ch.cfg.Name, now, lease, ch.batch)
+		claims, err := ch.s.store.ClaimFromJobs(ctx, group, ch.cfg.Name, now, lease, ch.batch)
 		if err != nil {
 			if ctx.Err() == nil {
-				ch.log.Error("cannot claim messages", "job", job.ID, "err", err)
+				ch.log.Error("cannot claim messages", "first_job", group[0].ID, "jobs", len(group), "err", err)
 			}
 			ch.sleep(ctx, idle)
 			continue

@@ -180,10 +180,8 @@ func (c *committer) apply() bool {
 	for _, o := range batch {
 		requeued = requeued || o.Kind == store.OutcomeRetry || o.Kind == store.OutcomeReleased
 	}
-	for _, id := range idle {
-		if _, err := c.s.store.FinishJob(c.ctx, id); err != nil {
-			c.log.Error("cannot finish job; the periodic check will", "job", id, "err", err)
-		}
+	if _, err := c.s.store.FinishJobsByID(c.ctx, idle); err != nil {
+		c.log.Error("cannot finish jobs; the periodic check will", "jobs", len(idle), "err", err)
 	}
 	if requeued {
 		c.s.Nudge()

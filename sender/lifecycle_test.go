@@ -150,8 +150,13 @@ func TestExpiredLeasesReturnToTheQueueAtStartAndWhileRunning(t *testing.T) {
 
 	// Another worker that hangs while this sender runs: its leases expire
 	// a little later and the periodic sweep returns them.
-	hung := queueJob(t, st, "beta", store.SourceFile, store.PriorityBulk, "sms", 2)
-	if cs, err := st.ClaimMessages(ctx, hung.ID, "sms", time.Now(), 300*time.Millisecond, 10); err != nil || len(cs) != 2 {
+	// Its messages are due in 2 s, so that the running sender cannot claim
+	// them before the "hung" one does, as of then.
+	due := time.Now().Add(2 * time.Second)
+	hung := queueMessages(t, st, "beta", store.SourceFile, store.PriorityBulk, []store.Message{
+		{Channel: "sms", Recipient: "+15550000001", Body: "a", NextAttemptAt: due},
+		{Channel: "sms", Recipient: "+15550000002", Body: "b", NextAttemptAt: due}})
+	if cs, err := st.ClaimMessages(ctx, hung.ID, "sms", due, 300*time.Millisecond, 10); err != nil || len(cs) != 2 {
 		t.Fatalf("claim = %v, %v", cs, err)
 	}
 	got := waitJob(t, st, hung.ID, store.JobDone, 10*time.Second)

@@ -3,6 +3,7 @@ package sender
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -77,24 +78,31 @@ func TestTransactionalMessageJumpsAheadOfBulk(t *testing.T) {
 func TestSchedulerRotatesPartnersAndPrefersTransactional(t *testing.T) {
 	var s scheduler
 	jobs := []store.RunnableJob{{ID: 1, Partner: "b", Priority: 1}, {ID: 2, Partner: "a", Priority: 1}, {ID: 3, Partner: "b", Priority: 1}, {ID: 4, Partner: "c", Priority: 1}}
-	var got []int64
+	var got [][]int64
 	for range 5 {
-		j, _ := s.next(jobs)
-		got = append(got, j.ID)
+		g, _ := s.next(jobs)
+		got = append(got, groupIDs(g))
 	}
-	want := []int64{2, 1, 4, 2, 1}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("picks = %v, want %v (partners in turn, oldest job first)", got, want)
-		}
+	// Partners in turn, each with all its jobs, oldest first.
+	want := [][]int64{{2}, {1, 3}, {4}, {2}, {1, 3}}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("picks = %v, want %v", got, want)
 	}
-	urgent := append([]store.RunnableJob{{ID: 9, Partner: "z", Priority: 0}}, jobs...)
-	if j, _ := s.next(urgent); j.ID != 9 {
-		t.Errorf("picked %d, want the transactional job", j.ID)
+	urgent := append([]store.RunnableJob{{ID: 9, Partner: "z", Priority: 0}, {ID: 11, Partner: "a", Priority: 0}}, jobs...)
+	if g, _ := s.next(urgent); !slices.Equal(groupIDs(g), []int64{9, 11}) {
+		t.Errorf("picked %v, want every transactional job, oldest first", groupIDs(g))
 	}
 	if _, ok := s.next(nil); ok {
 		t.Error("picked a job from none")
 	}
+}
+
+func groupIDs(g []store.RunnableJob) []int64 {
+	var ids []int64
+	for _, j := range g {
+		ids = append(ids, j.ID)
+	}
+	return ids
 }
 
 func TestRateLimitHoldsEveryWindowToTheBucket(t *testing.T) {

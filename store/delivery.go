@@ -2,206 +2,13 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
-
-// RunnableJob is a job the sender may take messages from, with what the
-// scheduler needs to order it.
-type RunnableJob struct {
-	ID       int64
-	Partner  string
-	Priority int
-}
-
-// RunnableJobs returns the queued or sending jobs that have at least one
-// message due on channel at now, transactional first, then oldest first.
-// It reads the small jobs table and probes the messages_due index once per
-// job, so a paused or ingesting job costs nothing however large it is.
-func (s *Store) RunnableJobs(ctx context.Context, channel string, now time.Time) ([]RunnableJob, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT j.id, j.partner, j.priority FROM jobs j
-		WHERE j.status IN (?, ?) AND EXISTS (SELECT 1 FROM messages m
-			WHERE m.job_id = j.id AND m.channel = ? AND m.status = 'queued' AND m.next_attempt_at <= ?)
-		ORDER BY j.priority, j.id`, JobQueued, JobSending, channel, ms(now))
-	if err != nil {
-		return nil, fmt.Errorf("cannot list runnable jobs: %w", err)
-	}
-	defer rows.Close()
-	var out []RunnableJob
-	for rows.Next() {
-		var j RunnableJob
-		if err := rows.Scan(&j.ID, &j.Partner, &j.Priority); err != nil {
-			return nil, fmt.Errorf("cannot list runnable jobs: %w", err)
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
-}
-
-// Claim is a message leased to the sender for one delivery attempt.
-type Claim struct {
-	Message
-	// Attempt is the attempt number this lease is for (Message.Attempts after
-	// the claim); completing or releasing the claim checks it, so a stale
-	// worker can never overwrite a later attempt.
-	Attempt int
-	// AgeFrom is when the message's max-age window started: its creation, or
-	// the last admin retry.
-	AgeFrom time.Time
-}
-
-// ClaimMessages leases up to limit due messages of one job and channel for
-// lease: they become "sending" with attempts+1. The job becomes "sending"
-// (with started_at) on its first claim. Nothing is claimed when the job was
-// paused or cancelled in the meantime.
-//
-// The candidates are read on the reader pool and only their ids go through
-// the writer, in one short transaction that claims those still queued: a
-// claim that also returned every column held the single writer about twice
-// as long, and the writer is what the sender's workers and the outcomes
-// they record wait for. One dispatcher claims per channel, so a candidate
-// is lost only to a cancel or a release in between, which the write skips.
-func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, now time.Time, lease time.Duration, limit int) ([]Claim, error) {
-	var job Job
-	var jobCreated int64
-	if err := s.reader.QueryRowContext(ctx, `SELECT partner, priority, created_at FROM jobs WHERE id = ?`, jobID).
-		Scan(&job.Partner, &job.Priority, &jobCreated); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
-	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+claimColumns+` FROM messages
-		WHERE job_id = ? AND status = 'queued' AND channel = ? AND next_attempt_at <= ?
-		ORDER BY next_attempt_at, id LIMIT ?`, jobID, channel, ms(now), limit)
-	if err != nil {
-		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
-	}
-	cands := make([]Claim, 0, min(limit, 1024))
-	for rows.Next() {
-		c := Claim{Message: Message{JobID: jobID, Partner: job.Partner, Priority: job.Priority, Status: MsgQueued, CreatedAt: fromMS(jobCreated)}}
-		if err := s.scanClaim(rows, &c); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("cannot read due message: %w", err)
-		}
-		cands = append(cands, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
-	}
-	if len(cands) == 0 {
-		return nil, nil
-	}
-	ids := make([]int64, len(cands))
-	for i := range cands {
-		ids[i] = cands[i].ID
-	}
-	if err := s.prepare(ctx, claimSQL); err != nil {
-		return nil, fmt.Errorf("cannot claim messages: %w", err)
-	}
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("cannot claim messages: %w", err)
-	}
-	defer tx.Rollback()
-	claim, err := s.txStmt(ctx, tx, claimSQL)
-	if err != nil {
-		return nil, err
-	}
-	leaseUntil := ms(now.Add(lease))
-	res, err := claim.QueryContext(ctx, leaseUntil, ms(now), idList(ids), jobID, JobQueued, JobSending)
-	if err != nil {
-		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
-	}
-	claimed := make(map[int64]bool, len(ids))
-	for res.Next() {
-		var id int64
-		if err := res.Scan(&id); err != nil {
-			res.Close()
-			return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
-		}
-		claimed[id] = true
-	}
-	res.Close()
-	if err := res.Err(); err != nil {
-		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
-	}
-	if len(claimed) > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?) WHERE id = ? AND status = ?`,
-			JobSending, ms(now), jobID, JobQueued); err != nil {
-			return nil, fmt.Errorf("cannot mark job %d sending: %w", jobID, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
-	}
-	out := cands[:0]
-	for _, c := range cands {
-		if !claimed[c.ID] {
-			continue
-		}
-		// As the write left it: a queued message's attempts cannot change
-		// between the read and the claim.
-		c.Status, c.Attempts, c.LeaseUntil = MsgSending, c.Attempts+1, fromMS(leaseUntil)
-		c.Attempt = c.Attempts
-		out = append(out, c)
-	}
-	return out, nil
-}
-
-// claimColumns are the message columns a delivery needs. The job's
-// partner, priority and creation time are read once per claim; a message's
-// max-age window starts when its job was created (a file's messages are
-// written while it is read, within seconds of that), or at its age_from.
-const claimColumns = `id, channel, line, ref, recipient, subject, body, format, sender, vars, attempts, expires_at, age_from`
-
-// scanClaim reads claimColumns into c.
-func (s *Store) scanClaim(rows *sql.Rows, c *Claim) error {
-	var vars string
-	var expires, ageFrom int64
-	if err := rows.Scan(&c.ID, &c.Channel, &c.Line, &c.Ref, &c.Recipient, &c.Subject, &c.Body, &c.Format, &c.Sender, &vars,
-		&c.Attempts, &expires, &ageFrom); err != nil {
-		return err
-	}
-	if vars != "" && vars != "{}" {
-		if err := json.Unmarshal([]byte(vars), &c.Vars); err != nil {
-			return fmt.Errorf("message %d: bad vars: %w", c.ID, err)
-		}
-	}
-	c.Key = s.MessageKey(c.ID)
-	c.ExpiresAt = fromMS(expires)
-	c.AgeFrom = c.CreatedAt
-	if ageFrom > 0 {
-		c.AgeFrom = fromMS(ageFrom)
-	}
-	return nil
-}
-
-const claimSQL = `UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ?
-	WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued'
-	AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status IN (?, ?))
-	RETURNING id`
-
-// idList is ids as a JSON array, for json_each: one bound value however
-// many ids.
-func idList(ids []int64) string {
-	b := make([]byte, 0, 8*len(ids)+2)
-	b = append(b, '[')
-	for i, id := range ids {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, id, 10)
-	}
-	return string(append(b, ']'))
-}
 
 // requeuedStatus is the status of a message going back to the queue: a
 // message of a job cancelled meanwhile is cancelled instead, so the job can
@@ -426,35 +233,49 @@ func (s *Store) insertAttemptsTx(ctx context.Context, tx *sql.Tx, outs []Outcome
 // is queued or sending any more. A cancelled job keeps its status but gets
 // its finished_at once its in-flight messages have ended.
 func finishJobTx(ctx context.Context, tx *sql.Tx, jobID int64, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, finishJobSQL, finishJobArgs(jobID, now)...); err != nil {
+	if _, err := tx.ExecContext(ctx, finishJobSQL, finishJobArgs([]int64{jobID}, now)...); err != nil {
 		return fmt.Errorf("cannot finish job %d: %w", jobID, err)
 	}
 	return nil
 }
 
+// finishJobSQL finishes the jobs listed as a JSON array (json_each):
+// queued or sending ones become done, a cancelled one gets its finished_at,
+// once none of their messages is queued or sending. A job not over costs
+// one index probe.
 const finishJobSQL = `UPDATE jobs SET status = CASE WHEN status = ? THEN status ELSE ? END, finished_at = ?
-	WHERE id = ? AND (status IN (?, ?) OR (status = ? AND finished_at IS NULL))
-	AND NOT EXISTS (SELECT 1 FROM messages WHERE job_id = ? AND status IN ('queued', 'sending'))`
+	WHERE id IN (SELECT value FROM json_each(?)) AND (status IN (?, ?) OR (status = ? AND finished_at IS NULL))
+	AND NOT EXISTS (SELECT 1 FROM messages WHERE job_id = jobs.id AND status IN ('queued', 'sending'))`
 
-func finishJobArgs(jobID int64, now time.Time) []any {
-	return []any{JobCancelled, JobDone, ms(now), jobID, JobQueued, JobSending, JobCancelled, jobID}
+func finishJobArgs(jobIDs []int64, now time.Time) []any {
+	return []any{JobCancelled, JobDone, ms(now), idList(jobIDs), JobQueued, JobSending, JobCancelled}
 }
 
-// FinishJob marks a queued or sending job done when none of its messages is
-// queued or sending any more (a cancelled one gets its finished_at), and
-// reports whether it did. It is one index probe when the job is not over: the
-// sender calls it whenever a job it delivered for has nothing left in flight.
+// FinishJob finishes one job (see FinishJobsByID) and reports whether it
+// ended.
 func (s *Store) FinishJob(ctx context.Context, jobID int64) (bool, error) {
+	n, err := s.FinishJobsByID(ctx, []int64{jobID})
+	return n > 0, err
+}
+
+// FinishJobsByID marks done each listed queued or sending job none of whose
+// messages is queued or sending any more (a cancelled one gets its
+// finished_at), in one statement, and returns how many ended. The sender
+// calls it with the jobs it delivered for that have nothing left in flight:
+// a burst of one-message API jobs ends hundreds at a time.
+func (s *Store) FinishJobsByID(ctx context.Context, jobIDs []int64) (int64, error) {
+	if len(jobIDs) == 0 {
+		return 0, nil
+	}
 	st, err := s.stmts.stmt(ctx, s.writer, finishJobSQL)
 	if err != nil {
-		return false, fmt.Errorf("cannot finish job %d: %w", jobID, err)
+		return 0, fmt.Errorf("cannot finish jobs: %w", err)
 	}
-	res, err := st.ExecContext(ctx, finishJobArgs(jobID, time.Now())...)
+	res, err := st.ExecContext(ctx, finishJobArgs(jobIDs, time.Now())...)
 	if err != nil {
-		return false, fmt.Errorf("cannot finish job %d: %w", jobID, err)
+		return 0, fmt.Errorf("cannot finish %d jobs: %w", len(jobIDs), err)
 	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
+	return res.RowsAffected()
 }
 
 // FinishJobs marks done every queued or sending job whose messages are all
