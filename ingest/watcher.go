@@ -12,6 +12,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/store"
 )
 
 // renameQuiet is how long a file renamed in from a temporary name in the
@@ -60,7 +61,7 @@ func (in *Ingester) watchLoop(ctx context.Context) error {
 			}
 			in.log.Error("file watcher error", "err", err)
 		case <-tick.C:
-			in.checkPending(pending)
+			in.checkPending(ctx, pending)
 		}
 	}
 }
@@ -118,25 +119,60 @@ func (in *Ingester) handleEvent(ev, prev fsnotify.Event, pending map[workItem]*p
 }
 
 // checkPending queues the files whose size and mtime stayed the same for
-// their quiet period.
-func (in *Ingester) checkPending(pending map[workItem]*pendingFile) {
+// their quiet period, templates first.
+//
+// A list in inbox/<name>/ waits while templates/<name>.tmpl is still
+// settling and no version of it is stored yet: a template written in place
+// waits out the quiet period, and a list renamed into place meanwhile
+// (taken at once) would otherwise be read first and rejected for naming a
+// template that does not exist. With a version stored, the list goes on
+// with it, as it would have a moment earlier.
+func (in *Ingester) checkPending(ctx context.Context, pending map[workItem]*pendingFile) {
 	now := time.Now()
-	for item, pf := range pending {
-		fi, err := os.Stat(pf.abs)
-		if err != nil || fi.IsDir() {
-			delete(pending, item)
-			continue
-		}
-		if fi.Size() != pf.size || !fi.ModTime().Equal(pf.mtime) {
-			pf.size, pf.mtime, pf.since = fi.Size(), fi.ModTime(), now
-			pf.quiet = in.quiet
-			continue
-		}
-		if now.Sub(pf.since) >= pf.quiet {
-			delete(pending, item)
-			in.queue.push(item)
+	settling := map[workItem]bool{} // templates still pending, by partner and name
+	for _, templates := range []bool{true, false} {
+		for item, pf := range pending {
+			if isTemplateItem(item) != templates {
+				continue
+			}
+			if !templates && in.waitsForTemplate(ctx, item, settling) {
+				continue
+			}
+			fi, err := os.Stat(pf.abs)
+			if err != nil || fi.IsDir() {
+				delete(pending, item)
+				continue
+			}
+			if fi.Size() != pf.size || !fi.ModTime().Equal(pf.mtime) {
+				pf.size, pf.mtime, pf.since = fi.Size(), fi.ModTime(), now
+				pf.quiet = in.quiet
+			} else if now.Sub(pf.since) >= pf.quiet {
+				delete(pending, item)
+				in.queue.push(item)
+				continue
+			}
+			if templates {
+				name := strings.TrimSuffix(filepath.Base(item.rel), ".tmpl")
+				settling[workItem{partner: item.partner, rel: name}] = true
+			}
 		}
 	}
+}
+
+// waitsForTemplate reports whether a list in inbox/<name>/ must wait for
+// templates/<name>.tmpl, which is settling and has no stored version.
+func (in *Ingester) waitsForTemplate(ctx context.Context, item workItem, settling map[workItem]bool) bool {
+	parts := strings.Split(item.rel, "/")
+	if len(parts) != 3 || !settling[workItem{partner: item.partner, rel: parts[1]}] {
+		return false
+	}
+	_, err := in.st.LatestTemplate(ctx, item.partner, parts[1])
+	return errors.Is(err, store.ErrNotFound)
+}
+
+// isTemplateItem reports whether the file is in the partner's templates/.
+func isTemplateItem(it workItem) bool {
+	return strings.HasPrefix(it.rel, config.TemplatesDir+"/")
 }
 
 // rescan looks at every inbox and template folder: files found there were

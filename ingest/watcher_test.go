@@ -196,3 +196,26 @@ func TestWatcherTakesTempNameRenamedInPlaceWithoutWaitingForQuietPeriod(t *testi
 		t.Fatalf("files = %+v", fs)
 	}
 }
+
+// A template written in place settles for the quiet period; a list renamed
+// into its folder meanwhile is taken at once by the rename fast path, but
+// waits for the template instead of being rejected for naming one that
+// does not exist yet.
+func TestListRenamedInWhileItsTemplateSettlesWaitsForTheTemplate(t *testing.T) {
+	e := newTestEnv(t, nil)
+	if err := os.MkdirAll(e.home("acme", "inbox/welcome"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.run()
+	time.Sleep(100 * time.Millisecond) // let the start-up rescan finish
+
+	e.write("acme", "templates/welcome.tmpl", []byte(welcomeSMS))
+	part := e.write("acme", "inbox/welcome/orders.csv.part", []byte("phone,first_name,order_id\n912345678,Ana,1\n"))
+	if err := os.Rename(part, e.home("acme", "inbox/welcome/orders.csv")); err != nil {
+		t.Fatal(err)
+	}
+	fs := e.waitFiles("acme", 1)
+	if len(fs) != 1 || fs[0].Name != "inbox/welcome/orders.csv" || fs[0].Status != store.FileQueued {
+		t.Fatalf("files = %+v, want the list queued", fs)
+	}
+}
