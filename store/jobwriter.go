@@ -32,8 +32,10 @@ type JobWriter struct {
 	spent   chan []any    // argument arrays the flusher is done with, for reuse
 	vals    []chunkValues // buildInsert's scratch
 	done    chan error
-	err     error // first flush error, reported by Add or Commit
-	closed  bool
+	// flusherDone: the flusher's result was taken from done (it sends one).
+	flusherDone bool
+	err         error // first flush error, reported by Add or Commit
+	closed      bool
 
 	// The range of ids inserted so far, stored with the job at Commit
 	// (migration 0008). Written by the flusher; read after finish.
@@ -143,6 +145,7 @@ func (w *JobWriter) send() error {
 	w.batch = w.batch[:0]
 	select {
 	case err := <-w.done: // the flusher stopped early on an error
+		w.flusherDone = true
 		w.err = err
 		if w.err == nil {
 			w.err = errors.New("job writer stopped")
@@ -179,8 +182,11 @@ func (w *JobWriter) finish() error {
 		w.send()
 	}
 	close(w.batches)
-	if err := <-w.done; err != nil && w.err == nil {
-		w.err = err
+	if !w.flusherDone { // send may have taken the flusher's only result
+		w.flusherDone = true
+		if err := <-w.done; err != nil && w.err == nil {
+			w.err = err
+		}
 	}
 	w.closeStmts()
 	return w.err
