@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -45,36 +44,23 @@ type Outcome struct {
 //   - A sent message becomes "sent" with its provider id and sent_at.
 //   - Only retried and failed attempts get an attempts row; the successful
 //     one lives in the message row and MessageAttempts adds it back.
-//   - Jobs are not finished here: the sender calls FinishJob once a job has
-//     nothing left in flight.
+//   - Jobs are not finished here: the sender calls FinishJobsByID with the
+//     jobs left with nothing in flight.
 //
-// A batch of up to exactShapes sent outcomes, the common case, is one
-// multi-row UPDATE in SQLite's implicit transaction. Anything else runs in
-// one explicit transaction.
+// Sent outcomes, nearly all of a healthy run's, are written by multi-row
+// statements in power-of-two chunks, so that a few statement shapes stay
+// prepared.
 func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 	if len(outs) == 0 {
 		return nil
 	}
-	sent, other := outs, []Outcome(nil)
-	if slices.ContainsFunc(outs, func(o Outcome) bool { return o.Kind != OutcomeSent }) {
-		sent = nil
-		for _, o := range outs {
-			if o.Kind == OutcomeSent {
-				sent = append(sent, o)
-			} else {
-				other = append(other, o)
-			}
+	var sent, other []Outcome
+	for _, o := range outs {
+		if o.Kind == OutcomeSent {
+			sent = append(sent, o)
+		} else {
+			other = append(other, o)
 		}
-	}
-	if len(other) == 0 && len(sent) <= exactShapes {
-		st, err := s.stmts.stmt(ctx, s.writer, completeSentSQL(len(sent)))
-		if err != nil {
-			return fmt.Errorf("cannot record deliveries: %w", err)
-		}
-		if _, err := st.ExecContext(ctx, completeSentArgs(sent)...); err != nil {
-			return fmt.Errorf("cannot record %d deliveries: %w", len(sent), err)
-		}
-		return nil
 	}
 	// Every shape this batch needs, prepared before the transaction takes
 	// the writer's only connection.
@@ -130,10 +116,6 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 // each, far below SQLite's limit); a power of two, see chunkSizes.
 const completeChunk = 256
 
-// exactShapes: a batch of up to this many sent outcomes gets a statement of
-// its exact size; larger ones are cut into powers of two.
-const exactShapes = 64
-
 // claimGuard makes an outcome apply only to the claim it belongs to.
 const claimGuard = ` AND status = 'sending' AND attempts = `
 
@@ -142,28 +124,21 @@ const claimGuard = ` AND status = 'sending' AND attempts = `
 // statement cache is keyed by text).
 var completeSentSQLs, insertAttemptsSQLs = func() (sent, attempts map[int]string) {
 	sent, attempts = map[int]string{}, map[int]string{}
-	for n := 1; n <= completeChunk; n++ {
-		if n == 1 { // no VALUES table to build: the most common round
-			sent[n] = `UPDATE messages SET status = 'sent', provider_id = ?3, sent_at = ?4, updated_at = ?4, lease_until = 0, last_error = ''
-		WHERE id = ?1 AND status = 'sending' AND attempts = ?2`
-		} else if n <= exactShapes || n&(n-1) == 0 {
-			sent[n] = `UPDATE messages SET status = 'sent', provider_id = v.column3, sent_at = v.column4, updated_at = v.column4,
+	for n := 1; n <= completeChunk; n *= 2 {
+		sent[n] = `UPDATE messages SET status = 'sent', provider_id = v.column3, sent_at = v.column4, updated_at = v.column4,
 			lease_until = 0, last_error = ''
 		FROM (VALUES ` + valuesList(n, 4) + `) AS v
 		WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.attempts = v.column2`
-		}
-		if n&(n-1) == 0 {
-			attempts[n] = `INSERT INTO attempts (message_id, attempt, at, outcome, error)
+		attempts[n] = `INSERT INTO attempts (message_id, attempt, at, outcome, error)
 		SELECT v.column1, COALESCE((SELECT MAX(a.attempt) FROM attempts a WHERE a.message_id = v.column1), 0) + 1,
 			v.column2, v.column3, v.column4
 		FROM (VALUES ` + valuesList(n, 4) + `) AS v`
-		}
 	}
 	return sent, attempts
 }()
 
-// completeSentSQL marks n messages delivered (n up to exactShapes, or a
-// power of two up to completeChunk); a stale claim matches no row.
+// completeSentSQL marks n messages delivered (n a power of two up to
+// completeChunk); a stale claim matches no row.
 func completeSentSQL(n int) string { return completeSentSQLs[n] }
 
 // insertAttemptsSQL records n attempts rows (n a power of two up to
