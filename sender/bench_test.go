@@ -68,10 +68,9 @@ func bareClientRate(b *testing.B, url string) float64 {
 	return benchMessages / time.Since(start).Seconds()
 }
 
-// senderRate queues benchMessages messages (not timed), runs a Sender until
-// the job is done, and returns messages per second with every status
-// persisted.
-func senderRate(b *testing.B, cc config.Channel, opts ...func(*Options)) float64 {
+// benchStore is a validated configuration with the one channel cc over a
+// temporary data dir, and a store there, closed when the benchmark ends.
+func benchStore(b *testing.B, cc config.Channel) (*config.Config, *store.Store) {
 	cfg := config.Default()
 	cfg.DataDir = b.TempDir()
 	cfg.Sender.PollInterval = config.Duration(10 * time.Millisecond)
@@ -83,7 +82,15 @@ func senderRate(b *testing.B, cc config.Channel, opts ...func(*Options)) float64
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	b.Cleanup(func() { st.Close() })
+	return cfg, st
+}
+
+// senderRate queues benchMessages messages (not timed), runs a Sender until
+// the job is done, and returns messages per second with every status
+// persisted.
+func senderRate(b *testing.B, cc config.Channel, opts ...func(*Options)) float64 {
+	cfg, st := benchStore(b, cc)
 	msgs := make([]store.Message, benchMessages)
 	for i := range msgs {
 		to := fmt.Sprintf("+1555%07d", i)
@@ -169,18 +176,8 @@ func BenchmarkSMTPDelivery(b *testing.B) {
 //	go test ./sender -run '^$' -bench ManyAPIJobs -benchtime 1x
 func BenchmarkManyAPIJobs(b *testing.B) {
 	srv, hits := newBenchSink(b)
-	cfg := config.Default()
-	cfg.DataDir = b.TempDir()
-	cfg.Sender.PollInterval = config.Duration(10 * time.Millisecond)
-	cfg.Channels = []config.Channel{{Name: "sms", Type: config.ChannelHTTP, URL: srv.URL + "/v1/messages", IDPath: "/id", Concurrency: benchConcurrency}}
-	if err := cfg.Validate(); err != nil {
-		b.Fatal(err)
-	}
-	st, err := store.Open(context.Background(), cfg.DBPath())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	cfg, st := benchStore(b, config.Channel{Name: "sms", Type: config.ChannelHTTP, URL: srv.URL + "/v1/messages", IDPath: "/id",
+		Concurrency: benchConcurrency})
 	const n = 3000
 	var jobs []int64
 	for i := range n {

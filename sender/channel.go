@@ -107,9 +107,9 @@ func (ch *channel) close() {
 	}
 }
 
-// dispatch claims due messages group by group of jobs, in scheduling order, and feeds
-// them to the workers; the feed's capacity keeps at most about two batches
-// claimed ahead of delivery.
+// dispatch claims due messages from groups of jobs, in scheduling order,
+// and feeds them to the workers; the feed's capacity keeps at most about
+// two batches claimed ahead of delivery.
 func (ch *channel) dispatch(ctx context.Context) {
 	idle := ch.s.cfg.Sender.PollInterval.D()
 	lease := ch.s.cfg.Sender.Lease.D()
@@ -158,9 +158,8 @@ func (ch *channel) sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// work delivers claimed messages until ctx is done. After each delivery it
-// waits until the outcome is committed (with whatever else the other workers
-// finished meanwhile) before it takes the next message: a crash can then
+// work delivers claimed messages until ctx is done. Each outcome is in the
+// delivery log before the worker takes its next message: a crash can then
 // send at most concurrency messages of the channel twice, the ones in
 // flight.
 func (ch *channel) work(ctx, deliverCtx context.Context, col *committer) {

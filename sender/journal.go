@@ -2,6 +2,7 @@ package sender
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -93,22 +94,12 @@ func (j *journal) segments() ([]string, error) {
 			segs = append(segs, seg{n, filepath.Join(j.dir, e.Name())})
 		}
 	}
-	slices.SortFunc(segs, func(a, b seg) int { return cmpUint(a.n, b.n) })
+	slices.SortFunc(segs, func(a, b seg) int { return cmp.Compare(a.n, b.n) })
 	out := make([]string, len(segs))
 	for i, s := range segs {
 		out[i] = s.path
 	}
 	return out, nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // segmentNumber parses "<n>.log" (or a path ending in it).

@@ -2,13 +2,13 @@
 // (SMTP, HTTP providers, the local outbox) with leases, retries, per-channel
 // rate and concurrency limits, and a fair order across jobs and partners.
 //
-// One dispatcher per channel picks a runnable job (transactional first,
-// then partners in turn), claims a small batch of its due messages with a
-// lease, and hands them to the channel's workers. Workers call the driver
-// and hand the outcome to a committer, which writes every pending outcome in
-// one group commit; a worker starts its next provider call only once its
-// last outcome is durable, so a crash sends at most the in-flight messages
-// twice.
+// One dispatcher per channel picks runnable jobs (every transactional one
+// first, then one bulk partner's at a time, partners in turn), claims a
+// batch of their due messages with a lease, and hands them to the channel's
+// workers. Workers call the driver and append the outcome to the delivery
+// log (journal.go) before their next provider call, so a crash sends at
+// most the in-flight messages twice; the committer moves logged outcomes
+// into the database in batches.
 package sender
 
 import (
