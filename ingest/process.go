@@ -2,9 +2,6 @@ package ingest
 
 import (
 	"context"
-	"strings"
-
-	"github.com/dropgate/dropgate/config"
 )
 
 // processLoop ingests queued files one at a time until ctx ends. One at a
@@ -40,7 +37,7 @@ func (in *Ingester) process(ctx context.Context, it workItem) {
 	}
 	log := in.log.With("partner", it.partner, "file", it.rel)
 	var err error
-	if strings.HasPrefix(it.rel, config.TemplatesDir+"/") {
+	if isTemplateItem(it) {
 		err = in.ingestTemplate(ctx, p, it.rel)
 	} else {
 		err = in.ingestRecipientFile(ctx, p, it.rel)

@@ -129,7 +129,7 @@ func (in *Ingester) handleEvent(ev, prev fsnotify.Event, pending map[workItem]*p
 // with it, as it would have a moment earlier.
 func (in *Ingester) checkPending(ctx context.Context, pending map[workItem]*pendingFile) {
 	now := time.Now()
-	settling := map[workItem]bool{} // templates still pending, by partner and name
+	settling := map[templateKey]bool{} // templates still pending
 	for _, templates := range []bool{true, false} {
 		for item, pf := range pending {
 			if isTemplateItem(item) != templates {
@@ -152,18 +152,20 @@ func (in *Ingester) checkPending(ctx context.Context, pending map[workItem]*pend
 				continue
 			}
 			if templates {
-				name := strings.TrimSuffix(filepath.Base(item.rel), ".tmpl")
-				settling[workItem{partner: item.partner, rel: name}] = true
+				settling[templateKey{item.partner, strings.TrimSuffix(filepath.Base(item.rel), ".tmpl")}] = true
 			}
 		}
 	}
 }
 
+// templateKey names one partner's template.
+type templateKey struct{ partner, name string }
+
 // waitsForTemplate reports whether a list in inbox/<name>/ must wait for
 // templates/<name>.tmpl, which is settling and has no stored version.
-func (in *Ingester) waitsForTemplate(ctx context.Context, item workItem, settling map[workItem]bool) bool {
+func (in *Ingester) waitsForTemplate(ctx context.Context, item workItem, settling map[templateKey]bool) bool {
 	parts := strings.Split(item.rel, "/")
-	if len(parts) != 3 || !settling[workItem{partner: item.partner, rel: parts[1]}] {
+	if len(parts) != 3 || !settling[templateKey{item.partner, parts[1]}] {
 		return false
 	}
 	_, err := in.st.LatestTemplate(ctx, item.partner, parts[1])

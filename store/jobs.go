@@ -195,6 +195,8 @@ func (s *Store) JobMessages(ctx context.Context, jobID int64, status string, aft
 			WHERE m.id > ? AND m.id <= ? AND +m.job_id = ? AND (? = '' OR m.status = ?) ORDER BY m.id LIMIT ?`,
 			max(afterID, first-1), last, jobID, status, status, limit)
 	} else {
+		// No range yet: a file job still being ingested (its range is
+		// stored when it is queued), or a job without messages.
 		rows, err = s.reader.QueryContext(ctx, `SELECT `+messageColumns+` FROM `+messageTables+`
 			WHERE m.job_id = ? AND (? = '' OR m.status = ?) AND m.id > ? ORDER BY m.id LIMIT ?`, jobID, status, status, afterID, limit)
 	}
