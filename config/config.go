@@ -111,6 +111,12 @@ type Partner struct {
 	Channels       []string `toml:"channels"`
 	// MaxUploadBytes ends an upload that grows past it (0: the default).
 	MaxUploadBytes int64 `toml:"max_upload_bytes"`
+	// Complete says when an upload counts as whole: close (default),
+	// rename or marker.
+	Complete string `toml:"complete"`
+	// MaxFolders caps the folders the partner may have in inbox/ and
+	// lists/ together (0: the default).
+	MaxFolders int `toml:"max_folders"`
 }
 
 // Channel is one delivery route: an SMTP server, an HTTP provider or the
@@ -161,6 +167,20 @@ const (
 	RejectFile = "reject_file"
 	SkipRows   = "skip_rows"
 )
+
+// Completion rules: how an upload counts as whole (a partner's complete).
+const (
+	// CompleteClose takes a file once it is closed (or still for the quiet
+	// period), and holds one whose last line lacks its line end.
+	CompleteClose = "close"
+	// CompleteRename takes only a temporary name renamed into place.
+	CompleteRename = "rename"
+	// CompleteMarker takes a file once <name>.done is there too.
+	CompleteMarker = "marker"
+)
+
+// MarkerSuffix ends the name of a completion marker: orders.csv.done.
+const MarkerSuffix = ".done"
 
 // Partner returns the partner with the given name.
 func (c *Config) Partner(name string) (*Partner, bool) {

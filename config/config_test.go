@@ -208,3 +208,29 @@ key_exchanges = []
 		t.Errorf("defaults: %v", err)
 	}
 }
+
+func TestValidateCompleteAndMaxFolders(t *testing.T) {
+	src := `[[channel]]
+name = "sms"
+type = "outbox"
+
+[[partner]]
+name = "a"
+channels = ["sms"]
+complete = "whenever"
+max_folders = -1
+`
+	err := parseValid(t, src, nil).Validate()
+	for _, want := range []string{
+		`line 8: partner[0].complete: "whenever" is not close, rename or marker`,
+		`line 9: partner[0].max_folders: must not be negative`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	p := Partner{Name: "b"}.WithDefaults()
+	if p.Complete != CompleteClose || p.MaxFolders != DefaultMaxFolders {
+		t.Errorf("defaults: complete %q, max_folders %d", p.Complete, p.MaxFolders)
+	}
+}

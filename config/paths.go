@@ -39,6 +39,11 @@ func (c *Config) DeliveryLogDir() string { return filepath.Join(c.DataDir, "deli
 // SecretsDir holds generated secrets (mode 0700, files 0600).
 func (c *Config) SecretsDir() string { return filepath.Join(c.DataDir, "secrets") }
 
+// UploadTempPrefix starts the hidden name an embedded server writes an
+// upload under until its clean close renames it into place. The watcher
+// tells that rename (an upload closing) from a client's own rename by it.
+const UploadTempPrefix = ".dropgate-upload-"
+
 // IsTempName reports whether a file name (a path or a base name) is a
 // dotfile or a client's temporary upload name (WinSCP's ".filepart",
 // FileZilla's ".part", "~" backups). Such a file is never ingested: the

@@ -195,6 +195,14 @@ func (c *Config) Validate() error {
 		if p.MaxUploadBytes < 0 {
 			bad(f+".max_upload_bytes", "must not be negative")
 		}
+		switch p.Complete {
+		case "", CompleteClose, CompleteRename, CompleteMarker:
+		default:
+			bad(f+".complete", "%q is not close, rename or marker", p.Complete)
+		}
+		if p.MaxFolders < 0 {
+			bad(f+".max_folders", "must not be negative")
+		}
 		if p.APIKey != "" {
 			if h, ok := strings.CutPrefix(p.APIKey, "sha256:"); ok && !isHex(h, 64) {
 				bad(f+".api_key", "sha256: must be followed by 64 hex digits")
@@ -236,6 +244,9 @@ const (
 	DefaultRegion    = "US"
 	DefaultTimezone  = "UTC"
 	DefaultMaxUpload = 1 << 30
+	// DefaultMaxFolders bounds a partner's folders in inbox/ and lists/:
+	// each folder in inbox/ costs an inotify watch.
+	DefaultMaxFolders = 100
 )
 
 // WithDefaults returns a copy of p with empty fields filled in.
@@ -255,6 +266,12 @@ func (p Partner) WithDefaults() Partner {
 	}
 	if p.MaxUploadBytes == 0 {
 		p.MaxUploadBytes = DefaultMaxUpload
+	}
+	if p.Complete == "" {
+		p.Complete = CompleteClose
+	}
+	if p.MaxFolders == 0 {
+		p.MaxFolders = DefaultMaxFolders
 	}
 	return p
 }

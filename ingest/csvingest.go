@@ -5,14 +5,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/store"
@@ -49,6 +48,13 @@ type fileJob struct {
 
 	rows, good, bad int
 	lastBad         int // line of the last bad row, to count rows not errors
+
+	// An earlier queued upload of this name that the file extends: its
+	// records up to line skipThrough were that job's and are skipped.
+	extends      *store.File
+	skipThrough  int
+	skipped      int // records skipped as the earlier job's
+	firstSkipped int // line of the first of them
 	errs            []store.FileError
 	unlisted        int
 }
@@ -59,29 +65,82 @@ type templateLookup struct {
 	msg string // why the name cannot be used, when t is nil
 }
 
+// extendWindow is how far back an earlier upload of the same name may be
+// for a new one that extends it to queue only its new rows.
+const extendWindow = 24 * time.Hour
+
 // ingestRecipientFile reads one file from inbox/, queues its good rows as
 // one job and reports on it. The partner learns about every problem with the
-// file through reports/; only dropgate's own failures are returned.
-func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel string) error {
+// file through reports/; only dropgate's own failures are returned. how is
+// the way the file arrived, mk its marker (complete = marker) or nil.
+//
+// A file that does not count as complete under the partner's rule is held:
+// recorded as "held", reported, and left in the inbox, where an upload of
+// the same name replaces it and is taken. A file whose first bytes are an
+// earlier queued upload of the same name (a resumed transfer) queues only
+// the rows that upload did not have.
+func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel string, how arrival, mk *markerCheck) error {
 	abs := filepath.Join(p.home, filepath.FromSlash(rel))
-	sum, size, err := hashFile(abs)
+	fi, err := os.Stat(abs)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // already taken (double event) or removed by the partner
 	}
 	if err != nil {
 		return err
 	}
+	var earlier []store.File
+	if kindOf(filepath.Base(rel)) == kindPlain && fi.Size() > 0 {
+		if earlier, err = in.st.QueuedFilesNamed(ctx, p.cfg.Name, rel, time.Now().Add(-extendWindow), fi.Size(), 3); err != nil {
+			return err
+		}
+	}
+	facts, err := inspectFile(abs, prefixCuts(earlier))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sum, size := facts.sha, facts.size
 	log := in.log.With("partner", p.cfg.Name, "file", rel)
+
+	last, err := in.st.LastFileNamed(ctx, p.cfg.Name, rel)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	stillHeld := err == nil && last.Status == store.FileHeld && last.SHA256 == sum
+	reason := holdReason(p, rel, how, facts)
+	if reason == "" && how == arrivedUnknown && stillHeld {
+		reason = last.Error // found again by a scan: nothing new about it
+	}
+	if reason != "" {
+		if stillHeld && last.Error == reason {
+			return nil // held and reported already
+		}
+		return in.holdFile(ctx, p, rel, facts, reason)
+	}
+	if err == nil && last.Status == store.FileHeld {
+		if err := in.st.ReplaceHeldFiles(ctx, p.cfg.Name, rel); err != nil {
+			return err
+		}
+	}
+
 	var fileErr *fileLevelError
+	if mk != nil && mk.problem != "" {
+		fileErr = &fileLevelError{Msg: mk.problem + "; the file was not queued: upload the marker again"}
+	} else if mk != nil && mk.sha != "" && mk.sha != sum {
+		fileErr = &fileLevelError{Msg: fmt.Sprintf("the file's SHA-256 is %s but its marker %s%s says %s: the file is incomplete or not the one the marker was made for; nothing was queued. Upload the whole file again, then its marker",
+			sum, filepath.Base(rel), config.MarkerSuffix, mk.sha)}
+	}
 	dup, err := in.st.FileBySHA256(ctx, p.cfg.Name, sum)
 	switch {
 	case err == nil && dup.Name == rel && dup.ArchivePath == "":
 		// Queued before a crash or shutdown but never archived: finish that.
-		return in.archiveFile(ctx, p, abs, dup.ID)
-	case err == nil:
+		return in.archiveUpload(ctx, p, abs, dup.ID, mk)
+	case err == nil && fileErr == nil:
 		fileErr = &fileLevelError{Msg: fmt.Sprintf("this file has the same content as %s, already queued as job %d, so it was not queued again; "+
 			"to send the same list again, change the file (for example add a ref column)", dup.Name, dup.JobID)}
-	case !errors.Is(err, store.ErrNotFound):
+	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("cannot check for a duplicate: %w", err)
 	}
 	fileID, err := in.st.CreateFile(ctx, store.File{Partner: p.cfg.Name, Name: rel, Size: size, SHA256: sum})
@@ -89,6 +148,7 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		return err
 	}
 	fj := &fileJob{in: in, p: p, rel: rel, templates: map[string]templateLookup{}, phones: newPhoneNormalizer(p.cfg.Region)}
+	fj.extendsEarlier(earlier, facts)
 	if fileErr == nil {
 		if fj.w, err = in.st.BeginFileJob(ctx, p.cfg.Name, fileID, rel, in.cfg.Ingest.BatchSize); err != nil {
 			return err
@@ -105,6 +165,9 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 			fj.w.Abort(ctx)
 			log.Error("cannot read file", "err", err)
 			fileErr = &fileLevelError{Msg: "dropgate could not read this file because of an internal problem; it was not queued. Upload it again, and tell your administrator if this repeats"}
+		}
+		if fileErr == nil {
+			fileErr = fj.checkCounts(mk)
 		}
 	}
 	errorsReport := reportPath(p, rel, errorsSuffix)
@@ -126,7 +189,7 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		log.Info("file rejected", "reason", fileErr.Msg)
 	case fj.bad > 0 && (p.cfg.OnBadRows != config.SkipRows || fj.good == 0):
 		fj.w.Abort(ctx)
-		errs := fj.reportedErrors()
+		errs := fj.withExtensionNote(fj.reportedErrors(), facts)
 		summary := fmt.Sprintf("%d of %d rows have errors; nothing was queued. See reports/%s%s", fj.bad, fj.rows, filepath.Base(rel), errorsSuffix)
 		if err := in.st.RejectFile(ctx, fileID, summary, fj.rows, errs); err != nil {
 			return err
@@ -136,7 +199,7 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		}
 		log.Info("file rejected", "rows", fj.rows, "bad_rows", fj.bad)
 	default:
-		errs := fj.reportedErrors()
+		errs := fj.withExtensionNote(fj.reportedErrors(), facts)
 		if err := fj.w.Commit(ctx, fj.rows, errs); err != nil {
 			return err
 		}
@@ -148,9 +211,23 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		if err != nil {
 			return err
 		}
-		log.Info("file queued", "job", fj.w.JobID(), "rows", fj.rows, "queued", fj.good, "skipped", fj.bad)
+		log.Info("file queued", "job", fj.w.JobID(), "rows", fj.rows, "queued", fj.good, "skipped", fj.bad, "earlier_rows", fj.skipped)
 	}
-	return in.archiveFile(ctx, p, abs, fileID)
+	return in.archiveUpload(ctx, p, abs, fileID, mk)
+}
+
+// archiveUpload archives a file and, when it came with one, its marker.
+func (in *Ingester) archiveUpload(ctx context.Context, p *partner, abs string, fileID int64, mk *markerCheck) error {
+	if err := in.archiveFile(ctx, p, abs, fileID); err != nil {
+		return err
+	}
+	if mk == nil {
+		return nil
+	}
+	if _, err := in.archive(p, mk.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // archiveFile moves the original to the archive and records where.
@@ -194,12 +271,18 @@ func (fj *fileJob) read(ctx context.Context, abs string) error {
 		return fj.readCSV(ctx, f)
 	case kindGzip:
 		zr, err := gzip.NewReader(f)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return &fileLevelError{Msg: gzipCutMessage}
+		}
 		if err != nil {
 			return &fileLevelError{Msg: "the file ends in .gz but is not gzip data; compress it with gzip, or upload the plain .csv"}
 		}
 		defer zr.Close()
 		err = fj.readCSV(ctx, zr)
 		var fe *fileLevelError
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return &fileLevelError{Msg: gzipCutMessage}
+		}
 		if err != nil && !errors.As(err, &fe) && ctx.Err() == nil {
 			return &fileLevelError{Msg: fmt.Sprintf("the gzip data is damaged (%v); compress the file again and upload it", err)}
 		}
@@ -252,19 +335,4 @@ func (fj *fileJob) readZip(ctx context.Context, f *os.File) error {
 		return &fileLevelError{Msg: "the zip holds no .csv or .txt file; put the recipient CSVs in it and upload it again"}
 	}
 	return nil
-}
-
-// hashFile returns the SHA-256 (hex) and size of a file.
-func hashFile(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, fmt.Errorf("cannot read file: %w", err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
 }

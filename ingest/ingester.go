@@ -44,6 +44,23 @@ type Ingester struct {
 
 	mu        sync.Mutex
 	templates map[int64]*messageTemplate // compiled template versions by id
+
+	// arrivals says how each queued file came (the latest arrival of a
+	// name wins: it is what is on disk); the processor takes it.
+	arrMu    sync.Mutex
+	arrivals map[workItem]arrival
+	// completions are the embedded servers' signals, handed to the watch
+	// loop, which alone decides when a file is taken (a list may have to
+	// wait for its template).
+	complMu     sync.Mutex
+	completions []completion
+	wake        chan struct{}
+}
+
+// completion is one server signal: a file in place, and how it came.
+type completion struct {
+	item workItem
+	how  arrival
 }
 
 // partner is one partner's configuration as ingest uses it.
@@ -55,6 +72,14 @@ type partner struct {
 	// keepVars names the channels whose driver reads a message's variables
 	// at send time; the other channels' messages are stored without them.
 	keepVars map[string]bool
+	// ingesting is held while one of the partner's files is read: a file
+	// and its marker may be taken from two queue items.
+	ingesting sync.Mutex
+	// watched are the partner's inbox/<template>/ folders with a watch
+	// (the watch loop's alone), bounded by max_folders; capWarned is set
+	// once the bound was logged.
+	watched   map[string]bool
+	capWarned bool
 }
 
 // New creates every partner's home folders and the archive folder, and
@@ -81,6 +106,7 @@ func New(opts Options) (*Ingester, error) {
 		cfg: cfg, st: opts.Store, log: logger.With("component", "ingest"), now: now,
 		quiet: cfg.Ingest.QuietPeriod.D(), root: root, partners: map[string]*partner{},
 		queue: newWorkQueue(), templates: map[int64]*messageTemplate{},
+		arrivals: map[workItem]arrival{}, wake: make(chan struct{}, 1),
 	}
 	if in.quiet <= 0 {
 		in.quiet = 2 * time.Second
@@ -110,7 +136,7 @@ func New(opts Options) (*Ingester, error) {
 }
 
 func (in *Ingester) preparePartner(pc config.Partner) (*partner, error) {
-	p := &partner{cfg: pc, home: filepath.Join(in.root, pc.Name)}
+	p := &partner{cfg: pc, home: filepath.Join(in.root, pc.Name), watched: map[string]bool{}}
 	for _, dir := range config.HomeFolders {
 		if err := os.MkdirAll(filepath.Join(p.home, dir), 0o750); err != nil {
 			return nil, fmt.Errorf("cannot create home of partner %s: %w", pc.Name, err)
@@ -202,9 +228,24 @@ func (in *Ingester) Run(ctx context.Context) error {
 
 // FileComplete tells the ingester that an embedded server has renamed a
 // finished upload into place; relPath is relative to the partner's home
-// ("inbox/welcome/orders.csv", "templates/x.tmpl"). The file is ingested
-// at once, without waiting for the quiet period.
+// ("inbox/welcome/orders.csv", "templates/x.tmpl"). The file is taken at
+// once, without waiting for the quiet period, unless the partner's
+// completion rule asks for more (complete = rename or marker) or a list
+// waits for its template.
 func (in *Ingester) FileComplete(partner, relPath string) {
+	in.signal(partner, relPath, arrivedUpload)
+}
+
+// FileRenamed tells the ingester that a client renamed a temporary name
+// (a dotfile, .part, .filepart...) to relPath through an embedded server:
+// the client's own "upload finished" signal, which complete = rename
+// requires.
+func (in *Ingester) FileRenamed(partner, relPath string) {
+	in.signal(partner, relPath, arrivedRenamed)
+}
+
+// signal hands a server's signal to the watch loop.
+func (in *Ingester) signal(partner, relPath string, how arrival) {
 	p, ok := in.partners[partner]
 	if !ok {
 		in.log.Warn("upload finished for an unknown partner", "partner", partner, "path", relPath)
@@ -214,5 +255,36 @@ func (in *Ingester) FileComplete(partner, relPath string) {
 	if !ok || config.IsTempName(rel) {
 		return
 	}
-	in.queue.push(workItem{partner: p.cfg.Name, rel: rel})
+	in.complMu.Lock()
+	in.completions = append(in.completions, completion{workItem{partner: p.cfg.Name, rel: rel}, how})
+	in.complMu.Unlock()
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeCompletions returns the server signals received since the last call.
+func (in *Ingester) takeCompletions() []completion {
+	in.complMu.Lock()
+	defer in.complMu.Unlock()
+	c := in.completions
+	in.completions = nil
+	return c
+}
+
+// setArrival records how a file about to be queued came.
+func (in *Ingester) setArrival(it workItem, how arrival) {
+	in.arrMu.Lock()
+	in.arrivals[it] = how
+	in.arrMu.Unlock()
+}
+
+// takeArrival returns and forgets how a queued file came.
+func (in *Ingester) takeArrival(it workItem) arrival {
+	in.arrMu.Lock()
+	defer in.arrMu.Unlock()
+	how := in.arrivals[it]
+	delete(in.arrivals, it)
+	return how
 }

@@ -2,6 +2,13 @@ package ingest
 
 import (
 	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dropgate/dropgate/config"
 )
 
 // processLoop ingests queued files one at a time until ctx ends. One at a
@@ -31,6 +38,7 @@ func (in *Ingester) processLoop(ctx context.Context) {
 // process ingests one file; problems with the file go to the partner's
 // reports, problems of dropgate itself to the log.
 func (in *Ingester) process(ctx context.Context, it workItem) {
+	how := in.takeArrival(it)
 	p := in.partners[it.partner]
 	if p == nil {
 		return
@@ -40,9 +48,49 @@ func (in *Ingester) process(ctx context.Context, it workItem) {
 	if isTemplateItem(it) {
 		err = in.ingestTemplate(ctx, p, it.rel)
 	} else {
-		err = in.ingestRecipientFile(ctx, p, it.rel)
+		err = in.ingestUpload(ctx, p, it.rel, how)
 	}
 	if err != nil && ctx.Err() == nil {
 		log.Error("cannot ingest file", "err", err)
 	}
+}
+
+// ingestUpload ingests a file of inbox/ once it counts as complete under
+// the partner's rule. With complete = marker, a file waits for
+// <name>.done and a marker for its file; whichever comes second takes
+// both. The other rules are applied while the file is read.
+func (in *Ingester) ingestUpload(ctx context.Context, p *partner, rel string, how arrival) error {
+	p.ingesting.Lock()
+	defer p.ingesting.Unlock()
+	if p.cfg.Complete != config.CompleteMarker {
+		return in.ingestRecipientFile(ctx, p, rel, how, nil)
+	}
+	data := strings.TrimSuffix(rel, config.MarkerSuffix)
+	if !isMarker(rel) {
+		data = rel
+	}
+	markerAbs := filepath.Join(p.home, filepath.FromSlash(data+config.MarkerSuffix))
+	if _, err := os.Stat(markerAbs); err != nil {
+		in.log.Debug("file waits for its marker", "partner", p.cfg.Name, "file", data)
+		return nil
+	}
+	if fi, err := os.Stat(filepath.Join(p.home, filepath.FromSlash(data))); err != nil || !fi.Mode().IsRegular() || config.IsTempName(data) {
+		in.log.Debug("marker waits for its file", "partner", p.cfg.Name, "file", data)
+		return nil
+	}
+	mk, problem, err := readMarker(markerAbs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return in.ingestRecipientFile(ctx, p, data, how, &markerCheck{marker: mk, problem: problem})
+}
+
+// markerCheck is a marker read for its file, with what is wrong with the
+// marker itself ("" when nothing).
+type markerCheck struct {
+	marker
+	problem string
 }

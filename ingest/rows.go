@@ -151,8 +151,12 @@ func (fj *fileJob) readCSV(ctx context.Context, r io.Reader) error {
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		var pe *csv.ParseError
+		if line <= fj.skipThrough && (err == nil || errors.As(err, &pe)) {
+			fj.skip(line) // the earlier upload's job had it
+			continue
+		}
 		if err != nil {
-			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				fj.rows++
 				fj.rowError(line, "", "", quoteErrorMessage(pe))
@@ -165,7 +169,7 @@ func (fj *fileJob) readCSV(ctx context.Context, r io.Reader) error {
 			return err
 		}
 	}
-	if fj.rows == rowsBefore {
+	if fj.rows == rowsBefore && fj.skipped == 0 {
 		return &fileLevelError{Msg: "the file has a header line but no rows, so there is nothing to send"}
 	}
 	return nil

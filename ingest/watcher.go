@@ -29,14 +29,16 @@ type pendingFile struct {
 	mtime time.Time
 	since time.Time     // when size and mtime were last seen to change
 	quiet time.Duration // how long they must stay the same
+	how   arrival       // how it came, as far as the events tell
 }
 
-// watchLoop follows the watcher's events until ctx ends. Files written in
-// place are taken once their size and mtime have been stable for the quiet
-// period; a temporary name renamed to a real one is taken almost at once.
+// watchLoop follows the watcher's events and the servers' signals until ctx
+// ends. Files written in place are taken once their size and mtime have
+// been stable for the quiet period; a temporary name renamed to a real one
+// is taken almost at once, and a server's signal at once.
 func (in *Ingester) watchLoop(ctx context.Context) error {
 	pending := map[workItem]*pendingFile{}
-	in.rescan(pending)
+	in.rescan(ctx, pending)
 	tick := time.NewTicker(min(max(in.quiet/4, 10*time.Millisecond), 250*time.Millisecond))
 	defer tick.Stop()
 	var last fsnotify.Event
@@ -44,11 +46,15 @@ func (in *Ingester) watchLoop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-in.wake:
+			for _, c := range in.takeCompletions() {
+				in.takeSignal(ctx, c, pending)
+			}
 		case ev, ok := <-in.watcher.Events:
 			if !ok {
 				return nil
 			}
-			in.handleEvent(ev, last, pending)
+			in.handleEvent(ctx, ev, last, pending)
 			last = ev
 		case err, ok := <-in.watcher.Errors:
 			if !ok {
@@ -56,7 +62,7 @@ func (in *Ingester) watchLoop(ctx context.Context) error {
 			}
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
 				in.log.Warn("file watcher overflowed; rescanning every inbox")
-				in.rescan(pending)
+				in.rescan(ctx, pending)
 				continue
 			}
 			in.log.Error("file watcher error", "err", err)
@@ -66,8 +72,33 @@ func (in *Ingester) watchLoop(ctx context.Context) error {
 	}
 }
 
+// takeSignal queues a file an embedded server reports in place, unless it
+// must wait: a list whose template is still settling, or a file whose
+// earlier version is still being read. It then waits in pending, taken at
+// the next tick that allows it.
+func (in *Ingester) takeSignal(ctx context.Context, c completion, pending map[workItem]*pendingFile) {
+	p := in.partners[c.item.partner]
+	abs := filepath.Join(p.home, filepath.FromSlash(c.item.rel))
+	if !in.waitsForTemplate(ctx, c.item, pending) && in.push(c.item, c.how) {
+		delete(pending, c.item)
+		return
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return
+	}
+	pending[c.item] = &pendingFile{item: c.item, abs: abs, size: fi.Size(), mtime: fi.ModTime(), since: time.Now(), how: c.how}
+}
+
+// push queues a file and records how it came. It returns false when the
+// file is already queued or being read.
+func (in *Ingester) push(it workItem, how arrival) bool {
+	in.setArrival(it, how)
+	return in.queue.push(it)
+}
+
 // handleEvent reacts to one event; prev is the event before it.
-func (in *Ingester) handleEvent(ev, prev fsnotify.Event, pending map[workItem]*pendingFile) {
+func (in *Ingester) handleEvent(ctx context.Context, ev, prev fsnotify.Event, pending map[workItem]*pendingFile) {
 	in.log.Debug("file event", "event", ev.String())
 	p, rel, ok := in.locate(ev.Name)
 	if !ok {
@@ -76,6 +107,10 @@ func (in *Ingester) handleEvent(ev, prev fsnotify.Event, pending map[workItem]*p
 	item := workItem{partner: p.cfg.Name, rel: rel}
 	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 		delete(pending, item)
+		if p.watched[ev.Name] {
+			delete(p.watched, ev.Name)
+			p.capWarned = false
+		}
 		if ev.Has(fsnotify.Rename) {
 			// A watched subfolder renamed away: fsnotify keeps no watch on it.
 			in.watcher.Remove(ev.Name)
@@ -92,7 +127,7 @@ func (in *Ingester) handleEvent(ev, prev fsnotify.Event, pending map[workItem]*p
 	}
 	if fi.IsDir() {
 		if ev.Has(fsnotify.Create) && isTemplateFolder(rel) {
-			in.watchFolder(p, ev.Name, pending)
+			in.watchFolder(ctx, p, ev.Name, pending)
 		}
 		return
 	}
@@ -112,30 +147,39 @@ func (in *Ingester) handleEvent(ev, prev fsnotify.Event, pending map[workItem]*p
 		// inotify reports a rename as the old name's Rename immediately
 		// followed by the new name's Create: a temporary name renamed to
 		// its real one in the same folder, the usual "upload done" signal.
+		// From an embedded server's hidden name it is an upload closing,
+		// which the server reports itself, with what it knows.
 		pf.quiet = min(renameQuiet, in.quiet)
+		pf.how = arrivedRenamed
+		if strings.HasPrefix(filepath.Base(prev.Name), config.UploadTempPrefix) {
+			pf.how = arrivedUpload
+		}
+	case ev.Has(fsnotify.Create):
+		// Created, or moved in from a folder nobody watches (inotify
+		// reports both alike): a write that follows tells them apart.
+		pf.quiet = in.quiet
+		pf.how = arrivedRenamed
 	case ev.Has(fsnotify.Write):
 		pf.quiet = in.quiet
+		pf.how = arrivedWritten
 	}
 }
 
 // checkPending queues the files whose size and mtime stayed the same for
-// their quiet period, templates first.
+// their quiet period, templates first. A file seen still changing counts
+// as written in place.
 //
 // A list in inbox/<name>/ waits while templates/<name>.tmpl is still
-// settling and no version of it is stored yet: a template written in place
-// waits out the quiet period, and a list renamed into place meanwhile
-// (taken at once) would otherwise be read first and rejected for naming a
-// template that does not exist. With a version stored, the list goes on
-// with it, as it would have a moment earlier.
+// settling or being read and no version of it is stored yet: a template
+// written in place waits out the quiet period, and a list that arrives
+// meanwhile (renamed in, uploaded) would otherwise be read first and
+// rejected for naming a template that does not exist. With a version
+// stored, the list goes on with it, as it would have a moment earlier.
 func (in *Ingester) checkPending(ctx context.Context, pending map[workItem]*pendingFile) {
 	now := time.Now()
-	settling := map[templateKey]bool{} // templates still pending
 	for _, templates := range []bool{true, false} {
 		for item, pf := range pending {
 			if isTemplateItem(item) != templates {
-				continue
-			}
-			if !templates && in.waitsForTemplate(ctx, item, settling) {
 				continue
 			}
 			fi, err := os.Stat(pf.abs)
@@ -146,26 +190,31 @@ func (in *Ingester) checkPending(ctx context.Context, pending map[workItem]*pend
 			if fi.Size() != pf.size || !fi.ModTime().Equal(pf.mtime) {
 				pf.size, pf.mtime, pf.since = fi.Size(), fi.ModTime(), now
 				pf.quiet = in.quiet
-			} else if now.Sub(pf.since) >= pf.quiet {
-				delete(pending, item)
-				in.queue.push(item)
+				pf.how = arrivedWritten
 				continue
 			}
-			if templates {
-				settling[templateKey{item.partner, strings.TrimSuffix(filepath.Base(item.rel), ".tmpl")}] = true
+			if now.Sub(pf.since) < pf.quiet || !templates && in.waitsForTemplate(ctx, item, pending) {
+				continue
+			}
+			// A file still being read stays pending: its new version is
+			// taken once the old one is done.
+			if in.push(item, pf.how) || !in.queue.busy(item) {
+				delete(pending, item)
 			}
 		}
 	}
 }
 
-// templateKey names one partner's template.
-type templateKey struct{ partner, name string }
-
 // waitsForTemplate reports whether a list in inbox/<name>/ must wait for
-// templates/<name>.tmpl, which is settling and has no stored version.
-func (in *Ingester) waitsForTemplate(ctx context.Context, item workItem, settling map[templateKey]bool) bool {
+// templates/<name>.tmpl, which is settling or queued and has no stored
+// version.
+func (in *Ingester) waitsForTemplate(ctx context.Context, item workItem, pending map[workItem]*pendingFile) bool {
 	parts := strings.Split(item.rel, "/")
-	if len(parts) != 3 || !settling[templateKey{item.partner, parts[1]}] {
+	if len(parts) != 3 || parts[0] != config.InboxDir {
+		return false
+	}
+	t := workItem{partner: item.partner, rel: config.TemplatesDir + "/" + parts[1] + ".tmpl"}
+	if _, settling := pending[t]; !settling && !in.queue.busy(t) {
 		return false
 	}
 	_, err := in.st.LatestTemplate(ctx, item.partner, parts[1])
@@ -182,7 +231,7 @@ func isTemplateItem(it workItem) bool {
 // Templates go first, so that the recipient files that use them find them.
 // A file unchanged for the quiet period is queued at once; a younger one
 // waits like any file seen changing.
-func (in *Ingester) rescan(pending map[workItem]*pendingFile) {
+func (in *Ingester) rescan(ctx context.Context, pending map[workItem]*pendingFile) {
 	names := make([]string, 0, len(in.partners))
 	for name := range in.partners {
 		names = append(names, name)
@@ -190,7 +239,7 @@ func (in *Ingester) rescan(pending map[workItem]*pendingFile) {
 	sort.Strings(names)
 	for _, name := range names {
 		p := in.partners[name]
-		in.scanFolder(p, filepath.Join(p.home, config.TemplatesDir), pending)
+		in.scanFolder(ctx, p, filepath.Join(p.home, config.TemplatesDir), pending)
 	}
 	for _, name := range names {
 		p := in.partners[name]
@@ -202,24 +251,38 @@ func (in *Ingester) rescan(pending map[workItem]*pendingFile) {
 		}
 		for _, e := range entries {
 			if e.IsDir() && !config.IsTempName(e.Name()) {
-				in.watchFolder(p, filepath.Join(inbox, e.Name()), pending)
+				in.watchFolder(ctx, p, filepath.Join(inbox, e.Name()), pending)
 			}
 		}
-		in.scanFolder(p, inbox, pending)
+		in.scanFolder(ctx, p, inbox, pending)
 	}
 }
 
 // watchFolder starts watching a template folder in an inbox, then scans it:
-// files written into it before the watch began give no event.
-func (in *Ingester) watchFolder(p *partner, dir string, pending map[workItem]*pendingFile) {
-	if err := in.watcher.Add(dir); err != nil {
-		in.log.Error("cannot watch folder", "partner", p.cfg.Name, "folder", dir, "err", err)
+// files written into it before the watch began give no event. Past the
+// partner's max_folders no watch is added (each costs the kernel memory,
+// and the limit on watches is shared by every partner); that is logged once.
+func (in *Ingester) watchFolder(ctx context.Context, p *partner, dir string, pending map[workItem]*pendingFile) {
+	if !p.watched[dir] {
+		if len(p.watched) >= p.cfg.MaxFolders {
+			if !p.capWarned {
+				p.capWarned = true
+				in.log.Warn("partner has more folders in inbox/ than max_folders allows; files in the folders past it are not watched",
+					"partner", p.cfg.Name, "max_folders", p.cfg.MaxFolders, "folder", dir)
+			}
+			return
+		}
+		if err := in.watcher.Add(dir); err != nil {
+			in.log.Error("cannot watch folder", "partner", p.cfg.Name, "folder", dir, "err", err)
+		} else {
+			p.watched[dir] = true
+		}
 	}
-	in.scanFolder(p, dir, pending)
+	in.scanFolder(ctx, p, dir, pending)
 }
 
 // scanFolder considers every file of one folder.
-func (in *Ingester) scanFolder(p *partner, dir string, pending map[workItem]*pendingFile) {
+func (in *Ingester) scanFolder(ctx context.Context, p *partner, dir string, pending map[workItem]*pendingFile) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		in.log.Error("cannot read folder", "partner", p.cfg.Name, "folder", dir, "err", err)
@@ -243,9 +306,9 @@ func (in *Ingester) scanFolder(p *partner, dir string, pending map[workItem]*pen
 		if in.queue.busy(item) {
 			continue
 		}
-		if now.Sub(fi.ModTime()) >= in.quiet {
+		if now.Sub(fi.ModTime()) >= in.quiet && !in.waitsForTemplate(ctx, item, pending) {
 			delete(pending, item)
-			in.queue.push(item)
+			in.push(item, arrivedUnknown)
 			continue
 		}
 		if _, seen := pending[item]; !seen {

@@ -7,6 +7,13 @@ const (
 	FileReceived = "received"
 	FileRejected = "rejected"
 	FileQueued   = "queued"
+	// FileHeld is an upload that does not count as complete yet (it looks
+	// cut off, or arrived in a way the partner's completion rule does not
+	// accept); it stays in the inbox until replaced.
+	FileHeld = "held"
+	// FileReplaced is a held upload that a later upload of the same name
+	// replaced.
+	FileReplaced = "replaced"
 )
 
 // Job statuses. A job is "ingesting" while its file is still being read: the

@@ -69,15 +69,16 @@ func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ft
 	}
 	logger := d.logger.With("partner", name, "remote", cc.RemoteAddr().String())
 	var maxUpload int64
+	var maxFolders int
 	if p, ok := d.cfg.Partner(name); ok {
-		maxUpload = p.WithDefaults().MaxUploadBytes
+		maxUpload, maxFolders = p.WithDefaults().MaxUploadBytes, p.WithDefaults().MaxFolders
 	}
 	var notifier homefs.Notifier
 	if d.notifier != nil {
 		notifier = d.notifier
 	}
 	home, err := homefs.Open(d.cfg.PartnerHome(name), homefs.Options{
-		Partner: name, MaxUploadBytes: maxUpload, Notifier: notifier, Logger: logger,
+		Partner: name, MaxUploadBytes: maxUpload, MaxFolders: maxFolders, Notifier: notifier, Logger: logger,
 	})
 	if err != nil {
 		logger.Error("cannot open partner home", "err", err)

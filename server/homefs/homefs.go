@@ -28,6 +28,18 @@ type Notifier interface {
 	FileComplete(partner, relPath string)
 }
 
+// RenameNotifier is a Notifier that also learns when a client renamed a
+// temporary name (a dotfile, "x.part", "x.filepart") to a real one: the
+// client's own "upload finished" signal, which a partner whose uploads
+// count only once renamed (complete = "rename") relies on. A Notifier
+// without it is told through FileComplete.
+type RenameNotifier interface {
+	Notifier
+	// FileRenamed is called for a file renamed from a temporary name to
+	// relPath.
+	FileRenamed(partner, relPath string)
+}
+
 // Options configure one partner's view of its home.
 type Options struct {
 	// Partner is the partner's name, passed to the Notifier.
@@ -36,6 +48,10 @@ type Options struct {
 	MaxUploadBytes int64
 	// Notifier is told about completed uploads; it may be nil.
 	Notifier Notifier
+	// MaxFolders caps the folders in inbox/ and lists/ together: making
+	// one more is refused (each folder in inbox/ costs the ingest watcher
+	// an inotify watch). 0 means no limit.
+	MaxFolders int
 	// Logger receives upload and refusal logs; nil discards them. The
 	// servers pass their session logger, which already names the partner.
 	Logger *slog.Logger
@@ -46,6 +62,7 @@ type FS struct {
 	root      *os.Root
 	partner   string
 	maxUpload int64
+	maxDirs   int
 	notifier  Notifier
 	logger    *slog.Logger
 
@@ -86,6 +103,7 @@ func Open(home string, opts Options) (*FS, error) {
 		root:      root,
 		partner:   opts.Partner,
 		maxUpload: opts.MaxUploadBytes,
+		maxDirs:   opts.MaxFolders,
 		notifier:  opts.Notifier,
 		logger:    logger,
 	}, nil
@@ -179,13 +197,41 @@ func (h *FS) OpenRead(name string) (*os.File, error) {
 }
 
 // Mkdir creates a folder: one per template under inbox/, one per list under
-// lists/.
+// lists/, up to MaxFolders in the two together.
 func (h *FS) Mkdir(name string) error {
 	p := locate(name)
 	if err := errors.Join(p.canMkdir(), h.parentsAreNotSymlinks(p)); err != nil {
 		return h.refuse("mkdir", p, err)
 	}
+	if err := h.folderCap(); err != nil {
+		return h.refuse("mkdir", p, err)
+	}
 	return h.root.Mkdir(p.rel, dirMode)
+}
+
+// folderCap refuses one more folder once inbox/ and lists/ hold MaxFolders.
+func (h *FS) folderCap() error {
+	if h.maxDirs <= 0 {
+		return nil
+	}
+	n := 0
+	for _, top := range []string{config.InboxDir, config.ListsDir} {
+		entries, err := h.root.Open(top)
+		if err != nil {
+			continue
+		}
+		list, _ := entries.ReadDir(-1)
+		entries.Close()
+		for _, e := range list {
+			if e.IsDir() {
+				n++
+			}
+		}
+	}
+	if n >= h.maxDirs {
+		return &PolicyError{fmt.Sprintf("you already have %d folders in inbox/ and lists/, the most allowed (max_folders = %d); remove folders you no longer use, or ask your administrator to raise the limit", n, h.maxDirs)}
+	}
+	return nil
 }
 
 // Remove deletes a file, or an empty folder the partner may create.
@@ -237,9 +283,15 @@ func (h *FS) Rename(oldName, newName string) error {
 	if err := h.root.Rename(from.rel, to.rel); err != nil {
 		return err
 	}
-	if !info.IsDir() {
-		h.completed(to.rel, info.Size())
+	if info.IsDir() {
+		return nil
 	}
+	if rn, ok := h.notifier.(RenameNotifier); ok && config.IsTempName(from.rel) && !config.IsTempName(to.rel) {
+		h.logger.Info("upload renamed into place", "from", from.rel, "path", to.rel, "bytes", info.Size())
+		rn.FileRenamed(h.partner, to.rel)
+		return nil
+	}
+	h.completed(to.rel, info.Size())
 	return nil
 }
 

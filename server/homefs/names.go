@@ -4,11 +4,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"strings"
+
+	"github.com/dropgate/dropgate/config"
 )
 
 // uploadTempPrefix marks an upload in progress. It starts with a dot so the
 // ingest watcher, which ignores dotfiles, never reads half a file.
-const uploadTempPrefix = ".dropgate-upload-"
+const uploadTempPrefix = config.UploadTempPrefix
 
 // maxNameBytes keeps temporary names within the usual 255-byte limit.
 const maxNameBytes = 255

@@ -37,8 +37,9 @@ func (s *Server) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request, partner 
 
 func (s *Server) serveSFTP(ch ssh.Channel, partner string, sess *sessions.Session, logger *slog.Logger) {
 	var maxUpload int64
+	var maxFolders int
 	if p, ok := s.cfg.Partner(partner); ok {
-		maxUpload = p.WithDefaults().MaxUploadBytes
+		maxUpload, maxFolders = p.WithDefaults().MaxUploadBytes, p.WithDefaults().MaxFolders
 	}
 	var notifier homefs.Notifier
 	if s.notifier != nil {
@@ -47,6 +48,7 @@ func (s *Server) serveSFTP(ch ssh.Channel, partner string, sess *sessions.Sessio
 	home, err := homefs.Open(s.cfg.PartnerHome(partner), homefs.Options{
 		Partner:        partner,
 		MaxUploadBytes: maxUpload,
+		MaxFolders:     maxFolders,
 		Notifier:       notifier,
 		Logger:         logger,
 	})
