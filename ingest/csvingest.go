@@ -55,8 +55,8 @@ type fileJob struct {
 	skipThrough  int
 	skipped      int // records skipped as the earlier job's
 	firstSkipped int // line of the first of them
-	errs            []store.FileError
-	unlisted        int
+	errs         []store.FileError
+	unlisted     int
 }
 
 // templateLookup caches a template name's lookup for one file.
