@@ -55,6 +55,12 @@ type Ingester struct {
 	complMu     sync.Mutex
 	completions []completion
 	wake        chan struct{}
+	// scanned is closed once the watch loop's first rescan is done: what
+	// happens in the homes from then on is seen as events.
+	scanned chan struct{}
+	// kicked are the template versions a waiting list took (the watch
+	// loop's alone): see waitsForTemplate.
+	kicked map[workItem]templateSeen
 }
 
 // completion is one server signal: a file in place, and how it came.
@@ -106,7 +112,7 @@ func New(opts Options) (*Ingester, error) {
 		cfg: cfg, st: opts.Store, log: logger.With("component", "ingest"), now: now,
 		quiet: cfg.Ingest.QuietPeriod.D(), root: root, partners: map[string]*partner{},
 		queue: newWorkQueue(), templates: map[int64]*messageTemplate{},
-		arrivals: map[workItem]arrival{}, wake: make(chan struct{}, 1),
+		arrivals: map[workItem]arrival{}, wake: make(chan struct{}, 1), scanned: make(chan struct{}),
 	}
 	if in.quiet <= 0 {
 		in.quiet = 2 * time.Second

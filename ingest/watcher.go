@@ -38,7 +38,13 @@ type pendingFile struct {
 // is taken almost at once, and a server's signal at once.
 func (in *Ingester) watchLoop(ctx context.Context) error {
 	pending := map[workItem]*pendingFile{}
+	in.kicked = map[workItem]templateSeen{}
 	in.rescan(ctx, pending)
+	select {
+	case <-in.scanned:
+	default:
+		close(in.scanned)
+	}
 	tick := time.NewTicker(min(max(in.quiet/4, 10*time.Millisecond), 250*time.Millisecond))
 	defer tick.Stop()
 	var last fsnotify.Event
@@ -208,17 +214,46 @@ func (in *Ingester) checkPending(ctx context.Context, pending map[workItem]*pend
 // waitsForTemplate reports whether a list in inbox/<name>/ must wait for
 // templates/<name>.tmpl, which is settling or queued and has no stored
 // version.
+//
+// A template on disk that is neither is about to be seen: a server's signal
+// for the list can come before the watcher's event for a template written a
+// moment earlier. It is then taken as a scan would take it, once per
+// version on disk (a template that fails to parse must not hold its lists
+// for ever).
 func (in *Ingester) waitsForTemplate(ctx context.Context, item workItem, pending map[workItem]*pendingFile) bool {
 	parts := strings.Split(item.rel, "/")
 	if len(parts) != 3 || parts[0] != config.InboxDir {
 		return false
 	}
 	t := workItem{partner: item.partner, rel: config.TemplatesDir + "/" + parts[1] + ".tmpl"}
-	if _, settling := pending[t]; !settling && !in.queue.busy(t) {
-		return false
+	_, settling := pending[t]
+	if !settling && !in.queue.busy(t) {
+		p := in.partners[item.partner]
+		abs := filepath.Join(p.home, filepath.FromSlash(t.rel))
+		fi, err := os.Stat(abs)
+		if err != nil || !fi.Mode().IsRegular() {
+			return false
+		}
+		seen := templateSeen{fi.Size(), fi.ModTime()}
+		if in.kicked[t] == seen {
+			return false
+		}
+		if _, err := in.st.LatestTemplate(ctx, item.partner, parts[1]); !errors.Is(err, store.ErrNotFound) {
+			return false
+		}
+		in.kicked[t] = seen
+		pending[t] = &pendingFile{item: t, abs: abs, size: fi.Size(), mtime: fi.ModTime(), since: fi.ModTime(), quiet: in.quiet}
+		return true
 	}
 	_, err := in.st.LatestTemplate(ctx, item.partner, parts[1])
 	return errors.Is(err, store.ErrNotFound)
+}
+
+// templateSeen is a template file's size and mtime when a list's wait
+// took it.
+type templateSeen struct {
+	size  int64
+	mtime time.Time
 }
 
 // isTemplateItem reports whether the file is in the partner's templates/.
