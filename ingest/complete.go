@@ -59,13 +59,11 @@ type fileFacts struct {
 	cutLine []int    // line ends within the first cuts[i] bytes
 }
 
-// inspectFile reads a file once. cuts must be ascending.
-func inspectFile(path string, cuts []int64) (fileFacts, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return fileFacts{}, err
+// inspectFile reads a file once, from its start. cuts must be ascending.
+func inspectFile(f *os.File, cuts []int64) (fileFacts, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fileFacts{}, fmt.Errorf("cannot read file: %w", err)
 	}
-	defer f.Close()
 	facts := fileFacts{cuts: cuts}
 	h := sha256.New()
 	buf := make([]byte, 256<<10)

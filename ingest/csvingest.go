@@ -81,12 +81,22 @@ const extendWindow = 24 * time.Hour
 // the rows that upload did not have.
 func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel string, how arrival, mk *markerCheck) error {
 	abs := filepath.Join(p.home, filepath.FromSlash(rel))
-	fi, err := os.Stat(abs)
+	// One open file is hashed, read and archived: an upload of the same
+	// name that replaces it meanwhile is a new file, taken after this one.
+	src, err := os.Open(abs)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // already taken (double event) or removed by the partner
 	}
 	if err != nil {
 		return err
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil
 	}
 	var earlier []store.File
 	if kindOf(filepath.Base(rel)) == kindPlain && fi.Size() > 0 {
@@ -94,13 +104,11 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 			return err
 		}
 	}
-	facts, err := inspectFile(abs, prefixCuts(earlier))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	facts, err := inspectFile(src, prefixCuts(earlier))
 	if err != nil {
 		return err
 	}
+	upload := openUpload{abs: abs, file: src, info: fi}
 	sum, size := facts.sha, facts.size
 	log := in.log.With("partner", p.cfg.Name, "file", rel)
 
@@ -136,7 +144,7 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 	switch {
 	case err == nil && dup.Name == rel && dup.ArchivePath == "":
 		// Queued before a crash or shutdown but never archived: finish that.
-		return in.archiveUpload(ctx, p, abs, dup.ID, mk)
+		return in.archiveUpload(ctx, p, upload, dup.ID, mk)
 	case err == nil && fileErr == nil:
 		fileErr = &fileLevelError{Msg: fmt.Sprintf("this file has the same content as %s, already queued as job %d, so it was not queued again; "+
 			"to send the same list again, change the file (for example add a ref column)", dup.Name, dup.JobID)}
@@ -153,7 +161,7 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		if fj.w, err = in.st.BeginFileJob(ctx, p.cfg.Name, fileID, rel, in.cfg.Ingest.BatchSize); err != nil {
 			return err
 		}
-		err = fj.read(ctx, abs)
+		err = fj.read(ctx, src)
 		if ctx.Err() != nil {
 			// Stopping: undo everything, leave the file for the next start.
 			cleanup := context.WithoutCancel(ctx)
@@ -213,30 +221,39 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		}
 		log.Info("file queued", "job", fj.w.JobID(), "rows", fj.rows, "queued", fj.good, "skipped", fj.bad, "earlier_rows", fj.skipped)
 	}
-	return in.archiveUpload(ctx, p, abs, fileID, mk)
+	return in.archiveUpload(ctx, p, upload, fileID, mk)
+}
+
+// openUpload is the file being ingested: its path and the file opened
+// there when it was taken.
+type openUpload struct {
+	abs  string
+	file *os.File
+	info os.FileInfo
 }
 
 // archiveUpload archives a file and, when it came with one, its marker.
-func (in *Ingester) archiveUpload(ctx context.Context, p *partner, abs string, fileID int64, mk *markerCheck) error {
-	if err := in.archiveFile(ctx, p, abs, fileID); err != nil {
+// A file replaced by a new upload while it was read is not archived (the
+// new one stays, and is taken next); nor is its marker.
+func (in *Ingester) archiveUpload(ctx context.Context, p *partner, u openUpload, fileID int64, mk *markerCheck) error {
+	dst, err := in.archive(p, u.abs, u.info)
+	if errors.Is(err, errReplaced) {
+		in.log.Info("file replaced by a new upload while it was read; the new upload is taken next", "partner", p.cfg.Name, "file", u.abs)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := in.st.SetFileArchive(ctx, fileID, dst); err != nil {
 		return err
 	}
 	if mk == nil {
 		return nil
 	}
-	if _, err := in.archive(p, mk.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if _, err := in.archive(p, mk.path, nil); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil
-}
-
-// archiveFile moves the original to the archive and records where.
-func (in *Ingester) archiveFile(ctx context.Context, p *partner, abs string, fileID int64) error {
-	dst, err := in.archive(p, abs)
-	if err != nil {
-		return err
-	}
-	return in.st.SetFileArchive(ctx, fileID, dst)
 }
 
 // reportedErrors returns the errors with, past the bound, a closing line
@@ -249,7 +266,7 @@ func (fj *fileJob) reportedErrors() []store.FileError {
 }
 
 // read streams every CSV in the file into the job writer.
-func (fj *fileJob) read(ctx context.Context, abs string) error {
+func (fj *fileJob) read(ctx context.Context, f *os.File) error {
 	if parts := strings.Split(fj.rel, "/"); len(parts) == 3 {
 		t, err := fj.in.template(ctx, fj.p, parts[1])
 		if errors.Is(err, store.ErrNotFound) {
@@ -261,11 +278,9 @@ func (fj *fileJob) read(ctx context.Context, abs string) error {
 		fj.folder = t
 	}
 	base := filepath.Base(fj.rel)
-	f, err := os.Open(abs)
-	if err != nil {
-		return fmt.Errorf("cannot open file: %w", err)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("cannot read file: %w", err)
 	}
-	defer f.Close()
 	switch kindOf(base) {
 	case kindPlain:
 		return fj.readCSV(ctx, f)

@@ -13,7 +13,8 @@ const (
 	maxErrorsInFile = 10000
 )
 
-var fileStatuses = map[string]bool{store.FileReceived: true, store.FileRejected: true, store.FileQueued: true}
+var fileStatuses = map[string]bool{store.FileReceived: true, store.FileRejected: true, store.FileQueued: true,
+	store.FileHeld: true, store.FileReplaced: true}
 
 func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 	partner, err := partnerScope(r)
@@ -22,7 +23,7 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := store.FileFilter{Partner: partner, Status: r.URL.Query().Get("status")}
 	if f.Status != "" && !fileStatuses[f.Status] {
-		return errBadRequest("status must be one of received, rejected, queued")
+		return errBadRequest("status must be one of received, rejected, queued, held, replaced")
 	}
 	if f.Limit, f.BeforeID, err = pageParams(r); err != nil {
 		return err
