@@ -58,6 +58,9 @@ type Ingester struct {
 	// scanned is closed once the watch loop's first rescan is done: what
 	// happens in the homes from then on is seen as events.
 	scanned chan struct{}
+	// clock times the quiet periods; tests replace it to decide when a
+	// file has been still long enough.
+	clock func() time.Time
 	// kicked are the template versions a waiting list took (the watch
 	// loop's alone): see waitsForTemplate.
 	kicked map[workItem]templateSeen
@@ -112,7 +115,7 @@ func New(opts Options) (*Ingester, error) {
 		cfg: cfg, st: opts.Store, log: logger.With("component", "ingest"), now: now,
 		quiet: cfg.Ingest.QuietPeriod.D(), root: root, partners: map[string]*partner{},
 		queue: newWorkQueue(), templates: map[int64]*messageTemplate{},
-		arrivals: map[workItem]arrival{}, wake: make(chan struct{}, 1), scanned: make(chan struct{}),
+		arrivals: map[workItem]arrival{}, wake: make(chan struct{}, 1), scanned: make(chan struct{}), clock: time.Now,
 	}
 	if in.quiet <= 0 {
 		in.quiet = 2 * time.Second

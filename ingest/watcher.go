@@ -93,7 +93,7 @@ func (in *Ingester) takeSignal(ctx context.Context, c completion, pending map[wo
 	if err != nil {
 		return
 	}
-	pending[c.item] = &pendingFile{item: c.item, abs: abs, size: fi.Size(), mtime: fi.ModTime(), since: time.Now(), how: c.how}
+	pending[c.item] = &pendingFile{item: c.item, abs: abs, size: fi.Size(), mtime: fi.ModTime(), since: in.clock(), how: c.how}
 }
 
 // push queues a file and records how it came. It returns false when the
@@ -140,7 +140,7 @@ func (in *Ingester) handleEvent(ctx context.Context, ev, prev fsnotify.Event, pe
 	if config.IsTempName(rel) || !watchedFile(rel) {
 		return
 	}
-	now := time.Now()
+	now := in.clock()
 	pf, seen := pending[item]
 	if !seen {
 		pf = &pendingFile{item: item, abs: ev.Name, quiet: in.quiet}
@@ -182,7 +182,7 @@ func (in *Ingester) handleEvent(ctx context.Context, ev, prev fsnotify.Event, pe
 // rejected for naming a template that does not exist. With a version
 // stored, the list goes on with it, as it would have a moment earlier.
 func (in *Ingester) checkPending(ctx context.Context, pending map[workItem]*pendingFile) {
-	now := time.Now()
+	now := in.clock()
 	for _, templates := range []bool{true, false} {
 		for item, pf := range pending {
 			if isTemplateItem(item) != templates {
@@ -323,7 +323,7 @@ func (in *Ingester) scanFolder(ctx context.Context, p *partner, dir string, pend
 		in.log.Error("cannot read folder", "partner", p.cfg.Name, "folder", dir, "err", err)
 		return
 	}
-	now := time.Now()
+	now := in.clock()
 	for _, e := range entries {
 		if !e.Type().IsRegular() {
 			continue

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,15 +31,62 @@ func (e *testEnv) waitFiles(partner string, n int) []store.File {
 	return fs
 }
 
+// fakeClock is the watcher's clock in tests that decide when time passes:
+// a file counts as still only once the test has moved the clock on.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// useFakeClock gives the watcher a clock that moves only when told; call
+// it before run.
+func (e *testEnv) useFakeClock() *fakeClock {
+	c := &fakeClock{now: time.Now()}
+	e.in.clock = c.Now
+	return c
+}
+
+// waitTaken waits, moving the clock on by the quiet period at each look,
+// until the partner has n files ingested.
+func (e *testEnv) waitTaken(c *fakeClock, partner string, n int) []store.File {
+	e.t.Helper()
+	var fs []store.File
+	waitFor(e.t, fmt.Sprintf("%d ingested file(s)", n), 60*time.Second, func() bool {
+		c.Advance(testQuiet)
+		fs = e.files(partner)
+		done := 0
+		for _, f := range fs {
+			if f.Status != store.FileReceived && f.ArchivePath != "" {
+				done++
+			}
+		}
+		return done >= n
+	})
+	return fs
+}
+
 func TestWatcherWaitsForSlowWriterToFinish(t *testing.T) {
 	e := newTestEnv(t, nil)
 	e.template("acme", "welcome", welcomeSMS)
-	e.run()
+	clock := e.useFakeClock()
+	e.runScanned()
 
 	if err := os.Mkdir(e.home("acme", "inbox/welcome"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // let the watcher add the new folder
+	e.waitWatched(e.home("acme", "inbox/welcome"))
 	f, err := os.Create(e.home("acme", "inbox/welcome/slow.csv"))
 	if err != nil {
 		t.Fatal(err)
@@ -46,10 +94,11 @@ func TestWatcherWaitsForSlowWriterToFinish(t *testing.T) {
 	const rows = 8
 	f.WriteString("phone,first_name,order_id\n")
 	for i := range rows {
-		// Half a row per write, spaced well below the quiet period.
-		time.Sleep(testQuiet / 4)
+		// Half a row per write, less than the quiet period apart on the
+		// watcher's clock, however long the machine takes between them.
+		clock.Advance(testQuiet / 2)
 		fmt.Fprintf(f, "91234%04d,Ana", i)
-		time.Sleep(testQuiet / 4)
+		clock.Advance(testQuiet / 2)
 		fmt.Fprintf(f, ",%d\n", i)
 		if got := e.files("acme"); len(got) != 0 {
 			t.Fatalf("file taken after %d of %d rows: %+v", i, rows, got)
@@ -57,41 +106,71 @@ func TestWatcherWaitsForSlowWriterToFinish(t *testing.T) {
 	}
 	f.Close()
 
-	fs := e.waitFiles("acme", 1)
+	fs := e.waitTaken(clock, "acme", 1)
 	if len(fs) != 1 || fs[0].Status != store.FileQueued || fs[0].RowsTotal != rows {
 		t.Fatalf("files = %+v, want one queued file of %d rows", fs, rows)
 	}
 }
 
+// barrier drops a real file after what the test did and waits until it is
+// taken: the watcher handles events in order, and files of a partner are
+// read in the order they settled, so whatever the test's earlier files
+// caused has happened by then.
+func (e *testEnv) barrier(c *fakeClock, name string) {
+	e.t.Helper()
+	rel := "inbox/" + name
+	e.write("acme", rel, []byte("phone,message\n912345678,barrier\n"))
+	waitFor(e.t, rel+" taken", 60*time.Second, func() bool {
+		c.Advance(testQuiet)
+		for _, f := range e.files("acme") {
+			if f.Name == rel && f.ArchivePath != "" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 func TestWatcherTakesRenamedFilepartExactlyOnce(t *testing.T) {
 	e := newTestEnv(t, nil)
 	e.template("acme", "welcome", welcomeSMS)
-	e.run()
+	clock := e.useFakeClock()
+	e.runScanned()
 
 	part := e.write("acme", "inbox/welcome/orders.csv.filepart", []byte("phone,first_name,order_id\n912345678,Ana,1\n"))
-	time.Sleep(2 * testQuiet) // a temporary name is never taken, however quiet
-	if got := e.files("acme"); len(got) != 0 {
+	e.barrier(clock, "b1.csv") // a temporary name is never taken, however quiet
+	if got := e.files("acme"); len(got) != 1 {
 		t.Fatalf("temporary file was ingested: %+v", got)
 	}
 	if err := os.Rename(part, e.home("acme", "inbox/welcome/orders.csv")); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFiles("acme", 1)
-	time.Sleep(3 * testQuiet) // room for a second, wrong, ingest
-	if fs := e.files("acme"); len(fs) != 1 || fs[0].Status != store.FileQueued {
-		t.Fatalf("files = %+v, want exactly one queued", fs)
+	e.waitTaken(clock, "acme", 2)
+	e.barrier(clock, "b2.csv") // room for a second, wrong, ingest
+	n := 0
+	for _, f := range e.files("acme") {
+		if f.Name == "inbox/welcome/orders.csv" {
+			n++
+			if f.Status != store.FileQueued {
+				t.Errorf("file = %+v", f)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("files = %+v, want orders.csv exactly once", e.files("acme"))
 	}
 }
 
 func TestWatcherIgnoresDotfilesAndTempNames(t *testing.T) {
 	e := newTestEnv(t, nil)
-	e.run()
+	clock := e.useFakeClock()
+	e.runScanned()
 	for _, name := range []string{".hidden.csv", "a.part", "b.tmp", "c.csv~", "d.filepart"} {
 		e.write("acme", "inbox/"+name, []byte("phone\n912345678\n"))
 	}
-	time.Sleep(3 * testQuiet)
-	if fs := e.files("acme"); len(fs) != 0 {
-		t.Fatalf("files = %+v, want none", fs)
+	e.barrier(clock, "barrier.csv")
+	if fs := e.files("acme"); len(fs) != 1 {
+		t.Fatalf("files = %+v, want only the barrier", fs)
 	}
 }
 
@@ -125,10 +204,14 @@ func TestFileCompleteIngestsAtOnceWithoutQuietPeriod(t *testing.T) {
 	}
 	e.in.FileComplete("acme", "/inbox/welcome/now.csv")
 	e.in.FileComplete("acme", "inbox/welcome/now.csv") // a repeated signal is harmless
-	fs := e.waitFiles("acme", 1)
-	time.Sleep(200 * time.Millisecond)
-	if fs = e.files("acme"); len(fs) != 1 || fs[0].Status != store.FileQueued {
-		t.Fatalf("files = %+v, want one queued", fs)
+	e.waitFiles("acme", 1)
+	// A later signal is handled after the repeated one: once its file is
+	// taken, a second ingest of now.csv would have happened.
+	e.write("acme", "inbox/welcome/later.csv", []byte("phone,first_name,order_id\n912345679,Bo,2\n"))
+	e.in.FileComplete("acme", "inbox/welcome/later.csv")
+	fs := e.waitFiles("acme", 2)
+	if len(fs) != 2 || fs[0].Name != "inbox/welcome/now.csv" || fs[0].Status != store.FileQueued {
+		t.Fatalf("files = %+v, want now.csv queued once, then later.csv", fs)
 	}
 }
 
@@ -183,8 +266,7 @@ func TestWatcherTakesTempNameRenamedInPlaceWithoutWaitingForQuietPeriod(t *testi
 	if err := os.Mkdir(e.home("acme", "inbox/welcome"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e.run()
-	time.Sleep(100 * time.Millisecond) // let the start-up rescan finish
+	e.runScanned()
 
 	part := e.write("acme", "inbox/welcome/orders.csv.part", []byte("phone,first_name,order_id\n912345678,Ana,1\n"))
 	if err := os.Rename(part, e.home("acme", "inbox/welcome/orders.csv")); err != nil {
@@ -206,8 +288,7 @@ func TestListRenamedInWhileItsTemplateSettlesWaitsForTheTemplate(t *testing.T) {
 	if err := os.MkdirAll(e.home("acme", "inbox/welcome"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e.run()
-	time.Sleep(100 * time.Millisecond) // let the start-up rescan finish
+	e.runScanned()
 
 	e.write("acme", "templates/welcome.tmpl", []byte(welcomeSMS))
 	part := e.write("acme", "inbox/welcome/orders.csv.part", []byte("phone,first_name,order_id\n912345678,Ana,1\n"))
