@@ -13,17 +13,29 @@
 // # When a file is complete
 //
 // The embedded SFTP and FTP servers rename a finished upload into place and
-// call FileComplete: the file is taken at once. For other writers the
+// call FileComplete (FileRenamed for a client's rename of a temporary
+// name); the watch loop takes the file at once. For other writers the
 // watcher takes a file once its size and mtime have not changed for the
 // quiet period (ingest.quiet_period), and a client's temporary name
-// (.part, .filepart, .tmp, a dotfile, a name ending in ~) renamed to the real
-// name in the same folder after 50ms without change: inotify reports that
-// rename as the old name's Rename immediately followed by the new name's
-// Create. Temporary names themselves are never read. At start, and after
-// the watcher overflows, every folder is rescanned. Files are ingested one
-// at a time; a file already queued or being read is not queued again, and a
-// file whose SHA-256 was already queued for the partner is rejected as a
-// duplicate.
+// (.part, .filepart, .tmp, a dotfile, a name ending in ~) renamed to the
+// real name in the same folder after 50ms without change: inotify reports
+// that rename as the old name's Rename immediately followed by the new
+// name's Create. Temporary names themselves are never read. At start, and
+// after the watcher overflows, every folder is rescanned. A file already
+// queued or being read is not queued again (a new version is taken once the
+// old one is done), and a file whose SHA-256 was already queued for the
+// partner is rejected as a duplicate. A list in inbox/<name>/ waits while
+// templates/<name>.tmpl is settling or queued and has no stored version.
+//
+// Each partner's complete rule then decides whether a file of inbox/ counts
+// (complete.go): close holds a plain CSV whose last line lacks its line end
+// while the others have one; rename holds what was not renamed from a
+// temporary name (a server's direct upload, a file written in place);
+// marker waits for <name>.done and checks its sha256= and rows= lines. A
+// held file stays in the inbox, recorded as "held" and reported, until an
+// upload of the same name replaces it. An upload whose first bytes are an
+// earlier queued upload of the same name (last 24 hours) queues only the
+// records after that upload's last line (extend.go).
 //
 // # Recipient files
 //
