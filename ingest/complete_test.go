@@ -258,3 +258,28 @@ func TestMarkerMismatchRejectsTheFile(t *testing.T) {
 		})
 	}
 }
+
+func TestArchiveLeavesAnUploadThatReplacedTheFileRead(t *testing.T) {
+	e := newTestEnv(t, nil)
+	p := e.in.partners["acme"]
+	abs := e.write("acme", "inbox/l.csv", []byte("old\n"))
+	read, err := os.Stat(abs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A new upload renamed over the name while the old one was read.
+	tmp := e.write("acme", "inbox/.new", []byte("new\n"))
+	if err := os.Rename(tmp, abs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.in.archive(p, abs, read); err != errReplaced {
+		t.Fatalf("archive = %v, want errReplaced", err)
+	}
+	if b, err := os.ReadFile(abs); err != nil || string(b) != "new\n" {
+		t.Errorf("inbox/l.csv = %q, %v; want the new upload left in place", b, err)
+	}
+	archived, _ := filepath.Glob(filepath.Join(e.cfg.ArchiveDir(), "acme", "*", "*"))
+	if len(archived) != 0 {
+		t.Errorf("archived %v", archived)
+	}
+}
