@@ -108,7 +108,7 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 	if err != nil {
 		return err
 	}
-	upload := openUpload{abs: abs, file: src, info: fi}
+	upload := openUpload{abs: abs, info: fi}
 	sum, size := facts.sha, facts.size
 	log := in.log.With("partner", p.cfg.Name, "file", rel)
 
@@ -224,11 +224,10 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 	return in.archiveUpload(ctx, p, upload, fileID, mk)
 }
 
-// openUpload is the file being ingested: its path and the file opened
+// openUpload is the file being ingested: its path, and what was opened
 // there when it was taken.
 type openUpload struct {
 	abs  string
-	file *os.File
 	info os.FileInfo
 }
 
