@@ -201,6 +201,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	c.validateStorage(bad)
 	return errors.Join(errs...)
 }
 

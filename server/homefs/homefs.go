@@ -39,6 +39,8 @@ type Options struct {
 	// Logger receives upload and refusal logs; nil discards them. The
 	// servers pass their session logger, which already names the partner.
 	Logger *slog.Logger
+	// Space refuses uploads while storage is short (space.go); nil: never.
+	Space Space
 }
 
 // FS is one partner's home, seen as "/". It is safe for concurrent use.
@@ -48,6 +50,7 @@ type FS struct {
 	maxUpload int64
 	notifier  Notifier
 	logger    *slog.Logger
+	space     Space
 
 	// The root stays open while uploads are in flight: an FTP session can
 	// end while its transfer goroutine is still finishing the upload.
@@ -88,6 +91,7 @@ func Open(home string, opts Options) (*FS, error) {
 		maxUpload: opts.MaxUploadBytes,
 		notifier:  opts.Notifier,
 		logger:    logger,
+		space:     opts.Space,
 	}, nil
 }
 

@@ -48,6 +48,7 @@ func (s *Server) serveSFTP(ch ssh.Channel, partner string, sess *sessions.Sessio
 		Partner:        partner,
 		MaxUploadBytes: maxUpload,
 		Notifier:       notifier,
+		Space:          s.space,
 		Logger:         logger,
 	})
 	if err != nil {
