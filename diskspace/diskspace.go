@@ -273,3 +273,8 @@ func FormatBytes(n uint64) string {
 // FreeBytes reads the free space now, bypassing the cache: for callers
 // that compare it with an earlier reading.
 func (w *Watermark) FreeBytes() uint64 { return w.Refresh().Free }
+
+// LowNow reads the filesystem now, bypassing the cache, and reports
+// whether free space is below the watermark: for a writer that must stop
+// within a few megabytes of it.
+func (w *Watermark) LowNow() bool { return w.Refresh().Low }

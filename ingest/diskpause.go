@@ -16,6 +16,8 @@ import (
 type Space interface {
 	// Low reports whether free space is below the watermark, and why.
 	Low() (bool, string)
+	// LowNow is Low read from the filesystem now, without a cache.
+	LowNow() bool
 	// FreeBytes reads the free space now.
 	FreeBytes() uint64
 }
@@ -56,6 +58,8 @@ type diskPause struct {
 	heldFree uint64
 	failedAt time.Time
 	held     bool
+	// report: the waiting report still to write (a full disk refused it).
+	report func() error
 }
 
 // startupCleanup removes what an ingest cut short by a crash left behind.
@@ -68,11 +72,14 @@ func (in *Ingester) startupCleanup(ctx context.Context) {
 			return
 		}
 		in.pause.mu.Lock()
-		in.pause.cleanup, in.pause.cleanupErr = true, err
+		in.pause.cleanupErr = err
 		in.pause.mu.Unlock()
 		in.log.Warn("cannot clean up interrupted ingests yet; files in inboxes wait until this succeeds, retried as space returns", "err", err)
 		return
 	}
+	in.pause.mu.Lock()
+	in.pause.cleanup = false
+	in.pause.mu.Unlock()
 	if jobs > 0 || files > 0 {
 		in.log.Warn("removed the remains of ingests interrupted by a crash; their files are read again", "jobs", jobs, "files", files)
 	}
@@ -83,6 +90,8 @@ func (in *Ingester) Degraded() string {
 	in.pause.mu.Lock()
 	defer in.pause.mu.Unlock()
 	switch {
+	case in.pause.cleanup && in.pause.cleanupErr == nil:
+		return "ingest is starting: checking for remains of interrupted ingests"
 	case in.pause.cleanup:
 		return fmt.Sprintf("remains of an interrupted ingest cannot be removed yet (%v); files in inboxes wait", in.pause.cleanupErr)
 	case in.pause.held:
@@ -108,12 +117,13 @@ func (in *Ingester) pausedForSpace(ctx context.Context) bool {
 	held, heldFree, failedAt, cleanup := ps.held, ps.heldFree, ps.failedAt, ps.cleanup
 	ps.mu.Unlock()
 	if held {
+		in.retryWaitingReport()
 		if ps.space != nil && ps.space.FreeBytes() < heldFree+spaceReturned ||
 			ps.space == nil && time.Since(failedAt) < time.Minute {
 			return true
 		}
 		ps.mu.Lock()
-		ps.held = false
+		ps.held, ps.report = false, nil
 		ps.mu.Unlock()
 		in.log.Info("storage space returned; reading the files that waited")
 	}
@@ -154,7 +164,9 @@ func (in *Ingester) watchSpace(ctx context.Context) (context.Context, func()) {
 	c, cancel := context.WithCancelCause(ctx)
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(100 * time.Millisecond)
+		// A statfs costs about a microsecond; at ingest speed 20 ms is a
+		// megabyte or two of database pages.
+		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
@@ -163,7 +175,7 @@ func (in *Ingester) watchSpace(ctx context.Context) (context.Context, func()) {
 			case <-c.Done():
 				return
 			case <-t.C:
-				if low, _ := in.pause.space.Low(); low {
+				if in.pause.space.LowNow() {
 					cancel(errStorageLow)
 					return
 				}
@@ -213,11 +225,31 @@ func (in *Ingester) pauseFile(ctx context.Context, p *partner, it workItem, err 
 		ps.cleanup, ps.cleanupErr = true, cerr
 	}
 	ps.held, ps.failedAt, ps.heldFree = true, time.Now(), free
+	ps.report = func() error { return writeWaitingReport(reportPath(p, it.rel, waitingSuffix), it.rel, in.now()) }
 	ps.mu.Unlock()
 	log.Warn("file paused: the server ran out of storage space while reading it; it stays in inbox/ and is read again when space returns", "err", err)
-	if werr := writeWaitingReport(reportPath(p, it.rel, waitingSuffix), it.rel, in.now()); werr != nil {
-		log.Warn("cannot write the waiting report", "err", werr)
+	if !in.retryWaitingReport() {
+		log.Warn("cannot write the waiting report yet (no space); retried while the file waits")
 	}
+	return true
+}
+
+// retryWaitingReport writes the waiting report of a paused file if it is
+// still to write, and reports whether none is left to write.
+func (in *Ingester) retryWaitingReport() bool {
+	ps := &in.pause
+	ps.mu.Lock()
+	write := ps.report
+	ps.mu.Unlock()
+	if write == nil {
+		return true
+	}
+	if err := write(); err != nil {
+		return false
+	}
+	ps.mu.Lock()
+	ps.report = nil
+	ps.mu.Unlock()
 	return true
 }
 

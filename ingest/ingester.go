@@ -84,7 +84,7 @@ func New(opts Options) (*Ingester, error) {
 		cfg: cfg, st: opts.Store, log: logger.With("component", "ingest"), now: now,
 		quiet: cfg.Ingest.QuietPeriod.D(), root: root, partners: map[string]*partner{},
 		queue: newWorkQueue(), templates: map[int64]*messageTemplate{},
-		pause: diskPause{space: opts.Space},
+		pause: diskPause{space: opts.Space, cleanup: true}, // until Run's startupCleanup
 	}
 	if in.quiet <= 0 {
 		in.quiet = 2 * time.Second

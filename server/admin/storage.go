@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -44,15 +45,18 @@ func (s *Server) checkStorage(w http.ResponseWriter, err error) error {
 
 // notReady returns why the server is not ready, or "".
 func (s *Server) notReady() string {
+	var why []string
 	if s.opts.Storage != nil {
 		if st := s.opts.Storage.Status(); st.Low {
-			return st.Reason
+			why = append(why, st.Reason)
 		}
 	}
 	if s.opts.Degraded != nil {
-		return s.opts.Degraded()
+		if d := s.opts.Degraded(); d != "" {
+			why = append(why, d)
+		}
 	}
-	return ""
+	return strings.Join(why, "; ")
 }
 
 // storageCollector exports the watermark: whether space is low, free
