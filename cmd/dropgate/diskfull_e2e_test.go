@@ -377,4 +377,3 @@ func TestRestartWithFullDiskStartsDegradedAndBecomesReady(t *testing.T) {
 	}
 	integrityOK(t, cfg.DBPath())
 }
-
