@@ -150,6 +150,9 @@ func TestUploadsAndSendsRefusedBelowStorageWatermarkThenResume(t *testing.T) {
 	home := d.Home("acme")
 	renameInto(t, filepath.Join(home, "templates", "shipped.tmpl"), shippedTemplate)
 	d.waitTemplates(t, 1)
+	if err := os.Mkdir(filepath.Join(home, "inbox", "shipped"), 0o750); err != nil {
+		t.Fatal(err)
+	}
 	if code, body := d.get(t, "/readyz"); code != 200 {
 		t.Fatalf("readyz before = %d %s", code, body)
 	}
@@ -295,13 +298,13 @@ func TestIngestThatFillsTheDiskPausesAndResumesWhenSpaceReturns(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	job := d.jobFor(t, "inbox/shipped/big.csv", "done")
-	if job.Total != rows || job.Counts["sent"] != rows {
-		t.Errorf("job after space returned = %+v, want %d sent", job, rows)
-	}
-	d.API(t, "GET", "/api/v1/jobs", &jobs)
-	if len(jobs.Jobs) != 1 {
-		t.Errorf("jobs = %+v, want the one", jobs.Jobs)
+	// 60,000 deliveries to the outbox: generous on a busy machine.
+	waitFor(t, 180*time.Second, "the paused file's job to be done", func() bool {
+		d.API(t, "GET", "/api/v1/jobs", &jobs)
+		return len(jobs.Jobs) > 0 && jobs.Jobs[0].Status == "done"
+	})
+	if job := jobs.Jobs[0]; len(jobs.Jobs) != 1 || job.FileName != "inbox/shipped/big.csv" || job.Total != rows || job.Counts["sent"] != rows {
+		t.Errorf("jobs after space returned = %+v, want one job of %d sent", jobs.Jobs, rows)
 	}
 	if n := len(d.OutboxLines(t, "email")); n != rows {
 		t.Errorf("outbox has %d messages, want %d (each once)", n, rows)
