@@ -346,6 +346,24 @@ func TestRestartWithFullDiskStartsDegradedAndBecomesReady(t *testing.T) {
 		SELECT ?, 'email', 'user' || i || '@example.com', printf('%.300c', 'x'), 'queued', 0, 0 FROM n`, jobID); err != nil {
 		t.Fatal(err)
 	}
+	// And what a crash mid-send leaves: messages whose leases expired,
+	// which the sender must return to the queue before it sends.
+	const inFlight = 20000
+	res, err = db.Exec(`INSERT INTO jobs (partner, source, status, priority, total, created_at) VALUES ('acme', 'api', 'sending', 0, ?, ?)`,
+		inFlight, time.Now().UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendingID, _ := res.LastInsertId()
+	if _, err := db.Exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+		INSERT INTO messages (job_id, channel, recipient, body, status, lease_until, next_attempt_at, updated_at)
+		SELECT ?, 'email', 'inflight' || i || '@example.com', printf('%.300c', 'y'), 'sending', 1, 0, 0 FROM n`, inFlight, sendingID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE jobs SET first_message_id = (SELECT min(id) FROM messages WHERE job_id = ?1),
+		last_message_id = (SELECT max(id) FROM messages WHERE job_id = ?1) WHERE id = ?1`, sendingID); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 		t.Fatal(err)
 	}
@@ -365,10 +383,14 @@ func TestRestartWithFullDiskStartsDegradedAndBecomesReady(t *testing.T) {
 	}
 	waitFor(t, 20*time.Second, "readyz once space is freed", func() bool { code, _ := d.get(t, "/readyz"); return code == 200 })
 	var jobs struct{ Jobs []apiJob }
-	d.API(t, "GET", "/api/v1/jobs", &jobs)
+	d.API(t, "GET", "/api/v1/jobs?status=ingesting", &jobs)
 	if len(jobs.Jobs) != 0 {
 		t.Errorf("the interrupted job is still there: %+v", jobs.Jobs)
 	}
+	// The sender settled what the crash left once it could, and delivers.
+	waitFor(t, 120*time.Second, "the in-flight messages to be delivered", func() bool {
+		return len(d.OutboxLines(t, "email")) >= inFlight
+	})
 	// And the daemon takes files again.
 	home := d.Home("acme")
 	renameInto(t, filepath.Join(home, "templates", "shipped.tmpl"), shippedTemplate)

@@ -190,7 +190,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		}
 	}
 	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.Compose,
-		Storage: wm, Degraded: in.Degraded})
+		Storage: wm, Degraded: degraded(in, snd)})
 	if err != nil {
 		unwind()
 		return err

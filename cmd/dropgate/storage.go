@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/diskspace"
@@ -60,4 +61,18 @@ func (g *storageGuard) Run(ctx context.Context) error {
 	cancel()
 	<-done
 	return err
+}
+
+// degraded joins the reasons the parts give for not working fully yet,
+// for /readyz.
+func degraded(parts ...interface{ Degraded() string }) func() string {
+	return func() string {
+		var why []string
+		for _, p := range parts {
+			if d := p.Degraded(); d != "" {
+				why = append(why, d)
+			}
+		}
+		return strings.Join(why, "; ")
+	}
 }
