@@ -57,6 +57,8 @@ func (in *Ingester) process(ctx context.Context, it workItem) (held bool) {
 	if err != nil && ctx.Err() == nil {
 		log.Error("cannot ingest file", "err", err)
 	}
-	in.fileTaken(p, it)
+	if ctx.Err() == nil {
+		in.fileTaken(p, it) // diskpause.go
+	}
 	return false
 }
