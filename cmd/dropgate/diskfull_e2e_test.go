@@ -227,6 +227,19 @@ func TestUploadsAndSendsRefusedBelowStorageWatermarkThenResume(t *testing.T) {
 	if werr == nil || !strings.Contains(werr.Error(), "storage space") {
 		t.Errorf("SFTP write beyond the room left: %v", werr)
 	}
+	// FTP: curl's STOR beyond the room left ends with the server's 552 and
+	// its reason, not a bare reset (the 80 MB upload).
+	big := filepath.Join(t.TempDir(), "big.csv")
+	if err := os.WriteFile(big, make([]byte, 30<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(requireClient(t, "curl"), "-sS", "-v", "-T", big,
+		fmt.Sprintf("ftp://acme:%s@%s/inbox/shipped/big.csv", testPassword, d.Addrs.FTP)).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "552") || !strings.Contains(string(out), "storage space") {
+		t.Errorf("curl FTP upload beyond the room left: %v\n%s", err, lastLines(string(out), 8))
+	} else {
+		t.Logf("curl: %s", lastLines(string(out), 6))
+	}
 	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -401,4 +414,10 @@ func TestRestartWithFullDiskStartsDegradedAndBecomesReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	integrityOK(t, cfg.DBPath())
+}
+
+// lastLines keeps the end of a long output for an error message.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

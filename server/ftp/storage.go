@@ -34,8 +34,33 @@ func storageExceeded(err error) error {
 	return err
 }
 
-// Write maps a write refused for lack of room to the 552 reply.
+// drainLimit bounds how much of an upload refused part-way is still read
+// (and thrown away) so that the client can read the 552 reply.
+const drainLimit = 256 << 20
+
+// drain is the state of an upload refused part-way for its size.
+type drain struct {
+	refused error
+	read    int64
+}
+
+// Write stores p, or, once the upload has been refused for its size (the
+// partner's limit, the room left), reads the rest of it and throws it
+// away: stopping reading would make the client's kernel see a reset and
+// never read the reply, which then says why (552, from Close).
+// Past drainLimit the data connection is dropped after all.
 func (u *upload) Write(p []byte) (int, error) {
+	if u.drain.refused != nil {
+		u.drain.read += int64(len(p))
+		if u.drain.read > drainLimit {
+			return 0, u.drain.refused
+		}
+		return len(p), nil
+	}
 	n, err := u.Upload.Write(p)
-	return n, storageExceeded(err)
+	if err = storageExceeded(err); errors.Is(err, ftpserver.ErrStorageExceeded) {
+		u.drain.refused, u.drain.read = err, int64(len(p)-n)
+		return len(p), nil
+	}
+	return n, err
 }
