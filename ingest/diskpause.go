@@ -106,6 +106,7 @@ func (in *Ingester) Degraded() string {
 // between files, when nothing else writes ingest state).
 func (in *Ingester) pausedForSpace(ctx context.Context) bool {
 	ps := &in.pause
+	in.retryWaitingReport()
 	if ps.space != nil {
 		if low, _ := ps.space.Low(); low {
 			return true
@@ -117,7 +118,6 @@ func (in *Ingester) pausedForSpace(ctx context.Context) bool {
 	held, heldFree, failedAt, cleanup := ps.held, ps.heldFree, ps.failedAt, ps.cleanup
 	ps.mu.Unlock()
 	if held {
-		in.retryWaitingReport()
 		if ps.space != nil && ps.space.FreeBytes() < heldFree+spaceReturned ||
 			ps.space == nil && time.Since(failedAt) < time.Minute {
 			return true
