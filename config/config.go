@@ -20,6 +20,7 @@ type Config struct {
 	Ingest   IngestConfig   `toml:"ingest"`
 	Sender   SenderConfig   `toml:"sender"`
 	Defender DefenderConfig `toml:"defender"`
+	Storage  StorageConfig  `toml:"storage"`
 
 	Partners []Partner `toml:"partner"`
 	Channels []Channel `toml:"channel"`

@@ -209,6 +209,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	c.validateStorage(bad)
 	return errors.Join(errs...)
 }
 

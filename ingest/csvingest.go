@@ -161,7 +161,9 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		if fj.w, err = in.st.BeginFileJob(ctx, p.cfg.Name, fileID, rel, in.cfg.Ingest.BatchSize); err != nil {
 			return err
 		}
-		err = fj.read(ctx, src)
+		readCtx, stopWatch := in.watchSpace(ctx) // diskpause.go: stops early when storage runs low
+		err = fj.read(readCtx, src)
+		stopWatch()
 		if ctx.Err() != nil {
 			// Stopping: undo everything, leave the file for the next start.
 			cleanup := context.WithoutCancel(ctx)
@@ -171,6 +173,9 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		}
 		if err != nil && !errors.As(err, &fileErr) {
 			fj.w.Abort(ctx)
+			if err := storageFailure(readCtx, err); err != nil {
+				return err // out of space: the file waits, it is not rejected (diskpause.go)
+			}
 			log.Error("cannot read file", "err", err)
 			fileErr = &fileLevelError{Msg: "dropgate could not read this file because of an internal problem; it was not queued. Upload it again, and tell your administrator if this repeats"}
 		}
@@ -297,7 +302,7 @@ func (fj *fileJob) read(ctx context.Context, f *os.File) error {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return &fileLevelError{Msg: gzipCutMessage}
 		}
-		if err != nil && !errors.As(err, &fe) && ctx.Err() == nil {
+		if err != nil && !errors.As(err, &fe) && ctx.Err() == nil && !store.IsDiskFull(err) {
 			return &fileLevelError{Msg: fmt.Sprintf("the gzip data is damaged (%v); compress the file again and upload it", err)}
 		}
 		return err
@@ -338,7 +343,7 @@ func (fj *fileJob) readZip(ctx context.Context, f *os.File) error {
 				fe.Msg = name + ": " + fe.Msg
 				return fe
 			}
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !store.IsDiskFull(err) {
 				return &fileLevelError{Msg: fmt.Sprintf("%s inside the zip is damaged (%v); create the zip again and upload it", name, err)}
 			}
 			return err

@@ -27,6 +27,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for archive folders; nil means time.Now.
 	Now func() time.Time
+	// Space pauses ingest while storage is short (diskpause.go); nil: never.
+	Space Space
 }
 
 // Ingester watches the partner homes and ingests what partners drop there.
@@ -41,6 +43,7 @@ type Ingester struct {
 	partners map[string]*partner
 	watcher  *fsnotify.Watcher
 	queue    *workQueue
+	pause    diskPause // waiting for storage space (diskpause.go)
 
 	mu        sync.Mutex
 	templates map[int64]*messageTemplate // compiled template versions by id
@@ -116,6 +119,7 @@ func New(opts Options) (*Ingester, error) {
 		quiet: cfg.Ingest.QuietPeriod.D(), root: root, partners: map[string]*partner{},
 		queue: newWorkQueue(), templates: map[int64]*messageTemplate{},
 		arrivals: map[workItem]arrival{}, wake: make(chan struct{}, 1), scanned: make(chan struct{}), clock: time.Now,
+		pause: diskPause{space: opts.Space, cleanup: true}, // until Run's startupCleanup
 	}
 	if in.quiet <= 0 {
 		in.quiet = 2 * time.Second
@@ -205,15 +209,11 @@ func (in *Ingester) Run(ctx context.Context) error {
 	}
 	// A crash part-way through a file leaves an "ingesting" job that will
 	// never be sent; the file itself is still in the inbox for the rescan.
-	jobs, files, err := in.st.AbandonInterruptedIngests(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped right after the start: not a failure
-		}
-		return fmt.Errorf("cannot clean up interrupted ingests: %w", err)
-	}
-	if jobs > 0 || files > 0 {
-		in.log.Warn("removed the remains of ingests interrupted by a crash; their files are read again", "jobs", jobs, "files", files)
+	// A cleanup that cannot run now (full disk) is retried before the next
+	// file is read (diskpause.go).
+	in.startupCleanup(ctx)
+	if ctx.Err() != nil {
+		return nil // stopped right after the start: not a failure
 	}
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -229,7 +229,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		defer wg.Done()
 		in.reportLoop(ctx)
 	}()
-	err = in.watchLoop(ctx)
+	err := in.watchLoop(ctx)
 	in.queue.close()
 	wg.Wait()
 	return err

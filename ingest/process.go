@@ -16,32 +16,41 @@ import (
 // and leaves the second core to the store's insert goroutine.
 func (in *Ingester) processLoop(ctx context.Context) {
 	for {
+		paused := false
 		for {
 			if ctx.Err() != nil {
 				return
+			}
+			if paused = in.pausedForSpace(ctx); paused { // diskpause.go: files wait
+				break
 			}
 			it, ok := in.queue.pop()
 			if !ok {
 				break
 			}
-			in.process(ctx, it)
+			if in.process(ctx, it) {
+				in.queue.requeueFront(it)
+				continue
+			}
 			in.queue.done(it)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-in.queue.signal:
+		case <-in.spaceWait(paused):
 		}
 	}
 }
 
 // process ingests one file; problems with the file go to the partner's
-// reports, problems of dropgate itself to the log.
-func (in *Ingester) process(ctx context.Context, it workItem) {
+// reports, problems of dropgate itself to the log. It reports whether the
+// file was held for storage space: it is then read again later.
+func (in *Ingester) process(ctx context.Context, it workItem) (held bool) {
 	how := in.takeArrival(it)
 	p := in.partners[it.partner]
 	if p == nil {
-		return
+		return false
 	}
 	log := in.log.With("partner", it.partner, "file", it.rel)
 	var err error
@@ -50,9 +59,16 @@ func (in *Ingester) process(ctx context.Context, it workItem) {
 	} else {
 		err = in.ingestUpload(ctx, p, it.rel, how)
 	}
+	if ctx.Err() == nil && in.pauseFile(ctx, p, it, err) { // diskpause.go
+		return true
+	}
 	if err != nil && ctx.Err() == nil {
 		log.Error("cannot ingest file", "err", err)
 	}
+	if ctx.Err() == nil {
+		in.fileTaken(p, it) // diskpause.go
+	}
+	return false
 }
 
 // ingestUpload ingests a file of inbox/ once it counts as complete under

@@ -69,6 +69,8 @@ type Sender struct {
 	mu       sync.Mutex
 	inflight map[store.LeaseRef]struct{} // claimed, outcome not yet recorded
 	perJob   map[int64]int               // inflight, counted by job
+
+	waiting waitingReason // while start-up recovery waits for space (diskwait.go)
 }
 
 // New builds the channel drivers from the configuration. A channel whose
@@ -162,7 +164,7 @@ func (s *Sender) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot start sender: %w", err)
 	}
-	if err := s.recover(ctx, j); err != nil {
+	if err := s.recoverWhenSpace(ctx, j); err != nil { // diskwait.go: a full disk waits
 		j.close()
 		if ctx.Err() != nil {
 			return nil // stopped right after the start: not a failure

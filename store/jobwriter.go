@@ -70,7 +70,7 @@ func (s *Store) beginBulk(ctx context.Context) {
 	s.bulk.mu.Lock()
 	defer s.bulk.mu.Unlock()
 	s.bulk.n++
-	if s.bulk.n == 1 {
+	if s.bulk.n == 1 && s.bulkWALFits() {
 		// A failure only costs speed.
 		s.writer.ExecContext(ctx, `PRAGMA wal_autocheckpoint = `+strconv.Itoa(bulkCheckpointPages))
 	}
@@ -90,7 +90,7 @@ func (s *Store) endBulk(ctx context.Context) {
 	}
 	s.bulk.mu.Unlock()
 	if last {
-		s.reader.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+		s.TruncateWAL(ctx) // returns the WAL's space to the disk (diskfull.go)
 	}
 }
 

@@ -178,6 +178,9 @@ tokens = [%q]
 
 [ingest]
 quiet_period = "200ms"
+
+[storage]
+min_free = "1MiB"
 `, dataDir, adminAddr, crashAdminToken)
 }
 

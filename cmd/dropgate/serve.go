@@ -131,8 +131,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	}
 	defer st.Close()
 	warnUnconfiguredChannels(ctx, cfg, st, logger)
+	wm, err := newWatermark(cfg, logger) // storage.go
+	if err != nil {
+		return err
+	}
+	st.SetFreeSpace(wm.FreeBytes)
 
-	in, err := ingest.New(ingest.Options{Config: cfg, Store: st, Logger: logger})
+	in, err := ingest.New(ingest.Options{Config: cfg, Store: st, Logger: logger, Space: wm})
 	if err != nil {
 		return fmt.Errorf("cannot start watcher: %w", err)
 	}
@@ -166,7 +171,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 			return out
 		}
 		if cfg.SFTP.Listen != "" {
-			srv, err := sftp.New(sftp.Options{Config: cfg, Auth: authn, Notifier: in, Logger: logger})
+			srv, err := sftp.New(sftp.Options{Config: cfg, Auth: authn, Notifier: in, Logger: logger, Space: wm})
 			if err != nil {
 				unwind()
 				return fmt.Errorf("cannot start SFTP server: %w", err)
@@ -175,7 +180,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 			closers = append(closers, closeByRunning(srv))
 		}
 		if cfg.FTP.Listen != "" {
-			srv, err := ftp.New(ftp.Options{Config: cfg, Auth: authn, Notifier: in, Logger: logger})
+			srv, err := ftp.New(ftp.Options{Config: cfg, Auth: authn, Notifier: in, Logger: logger, Space: wm})
 			if err != nil {
 				unwind()
 				return fmt.Errorf("cannot start FTP server: %w", err)
@@ -184,12 +189,13 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 			closers = append(closers, closeByRunning(srv))
 		}
 	}
-	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.Compose})
+	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.Compose,
+		Storage: wm, Degraded: degraded(in, snd)})
 	if err != nil {
 		unwind()
 		return err
 	}
-	doors, a.Admin = append(doors, adm, in), adm.Addr()
+	doors, a.Admin = append(doors, adm, in, &storageGuard{wm: wm, st: st, logger: logger}), adm.Addr()
 
 	doorCtx, stopDoors := context.WithCancel(context.WithoutCancel(ctx))
 	sendCtx, stopSender := context.WithCancel(context.WithoutCancel(ctx))

@@ -94,5 +94,8 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	if err := s.opts.Store.Ping(r.Context()); err != nil {
 		return &Error{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: "database does not answer: " + err.Error()}
 	}
+	if why := s.notReady(); why != "" { // storage.go
+		return &Error{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: why}
+	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

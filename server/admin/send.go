@@ -77,6 +77,9 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkStorage(w, nil); err != nil { // storage.go: 507 while space is low
+		return err
+	}
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > maxIdempotencyKey {
 		return errBadRequest(fmt.Sprintf("Idempotency-Key is longer than %d characters", maxIdempotencyKey))
@@ -106,7 +109,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) error {
 		return &Error{Status: http.StatusConflict, Code: "idempotency_key_reused", Message: "this Idempotency-Key was already used for a different request"}
 	}
 	if err != nil {
-		return err
+		return s.checkStorage(w, err)
 	}
 	if len(ids) != len(msgs) {
 		return fmt.Errorf("job %d has %d messages, the request %d", job.ID, len(ids), len(msgs))

@@ -36,6 +36,13 @@ type Options struct {
 	// Compose checks and renders an API send as ingest does a CSV row
 	// (ingest.Ingester.Compose); nil answers POST /api/v1/messages with 501.
 	Compose func(ctx context.Context, partner string, req ingest.APISend) ([]store.Message, []ingest.Problem, error)
+	// Storage refuses sends with 507 and makes /readyz unready while free
+	// space is below the watermark, and feeds its metrics (storage.go);
+	// may be nil.
+	Storage Storage
+	// Degraded says why a part of the daemon is not fully working ("" when
+	// it is); /readyz answers 503 with it. May be nil.
+	Degraded func() string
 }
 
 // Server is the admin HTTP server.

@@ -67,7 +67,7 @@ func (c *clientDriver) openTransfer(name string, flags int, offset int64) (ftpse
 	}
 	u, err := c.home.Create(name)
 	if err != nil {
-		return nil, err
+		return nil, storageExceeded(err)
 	}
 	return &upload{Upload: u, sess: c.sess}, nil
 }

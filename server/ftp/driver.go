@@ -21,6 +21,7 @@ type mainDriver struct {
 	cfg      *config.Config
 	auth     *auth.Authenticator
 	notifier Notifier
+	space    homefs.Space
 	logger   *slog.Logger
 	settings *ftpserver.Settings
 	tls      *tls.Config
@@ -78,7 +79,7 @@ func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ft
 		notifier = d.notifier
 	}
 	home, err := homefs.Open(d.cfg.PartnerHome(name), homefs.Options{
-		Partner: name, MaxUploadBytes: maxUpload, MaxFolders: maxFolders, Notifier: notifier, Logger: logger,
+		Partner: name, MaxUploadBytes: maxUpload, MaxFolders: maxFolders, Notifier: notifier, Logger: logger, Space: d.space,
 	})
 	if err != nil {
 		logger.Error("cannot open partner home", "err", err)

@@ -41,6 +41,8 @@ type Options struct {
 	Auth *auth.Authenticator
 	// Notifier is told about completed uploads; it may be nil.
 	Notifier Notifier
+	// Space refuses uploads while storage is short; it may be nil.
+	Space homefs.Space
 	// Logger is the daemon's logger; nil discards logs.
 	Logger *slog.Logger
 	// ShutdownGrace is how long a session with a transfer in progress may
@@ -99,6 +101,7 @@ func New(opts Options) (*Server, error) {
 		cfg:      opts.Config,
 		auth:     opts.Auth,
 		notifier: opts.Notifier,
+		space:    opts.Space,
 		logger:   logger,
 		settings: settings,
 		tls:      tlsConfig,

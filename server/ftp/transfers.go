@@ -28,12 +28,13 @@ func (d *download) Close() error {
 // complete). TransferError is the Upload's own.
 type upload struct {
 	*homefs.Upload
-	sess *sessions.Session
-	once sync.Once
+	sess  *sessions.Session
+	once  sync.Once
+	drain drain // an upload refused for its size is read to its end (storage.go)
 }
 
 func (u *upload) Close() error {
 	err := u.Upload.Close()
 	u.once.Do(u.sess.EndTransfer)
-	return err
+	return storageExceeded(err)
 }

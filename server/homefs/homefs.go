@@ -55,6 +55,8 @@ type Options struct {
 	// Logger receives upload and refusal logs; nil discards them. The
 	// servers pass their session logger, which already names the partner.
 	Logger *slog.Logger
+	// Space refuses uploads while storage is short (space.go); nil: never.
+	Space Space
 }
 
 // FS is one partner's home, seen as "/". It is safe for concurrent use.
@@ -65,6 +67,7 @@ type FS struct {
 	maxDirs   int
 	notifier  Notifier
 	logger    *slog.Logger
+	space     Space
 
 	// The root stays open while uploads are in flight: an FTP session can
 	// end while its transfer goroutine is still finishing the upload.
@@ -106,6 +109,7 @@ func Open(home string, opts Options) (*FS, error) {
 		maxDirs:   opts.MaxFolders,
 		notifier:  opts.Notifier,
 		logger:    logger,
+		space:     opts.Space,
 	}, nil
 }
 

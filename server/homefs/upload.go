@@ -30,6 +30,7 @@ type Upload struct {
 	tmp       string // relative to the home
 	final     string
 	max       int64
+	room      int64 // bytes that fit before the storage watermark; -1: no bound
 	offset    int64 // next sequential Write position
 	failed    atomic.Pointer[error]
 	closeOnce sync.Once
@@ -46,6 +47,11 @@ func (h *FS) Create(name string) (*Upload, error) {
 	if info, err := h.root.Stat(p.rel); err == nil && info.IsDir() {
 		return nil, &fs.PathError{Op: "upload", Path: "/" + p.rel, Err: errors.New("is a folder")}
 	}
+	room, err := h.uploadRoom()
+	if err != nil {
+		h.logger.Info("refused", "op", "upload", "path", "/"+p.rel, "reason", err)
+		return nil, err
+	}
 	if err := h.acquire(); err != nil {
 		return nil, err
 	}
@@ -57,7 +63,7 @@ func (h *FS) Create(name string) (*Upload, error) {
 		// Report the client's path, not our temporary name.
 		return nil, &fs.PathError{Op: "upload", Path: "/" + p.rel, Err: unwrapPath(err)}
 	}
-	return &Upload{home: h, file: f, tmp: tmp, final: p.rel, max: h.maxUpload}, nil
+	return &Upload{home: h, file: f, tmp: tmp, final: p.rel, max: h.maxUpload, room: room}, nil
 }
 
 // Name returns the path the upload will have once complete, relative to the home.
@@ -70,6 +76,7 @@ func (u *Upload) WriteAt(p []byte, off int64) (int, error) {
 	}
 	n, err := u.file.WriteAt(p, off)
 	if err != nil {
+		err = storageFailure(err)
 		u.fail(err)
 	}
 	return n, err
@@ -142,6 +149,11 @@ func (u *Upload) finish() error {
 func (u *Upload) checkSize(end int64) error {
 	if u.max > 0 && end > u.max {
 		err := fmt.Errorf("%w of %d bytes", ErrTooLarge, u.max)
+		u.fail(err)
+		return err
+	}
+	if u.room >= 0 && end > u.room {
+		err := noRoom(u.room)
 		u.fail(err)
 		return err
 	}

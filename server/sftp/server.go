@@ -43,6 +43,8 @@ type Options struct {
 	Auth *auth.Authenticator
 	// Notifier is told about completed uploads; it may be nil.
 	Notifier Notifier
+	// Space refuses uploads while storage is short; it may be nil.
+	Space homefs.Space
 	// Logger is the daemon's logger; nil discards logs.
 	Logger *slog.Logger
 	// ShutdownGrace is how long a session with a transfer in progress may
@@ -59,6 +61,7 @@ type Server struct {
 	cfg       *config.Config
 	auth      *auth.Authenticator
 	notifier  Notifier
+	space     homefs.Space
 	logger    *slog.Logger
 	sshConfig *ssh.ServerConfig
 	listener  net.Listener
@@ -91,6 +94,7 @@ func New(opts Options) (*Server, error) {
 		cfg:       opts.Config,
 		auth:      opts.Auth,
 		notifier:  opts.Notifier,
+		space:     opts.Space,
 		logger:    logger,
 		sshConfig: sshConfig(signer, opts.Auth, opts.Config.SFTP),
 		listener:  ln,

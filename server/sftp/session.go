@@ -50,6 +50,7 @@ func (s *Server) serveSFTP(ch ssh.Channel, partner string, sess *sessions.Sessio
 		MaxUploadBytes: maxUpload,
 		MaxFolders:     maxFolders,
 		Notifier:       notifier,
+		Space:          s.space,
 		Logger:         logger,
 	})
 	if err != nil {
