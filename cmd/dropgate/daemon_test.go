@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -146,21 +145,28 @@ func (d *testDaemon) waitTemplates(t *testing.T, n int) {
 // OutboxLines reads <data_dir>/outbox/<channel>.jsonl.
 func (d *testDaemon) OutboxLines(t *testing.T, channel string) []map[string]any {
 	t.Helper()
-	f, err := os.Open(filepath.Join(d.Cfg.OutboxDir(), channel+".jsonl"))
+	data, err := os.ReadFile(filepath.Join(d.Cfg.OutboxDir(), channel+".jsonl"))
 	if os.IsNotExist(err) {
 		return nil
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	// The sender may be appending while we read: a last line without its
+	// line end is still being written, so it is left for the next read.
+	if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+		data = data[:i+1]
+	} else {
+		data = nil
+	}
 	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
+	for _, line := range bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
 		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("outbox line %q: %v", sc.Text(), err)
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("outbox line %q: %v", line, err)
 		}
 		out = append(out, m)
 	}
