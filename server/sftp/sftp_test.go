@@ -313,7 +313,8 @@ func TestWeakAlgorithmsAreRefused(t *testing.T) {
 	for name, alg := range map[string]ssh.Config{
 		"sha1 kex":   {KeyExchanges: []string{"diffie-hellman-group14-sha1"}},
 		"cbc cipher": {Ciphers: []string{"aes128-cbc"}},
-		"ctr cipher": {Ciphers: []string{"aes128-ctr"}, MACs: []string{"hmac-sha2-256-etm@openssh.com"}},
+		"3des":       {Ciphers: []string{"3des-cbc"}},
+		"rc4":        {Ciphers: []string{"arcfour256"}},
 		"sha1 mac":   {Ciphers: []string{"aes128-ctr"}, MACs: []string{"hmac-sha1"}},
 	} {
 		cc := clientConfig("acme", ssh.Password(acme.Password))
@@ -501,28 +502,28 @@ func TestAlgorithmPolicyIsWhatXCryptoImplements(t *testing.T) {
 	}
 }
 
-// TestWidenedAlgorithmsLetOlderClientsIn: with [sftp] ciphers and macs
-// widened to AES-CTR and HMAC-SHA2, a client that offers only those (as
-// libssh2 before 1.11 does) logs in; SHA-1 stays refused.
-func TestWidenedAlgorithmsLetOlderClientsIn(t *testing.T) {
+// TestDefaultAlgorithmsLetLibssh2ClientsIn: with the default [sftp]
+// algorithms, a client that offers only what libssh2 1.10 does (AES-CTR,
+// non-etm HMAC-SHA2: curl and PHP on Debian 12) logs in; SHA-1 stays refused.
+func TestDefaultAlgorithmsLetLibssh2ClientsIn(t *testing.T) {
 	acme := authtest.NewPartner(t, "acme")
 	cfg := authtest.Config(t, acme)
-	cfg.SFTP.Ciphers = append(cfg.SFTP.Ciphers, "aes128-ctr")
-	cfg.SFTP.MACs = append(cfg.SFTP.MACs, "hmac-sha2-256")
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	s := start(t, cfg, nil)
+	for _, kex := range []string{"curve25519-sha256", "ecdh-sha2-nistp256", "diffie-hellman-group14-sha256"} {
+		for _, mac := range []string{"hmac-sha2-256", "hmac-sha2-512"} {
+			cc := clientConfig("acme", ssh.Password(acme.Password))
+			cc.Config = ssh.Config{KeyExchanges: []string{kex}, Ciphers: []string{"aes128-ctr", "aes256-ctr"}, MACs: []string{mac}}
+			conn, err := dialSSH(t, s, cc)
+			if err != nil {
+				t.Fatalf("libssh2-1.10-like client (%s, %s) refused: %v", kex, mac, err)
+			}
+			if _, err := pkgsftp.NewClient(conn); err != nil {
+				t.Fatalf("sftp: %v", err)
+			}
+		}
+	}
 	cc := clientConfig("acme", ssh.Password(acme.Password))
-	cc.Config = ssh.Config{KeyExchanges: []string{"curve25519-sha256"}, Ciphers: []string{"aes128-ctr"}, MACs: []string{"hmac-sha2-256"}}
-	conn, err := dialSSH(t, s, cc)
-	if err != nil {
-		t.Fatalf("libssh2-1.10-like client refused: %v", err)
-	}
-	if _, err := pkgsftp.NewClient(conn); err != nil {
-		t.Fatalf("sftp: %v", err)
-	}
-	cc.Config.MACs = []string{"hmac-sha1"}
+	cc.Config = ssh.Config{Ciphers: []string{"aes128-ctr"}, MACs: []string{"hmac-sha1"}}
 	if _, err := dialSSH(t, s, cc); err == nil {
 		t.Error("hmac-sha1 accepted")
 	}
