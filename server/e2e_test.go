@@ -163,7 +163,9 @@ func TestOpenSSHSftpClientUploadsWithKeyAndDownloadsReport(t *testing.T) {
 	batch := filepath.Join(f.dir, "batch")
 	must(t, os.WriteFile(batch, fmt.Appendf(nil, "mkdir inbox/welcome\nput %s inbox/welcome/orders.csv\nls reports\nget reports/orders.csv.result.csv %s\n", f.csv, got), 0o600))
 	port := fmt.Sprint(s.sftp.Addr().(*net.TCPAddr).Port)
-	out, err := run(t, bin, "-b", batch, "-P", port, "-i", f.keyFile,
+	// -v: the client logs the session's exit status ("Exit status -1" when
+	// the server sends none).
+	out, err := run(t, bin, "-v", "-b", batch, "-P", port, "-i", f.keyFile,
 		"-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
 		"-o", "UserKnownHostsFile="+f.knownHost, "-o", "StrictHostKeyChecking=yes",
 		"-c", "aes128-gcm@openssh.com", "acme@127.0.0.1")
@@ -172,6 +174,9 @@ func TestOpenSSHSftpClientUploadsWithKeyAndDownloadsReport(t *testing.T) {
 	}
 	if !strings.Contains(out, "orders.csv.result.csv") {
 		t.Errorf("ls reports did not list the report:\n%s", out)
+	}
+	if !strings.Contains(out, "Exit status 0") {
+		t.Errorf("the client saw no exit status 0:\n%s", out)
 	}
 	f.check(t, s, "inbox/welcome/orders.csv", got)
 }
