@@ -181,6 +181,36 @@ func TestOpenSSHSftpClientUploadsWithKeyAndDownloadsReport(t *testing.T) {
 	f.check(t, s, "inbox/welcome/orders.csv", got)
 }
 
+// TestOpenSSHSftpPutPreservingTimesSucceeds: `put -p` sets the file's
+// times and mode on the open handle (fsetstat) before closing it; that must
+// not fail the transfer, and the times are kept.
+func TestOpenSSHSftpPutPreservingTimesSucceeds(t *testing.T) {
+	bin := requireTool(t, "sftp")
+	f, s := newFixture(t)
+	mtime := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	must(t, os.Chtimes(f.csv, mtime, mtime))
+	batch := filepath.Join(f.dir, "batch")
+	// Without "-" before put, batch mode stops at the first failure.
+	must(t, os.WriteFile(batch, fmt.Appendf(nil, "put -p %s inbox/orders.csv\n", f.csv), 0o600))
+	port := fmt.Sprint(s.sftp.Addr().(*net.TCPAddr).Port)
+	out, err := run(t, bin, "-b", batch, "-P", port, "-i", f.keyFile,
+		"-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+		"-o", "UserKnownHostsFile="+f.knownHost, "-o", "StrictHostKeyChecking=yes", "acme@127.0.0.1")
+	if err != nil || strings.Contains(out, "Couldn't") {
+		t.Fatalf("sftp put -p: %v\n%s", err, out)
+	}
+	info, err := os.Stat(filepath.Join(s.cfg.PartnerHome("acme"), "inbox", "orders.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.ModTime().Equal(mtime) {
+		t.Errorf("mtime in place = %v, want %v", info.ModTime(), mtime)
+	}
+	if calls := s.notifier.Calls(); !slices.Equal(calls, []string{"acme:inbox/orders.csv"}) {
+		t.Errorf("notifications = %v", calls)
+	}
+}
+
 func TestOpenSSHClientCannotGetAShell(t *testing.T) {
 	bin := requireTool(t, "ssh")
 	f, s := newFixture(t)

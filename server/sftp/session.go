@@ -68,7 +68,7 @@ func (s *Server) serveSFTP(ch ssh.Channel, partner string, sess *sessions.Sessio
 		return
 	}
 	defer home.Close()
-	rs := pkgsftp.NewRequestServer(&replyChannel{ReadWriteCloser: ch, sess: sess}, handlersFor(home, sess))
+	rs := pkgsftp.NewRequestServer(&replyChannel{ReadWriteCloser: ch, sess: sess}, handlersFor(home, sess, logger))
 	err = rs.Serve()
 	if errors.Is(err, io.EOF) {
 		err = nil // the client ended the session: pkg/sftp's clean end
