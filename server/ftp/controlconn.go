@@ -1,6 +1,7 @@
 package ftp
 
 import (
+	"bytes"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -17,13 +18,16 @@ import (
 // ftpserverlib flushes each reply line in one write.
 type controlListener struct {
 	net.Listener
+	// plain is false for implicit TLS, where the control stream is TLS
+	// from its first byte.
+	plain bool
 
 	mu    sync.Mutex
 	conns map[string]*controlConn // by remote address, unique per live TCP connection
 }
 
-func newControlListener(ln net.Listener) *controlListener {
-	return &controlListener{Listener: ln, conns: map[string]*controlConn{}}
+func newControlListener(ln net.Listener, plain bool) *controlListener {
+	return &controlListener{Listener: ln, plain: plain, conns: map[string]*controlConn{}}
 }
 
 func (l *controlListener) Accept() (net.Conn, error) {
@@ -31,7 +35,9 @@ func (l *controlListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	keepUrgentInline(c)
 	cc := &controlConn{Conn: c, l: l, key: c.RemoteAddr().String()}
+	cc.plain.Store(l.plain)
 	l.mu.Lock()
 	l.conns[cc.key] = cc
 	l.mu.Unlock()
@@ -54,10 +60,33 @@ type controlConn struct {
 	key  string
 	sess atomic.Pointer[sessions.Session]
 	once sync.Once
+
+	// plain holds until the control connection turns to TLS (AUTH TLS
+	// answered with 234): only a plain stream is filtered for Telnet.
+	plain  atomic.Bool
+	telnet telnetFilter // used by ftpserverlib's one reading goroutine
+}
+
+// Read hands ftpserverlib the client's commands without Telnet sequences.
+func (c *controlConn) Read(p []byte) (int, error) {
+	for {
+		n, err := c.Conn.Read(p)
+		if !c.plain.Load() {
+			return n, err
+		}
+		// A read of Telnet bytes alone must not look like a read of nothing.
+		if n = c.telnet.filter(p[:n]); n > 0 || err != nil {
+			return n, err
+		}
+	}
 }
 
 func (c *controlConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
+	if bytes.HasPrefix(p, []byte("234 ")) {
+		// AUTH TLS accepted: what follows is TLS, not Telnet.
+		c.plain.Store(false)
+	}
 	if s := c.sess.Load(); s != nil && n > 0 {
 		s.Replied()
 	}

@@ -88,7 +88,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ftp.listen: cannot listen on %s: %w", fc.Listen, err)
 	}
-	control := newControlListener(&banListener{Listener: raw, auth: opts.Auth, logger: logger, plain: mode != tlsImplicit})
+	control := newControlListener(&banListener{Listener: raw, auth: opts.Auth, logger: logger, plain: mode != tlsImplicit}, mode != tlsImplicit)
 	var ln net.Listener = control
 	if mode == tlsImplicit {
 		// ftpserverlib only wraps listeners it creates itself.
