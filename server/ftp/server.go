@@ -106,6 +106,7 @@ func New(opts Options) (*Server, error) {
 		sessions: sessions.New(logger),
 		live:     map[uint32]*sessions.Session{},
 	}
+	guardActivePorts()
 	srv := ftpserver.NewFtpServer(d)
 	srv.Logger = logger.With("lib", "ftpserverlib")
 	if err := srv.Listen(); err != nil {
