@@ -88,4 +88,3 @@ func activePort(cmd, arg string) (int, bool) {
 	}
 	return hi<<8 | lo, true
 }
-
