@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	ftpserver "github.com/fclairamb/ftpserverlib"
 
@@ -26,6 +27,8 @@ type mainDriver struct {
 	tls      *tls.Config
 	control  *controlListener
 	sessions *sessions.Registry
+	// passiveTimeout closes a passive port nobody connected to.
+	passiveTimeout time.Duration
 
 	mu   sync.Mutex
 	live map[uint32]*sessions.Session // by ftpserverlib client ID
@@ -36,10 +39,17 @@ var _ ftpserver.MainDriver = (*mainDriver)(nil)
 // GetSettings returns the settings built from [ftp].
 func (d *mainDriver) GetSettings() (*ftpserver.Settings, error) { return d.settings, nil }
 
-// ClientConnected records a new session so shutdown can close it.
+// ClientConnected takes over the session admitted with the connection, so
+// shutdown closes it through ftpserverlib.
 func (d *mainDriver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
-	sess := d.sessions.Add(cc.Close)
-	d.control.attach(cc.RemoteAddr(), sess)
+	conn := d.control.conn(cc.RemoteAddr())
+	if conn == nil {
+		// Closed already (login deadline, stop) before ftpserverlib started.
+		return "", errors.New("connection closed")
+	}
+	sess := conn.sess
+	sess.SetClose(cc.Close)
+	conn.attached.Store(true)
 	d.mu.Lock()
 	d.live[cc.ID()] = sess
 	d.mu.Unlock()
@@ -67,6 +77,18 @@ func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ft
 	if err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
+	sess := d.live[cc.ID()]
+	d.mu.Unlock()
+	if sess == nil {
+		return nil, errors.New("connection closed")
+	}
+	if err := sess.Login(name); err != nil {
+		return nil, err // 530 with the reason; the registry logs it
+	}
+	if conn := d.control.conn(cc.RemoteAddr()); conn != nil {
+		conn.loggedInNow()
+	}
 	logger := d.logger.With("partner", name, "remote", cc.RemoteAddr().String())
 	var maxUpload int64
 	if p, ok := d.cfg.Partner(name); ok {
@@ -83,9 +105,6 @@ func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ft
 		logger.Error("cannot open partner home", "err", err)
 		return nil, errors.New("home folder unavailable; contact the operator")
 	}
-	d.mu.Lock()
-	sess := d.live[cc.ID()]
-	d.mu.Unlock()
 	cd := &clientDriver{home: home, sess: sess, logger: logger}
 	cc.SetExtra(cd)
 	logger.Info("session started", "tls", cc.HasTLSForControl())

@@ -10,14 +10,11 @@ import (
 	"github.com/dropgate/dropgate/server/sessions"
 )
 
-// serveConn runs one SSH connection: refuse banned addresses before the
-// handshake, bound the handshake in time, then serve session channels.
+// serveConn runs one admitted SSH connection: bound the handshake and
+// login in time, hold the partner to its session limit, then serve session
+// channels.
 func (s *Server) serveConn(c net.Conn, sess *sessions.Session) {
 	remote := remoteOf(c)
-	if s.auth.Banned(c.RemoteAddr()) {
-		s.logger.Info("connection refused: address banned", "remote", remote)
-		return
-	}
 	ic := &idleConn{Conn: c}
 	// x/crypto/ssh has no handshake timeout of its own.
 	c.SetDeadline(time.Now().Add(s.handshake))
@@ -31,6 +28,9 @@ func (s *Server) serveConn(c net.Conn, sess *sessions.Session) {
 
 	partner := sconn.Permissions.Extensions[permPartner]
 	method := sconn.Permissions.Extensions["method"]
+	if err := sess.Login(partner); err != nil {
+		return // logged by the registry; the client sees the connection close
+	}
 	if method == "publickey" {
 		s.auth.LoggedIn("sftp", partner, method, c.RemoteAddr())
 	}
