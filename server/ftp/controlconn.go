@@ -53,7 +53,7 @@ func (l *controlListener) Accept() (net.Conn, error) {
 		l.mu.Lock()
 		l.conns[cc.key] = cc
 		l.mu.Unlock()
-		cc.loginTimer = time.AfterFunc(l.loginTimeout, cc.loginDeadline)
+		cc.loginTimer.Store(time.AfterFunc(l.loginTimeout, cc.loginDeadline))
 		return cc, nil
 	}
 }
@@ -87,7 +87,7 @@ type controlConn struct {
 	attached atomic.Bool
 	once     sync.Once
 
-	loginTimer *time.Timer
+	loginTimer atomic.Pointer[time.Timer]
 	loggedIn   atomic.Bool
 
 	// plain holds until the control connection turns to TLS (AUTH TLS
@@ -99,7 +99,7 @@ type controlConn struct {
 // loggedInNow ends the login deadline.
 func (c *controlConn) loggedInNow() {
 	c.loggedIn.Store(true)
-	c.loginTimer.Stop()
+	c.loginTimer.Load().Stop()
 }
 
 // loginDeadline closes a connection that did not log in within the login
@@ -147,8 +147,8 @@ func (c *controlConn) Write(p []byte) (int, error) {
 // Close closes the connection and releases its place in the limits.
 func (c *controlConn) Close() error {
 	c.once.Do(func() {
-		if c.loginTimer != nil {
-			c.loginTimer.Stop()
+		if t := c.loginTimer.Load(); t != nil {
+			t.Stop()
 		}
 		c.l.mu.Lock()
 		delete(c.l.conns, c.key)

@@ -39,8 +39,11 @@ var _ ftpserver.MainDriver = (*mainDriver)(nil)
 // GetSettings returns the settings built from [ftp].
 func (d *mainDriver) GetSettings() (*ftpserver.Settings, error) { return d.settings, nil }
 
-// ClientConnected takes over the session admitted with the connection, so
-// shutdown closes it through ftpserverlib.
+// ClientConnected ties ftpserverlib's client to the session admitted with
+// its connection. The session is closed by closing that connection, not by
+// ftpserverlib's Close, which races with the library's own disconnect (a
+// failed PASS): ftpserverlib then ends the session itself, closing any
+// transfer.
 func (d *mainDriver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
 	conn := d.control.conn(cc.RemoteAddr())
 	if conn == nil {
@@ -48,7 +51,6 @@ func (d *mainDriver) ClientConnected(cc ftpserver.ClientContext) (string, error)
 		return "", errors.New("connection closed")
 	}
 	sess := conn.sess
-	sess.SetClose(cc.Close)
 	conn.attached.Store(true)
 	d.mu.Lock()
 	d.live[cc.ID()] = sess

@@ -2,7 +2,6 @@ package ftp
 
 import (
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,33 +17,32 @@ var _ ftpserver.MainDriverExtensionPassiveWrapper = (*mainDriver)(nil)
 // session holds at most one: a new PASV closes the previous one.)
 func (d *mainDriver) WrapPassiveListener(ln net.Listener) (net.Listener, error) {
 	p := &passiveListener{Listener: ln}
-	p.timer = time.AfterFunc(d.passiveTimeout, func() {
+	p.timer.Store(time.AfterFunc(d.passiveTimeout, func() {
 		if p.accepted.Load() {
 			return
 		}
 		d.sessions.NoteLimit("passive_timeout", "timeout", d.passiveTimeout, "port", ln.Addr().(*net.TCPAddr).Port)
-		p.Close()
-	})
+		ln.Close()
+	}))
 	return p, nil
 }
 
 type passiveListener struct {
 	net.Listener
-	timer    *time.Timer
+	timer    atomic.Pointer[time.Timer]
 	accepted atomic.Bool
-	once     sync.Once
 }
 
 func (p *passiveListener) Accept() (net.Conn, error) {
 	c, err := p.Listener.Accept()
 	if err == nil {
 		p.accepted.Store(true)
-		p.timer.Stop()
+		p.timer.Load().Stop()
 	}
 	return c, err
 }
 
 func (p *passiveListener) Close() error {
-	p.once.Do(func() { p.timer.Stop() })
+	p.timer.Load().Stop()
 	return p.Listener.Close()
 }

@@ -70,7 +70,7 @@ func (r *Registry) Admit(remote net.Addr, close func() error) (*Session, error) 
 	late := s.closing
 	r.mu.Unlock()
 	if late {
-		go s.closeConn()
+		go s.close()
 	}
 	return s, nil
 }

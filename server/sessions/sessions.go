@@ -78,7 +78,7 @@ func (r *Registry) Add(close func() error) *Session {
 	late := s.closing
 	r.mu.Unlock()
 	if late {
-		go s.closeConn()
+		go s.close()
 	}
 	return s
 }
@@ -91,14 +91,6 @@ func (r *Registry) addLocked(close func() error) *Session {
 		r.closedIdle++
 	}
 	return s
-}
-
-// SetClose replaces the function that ends the session's connection, for a
-// protocol library that takes the connection over after it was admitted.
-func (s *Session) SetClose(close func() error) {
-	s.reg.mu.Lock()
-	defer s.reg.mu.Unlock()
-	s.close = close
 }
 
 // Remove forgets a session whose connection has ended, for whatever reason.
@@ -173,7 +165,7 @@ func (s *Session) Replied() {
 	left := len(r.live) - 1
 	r.mu.Unlock()
 	r.logger.Info("shutting down: transfer ended; session closed", "sessions_left", left)
-	go s.closeConn()
+	go s.close()
 }
 
 // Drain stops the registry: idle sessions are closed at once, sessions with
@@ -201,7 +193,7 @@ func (r *Registry) Drain(grace time.Duration) {
 	}
 	r.mu.Unlock()
 	for _, s := range idle {
-		go s.closeConn()
+		go s.close()
 	}
 	if len(idle) > 0 || busy > 0 {
 		r.logger.Info("shutting down: closed idle sessions; sessions mid-transfer may finish",
@@ -224,7 +216,7 @@ func (r *Registry) Drain(grace time.Duration) {
 		r.closedAtGraceEnd += len(rest)
 		r.mu.Unlock()
 		for _, s := range rest {
-			go s.closeConn()
+			go s.close()
 		}
 		if len(rest) > 0 {
 			r.logger.Info("shutdown grace over; closed sessions still transferring",
@@ -251,12 +243,4 @@ func (r *Registry) Live() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.live)
-}
-
-// closeConn ends the session's connection with its current close function.
-func (s *Session) closeConn() {
-	s.reg.mu.Lock()
-	c := s.close
-	s.reg.mu.Unlock()
-	c()
 }
