@@ -24,6 +24,7 @@ import (
 	"github.com/dropgate/dropgate/server/auth"
 	"github.com/dropgate/dropgate/server/auth/authtest"
 	"github.com/dropgate/dropgate/server/ftp"
+	"github.com/dropgate/dropgate/server/internal/servertest"
 	"github.com/dropgate/dropgate/server/sftp"
 )
 
@@ -62,20 +63,6 @@ func startServers(t *testing.T, cfg *config.Config) *servers {
 	wg.Go(func() { fs.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	return &servers{cfg: cfg, auth: a, sftp: ss, ftp: fs, notifier: n}
-}
-
-// requireTool returns the path of a client binary. A missing one skips the
-// test, except in CI (CI=true), where it must be installed.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI: %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
-	}
-	return p
 }
 
 func run(t *testing.T, name string, args ...string) (string, error) {
@@ -157,7 +144,7 @@ func (f *fixture) check(t *testing.T, s *servers, uploaded, downloaded string) {
 }
 
 func TestOpenSSHSftpClientUploadsWithKeyAndDownloadsReport(t *testing.T) {
-	bin := requireTool(t, "sftp")
+	bin := servertest.RequireTool(t, "sftp")
 	f, s := newFixture(t)
 	got := filepath.Join(f.dir, "got.result.csv")
 	batch := filepath.Join(f.dir, "batch")
@@ -185,7 +172,7 @@ func TestOpenSSHSftpClientUploadsWithKeyAndDownloadsReport(t *testing.T) {
 // times and mode on the open handle (fsetstat) before closing it; that must
 // not fail the transfer, and the times are kept.
 func TestOpenSSHSftpPutPreservingTimesSucceeds(t *testing.T) {
-	bin := requireTool(t, "sftp")
+	bin := servertest.RequireTool(t, "sftp")
 	f, s := newFixture(t)
 	mtime := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 	must(t, os.Chtimes(f.csv, mtime, mtime))
@@ -212,7 +199,7 @@ func TestOpenSSHSftpPutPreservingTimesSucceeds(t *testing.T) {
 }
 
 func TestOpenSSHClientCannotGetAShell(t *testing.T) {
-	bin := requireTool(t, "ssh")
+	bin := servertest.RequireTool(t, "ssh")
 	f, s := newFixture(t)
 	port := fmt.Sprint(s.sftp.Addr().(*net.TCPAddr).Port)
 	out, err := run(t, bin, "-p", port, "-i", f.keyFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
@@ -226,7 +213,7 @@ func TestOpenSSHClientCannotGetAShell(t *testing.T) {
 }
 
 func TestCurlUploadsOverFTPAndDownloadsReport(t *testing.T) {
-	bin := requireTool(t, "curl")
+	bin := servertest.RequireTool(t, "curl")
 	f, s := newFixture(t)
 	base := "ftp://" + s.ftp.Addr().String()
 	user := "acme:" + f.partner.Password
@@ -245,7 +232,7 @@ func TestCurlUploadsOverFTPAndDownloadsReport(t *testing.T) {
 }
 
 func TestCurlUploadsOverExplicitFTPSAndDownloadsReport(t *testing.T) {
-	bin := requireTool(t, "curl")
+	bin := servertest.RequireTool(t, "curl")
 	f, s := newFixture(t)
 	base := "ftp://" + s.ftp.Addr().String()
 	user := "acme:" + f.partner.Password
@@ -261,7 +248,7 @@ func TestCurlUploadsOverExplicitFTPSAndDownloadsReport(t *testing.T) {
 }
 
 func TestCurlUploadsOverSFTPAndDownloadsReport(t *testing.T) {
-	bin := requireTool(t, "curl")
+	bin := servertest.RequireTool(t, "curl")
 	if out, _ := run(t, bin, "-V"); !strings.Contains(out, "sftp") {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("curl in CI must support sftp:\n%s", out)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/dropgate/dropgate/server/auth/authtest"
+	"github.com/dropgate/dropgate/server/internal/servertest"
 	"github.com/dropgate/dropgate/server/sftp"
 )
 
@@ -70,8 +71,8 @@ func TestAttributesOnAnOpenUploadApplyToIt(t *testing.T) {
 // logged with its reason, as the FTP server does.
 func TestRefusedResumeAndAppendAreLoggedWithTheirReason(t *testing.T) {
 	acme := authtest.NewPartner(t, "acme")
-	logs := &logBuffer{}
-	s := start(t, authtest.Config(t, acme), func(o *sftp.Options) { o.Logger = logs.logger() })
+	logs := &servertest.Logs{}
+	s := start(t, authtest.Config(t, acme), func(o *sftp.Options) { o.Logger = logs.Logger() })
 	c := connect(t, s, "acme", ssh.Password(acme.Password))
 	if err := put(c, "inbox/a.csv", []byte("email\n")); err != nil {
 		t.Fatal(err)

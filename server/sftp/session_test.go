@@ -1,41 +1,17 @@
 package sftp_test
 
 import (
-	"bytes"
 	"encoding/binary"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	pkgsftp "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/dropgate/dropgate/server/auth/authtest"
+	"github.com/dropgate/dropgate/server/internal/servertest"
 	"github.com/dropgate/dropgate/server/sftp"
 )
-
-// logBuffer is a slog destination tests can read while the server writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // TestSubsystemSendsExitStatusZeroAndAcceptsEnv: like OpenSSH's
 // sftp-server, a session that ends cleanly reports exit status 0 (OpenSSH's
@@ -43,8 +19,8 @@ func (b *logBuffer) logger() *slog.Logger {
 // sends by default (LANG, LC_*) are accepted quietly, not logged as refused.
 func TestSubsystemSendsExitStatusZeroAndAcceptsEnv(t *testing.T) {
 	acme := authtest.NewPartner(t, "acme")
-	logs := &logBuffer{}
-	s := start(t, authtest.Config(t, acme), func(o *sftp.Options) { o.Logger = logs.logger() })
+	logs := &servertest.Logs{}
+	s := start(t, authtest.Config(t, acme), func(o *sftp.Options) { o.Logger = logs.Logger() })
 	conn, err := dialSSH(t, s, clientConfig("acme", ssh.Password(acme.Password)))
 	if err != nil {
 		t.Fatal(err)

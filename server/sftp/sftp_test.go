@@ -17,6 +17,7 @@ import (
 
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/server/auth/authtest"
+	"github.com/dropgate/dropgate/server/internal/servertest"
 	"github.com/dropgate/dropgate/server/sftp"
 )
 
@@ -188,20 +189,9 @@ func TestAbortedUploadLeavesNoFileAndNoNotification(t *testing.T) {
 	}
 	conn.Close() // the connection drops mid-transfer: no CLOSE for the handle
 	home := filepath.Join(s.cfg.PartnerHome("acme"), "inbox")
-	waitFor(t, func() bool { e, _ := os.ReadDir(home); return len(e) == 0 })
+	servertest.WaitFor(t, "the aborted upload removed", func() bool { e, _ := os.ReadDir(home); return len(e) == 0 })
 	if calls := s.notifier.Calls(); len(calls) != 0 {
 		t.Errorf("notified: %v", calls)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -213,7 +203,7 @@ func TestOversizedUploadIsRefusedAndLeavesNothing(t *testing.T) {
 	if err := put(c, "inbox/big.csv", bytes.Repeat([]byte("x"), 5000)); err == nil {
 		t.Error("oversized upload succeeded")
 	}
-	waitFor(t, func() bool { e, _ := os.ReadDir(filepath.Join(s.cfg.PartnerHome("acme"), "inbox")); return len(e) == 0 })
+	servertest.WaitFor(t, "the refused upload removed", func() bool { e, _ := os.ReadDir(filepath.Join(s.cfg.PartnerHome("acme"), "inbox")); return len(e) == 0 })
 	if calls := s.notifier.Calls(); len(calls) != 0 {
 		t.Errorf("notified: %v", calls)
 	}
@@ -390,21 +380,40 @@ func TestStopClosesLiveSessionsWithinGrace(t *testing.T) {
 func TestIdleSessionIsClosedButActiveOneIsNot(t *testing.T) {
 	acme := authtest.NewPartner(t, "acme")
 	cfg := authtest.Config(t, acme)
-	cfg.SFTP.IdleTimeout = config.Duration(500 * time.Millisecond)
+	cfg.SFTP.IdleTimeout = config.Duration(time.Second)
 	s := start(t, cfg, nil)
-	c := connect(t, s, "acme", ssh.Password(acme.Password))
-	if _, err := c.ReadDir("/"); err != nil {
+	idleConn, err := dialSSH(t, s, clientConfig("acme", ssh.Password(acme.Password)))
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Activity keeps the session open past the idle timeout.
-	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if _, err := c.ReadDir("/"); err != nil {
+	idle, err := pkgsftp.NewClient(idleConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := connect(t, s, "acme", ssh.Password(acme.Password))
+	if _, err := idle.ReadDir("/"); err != nil {
+		t.Fatal(err)
+	}
+	// The active session keeps working, without pauses, until the server
+	// has closed the idle one: no wall-clock assertion, only which of the
+	// two the server closed.
+	closed := make(chan struct{})
+	go func() { idleConn.Wait(); close(closed) }()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case <-closed:
+			if _, err := active.ReadDir("/"); err != nil {
+				t.Errorf("active session closed: %v", err)
+			}
+			return
+		case <-timeout:
+			t.Fatal("idle session still open after 30s")
+		default:
+		}
+		if _, err := active.ReadDir("/"); err != nil {
 			t.Fatalf("active session closed: %v", err)
 		}
-	}
-	time.Sleep(2 * time.Second)
-	if _, err := c.ReadDir("/"); err == nil {
-		t.Error("idle session still open")
 	}
 }
 
