@@ -1,6 +1,7 @@
 package sftp_test
 
 import (
+	"encoding/binary"
 	"io"
 	"net"
 	"strings"
@@ -87,10 +88,36 @@ func TestPartnerPastItsSessionLimitIsDisconnected(t *testing.T) {
 	cfg.SFTP.MaxSessionsPerPartner = 1
 	s := start(t, cfg, nil)
 	first := connect(t, s, "acme", ssh.Password(acme.Password))
-	if conn, err := dialSSH(t, s, clientConfig("acme", ssh.Password(acme.Password))); err == nil {
-		if _, err := pkgsftp.NewClient(conn); err == nil {
-			t.Error("second acme session served")
+	conn, err := dialSSH(t, s, clientConfig("acme", ssh.Password(acme.Password)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client is told why, on stderr, with exit status 1.
+	ch, reqs, err := conn.OpenChannel("session", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statuses := make(chan uint32, 1)
+	go func() {
+		for r := range reqs {
+			if r.Type == "exit-status" && len(r.Payload) == 4 {
+				statuses <- binary.BigEndian.Uint32(r.Payload)
+			}
 		}
+		close(statuses)
+	}()
+	if ok, err := ch.SendRequest("subsystem", true, ssh.Marshal(struct{ Name string }{"sftp"})); err != nil || !ok {
+		t.Fatalf("subsystem request: %v %v", ok, err)
+	}
+	stderr, _ := io.ReadAll(ch.Stderr())
+	if !strings.Contains(string(stderr), "too many sessions for partner acme (at most 1)") {
+		t.Errorf("stderr = %q", stderr)
+	}
+	if status, ok := <-statuses; !ok || status != 1 {
+		t.Errorf("exit status %d (sent: %v), want 1", status, ok)
+	}
+	if _, err := pkgsftp.NewClient(conn); err == nil {
+		t.Error("second acme session served")
 	}
 	g := connect(t, s, "globex", ssh.Password(globex.Password))
 	if _, err := g.ReadDir("/"); err != nil {
