@@ -198,6 +198,29 @@ func TestOpenSSHSftpPutPreservingTimesSucceeds(t *testing.T) {
 	}
 }
 
+// TestOpenSSHSftpPastThePartnerLimitSaysWhy: a partner already at
+// max_sessions_per_partner is told why, not just disconnected.
+func TestOpenSSHSftpPastThePartnerLimitSaysWhy(t *testing.T) {
+	bin := servertest.RequireTool(t, "sftp")
+	f, s := newFixture(t, func(cfg *config.Config) { cfg.SFTP.MaxSessionsPerPartner = 1 })
+	held, err := ssh.Dial("tcp", s.sftp.Addr().String(), &ssh.ClientConfig{User: "acme", Auth: []ssh.AuthMethod{ssh.Password(f.partner.Password)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	must(t, err)
+	defer held.Close()
+	batch := filepath.Join(f.dir, "batch")
+	must(t, os.WriteFile(batch, []byte("ls\n"), 0o600))
+	port := fmt.Sprint(s.sftp.Addr().(*net.TCPAddr).Port)
+	out, err := run(t, bin, "-b", batch, "-P", port, "-i", f.keyFile,
+		"-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+		"-o", "UserKnownHostsFile="+f.knownHost, "-o", "StrictHostKeyChecking=yes", "acme@127.0.0.1")
+	if err == nil {
+		t.Fatalf("sftp past the partner limit succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "too many sessions for partner acme") {
+		t.Errorf("the client was not told why:\n%s", out)
+	}
+}
+
 func TestOpenSSHClientCannotGetAShell(t *testing.T) {
 	bin := servertest.RequireTool(t, "ssh")
 	f, s := newFixture(t)
