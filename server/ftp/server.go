@@ -101,7 +101,7 @@ func New(opts Options) (*Server, error) {
 		loginTimeout = config.DefaultConnLimits().LoginTimeout.D()
 	}
 	control := &controlListener{
-		Listener:     &banListener{Listener: raw, auth: opts.Auth, logger: logger, plain: mode != tlsImplicit},
+		Listener:     &banListener{Listener: raw, auth: opts.Auth, reg: reg, plain: mode != tlsImplicit},
 		reg:          reg,
 		logger:       logger,
 		plain:        mode != tlsImplicit,

@@ -96,8 +96,9 @@ func (s *Session) Login(partner string) error {
 	return nil
 }
 
-// NoteLimit logs that limit refused something, at most once per logEvery
-// per limit; the next log says how many refusals went unlogged.
+// NoteLimit logs that limit (a config key, or another name for a refusal
+// such as a ban) refused something, at most once per logEvery per limit;
+// the next log says how many refusals went unlogged.
 func (r *Registry) NoteLimit(limit string, attrs ...any) {
 	now := r.now()
 	r.logMu.Lock()
@@ -118,7 +119,7 @@ func (r *Registry) NoteLimit(limit string, attrs ...any) {
 	if unlogged > 0 {
 		args = append(args, "refused_unlogged_since_last", unlogged)
 	}
-	r.logger.Warn("limit reached; refused", args...)
+	r.logger.Warn("refused: limit reached", args...)
 }
 
 type refusalLog struct {

@@ -138,7 +138,7 @@ func (s *Server) Run(ctx context.Context) error {
 			break
 		}
 		if s.auth.Banned(c.RemoteAddr()) {
-			s.logger.Info("connection refused: address banned", "remote", remoteOf(c))
+			s.sessions.NoteLimit("defender_ban", "remote", remoteOf(c))
 			c.Close()
 			continue
 		}
