@@ -81,7 +81,7 @@ func (r *Registry) Admit(remote net.Addr, close func() error) (*Session, error) 
 func (s *Session) Login(partner string) error {
 	r := s.reg
 	r.mu.Lock()
-	if s.partner != "" || s.removed {
+	if s.partner == partner || s.removed {
 		r.mu.Unlock()
 		return nil
 	}
@@ -90,6 +90,7 @@ func (s *Session) Login(partner string) error {
 		r.NoteLimit(LimitPerPartner, "max", max, "partner", partner, "remote", s.ip)
 		return &LimitError{Limit: LimitPerPartner, Max: max, Who: partner}
 	}
+	r.forgetPartnerLocked(s) // FTP lets a session log in again as another partner
 	s.partner = partner
 	r.perPartner[partner]++
 	r.mu.Unlock()
@@ -120,6 +121,16 @@ func (r *Registry) NoteLimit(limit string, attrs ...any) {
 		args = append(args, "refused_unlogged_since_last", unlogged)
 	}
 	r.logger.Warn("refused: limit reached", args...)
+}
+
+func (r *Registry) forgetPartnerLocked(s *Session) {
+	if s.partner == "" {
+		return
+	}
+	if r.perPartner[s.partner]--; r.perPartner[s.partner] <= 0 {
+		delete(r.perPartner, s.partner)
+	}
+	s.partner = ""
 }
 
 type refusalLog struct {

@@ -77,6 +77,17 @@ func TestLoginHoldsThePerPartnerLimit(t *testing.T) {
 	if err := acme[2].Login("acme"); err != nil {
 		t.Errorf("after an acme session ended: %v", err)
 	}
+	// Logging in again as another partner (FTP allows it) moves the count.
+	if err := acme[1].Login("globex"); err != nil {
+		t.Fatal(err)
+	}
+	late, _ := r.Admit(addr("192.0.2.1", 9), nop)
+	if err := late.Login("acme"); err != nil {
+		t.Errorf("acme after one of its sessions became globex's: %v", err)
+	}
+	if err := acme[2].Login("globex"); !errors.As(err, &le) {
+		t.Errorf("a third globex session: %v", err)
+	}
 }
 
 // syncBuf collects logs written from several goroutines.

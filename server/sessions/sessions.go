@@ -109,11 +109,7 @@ func (s *Session) Remove() {
 			delete(r.perIP, s.ip)
 		}
 	}
-	if s.partner != "" {
-		if r.perPartner[s.partner]--; r.perPartner[s.partner] <= 0 {
-			delete(r.perPartner, s.partner)
-		}
-	}
+	r.forgetPartnerLocked(s)
 	if r.stopping.Load() && len(r.live) == 0 {
 		r.emptyOnce.Do(func() { close(r.empty) })
 	}
