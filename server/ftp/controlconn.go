@@ -3,7 +3,6 @@ package ftp
 import (
 	"bytes"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -22,8 +21,7 @@ import (
 // flushes each reply line in one write.
 type controlListener struct {
 	net.Listener
-	reg    *sessions.Registry
-	logger *slog.Logger
+	reg *sessions.Registry
 	// plain is false for implicit TLS, where the control stream is TLS
 	// from its first byte.
 	plain bool

@@ -103,7 +103,6 @@ func New(opts Options) (*Server, error) {
 	control := &controlListener{
 		Listener:     &banListener{Listener: raw, auth: opts.Auth, reg: reg, plain: mode != tlsImplicit},
 		reg:          reg,
-		logger:       logger,
 		plain:        mode != tlsImplicit,
 		loginTimeout: loginTimeout,
 		conns:        map[string]*controlConn{},
