@@ -2,6 +2,8 @@ package ftp_test
 
 import (
 	"bufio"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -163,5 +165,57 @@ func TestUnusedPassivePortIsClosedAtPassiveTimeout(t *testing.T) {
 	})
 	if code, msg := raw.cmd("NOOP"); code != 200 {
 		t.Errorf("session after the passive timeout: %d %s", code, msg)
+	}
+}
+
+// freePortRange finds n consecutive free TCP ports for a passive range.
+func freePortRange(t *testing.T, n int) (int, int) {
+	t.Helper()
+	for base := 20000 + rand.IntN(30000); ; base += n {
+		var held []net.Listener
+		ok := true
+		for p := base; p < base+n; p++ {
+			ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(p)))
+			if err != nil {
+				ok = false
+				break
+			}
+			held = append(held, ln)
+		}
+		for _, ln := range held {
+			ln.Close()
+		}
+		if ok {
+			return base, base + n - 1
+		}
+	}
+}
+
+// TestOnePartnerCannotTakeEveryPassivePort: sessions of one partner sending
+// only PASV cannot take every passive port; another partner still lists.
+func TestOnePartnerCannotTakeEveryPassivePort(t *testing.T) {
+	acme, globex := authtest.NewPartner(t, "acme"), authtest.NewPartner(t, "globex")
+	cfg := authtest.Config(t, acme, globex)
+	lo, hi := freePortRange(t, 3)
+	cfg.FTP.PassivePorts = fmt.Sprintf("%d-%d", lo, hi)
+	cfg.FTP.MaxSessionsPerPartner = 2
+	s := start(t, cfg, nil, nil)
+	for i := range 3 {
+		raw := dialRaw(t, s)
+		raw.reply()
+		raw.cmd("USER acme")
+		if code, msg := raw.cmd("PASS %s", acme.Password); code != 230 {
+			if i < 2 {
+				t.Fatalf("acme session %d: %d %s", i, code, msg)
+			}
+			continue
+		}
+		if code, msg := raw.cmd("PASV"); code != 227 {
+			t.Fatalf("acme PASV %d: %d %s", i, code, msg)
+		}
+	}
+	g := login(t, s, "globex", globex.Password)
+	if _, err := g.List("/"); err != nil {
+		t.Errorf("globex listing while acme holds passive ports: %v", err)
 	}
 }
