@@ -221,6 +221,23 @@ func TestOpenSSHSftpPastThePartnerLimitSaysWhy(t *testing.T) {
 	}
 }
 
+// TestOpenSSHNegotiatesStrictKEX: the defaults keep strict KEX (the
+// Terrapin fix), which OpenSSH's client reports at -vvv.
+func TestOpenSSHNegotiatesStrictKEX(t *testing.T) {
+	bin := servertest.RequireTool(t, "ssh")
+	f, s := newFixture(t)
+	port := fmt.Sprint(s.sftp.Addr().(*net.TCPAddr).Port)
+	// The sftp subsystem with no input: it ends at once, cleanly.
+	out, err := run(t, bin, "-vvv", "-n", "-s", "-p", port, "-i", f.keyFile, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+		"-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+f.knownHost, "-o", "StrictHostKeyChecking=yes", "acme@127.0.0.1", "sftp")
+	if err != nil {
+		t.Fatalf("ssh -s sftp: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "strict KEX") {
+		t.Errorf("no strict KEX in the client's log:\n%s", out)
+	}
+}
+
 func TestOpenSSHClientCannotGetAShell(t *testing.T) {
 	bin := servertest.RequireTool(t, "ssh")
 	f, s := newFixture(t)
