@@ -71,7 +71,9 @@ func TestConnectionsPastTheLimitsGet421(t *testing.T) {
 		return strings.HasPrefix(line, "220")
 	})
 	out := logs.String()
-	if n := strings.Count(out, "limit=max_connections_per_ip"); n != 1 {
+	// Logged, but not once per refusal (the exact rate limit is tested
+	// with a clock in package sessions).
+	if n := strings.Count(out, "limit=max_connections_per_ip"); n < 1 || n >= 3 {
 		t.Errorf("%d logs of the per-address limit for 3 refusals:\n%s", n, out)
 	}
 	if !strings.Contains(out, "limit=max_connections ") {
@@ -85,18 +87,19 @@ func TestConnectionsPastTheLimitsGet421(t *testing.T) {
 func TestConnectionThatDoesNotLogInIsClosedAtTheLoginTimeout(t *testing.T) {
 	acme := authtest.NewPartner(t, "acme")
 	cfg := authtest.Config(t, acme)
-	cfg.FTP.LoginTimeout = config.Duration(300 * time.Millisecond)
+	cfg.FTP.LoginTimeout = config.Duration(time.Second)
 	s := start(t, cfg, nil, nil)
 	in := login(t, s, "acme", acme.Password)
 
 	raw := dialRaw(t, s)
 	raw.reply()
 	// Commands before login do not extend the deadline.
-	if code, _ := raw.cmd("NOOP"); code != 200 {
-		t.Fatalf("NOOP: %d", code)
+	raw.text.PrintfLine("NOOP")
+	code, msg := raw.reply()
+	if code == 200 { // answered before the deadline, as it almost always is
+		code, msg = raw.reply() // blocks until the server speaks
 	}
-	code, msg := raw.reply() // blocks until the server speaks
-	if code != 421 || !strings.Contains(msg, "Not logged in within 300ms") {
+	if code != 421 || !strings.Contains(msg, "Not logged in within 1s") {
 		t.Errorf("at the login deadline: %d %s", code, msg)
 	}
 	if _, err := raw.conn.Read(make([]byte, 1)); err == nil {

@@ -75,7 +75,9 @@ func TestConnectionsPastTheLimitsAreClosed(t *testing.T) {
 		return err == nil
 	})
 	out := logs.String()
-	if n := strings.Count(out, "limit=max_connections_per_ip"); n != 1 {
+	// Logged, but not once per refusal (the exact rate limit is tested
+	// with a clock in package sessions).
+	if n := strings.Count(out, "limit=max_connections_per_ip"); n < 1 || n >= 3 {
 		t.Errorf("%d logs of the per-address limit for 3 refusals:\n%s", n, out)
 	}
 }

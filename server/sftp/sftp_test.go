@@ -380,7 +380,7 @@ func TestStopClosesLiveSessionsWithinGrace(t *testing.T) {
 func TestIdleSessionIsClosedButActiveOneIsNot(t *testing.T) {
 	acme := authtest.NewPartner(t, "acme")
 	cfg := authtest.Config(t, acme)
-	cfg.SFTP.IdleTimeout = config.Duration(time.Second)
+	cfg.SFTP.IdleTimeout = config.Duration(2 * time.Second)
 	s := start(t, cfg, nil)
 	idleConn, err := dialSSH(t, s, clientConfig("acme", ssh.Password(acme.Password)))
 	if err != nil {
