@@ -44,6 +44,7 @@ type SFTPConfig struct {
 	KeyExchanges []string `toml:"key_exchanges"`
 	Ciphers      []string `toml:"ciphers"`
 	MACs         []string `toml:"macs"`
+	ConnLimits
 }
 
 // FTPConfig configures the embedded FTP(S) server.
@@ -56,6 +57,10 @@ type FTPConfig struct {
 	PassivePorts string   `toml:"passive_ports"` // "50000-50100"
 	PublicHost   string   `toml:"public_host"`
 	IdleTimeout  Duration `toml:"idle_timeout"`
+	// PassiveTimeout closes a passive port its data connection never came
+	// to (a PASV and nothing else would hold the port until the session ends).
+	PassiveTimeout Duration `toml:"passive_timeout"`
+	ConnLimits
 }
 
 // AdminConfig configures the admin HTTP API.

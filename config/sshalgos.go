@@ -6,24 +6,33 @@ import (
 	"strings"
 )
 
-// The SSH algorithm policy. The defaults are the modern set DESIGN.md
-// names: hybrid post-quantum and elliptic-curve key exchanges, AEAD
-// ciphers and encrypt-then-MAC. An admin may widen the lists, per server,
-// but only within the allowed sets below: they add what OpenSSH itself
-// still enables by default and Mozilla's "modern" OpenSSH guideline keeps
-// (AES-CTR with HMAC-SHA2), which clients built on libssh2 before 1.11
-// (curl and PHP on Debian 12, many embedded devices) need because they
-// offer neither AES-GCM nor *-etm MACs. SHA-1, CBC, RC4 and 3DES are never
-// accepted, whatever the config says.
+// The SSH algorithm policy. The defaults are OpenSSH's own default set
+// without SHA-1, as far as x/crypto/ssh implements it (it has neither
+// sntrup761 nor UMAC): partners' stock clients must connect without
+// reconfiguring anything. That includes AES-CTR with non-etm HMAC-SHA2,
+// the only choice of clients built on libssh2 before 1.11 (curl and PHP's
+// ssh2 on Debian 12, many integrations and devices), which offer neither
+// AES-GCM nor *-etm MACs. Strict KEX (kex-strict-*-v00@openssh.com, the
+// Terrapin fix) is always on in x/crypto/ssh. An admin may narrow each
+// list, in any order of preference, but never step outside it: SHA-1, CBC,
+// RC4 and 3DES are refused whatever the config says.
 var (
-	DefaultSSHKeyExchanges = []string{"mlkem768x25519-sha256", "curve25519-sha256", "ecdh-sha2-nistp256"}
-	DefaultSSHCiphers      = []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com"}
-	DefaultSSHMACs         = []string{"hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com"}
+	DefaultSSHKeyExchanges = []string{
+		"mlkem768x25519-sha256", "curve25519-sha256",
+		"ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
+		"diffie-hellman-group-exchange-sha256", "diffie-hellman-group16-sha512", "diffie-hellman-group14-sha256",
+	}
+	DefaultSSHCiphers = []string{
+		"chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr",
+		"aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+	}
+	DefaultSSHMACs = []string{
+		"hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "hmac-sha2-256", "hmac-sha2-512",
+	}
 
-	AllowedSSHKeyExchanges = append(slices.Clone(DefaultSSHKeyExchanges),
-		"ecdh-sha2-nistp384", "ecdh-sha2-nistp521", "diffie-hellman-group16-sha512")
-	AllowedSSHCiphers = append(slices.Clone(DefaultSSHCiphers), "aes128-ctr", "aes192-ctr", "aes256-ctr")
-	AllowedSSHMACs    = append(slices.Clone(DefaultSSHMACs), "hmac-sha2-256", "hmac-sha2-512")
+	AllowedSSHKeyExchanges = slices.Clone(DefaultSSHKeyExchanges)
+	AllowedSSHCiphers      = slices.Clone(DefaultSSHCiphers)
+	AllowedSSHMACs         = slices.Clone(DefaultSSHMACs)
 )
 
 // checkSSHAlgorithms reports every listed algorithm outside its allowed

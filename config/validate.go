@@ -50,6 +50,11 @@ func (c *Config) Validate() error {
 	checkSSHAlgorithms(bad, "sftp.key_exchanges", c.SFTP.KeyExchanges, AllowedSSHKeyExchanges)
 	checkSSHAlgorithms(bad, "sftp.ciphers", c.SFTP.Ciphers, AllowedSSHCiphers)
 	checkSSHAlgorithms(bad, "sftp.macs", c.SFTP.MACs, AllowedSSHMACs)
+	checkConnLimits(bad, "sftp", c.SFTP.ConnLimits)
+	checkConnLimits(bad, "ftp", c.FTP.ConnLimits)
+	if c.FTP.PassiveTimeout < Duration(time.Second) {
+		bad("ftp.passive_timeout", `must be at least 1s, such as "20s"`)
+	}
 	switch c.FTP.TLS {
 	case "off", "optional", "required", "implicit":
 	default:

@@ -24,6 +24,7 @@ import (
 	"github.com/dropgate/dropgate/server/auth"
 	"github.com/dropgate/dropgate/server/auth/authtest"
 	"github.com/dropgate/dropgate/server/ftp"
+	"github.com/dropgate/dropgate/server/internal/servertest"
 	"github.com/dropgate/dropgate/server/sftp"
 )
 
@@ -62,20 +63,6 @@ func startServers(t *testing.T, cfg *config.Config) *servers {
 	wg.Go(func() { fs.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	return &servers{cfg: cfg, auth: a, sftp: ss, ftp: fs, notifier: n}
-}
-
-// requireTool returns the path of a client binary. A missing one skips the
-// test, except in CI (CI=true), where it must be installed.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI: %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
-	}
-	return p
 }
 
 func run(t *testing.T, name string, args ...string) (string, error) {
@@ -157,13 +144,15 @@ func (f *fixture) check(t *testing.T, s *servers, uploaded, downloaded string) {
 }
 
 func TestOpenSSHSftpClientUploadsWithKeyAndDownloadsReport(t *testing.T) {
-	bin := requireTool(t, "sftp")
+	bin := servertest.RequireTool(t, "sftp")
 	f, s := newFixture(t)
 	got := filepath.Join(f.dir, "got.result.csv")
 	batch := filepath.Join(f.dir, "batch")
 	must(t, os.WriteFile(batch, fmt.Appendf(nil, "mkdir inbox/welcome\nput %s inbox/welcome/orders.csv\nls reports\nget reports/orders.csv.result.csv %s\n", f.csv, got), 0o600))
 	port := fmt.Sprint(s.sftp.Addr().(*net.TCPAddr).Port)
-	out, err := run(t, bin, "-b", batch, "-P", port, "-i", f.keyFile,
+	// -v: the client logs the session's exit status ("Exit status -1" when
+	// the server sends none).
+	out, err := run(t, bin, "-v", "-b", batch, "-P", port, "-i", f.keyFile,
 		"-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
 		"-o", "UserKnownHostsFile="+f.knownHost, "-o", "StrictHostKeyChecking=yes",
 		"-c", "aes128-gcm@openssh.com", "acme@127.0.0.1")
@@ -173,11 +162,84 @@ func TestOpenSSHSftpClientUploadsWithKeyAndDownloadsReport(t *testing.T) {
 	if !strings.Contains(out, "orders.csv.result.csv") {
 		t.Errorf("ls reports did not list the report:\n%s", out)
 	}
+	if !strings.Contains(out, "Exit status 0") {
+		t.Errorf("the client saw no exit status 0:\n%s", out)
+	}
 	f.check(t, s, "inbox/welcome/orders.csv", got)
 }
 
+// TestOpenSSHSftpPutPreservingTimesSucceeds: `put -p` sets the file's
+// times and mode on the open handle (fsetstat) before closing it; that must
+// not fail the transfer, and the times are kept.
+func TestOpenSSHSftpPutPreservingTimesSucceeds(t *testing.T) {
+	bin := servertest.RequireTool(t, "sftp")
+	f, s := newFixture(t)
+	mtime := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	must(t, os.Chtimes(f.csv, mtime, mtime))
+	batch := filepath.Join(f.dir, "batch")
+	// Without "-" before put, batch mode stops at the first failure.
+	must(t, os.WriteFile(batch, fmt.Appendf(nil, "put -p %s inbox/orders.csv\n", f.csv), 0o600))
+	port := fmt.Sprint(s.sftp.Addr().(*net.TCPAddr).Port)
+	out, err := run(t, bin, "-b", batch, "-P", port, "-i", f.keyFile,
+		"-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+		"-o", "UserKnownHostsFile="+f.knownHost, "-o", "StrictHostKeyChecking=yes", "acme@127.0.0.1")
+	if err != nil || strings.Contains(out, "Couldn't") {
+		t.Fatalf("sftp put -p: %v\n%s", err, out)
+	}
+	info, err := os.Stat(filepath.Join(s.cfg.PartnerHome("acme"), "inbox", "orders.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.ModTime().Equal(mtime) {
+		t.Errorf("mtime in place = %v, want %v", info.ModTime(), mtime)
+	}
+	if calls := s.notifier.Calls(); !slices.Equal(calls, []string{"acme:inbox/orders.csv"}) {
+		t.Errorf("notifications = %v", calls)
+	}
+}
+
+// TestOpenSSHSftpPastThePartnerLimitSaysWhy: a partner already at
+// max_sessions_per_partner is told why, not just disconnected.
+func TestOpenSSHSftpPastThePartnerLimitSaysWhy(t *testing.T) {
+	bin := servertest.RequireTool(t, "sftp")
+	f, s := newFixture(t, func(cfg *config.Config) { cfg.SFTP.MaxSessionsPerPartner = 1 })
+	held, err := ssh.Dial("tcp", s.sftp.Addr().String(), &ssh.ClientConfig{User: "acme", Auth: []ssh.AuthMethod{ssh.Password(f.partner.Password)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	must(t, err)
+	defer held.Close()
+	batch := filepath.Join(f.dir, "batch")
+	must(t, os.WriteFile(batch, []byte("ls\n"), 0o600))
+	port := fmt.Sprint(s.sftp.Addr().(*net.TCPAddr).Port)
+	out, err := run(t, bin, "-b", batch, "-P", port, "-i", f.keyFile,
+		"-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+		"-o", "UserKnownHostsFile="+f.knownHost, "-o", "StrictHostKeyChecking=yes", "acme@127.0.0.1")
+	if err == nil {
+		t.Fatalf("sftp past the partner limit succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "too many sessions for partner acme") {
+		t.Errorf("the client was not told why:\n%s", out)
+	}
+}
+
+// TestOpenSSHNegotiatesStrictKEX: the defaults keep strict KEX (the
+// Terrapin fix), which OpenSSH's client reports at -vvv.
+func TestOpenSSHNegotiatesStrictKEX(t *testing.T) {
+	bin := servertest.RequireTool(t, "ssh")
+	f, s := newFixture(t)
+	port := fmt.Sprint(s.sftp.Addr().(*net.TCPAddr).Port)
+	// The sftp subsystem with no input: it ends at once, cleanly.
+	out, err := run(t, bin, "-vvv", "-n", "-s", "-p", port, "-i", f.keyFile, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+		"-o", "BatchMode=yes", "-o", "UserKnownHostsFile="+f.knownHost, "-o", "StrictHostKeyChecking=yes", "acme@127.0.0.1", "sftp")
+	if err != nil {
+		t.Fatalf("ssh -s sftp: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "strict KEX") {
+		t.Errorf("no strict KEX in the client's log:\n%s", out)
+	}
+}
+
 func TestOpenSSHClientCannotGetAShell(t *testing.T) {
-	bin := requireTool(t, "ssh")
+	bin := servertest.RequireTool(t, "ssh")
 	f, s := newFixture(t)
 	port := fmt.Sprint(s.sftp.Addr().(*net.TCPAddr).Port)
 	out, err := run(t, bin, "-p", port, "-i", f.keyFile, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
@@ -191,7 +253,7 @@ func TestOpenSSHClientCannotGetAShell(t *testing.T) {
 }
 
 func TestCurlUploadsOverFTPAndDownloadsReport(t *testing.T) {
-	bin := requireTool(t, "curl")
+	bin := servertest.RequireTool(t, "curl")
 	f, s := newFixture(t)
 	base := "ftp://" + s.ftp.Addr().String()
 	user := "acme:" + f.partner.Password
@@ -210,7 +272,7 @@ func TestCurlUploadsOverFTPAndDownloadsReport(t *testing.T) {
 }
 
 func TestCurlUploadsOverExplicitFTPSAndDownloadsReport(t *testing.T) {
-	bin := requireTool(t, "curl")
+	bin := servertest.RequireTool(t, "curl")
 	f, s := newFixture(t)
 	base := "ftp://" + s.ftp.Addr().String()
 	user := "acme:" + f.partner.Password
@@ -226,7 +288,7 @@ func TestCurlUploadsOverExplicitFTPSAndDownloadsReport(t *testing.T) {
 }
 
 func TestCurlUploadsOverSFTPAndDownloadsReport(t *testing.T) {
-	bin := requireTool(t, "curl")
+	bin := servertest.RequireTool(t, "curl")
 	if out, _ := run(t, bin, "-V"); !strings.Contains(out, "sftp") {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("curl in CI must support sftp:\n%s", out)
@@ -234,12 +296,9 @@ func TestCurlUploadsOverSFTPAndDownloadsReport(t *testing.T) {
 		t.Skipf("this curl has no sftp support:\n%s", out)
 	}
 	// curl on Debian 12 is built on libssh2 1.10, which offers neither
-	// AES-GCM nor *-etm MACs: the documented [sftp] widening for such
-	// clients (AES-CTR with HMAC-SHA2), still without SHA-1 or CBC.
-	f, s := newFixture(t, func(cfg *config.Config) {
-		cfg.SFTP.Ciphers = append(cfg.SFTP.Ciphers, "aes128-ctr", "aes256-ctr")
-		cfg.SFTP.MACs = append(cfg.SFTP.MACs, "hmac-sha2-256", "hmac-sha2-512")
-	})
+	// AES-GCM nor *-etm MACs: the default [sftp] algorithms must let it in
+	// as they are.
+	f, s := newFixture(t)
 	base := fmt.Sprintf("sftp://127.0.0.1:%d", s.sftp.Addr().(*net.TCPAddr).Port)
 	auth := []string{"--user", "acme:", "--key", f.keyFile, "--hostpubsha256", f.hostSHA}
 	out, err := run(t, bin, append([]string{"-sS", "-T", f.csv, base + "/inbox/orders.csv"}, auth...)...)
@@ -249,6 +308,10 @@ func TestCurlUploadsOverSFTPAndDownloadsReport(t *testing.T) {
 	got := filepath.Join(f.dir, "got.result.csv")
 	if out, err := run(t, bin, append([]string{"-sS", "-o", got, base + "/reports/orders.csv.result.csv"}, auth...)...); err != nil {
 		t.Fatalf("curl sftp download: %v\n%s", err, out)
+	}
+	out, err = run(t, bin, append([]string{"-sS", "--list-only", base + "/reports/"}, auth...)...)
+	if err != nil || !strings.Contains(out, "orders.csv.result.csv") {
+		t.Errorf("curl sftp list reports/: %v\n%s", err, out)
 	}
 	f.check(t, s, "inbox/orders.csv", got)
 }

@@ -2,19 +2,22 @@ package ftp
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 	"time"
 
 	"github.com/dropgate/dropgate/server/auth"
+	"github.com/dropgate/dropgate/server/sessions"
 )
+
+// limitBanned names a refusal of a banned address in the logs.
+const limitBanned = "defender_ban"
 
 // banListener refuses banned addresses at connect, before any command.
 type banListener struct {
 	net.Listener
-	auth   *auth.Authenticator
-	logger *slog.Logger
-	plain  bool // false for implicit TLS, where a plain reply would be noise
+	auth  *auth.Authenticator
+	reg   *sessions.Registry // logs refusals, rate-limited
+	plain bool               // false for implicit TLS, where a plain reply would be noise
 }
 
 func (l *banListener) Accept() (net.Conn, error) {
@@ -26,7 +29,7 @@ func (l *banListener) Accept() (net.Conn, error) {
 		if !l.auth.Banned(c.RemoteAddr()) {
 			return c, nil
 		}
-		l.logger.Info("connection refused: address banned", "remote", c.RemoteAddr().String())
+		l.reg.NoteLimit(limitBanned, "remote", hostOf(c.RemoteAddr()))
 		go func() {
 			if l.plain {
 				c.SetWriteDeadline(time.Now().Add(2 * time.Second))

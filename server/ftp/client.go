@@ -62,7 +62,7 @@ func (c *clientDriver) openTransfer(name string, flags int, offset int64) (ftpse
 		return &download{File: f, sess: c.sess}, nil
 	}
 	if flags&os.O_APPEND != 0 || offset != 0 {
-		c.logger.Info("refused", "op", "resume or append", "path", name)
+		c.logger.Info("refused", "op", "resume or append", "path", name, "reason", homefs.ErrPartialWrite)
 		return nil, homefs.ErrPartialWrite
 	}
 	u, err := c.home.Create(name)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	ftpserver "github.com/fclairamb/ftpserverlib"
 
@@ -27,6 +28,8 @@ type mainDriver struct {
 	tls      *tls.Config
 	control  *controlListener
 	sessions *sessions.Registry
+	// passiveTimeout closes a passive port nobody connected to.
+	passiveTimeout time.Duration
 
 	mu   sync.Mutex
 	live map[uint32]*sessions.Session // by ftpserverlib client ID
@@ -37,10 +40,19 @@ var _ ftpserver.MainDriver = (*mainDriver)(nil)
 // GetSettings returns the settings built from [ftp].
 func (d *mainDriver) GetSettings() (*ftpserver.Settings, error) { return d.settings, nil }
 
-// ClientConnected records a new session so shutdown can close it.
+// ClientConnected ties ftpserverlib's client to the session admitted with
+// its connection. The session is closed by closing that connection, not by
+// ftpserverlib's Close, which races with the library's own disconnect (a
+// failed PASS): ftpserverlib then ends the session itself, closing any
+// transfer.
 func (d *mainDriver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
-	sess := d.sessions.Add(cc.Close)
-	d.control.attach(cc.RemoteAddr(), sess)
+	conn := d.control.conn(cc.RemoteAddr())
+	if conn == nil {
+		// Closed already (login deadline, stop) before ftpserverlib started.
+		return "", errors.New("connection closed")
+	}
+	sess := conn.sess
+	conn.attached.Store(true)
 	d.mu.Lock()
 	d.live[cc.ID()] = sess
 	d.mu.Unlock()
@@ -68,6 +80,18 @@ func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ft
 	if err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
+	sess := d.live[cc.ID()]
+	d.mu.Unlock()
+	if sess == nil {
+		return nil, errors.New("connection closed")
+	}
+	if err := sess.Login(name); err != nil {
+		return nil, err // 530 with the reason; the registry logs it
+	}
+	if conn := d.control.conn(cc.RemoteAddr()); conn != nil {
+		conn.loggedInNow()
+	}
 	logger := d.logger.With("partner", name, "remote", cc.RemoteAddr().String())
 	var maxUpload int64
 	var maxFolders int
@@ -85,9 +109,6 @@ func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ft
 		logger.Error("cannot open partner home", "err", err)
 		return nil, errors.New("home folder unavailable; contact the operator")
 	}
-	d.mu.Lock()
-	sess := d.live[cc.ID()]
-	d.mu.Unlock()
 	cd := &clientDriver{home: home, sess: sess, logger: logger}
 	cc.SetExtra(cd)
 	logger.Info("session started", "tls", cc.HasTLSForControl())

@@ -18,6 +18,7 @@ import (
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/server/auth/authtest"
 	"github.com/dropgate/dropgate/server/ftp"
+	"github.com/dropgate/dropgate/server/internal/servertest"
 )
 
 func TestUploadAppearsAndNotifiesOnce(t *testing.T) {
@@ -122,7 +123,8 @@ func TestRestAndAppendAreRefusedInIngestFolders(t *testing.T) {
 
 func TestAbortedUploadLeavesNoFileAndNoNotification(t *testing.T) {
 	acme := authtest.NewPartner(t, "acme")
-	s := start(t, authtest.Config(t, acme), nil, nil)
+	logs := &servertest.Logs{}
+	s := start(t, authtest.Config(t, acme), nil, func(o *ftp.Options) { o.Logger = logs.Logger() })
 	raw := dialRaw(t, s)
 	raw.login("acme", acme.Password)
 	data, err := raw.pasv(nil)
@@ -137,12 +139,9 @@ func TestAbortedUploadLeavesNoFileAndNoNotification(t *testing.T) {
 	// The control connection drops while the data connection is open:
 	// the server must treat the transfer as broken.
 	raw.conn.Close()
+	// The upload's end is logged: after it nothing more can appear.
+	servertest.WaitFor(t, "the upload aborted", func() bool { return strings.Contains(logs.String(), "upload aborted") })
 	inbox := filepath.Join(s.cfg.PartnerHome("acme"), "inbox")
-	waitFor(t, func() bool {
-		e, _ := os.ReadDir(inbox)
-		return len(e) == 0 && s.notifier.Calls() == nil
-	})
-	time.Sleep(100 * time.Millisecond)
 	if e, _ := os.ReadDir(inbox); len(e) != 0 || len(s.notifier.Calls()) != 0 {
 		t.Errorf("left %v, notified %v", e, s.notifier.Calls())
 	}
@@ -173,13 +172,7 @@ func TestAbortCommandDiscardsUpload(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	servertest.WaitFor(t, "condition", cond)
 }
 
 func TestOversizedUploadIsRefusedAndLeavesNothing(t *testing.T) {

@@ -3,10 +3,8 @@ package ftp_test
 import (
 	"context"
 	"crypto/tls"
-	"log/slog"
 	"net"
 	"net/textproto"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/dropgate/dropgate/server/auth"
 	"github.com/dropgate/dropgate/server/auth/authtest"
 	"github.com/dropgate/dropgate/server/ftp"
+	"github.com/dropgate/dropgate/server/internal/servertest"
 )
 
 // testServer is a running FTP server with its config and notifier.
@@ -29,23 +28,16 @@ type testServer struct {
 	stop     func() error
 }
 
-func logger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
 func start(t testing.TB, cfg *config.Config, a *auth.Authenticator, tweak func(*ftp.Options)) *testServer {
 	t.Helper()
 	if a == nil {
 		var err error
-		if a, err = auth.New(auth.Options{Config: cfg, Logger: logger()}); err != nil {
+		if a, err = auth.New(auth.Options{Config: cfg, Logger: servertest.Logger()}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	n := &authtest.Notifier{}
-	opts := ftp.Options{Config: cfg, Auth: a, Notifier: n, Logger: logger(), ShutdownGrace: time.Second}
+	opts := ftp.Options{Config: cfg, Auth: a, Notifier: n, Logger: servertest.Logger(), ShutdownGrace: time.Second}
 	if tweak != nil {
 		tweak(&opts)
 	}

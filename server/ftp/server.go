@@ -90,7 +90,25 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ftp.listen: cannot listen on %s: %w", fc.Listen, err)
 	}
-	control := newControlListener(&banListener{Listener: raw, auth: opts.Auth, logger: logger, plain: mode != tlsImplicit})
+	reg := sessions.NewLimited(logger, sessions.Limits{
+		MaxConnections: fc.MaxConnections,
+		MaxPerIP:       fc.MaxConnectionsPerIP,
+		MaxPerPartner:  fc.MaxSessionsPerPartner,
+	})
+	if fc.PassiveTimeout <= 0 {
+		fc.PassiveTimeout = config.Duration(config.DefaultPassiveTimeout)
+	}
+	loginTimeout := fc.LoginTimeout.D()
+	if loginTimeout <= 0 {
+		loginTimeout = config.DefaultConnLimits().LoginTimeout.D()
+	}
+	control := &controlListener{
+		Listener:     &banListener{Listener: raw, auth: opts.Auth, reg: reg, plain: mode != tlsImplicit},
+		reg:          reg,
+		plain:        mode != tlsImplicit,
+		loginTimeout: loginTimeout,
+		conns:        map[string]*controlConn{},
+	}
 	var ln net.Listener = control
 	if mode == tlsImplicit {
 		// ftpserverlib only wraps listeners it creates itself.
@@ -98,17 +116,19 @@ func New(opts Options) (*Server, error) {
 	}
 	settings.Listener = ln
 	d := &mainDriver{
-		cfg:      opts.Config,
-		auth:     opts.Auth,
-		notifier: opts.Notifier,
-		space:    opts.Space,
-		logger:   logger,
-		settings: settings,
-		tls:      tlsConfig,
-		control:  control,
-		sessions: sessions.New(logger),
-		live:     map[uint32]*sessions.Session{},
+		cfg:            opts.Config,
+		auth:           opts.Auth,
+		notifier:       opts.Notifier,
+		space:          opts.Space,
+		logger:         logger,
+		settings:       settings,
+		tls:            tlsConfig,
+		control:        control,
+		sessions:       reg,
+		passiveTimeout: fc.PassiveTimeout.D(),
+		live:           map[uint32]*sessions.Session{},
 	}
+	guardActivePorts()
 	srv := ftpserver.NewFtpServer(d)
 	srv.Logger = logger.With("lib", "ftpserverlib")
 	if err := srv.Listen(); err != nil {

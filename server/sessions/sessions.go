@@ -22,21 +22,30 @@ var ErrShuttingDown = errors.New("the server is shutting down and accepts no new
 // usable; call New.
 type Registry struct {
 	logger   *slog.Logger
+	limits   Limits
 	stopping atomic.Bool
 
-	mu   sync.Mutex
-	live map[*Session]struct{}
+	mu         sync.Mutex
+	live       map[*Session]struct{}
+	perIP      map[string]int // sessions admitted by address
+	perPartner map[string]int // logged-in sessions by partner
 	// empty is closed once stopping and no session is left.
 	empty     chan struct{}
 	emptyOnce sync.Once
 	// How sessions were closed during the stop, for the summary log.
 	closedIdle, closedAfterTransfer, closedAtGraceEnd int
+
+	logMu    sync.Mutex
+	refusals map[string]*refusalLog // by limit
 }
 
 // Session is one client connection as the registry sees it.
 type Session struct {
 	reg   *Registry
 	close func() error
+	ip    string // set by Admit
+	// partner is set by Login. Guarded by reg.mu.
+	partner string
 
 	// Guarded by reg.mu.
 	transfers int
@@ -45,26 +54,41 @@ type Session struct {
 	removed   bool
 }
 
-// New returns an empty registry that logs to logger.
-func New(logger *slog.Logger) *Registry {
-	return &Registry{logger: logger, live: map[*Session]struct{}{}, empty: make(chan struct{})}
+// New returns an empty registry without limits that logs to logger.
+func New(logger *slog.Logger) *Registry { return NewLimited(logger, Limits{}) }
+
+// NewLimited returns an empty registry that holds sessions to limits (see
+// Admit and Session.Login) and logs to logger.
+func NewLimited(logger *slog.Logger, limits Limits) *Registry {
+	return &Registry{
+		logger: logger, limits: limits,
+		live: map[*Session]struct{}{}, perIP: map[string]int{}, perPartner: map[string]int{},
+		refusals: map[string]*refusalLog{},
+		empty:    make(chan struct{}),
+	}
 }
 
-// Add registers a session; close ends its connection. close is always
-// called on its own goroutine, so it may block on the protocol library's
-// locks. A session added after the stop began is closed at once.
+// Add registers a session, outside the connection limits; close ends its
+// connection. close is always called on its own goroutine, so it may block
+// on the protocol library's locks. A session added after the stop began is
+// closed at once.
 func (r *Registry) Add(close func() error) *Session {
-	s := &Session{reg: r, close: close}
 	r.mu.Lock()
-	r.live[s] = struct{}{}
-	late := r.stopping.Load()
-	if late {
-		s.closing = true
-		r.closedIdle++
-	}
+	s := r.addLocked(close)
+	late := s.closing
 	r.mu.Unlock()
 	if late {
 		go s.close()
+	}
+	return s
+}
+
+func (r *Registry) addLocked(close func() error) *Session {
+	s := &Session{reg: r, close: close}
+	r.live[s] = struct{}{}
+	if r.stopping.Load() {
+		s.closing = true
+		r.closedIdle++
 	}
 	return s
 }
@@ -80,6 +104,12 @@ func (s *Session) Remove() {
 	}
 	s.removed = true
 	delete(r.live, s)
+	if s.ip != "" {
+		if r.perIP[s.ip]--; r.perIP[s.ip] <= 0 {
+			delete(r.perIP, s.ip)
+		}
+	}
+	r.forgetPartnerLocked(s)
 	if r.stopping.Load() && len(r.live) == 0 {
 		r.emptyOnce.Do(func() { close(r.empty) })
 	}

@@ -55,6 +55,9 @@ func serveForBench(dataDir string) error {
 	cfg.SFTP.Listen = "127.0.0.1:0"
 	cfg.Partners = []config.Partner{{Name: "bench", AuthorizedKeys: []string{os.Getenv("DROPGATE_BENCH_KEY")}, MaxUploadBytes: 1 << 40}}
 	cfg.Defender.MaxFailures = 0
+	// BenchmarkSFTPIdleSessions opens more sessions from one address and
+	// partner than the default limits allow.
+	cfg.SFTP.MaxConnections, cfg.SFTP.MaxConnectionsPerIP, cfg.SFTP.MaxSessionsPerPartner = 1000, 1000, 1000
 	a, err := auth.New(auth.Options{Config: cfg})
 	if err != nil {
 		return err

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
+	"sync"
+	"time"
 
 	pkgsftp "github.com/pkg/sftp"
 
@@ -16,8 +19,15 @@ import (
 
 // handlers serves pkg/sftp requests from a partner's confined home.
 type handlers struct {
-	home *homefs.FS
-	sess *sessions.Session
+	home   *homefs.FS
+	sess   *sessions.Session
+	logger *slog.Logger
+
+	// Uploads in progress by final path. pkg/sftp turns fstat and fsetstat
+	// on an open handle into Stat and Setstat of its path, which does not
+	// exist until the upload is closed: they are answered from here.
+	mu      sync.Mutex
+	uploads map[string]*upload
 }
 
 var (
@@ -30,8 +40,8 @@ var (
 	_ pkgsftp.TransferError        = (*upload)(nil)
 )
 
-func handlersFor(home *homefs.FS, sess *sessions.Session) pkgsftp.Handlers {
-	h := &handlers{home: home, sess: sess}
+func handlersFor(home *homefs.FS, sess *sessions.Session, logger *slog.Logger) pkgsftp.Handlers {
+	h := &handlers{home: home, sess: sess, logger: logger, uploads: map[string]*upload{}}
 	return pkgsftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h}
 }
 
@@ -79,18 +89,40 @@ func (h *handlers) create(r *pkgsftp.Request) (*upload, error) {
 		h.sess.EndTransfer()
 		return nil, err
 	}
-	return &upload{Upload: u, sess: h.sess}, nil
+	up := &upload{Upload: u, sess: h.sess}
+	up.done = func() { h.forget(r.Filepath, up) }
+	h.mu.Lock()
+	h.uploads[r.Filepath] = up
+	h.mu.Unlock()
+	return up, nil
+}
+
+// openUpload returns this session's upload in progress to p, if any.
+func (h *handlers) openUpload(p string) *upload {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.uploads[p]
+}
+
+func (h *handlers) forget(p string, u *upload) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.uploads[p] == u {
+		delete(h.uploads, p)
+	}
 }
 
 func (h *handlers) createFile(r *pkgsftp.Request) (*homefs.Upload, error) {
 	flags := r.Pflags()
 	if flags.Append {
+		h.logger.Info("refused", "op", "append", "path", r.Filepath, "reason", homefs.ErrPartialWrite)
 		return nil, homefs.ErrPartialWrite
 	}
 	if !flags.Trunc {
 		// Without TRUNC an existing file would be overwritten in place
 		// from some offset: a resume. A new file is fine.
 		if _, err := h.home.Lstat(r.Filepath); err == nil {
+			h.logger.Info("refused", "op", "resume", "path", r.Filepath, "reason", homefs.ErrPartialWrite)
 			return nil, homefs.ErrPartialWrite
 		}
 	}
@@ -105,6 +137,9 @@ func (h *handlers) Filecmd(r *pkgsftp.Request) error {
 func (h *handlers) filecmd(r *pkgsftp.Request) error {
 	switch r.Method {
 	case "Setstat":
+		if u := h.openUpload(r.Filepath); u != nil {
+			return setUploadAttrs(u, r)
+		}
 		// Clients set times and modes after an upload (WinSCP, `put -p`);
 		// refusing would fail the transfer, and ingest does not care.
 		if _, err := h.home.Lstat(r.Filepath); err != nil {
@@ -144,6 +179,23 @@ func (h *handlers) filecmd(r *pkgsftp.Request) error {
 	return pkgsftp.ErrSSHFxOpUnsupported
 }
 
+// setUploadAttrs applies fsetstat to an upload in progress: times are kept
+// (the rename into place preserves them), a size truncates it; modes and
+// owners are accepted and ignored, as for finished files, since dropgate
+// sets its own.
+func setUploadAttrs(u *upload, r *pkgsftp.Request) error {
+	flags, attrs := r.AttrFlags(), r.Attributes()
+	if flags.Size {
+		if err := u.Truncate(int64(attrs.Size)); err != nil {
+			return err
+		}
+	}
+	if flags.Acmodtime {
+		return u.SetTimes(time.Unix(int64(attrs.Atime), 0), time.Unix(int64(attrs.Mtime), 0))
+	}
+	return nil
+}
+
 // PosixRename is rename with overwrite (posix-rename@openssh.com), what
 // OpenSSH's sftp uses.
 func (h *handlers) PosixRename(r *pkgsftp.Request) error {
@@ -160,6 +212,13 @@ func (h *handlers) Filelist(r *pkgsftp.Request) (pkgsftp.ListerAt, error) {
 		}
 		return listerAt(entries), nil
 	case "Stat":
+		if u := h.openUpload(r.Filepath); u != nil {
+			info, err := u.Stat() // fstat on the open upload
+			if err != nil {
+				return nil, err
+			}
+			return listerAt{info}, nil
+		}
 		info, err := h.home.Stat(r.Filepath)
 		if err != nil {
 			return nil, err

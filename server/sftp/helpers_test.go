@@ -2,8 +2,6 @@ package sftp_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/server/auth"
 	"github.com/dropgate/dropgate/server/auth/authtest"
+	"github.com/dropgate/dropgate/server/internal/servertest"
 	"github.com/dropgate/dropgate/server/sftp"
 )
 
@@ -25,21 +24,14 @@ type testServer struct {
 	stop     func() error // cancels Run and returns its error
 }
 
-func logger(t *testing.T) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
 func start(t *testing.T, cfg *config.Config, tweak func(*sftp.Options)) *testServer {
 	t.Helper()
-	a, err := auth.New(auth.Options{Config: cfg, Logger: logger(t)})
+	a, err := auth.New(auth.Options{Config: cfg, Logger: servertest.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := &authtest.Notifier{}
-	opts := sftp.Options{Config: cfg, Auth: a, Notifier: n, Logger: logger(t), ShutdownGrace: time.Second}
+	opts := sftp.Options{Config: cfg, Auth: a, Notifier: n, Logger: servertest.Logger(), ShutdownGrace: time.Second}
 	if tweak != nil {
 		tweak(&opts)
 	}

@@ -51,8 +51,9 @@ type Options struct {
 	// go on after Run's context is cancelled (DefaultShutdownGrace when
 	// zero); idle sessions are closed at once.
 	ShutdownGrace time.Duration
-	// HandshakeTimeout bounds the SSH handshake and login
-	// (DefaultHandshakeTimeout when zero).
+	// HandshakeTimeout bounds the SSH handshake and login; when zero,
+	// [sftp] login_timeout does (DefaultHandshakeTimeout when that is zero
+	// too).
 	HandshakeTimeout time.Duration
 }
 
@@ -100,10 +101,17 @@ func New(opts Options) (*Server, error) {
 		listener:  ln,
 		grace:     opts.ShutdownGrace,
 		handshake: opts.HandshakeTimeout,
-		sessions:  sessions.New(logger),
+		sessions: sessions.NewLimited(logger, sessions.Limits{
+			MaxConnections: opts.Config.SFTP.MaxConnections,
+			MaxPerIP:       opts.Config.SFTP.MaxConnectionsPerIP,
+			MaxPerPartner:  opts.Config.SFTP.MaxSessionsPerPartner,
+		}),
 	}
 	if s.grace <= 0 {
 		s.grace = DefaultShutdownGrace
+	}
+	if s.handshake <= 0 {
+		s.handshake = opts.Config.SFTP.LoginTimeout.D()
 	}
 	if s.handshake <= 0 {
 		s.handshake = DefaultHandshakeTimeout
@@ -133,9 +141,20 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			break
 		}
-		// Registered before the handshake, so a connection still logging
-		// in is closed at stop like an idle one.
-		sess := s.sessions.Add(c.Close)
+		if s.auth.Banned(c.RemoteAddr()) {
+			s.sessions.NoteLimit("defender_ban", "remote", remoteOf(c))
+			c.Close()
+			continue
+		}
+		// Admitted before the handshake, so connections still logging in
+		// count against the limits and are closed at stop like idle ones.
+		// A refused one is just closed: SSH has no reply before its
+		// version exchange (the registry logs the refusal).
+		sess, err := s.sessions.Admit(c.RemoteAddr(), c.Close)
+		if err != nil {
+			c.Close()
+			continue
+		}
 		s.wg.Go(func() {
 			defer sess.Remove()
 			defer c.Close()

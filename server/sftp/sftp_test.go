@@ -17,6 +17,7 @@ import (
 
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/server/auth/authtest"
+	"github.com/dropgate/dropgate/server/internal/servertest"
 	"github.com/dropgate/dropgate/server/sftp"
 )
 
@@ -188,20 +189,9 @@ func TestAbortedUploadLeavesNoFileAndNoNotification(t *testing.T) {
 	}
 	conn.Close() // the connection drops mid-transfer: no CLOSE for the handle
 	home := filepath.Join(s.cfg.PartnerHome("acme"), "inbox")
-	waitFor(t, func() bool { e, _ := os.ReadDir(home); return len(e) == 0 })
+	servertest.WaitFor(t, "the aborted upload removed", func() bool { e, _ := os.ReadDir(home); return len(e) == 0 })
 	if calls := s.notifier.Calls(); len(calls) != 0 {
 		t.Errorf("notified: %v", calls)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -213,7 +203,7 @@ func TestOversizedUploadIsRefusedAndLeavesNothing(t *testing.T) {
 	if err := put(c, "inbox/big.csv", bytes.Repeat([]byte("x"), 5000)); err == nil {
 		t.Error("oversized upload succeeded")
 	}
-	waitFor(t, func() bool { e, _ := os.ReadDir(filepath.Join(s.cfg.PartnerHome("acme"), "inbox")); return len(e) == 0 })
+	servertest.WaitFor(t, "the refused upload removed", func() bool { e, _ := os.ReadDir(filepath.Join(s.cfg.PartnerHome("acme"), "inbox")); return len(e) == 0 })
 	if calls := s.notifier.Calls(); len(calls) != 0 {
 		t.Errorf("notified: %v", calls)
 	}
@@ -313,7 +303,8 @@ func TestWeakAlgorithmsAreRefused(t *testing.T) {
 	for name, alg := range map[string]ssh.Config{
 		"sha1 kex":   {KeyExchanges: []string{"diffie-hellman-group14-sha1"}},
 		"cbc cipher": {Ciphers: []string{"aes128-cbc"}},
-		"ctr cipher": {Ciphers: []string{"aes128-ctr"}, MACs: []string{"hmac-sha2-256-etm@openssh.com"}},
+		"3des":       {Ciphers: []string{"3des-cbc"}},
+		"rc4":        {Ciphers: []string{"arcfour256"}},
 		"sha1 mac":   {Ciphers: []string{"aes128-ctr"}, MACs: []string{"hmac-sha1"}},
 	} {
 		cc := clientConfig("acme", ssh.Password(acme.Password))
@@ -389,21 +380,40 @@ func TestStopClosesLiveSessionsWithinGrace(t *testing.T) {
 func TestIdleSessionIsClosedButActiveOneIsNot(t *testing.T) {
 	acme := authtest.NewPartner(t, "acme")
 	cfg := authtest.Config(t, acme)
-	cfg.SFTP.IdleTimeout = config.Duration(500 * time.Millisecond)
+	cfg.SFTP.IdleTimeout = config.Duration(2 * time.Second)
 	s := start(t, cfg, nil)
-	c := connect(t, s, "acme", ssh.Password(acme.Password))
-	if _, err := c.ReadDir("/"); err != nil {
+	idleConn, err := dialSSH(t, s, clientConfig("acme", ssh.Password(acme.Password)))
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Activity keeps the session open past the idle timeout.
-	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		if _, err := c.ReadDir("/"); err != nil {
+	idle, err := pkgsftp.NewClient(idleConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := connect(t, s, "acme", ssh.Password(acme.Password))
+	if _, err := idle.ReadDir("/"); err != nil {
+		t.Fatal(err)
+	}
+	// The active session keeps working, without pauses, until the server
+	// has closed the idle one: no wall-clock assertion, only which of the
+	// two the server closed.
+	closed := make(chan struct{})
+	go func() { idleConn.Wait(); close(closed) }()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case <-closed:
+			if _, err := active.ReadDir("/"); err != nil {
+				t.Errorf("active session closed: %v", err)
+			}
+			return
+		case <-timeout:
+			t.Fatal("idle session still open after 30s")
+		default:
+		}
+		if _, err := active.ReadDir("/"); err != nil {
 			t.Fatalf("active session closed: %v", err)
 		}
-	}
-	time.Sleep(2 * time.Second)
-	if _, err := c.ReadDir("/"); err == nil {
-		t.Error("idle session still open")
 	}
 }
 
@@ -501,28 +511,28 @@ func TestAlgorithmPolicyIsWhatXCryptoImplements(t *testing.T) {
 	}
 }
 
-// TestWidenedAlgorithmsLetOlderClientsIn: with [sftp] ciphers and macs
-// widened to AES-CTR and HMAC-SHA2, a client that offers only those (as
-// libssh2 before 1.11 does) logs in; SHA-1 stays refused.
-func TestWidenedAlgorithmsLetOlderClientsIn(t *testing.T) {
+// TestDefaultAlgorithmsLetLibssh2ClientsIn: with the default [sftp]
+// algorithms, a client that offers only what libssh2 1.10 does (AES-CTR,
+// non-etm HMAC-SHA2: curl and PHP on Debian 12) logs in; SHA-1 stays refused.
+func TestDefaultAlgorithmsLetLibssh2ClientsIn(t *testing.T) {
 	acme := authtest.NewPartner(t, "acme")
 	cfg := authtest.Config(t, acme)
-	cfg.SFTP.Ciphers = append(cfg.SFTP.Ciphers, "aes128-ctr")
-	cfg.SFTP.MACs = append(cfg.SFTP.MACs, "hmac-sha2-256")
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	s := start(t, cfg, nil)
+	for _, kex := range []string{"curve25519-sha256", "ecdh-sha2-nistp256", "diffie-hellman-group14-sha256"} {
+		for _, mac := range []string{"hmac-sha2-256", "hmac-sha2-512"} {
+			cc := clientConfig("acme", ssh.Password(acme.Password))
+			cc.Config = ssh.Config{KeyExchanges: []string{kex}, Ciphers: []string{"aes128-ctr", "aes256-ctr"}, MACs: []string{mac}}
+			conn, err := dialSSH(t, s, cc)
+			if err != nil {
+				t.Fatalf("libssh2-1.10-like client (%s, %s) refused: %v", kex, mac, err)
+			}
+			if _, err := pkgsftp.NewClient(conn); err != nil {
+				t.Fatalf("sftp: %v", err)
+			}
+		}
+	}
 	cc := clientConfig("acme", ssh.Password(acme.Password))
-	cc.Config = ssh.Config{KeyExchanges: []string{"curve25519-sha256"}, Ciphers: []string{"aes128-ctr"}, MACs: []string{"hmac-sha2-256"}}
-	conn, err := dialSSH(t, s, cc)
-	if err != nil {
-		t.Fatalf("libssh2-1.10-like client refused: %v", err)
-	}
-	if _, err := pkgsftp.NewClient(conn); err != nil {
-		t.Fatalf("sftp: %v", err)
-	}
-	cc.Config.MACs = []string{"hmac-sha1"}
+	cc.Config = ssh.Config{Ciphers: []string{"aes128-ctr"}, MACs: []string{"hmac-sha1"}}
 	if _, err := dialSSH(t, s, cc); err == nil {
 		t.Error("hmac-sha1 accepted")
 	}

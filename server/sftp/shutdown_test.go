@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/dropgate/dropgate/server/auth/authtest"
+	"github.com/dropgate/dropgate/server/internal/servertest"
 	"github.com/dropgate/dropgate/server/sftp"
 )
 
@@ -72,7 +73,7 @@ func TestStopLetsUploadFinishThenClosesItsSession(t *testing.T) {
 	// Once the stop has begun, the session may not open another file; that
 	// refusal is also how the test knows the stop is under way.
 	var refusal error
-	waitFor(t, func() bool {
+	servertest.WaitFor(t, "the stop under way", func() bool {
 		r, err := c.Open("/inbox/first.csv")
 		if err != nil {
 			refusal = err

@@ -30,11 +30,15 @@ func (d *download) Close() error {
 type upload struct {
 	*homefs.Upload
 	sess *sessions.Session
+	done func() // forgets the upload in its session's handlers
 	once sync.Once
 }
 
 func (u *upload) Close() error {
 	err := u.Upload.Close()
-	u.once.Do(u.sess.EndTransfer)
+	u.once.Do(func() {
+		u.done()
+		u.sess.EndTransfer()
+	})
 	return err
 }
