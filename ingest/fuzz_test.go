@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"strings"
@@ -98,6 +99,6 @@ func FuzzParseTemplate(f *testing.F) {
 			return
 		}
 		var buf bytes.Buffer
-		mt.render(&buf, map[string]string{}) // may fail; must not panic
+		mt.render(context.Background(), &buf, map[string]string{}) // may fail; must not panic
 	})
 }

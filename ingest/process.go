@@ -36,12 +36,17 @@ func (in *Ingester) process(ctx context.Context, it workItem) {
 		return
 	}
 	log := in.log.With("partner", it.partner, "file", it.rel)
+	// Quarantine (quarantine.go): an upload not finished twice is not read again.
+	if !in.beginAttempt(ctx, p, it.rel, log) {
+		return
+	}
 	var err error
 	if isTemplateItem(it) {
 		err = in.ingestTemplate(ctx, p, it.rel)
 	} else {
 		err = in.ingestRecipientFile(ctx, p, it.rel)
 	}
+	in.endAttempt(ctx, p, it.rel, err, log)
 	if err != nil && ctx.Err() == nil {
 		log.Error("cannot ingest file", "err", err)
 	}

@@ -7,6 +7,9 @@ const (
 	FileReceived = "received"
 	FileRejected = "rejected"
 	FileQueued   = "queued"
+	// FileQuarantined is an upload whose processing failed or was cut off
+	// twice: moved to the archive, reported, never read again by itself.
+	FileQuarantined = "quarantined"
 )
 
 // Job statuses. A job is "ingesting" while its file is still being read: the

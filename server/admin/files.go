@@ -13,7 +13,7 @@ const (
 	maxErrorsInFile = 10000
 )
 
-var fileStatuses = map[string]bool{store.FileReceived: true, store.FileRejected: true, store.FileQueued: true}
+var fileStatuses = map[string]bool{store.FileReceived: true, store.FileRejected: true, store.FileQueued: true, store.FileQuarantined: true}
 
 func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 	partner, err := partnerScope(r)
@@ -22,7 +22,7 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := store.FileFilter{Partner: partner, Status: r.URL.Query().Get("status")}
 	if f.Status != "" && !fileStatuses[f.Status] {
-		return errBadRequest("status must be one of received, rejected, queued")
+		return errBadRequest("status must be one of received, rejected, queued, quarantined")
 	}
 	if f.Limit, f.BeforeID, err = pageParams(r); err != nil {
 		return err
@@ -35,7 +35,7 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 		files = []store.File{}
 	}
 	for i := range files {
-		if files[i].Status == store.FileRejected || files[i].RowsBad > 0 {
+		if files[i].Status == store.FileRejected || files[i].Status == store.FileQuarantined || files[i].RowsBad > 0 {
 			if files[i].Errors, err = s.opts.Store.FileErrors(r.Context(), files[i].ID, maxErrorsInList); err != nil {
 				return err
 			}
