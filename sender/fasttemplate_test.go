@@ -98,7 +98,7 @@ func TestHTTPBodyTemplateStopsAtItsLimit(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
 	defer srv.Close()
 	for _, body := range []string{
-		`{"t": "{{range 10000000}}{{$.Body}}{{end}}"}`,                              // text/template
+		`{"t": "{{range 10000000}}{{$.Body}}{{end}}"}`,                             // text/template
 		`{{.Body}}{{.Body}}{{.Body}}{{.Body}}{{.Body}}{{.Body}}{{.Body}}{{.Body}}`, // the fast path
 	} {
 		cc := &config.Channel{Name: "sms", Type: config.ChannelHTTP, URL: srv.URL, Body: body, MaxBodyBytes: 1000}
