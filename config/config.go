@@ -77,8 +77,8 @@ type IngestConfig struct {
 	// ArchiveRetention is how long originals are kept in the archive.
 	ArchiveRetention Duration `toml:"archive_retention"`
 	// RenderSteps bounds the work of rendering one message from a
-	// partner's template: loop turns, function calls, and one per KiB of
-	// text a function reads.
+	// partner's template: loop turns, function calls, and one per 256
+	// bytes of text a function makes.
 	RenderSteps int64 `toml:"render_steps"`
 	// RenderTimeout bounds the time of rendering one message.
 	RenderTimeout Duration `toml:"render_timeout"`

@@ -41,7 +41,9 @@ const (
 // body together).
 type renderBudget struct {
 	// steps counts loop turns, function calls and {{template}} calls, plus
-	// one per KiB of text a function reads.
+	// one per 256 bytes of text a function makes: so one render cannot
+	// build more than steps × 256 bytes of text (25 MB by default), in
+	// however many variables.
 	steps int64
 	// timeout is the deadline of one render, for work the steps do not
 	// measure well (comparing long texts with eq, escaping in html).
@@ -106,9 +108,9 @@ func (g *guard) step(n int64) error {
 }
 
 // text checks a text a function is about to make, of n bytes, and spends a
-// step per KiB of it.
+// step per 256 bytes of it.
 func (g *guard) text(fn string, n int) error {
-	if err := g.step(1 + int64(n>>10)); err != nil {
+	if err := g.step(1 + int64(n>>8)); err != nil {
 		return err
 	}
 	if n > g.maxText {
@@ -327,4 +329,75 @@ func renderStop(ctx context.Context, t *messageTemplate, line int, err error) er
 	}
 	return &fileLevelError{Line: line, Msg: fmt.Sprintf("the template %q cannot be filled in for the row on line %d: %s; nothing was queued. Fix the template (upload templates/%s.tmpl again), or the row, then upload this file again",
 		t.name, line, limit.msg, t.name)}
+}
+
+// findRecursion returns a {{template}} call that leads back to a template
+// on its own call path, or nil. Recursion does nothing a message needs,
+// and each level of it holds a few KiB of stack, so a budget of steps
+// could still reach a deep and heavy stack: it is refused at upload.
+func findRecursion(trees []*parse.Tree) *parse.TemplateNode {
+	byName := map[string]*parse.Tree{}
+	for _, t := range trees {
+		byName[t.Name] = t
+	}
+	calls := func(t *parse.Tree) []*parse.TemplateNode {
+		var out []*parse.TemplateNode
+		var walk func(parse.Node)
+		walk = func(n parse.Node) {
+			switch n := n.(type) {
+			case *parse.ListNode:
+				if n == nil {
+					return
+				}
+				for _, c := range n.Nodes {
+					walk(c)
+				}
+			case *parse.IfNode:
+				walk(n.List)
+				walk(n.ElseList)
+			case *parse.WithNode:
+				walk(n.List)
+				walk(n.ElseList)
+			case *parse.RangeNode:
+				walk(n.List)
+				walk(n.ElseList)
+			case *parse.TemplateNode:
+				out = append(out, n)
+			}
+		}
+		if t != nil {
+			walk(t.Root)
+		}
+		return out
+	}
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var visit func(name string) *parse.TemplateNode
+	visit = func(name string) *parse.TemplateNode {
+		state[name] = onPath
+		for _, c := range calls(byName[name]) {
+			switch state[c.Name] {
+			case onPath:
+				return c
+			case unseen:
+				if bad := visit(c.Name); bad != nil {
+					return bad
+				}
+			}
+		}
+		state[name] = done
+		return nil
+	}
+	for _, t := range trees {
+		if state[t.Name] == unseen {
+			if bad := visit(t.Name); bad != nil {
+				return bad
+			}
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	htmltemplate "html/template"
 	"strings"
 	"sync"
 	"testing"
@@ -64,6 +65,37 @@ func TestGuardedRenderMatchesTextTemplate(t *testing.T) {
 // slowMachine is the default step budget with a deadline that a busy
 // machine under -race cannot reach first, so the tests see the step bound.
 var slowMachine = renderBudget{steps: defaultRenderBudget.steps, timeout: time.Hour}
+
+// TestGuardedHTMLRenderMatchesHTMLTemplate: the same for html/template,
+// whose escaper rewrites the tree after the guard did.
+func TestGuardedHTMLRenderMatchesHTMLTemplate(t *testing.T) {
+	vars := map[string]string{"a": "<b>\"x\"</b>", "u": "http://e.x/?q=a b", "n": "Ana"}
+	for _, body := range []string{
+		`<p>{{range 3}}{{.}}{{$.a}}{{end}}</p>`,
+		`<a href="{{.u}}">{{range $k, $v := .}}{{$k}}={{$v}} {{end}}</a>`,
+		`{{define "x"}}<i>{{.}}</i>{{end}}{{template "x" .a}}{{template "x"}}<script>var n = {{.n}};{{range 2}}{{$.a}}{{end}}</script>`,
+		`{{range 0}}x{{else}}<em>{{.a}}</em>{{end}}{{with .n}}{{range 2}}{{.}}{{end}}{{end}}`,
+	} {
+		mt, err := parseTemplate("t", "channel: email\nformat: html\n---\n"+body, config.DefaultChannels())
+		if err != nil {
+			t.Errorf("%s: %v", body, err)
+			continue
+		}
+		var buf bytes.Buffer
+		_, got, gotErr := mt.render(context.Background(), &buf, vars)
+		free := &guard{budget: renderBudget{steps: 1 << 40, timeout: time.Hour}, maxText: 1 << 30}
+		free.start(context.Background())
+		plain, err := htmltemplate.New("body").Option("missingkey=error").Funcs(htmltemplate.FuncMap(templateFuncs(free))).Parse(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.Reset()
+		wantErr := plain.Execute(&buf, vars)
+		if got != buf.String() || (gotErr == nil) != (wantErr == nil) {
+			t.Errorf("%s:\n guarded %q, %v\n plain   %q, %v", body, got, gotErr, buf.String(), wantErr)
+		}
+	}
+}
 
 // TestRenderStopsAtEachBound: the hostile shapes of the issue, and each way
 // a template can make a big number or a big text, fail the render with the
@@ -164,6 +196,8 @@ func TestUploadRefusesTemplatesThatCanNeverRender(t *testing.T) {
 		{"channel: email\nsubject: {{range 1000000}}x{{end}}\n---\nbody", 2, 18, "repeats its body 1000000 times"},
 		{"channel: email\nformat: html\n---\n<p>{{range (len (printf \"%0999999d\" 0))}}{{range (len (printf \"%0999999d\" 0))}}{{end}}{{end}}</p>", 4, 1,
 			"even with every variable empty, the template does too much work"},
+		{"channel: sms\n---\nHi\n{{define \"a\"}}{{template \"b\" .}}{{end}}{{define \"b\"}}x{{template \"a\" .}}{{end}}{{template \"a\" .}}", 4, 66,
+			`{{template "a"}} leads back to a template that is still running (recursion)`},
 		{"channel: sms\n---\n" + `{{$x := replace "a" "aaaaaaaaaa" "aaaaaaaaaa"}}` + strings.Repeat(`{{$x = replace "a" "aaaaaaaaaa" $x}}`, 7), 3, 1,
 			"even with every variable empty, replace would make a text of"},
 	} {

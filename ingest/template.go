@@ -192,6 +192,14 @@ func parseTemplateBudget(name, src string, channels []config.Channel, budget ren
 			return nil, &templateError{Line: bodyStart + line, Col: col, Msg: rangeTooLong(turns, budget.steps)}
 		}
 	}
+	if call := findRecursion(subjectTrees); call != nil {
+		_, col := textPosition(subjectSrc, call.Position())
+		return nil, &templateError{Line: subjectLine, Col: subjectCol + col - 1, Msg: recursionText(call)}
+	}
+	if call := findRecursion(bodyTrees); call != nil {
+		line, col := textPosition(body, call.Position())
+		return nil, &templateError{Line: bodyStart + line, Col: col, Msg: recursionText(call)}
+	}
 	if inst.subject != nil {
 		t.vars = appendVars(t.vars, inst.subject.Tree.Root)
 		t.fastSubject = fastParts(inst.subject.Tree.Root)
@@ -303,6 +311,10 @@ func textPosition(text string, pos parse.Pos) (line, col int) {
 	p := min(max(int(pos), 0), len(text))
 	before := text[:p]
 	return 1 + strings.Count(before, "\n"), p - strings.LastIndexByte(before, '\n')
+}
+
+func recursionText(call *parse.TemplateNode) string {
+	return fmt.Sprintf("{{template %q}} leads back to a template that is still running (recursion), which a message template may not use; write the text out instead", call.Name)
 }
 
 func rangeTooLong(turns, steps int64) string {
