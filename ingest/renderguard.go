@@ -35,6 +35,10 @@ const (
 	// context: often enough to stop within a millisecond or so, rarely
 	// enough to cost nothing measurable per step.
 	checkEvery = 256
+
+	// smallRange is the longest range over an integer charged at once
+	// rather than turn by turn.
+	smallRange = 1024
 )
 
 // renderBudget bounds the work of one render (one message: subject and
@@ -128,10 +132,11 @@ func (g *guard) raise(err error) {
 }
 
 // rangeValue is rangeFunc: it passes a range's value through, counting its
-// turns. An integer becomes an iterator that spends a step per turn (it is
-// the only way to loop long without data); a slice, map or string is
-// charged its length up front and ranged as it is, so the range keeps
-// text/template's meaning exactly.
+// turns. An integer past smallRange becomes an iterator that spends a step
+// per turn (it is the only way to loop long without data), so the loop
+// stops at the turn that passes a bound; a smaller integer, a slice, a map
+// or a string is charged its length up front and ranged as it is, so the
+// range keeps text/template's meaning exactly.
 func (g *guard) rangeValue(v reflect.Value) (reflect.Value, error) {
 	if err := g.step(1); err != nil {
 		return v, err
@@ -152,6 +157,12 @@ func (g *guard) rangeValue(v reflect.Value) (reflect.Value, error) {
 		return v, g.step(int64(v.Len()))
 	default:
 		return v, nil // text/template reports what it cannot range over
+	}
+	if n <= smallRange {
+		// Charged up front and ranged as it is: an iterator costs about
+		// twenty allocations through reflect, and a short loop never runs
+		// long between two looks at the clock.
+		return v, g.step(max(n, 0))
 	}
 	var seq iter.Seq[int] = func(yield func(int) bool) {
 		for i := int64(0); i < n; i++ {

@@ -12,6 +12,9 @@ import (
 	"text/template"
 	"time"
 
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
+
 	"github.com/dropgate/dropgate/config"
 )
 
@@ -37,6 +40,11 @@ func TestGuardedRenderMatchesTextTemplate(t *testing.T) {
 		`{{$x := replace "a" "bb" "aXa"}}{{$x}} {{upper .n}} {{title "ana maria"}} {{.d | date "02/01/2006"}} {{truncate 3 .n}}`,
 		`{{printf "%05d|%s" 42 .a}} {{print 1 2 .a}} {{println .a}} {{html "<b>"}} {{js "a'b"}} {{urlquery "a b&c"}} {{len .n}} {{index . "a"}} {{slice .n 1 3}}`,
 		`{{range (len .n)}}{{.}}{{end}}`,
+		// Past smallRange, through the counting iterator.
+		`{{range 2000}}{{if lt . 3}}{{continue}}{{end}}{{if eq . 6}}{{break}}{{end}}{{.}}{{end}}`,
+		`{{range $i := 1500}}{{if eq $i 1499}}{{$i}}{{end}}{{end}}`,
+		`{{range 1025}}{{if eq . 1024}}last{{end}}{{else}}never{{end}}`,
+		`{{range $i, $v := 2000}}{{end}}`,
 		`{{range $i, $c := slice .n 0 3}}{{$i}}{{$c}}{{end}}`,
 	} {
 		src := "channel: email\nsubject: S {{.a}}\n---\n" + body
@@ -243,4 +251,42 @@ func TestConcurrentRendersOfOneTemplateKeepTheirOwnBudgets(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// BenchmarkRenderExecute measures what the guard costs a row whose template
+// needs text/template (functions, a loop): the guarded render against
+// text/template's own Execute of the same text with the unbounded
+// functions dropgate had before.
+//
+//	go test ./ingest -run '^$' -bench BenchmarkRenderExecute
+func BenchmarkRenderExecute(b *testing.B) {
+	body := `Ola {{.first_name | title}}, a sua encomenda {{.order_id}} foi enviada{{range 3}}.{{end}} {{if .city}}({{upper .city}}){{end}}`
+	vars := map[string]string{"first_name": "ana", "order_id": "A-123", "city": "Lisboa"}
+	mt, err := parseTemplate("t", "channel: sms\n---\n"+body, config.DefaultChannels())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("guarded", func(b *testing.B) {
+		var buf bytes.Buffer
+		ctx := context.Background()
+		for b.Loop() {
+			if _, _, err := mt.render(ctx, &buf, vars); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("plain", func(b *testing.B) {
+		// The functions as they were before the guard: unbounded.
+		titler := cases.Title(language.Und)
+		funcs := template.FuncMap{"upper": strings.ToUpper, "title": func(s string) string { return titler.String(s) }}
+		plain := template.Must(template.New("body").Option("missingkey=error").Funcs(funcs).Parse(body))
+		var buf bytes.Buffer
+		for b.Loop() {
+			buf.Reset()
+			if err := plain.Execute(&buf, vars); err != nil {
+				b.Fatal(err)
+			}
+			_ = buf.String()
+		}
+	})
 }
