@@ -81,15 +81,21 @@ func (in *Ingester) endAttempt(ctx context.Context, p *partner, rel string, err 
 	}
 }
 
-// quarantine takes an upload out of the partner's home for good: recorded
-// as a quarantined file (GET /api/v1/files?status=quarantined), reported to
-// the partner, moved to the archive, and its attempt record cleared.
+// quarantine takes an upload out of the partner's home for good: moved to
+// the archive first (so that, whatever fails next, it is never read
+// again), then recorded as a quarantined file (GET
+// /api/v1/files?status=quarantined), reported to the partner, and its
+// attempt record cleared.
 func (in *Ingester) quarantine(ctx context.Context, p *partner, rel string, a store.IngestAttempt, log *slog.Logger) error {
 	abs := filepath.Join(p.home, filepath.FromSlash(rel))
 	sum, size, err := hashFile(abs)
 	if errors.Is(err, os.ErrNotExist) {
 		return in.st.EndIngestAttempt(ctx, p.cfg.Name, rel)
 	}
+	if err != nil {
+		return err
+	}
+	dst, err := in.archive(p, abs)
 	if err != nil {
 		return err
 	}
@@ -101,10 +107,10 @@ func (in *Ingester) quarantine(ctx context.Context, p *partner, rel string, a st
 	reason := fmt.Sprintf("this file was not processed: %s %d times, so it will not be read again automatically, and it was moved out of %s. "+
 		"Check it for what is unusual (a template with large loops, a very large file), fix it, and upload it again; tell your administrator if this repeats",
 		what, a.Attempts, folder)
-	fileID, err := in.st.QuarantineFile(ctx, store.File{Partner: p.cfg.Name, Name: rel, Size: size, SHA256: sum}, reason)
-	if err != nil {
+	if _, err := in.st.QuarantineFile(ctx, store.File{Partner: p.cfg.Name, Name: rel, Size: size, SHA256: sum, ArchivePath: dst}, reason); err != nil {
 		return err
 	}
+	log.Warn("file quarantined: it was not processed twice and will not be read again", "attempts", a.Attempts, "last_error", a.LastError, "archive", dst)
 	if isTemplateItem(workItem{partner: p.cfg.Name, rel: rel}) {
 		err = writeAtomic(reportPath(p, rel, templateErrorsSuffix), func(w *bufio.Writer) error {
 			fmt.Fprintf(w, "%s: %s.\n", rel, reason)
@@ -114,15 +120,8 @@ func (in *Ingester) quarantine(ctx context.Context, p *partner, rel string, a st
 		err = writeErrorsReport(reportPath(p, rel, errorsSuffix), []store.FileError{{Line: 0, Error: reason}})
 	}
 	if err != nil {
-		return err
+		// The file is out and recorded; the API says what the report would.
+		log.Error("cannot write the quarantine report", "err", err)
 	}
-	dst, err := in.archive(p, abs)
-	if err != nil {
-		return err
-	}
-	if err := in.st.SetFileArchive(ctx, fileID, dst); err != nil {
-		return err
-	}
-	log.Warn("file quarantined: it was not processed twice and will not be read again", "attempts", a.Attempts, "last_error", a.LastError, "archive", dst)
 	return in.st.EndIngestAttempt(ctx, p.cfg.Name, rel)
 }

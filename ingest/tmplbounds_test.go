@@ -271,3 +271,30 @@ func (e *testEnv) runUntil(what string, cond func() bool) {
 	}()
 	waitFor(e.t, what, 30*time.Second, cond)
 }
+
+// TestTemplateThatFailsInsideTwiceIsQuarantined: dropgate's own failure
+// (here: a stale report it cannot remove) on the same upload twice
+// quarantines it at the second failure, with that failure as the reason.
+func TestTemplateThatFailsInsideTwiceIsQuarantined(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ctx := context.Background()
+	// A folder with something in it where the report goes: removing the
+	// stale report fails.
+	e.write("acme", "reports/hello.tmpl.errors.txt/x", []byte("x"))
+	e.template("acme", "hello", welcomeSMS)
+	a, err := e.st.IngestAttemptFor(ctx, "acme", "templates/hello.tmpl")
+	if err != nil || a.Attempts != 1 || !strings.Contains(a.LastError, "cannot remove stale report") {
+		t.Fatalf("after one failure: %+v, %v", a, err)
+	}
+	e.in.process(ctx, workItem{partner: "acme", rel: "templates/hello.tmpl"}) // the same bytes, again
+	f := e.lastFile("acme")
+	if f.Status != store.FileQuarantined || !strings.Contains(f.Error, "dropgate failed while reading it (cannot remove stale report") || f.ArchivePath == "" {
+		t.Fatalf("file = %+v, want it quarantined with the failure", f)
+	}
+	if _, err := os.Stat(e.home("acme", "templates/hello.tmpl")); !os.IsNotExist(err) {
+		t.Errorf("the template is still in templates/: %v", err)
+	}
+	if _, err := e.st.IngestAttemptFor(ctx, "acme", "templates/hello.tmpl"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("attempt record left: %v", err)
+	}
+}

@@ -68,8 +68,9 @@ func (s *Store) EndIngestAttempt(ctx context.Context, partner, name string) erro
 	return nil
 }
 
-// QuarantineFile records an upload that will not be read again, with the
-// reason as its error (line 0), and returns its id.
+// QuarantineFile records an upload that will not be read again (already
+// moved to f.ArchivePath), with the reason as its error (line 0), and
+// returns its id.
 func (s *Store) QuarantineFile(ctx context.Context, f File, reason string) (int64, error) {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
@@ -77,8 +78,8 @@ func (s *Store) QuarantineFile(ctx context.Context, f File, reason string) (int6
 	}
 	defer tx.Rollback()
 	now := ms(time.Now())
-	res, err := tx.ExecContext(ctx, `INSERT INTO files (partner, name, size, sha256, status, error, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, f.Partner, f.Name, f.Size, f.SHA256, FileQuarantined, reason, now, now)
+	res, err := tx.ExecContext(ctx, `INSERT INTO files (partner, name, size, sha256, status, error, archive_path, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, f.Partner, f.Name, f.Size, f.SHA256, FileQuarantined, reason, f.ArchivePath, now, now)
 	if err != nil {
 		return 0, fmt.Errorf("cannot quarantine file %s: %w", f.Name, err)
 	}
