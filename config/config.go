@@ -82,6 +82,12 @@ type IngestConfig struct {
 	MaxRowBytes int `toml:"max_row_bytes"`
 	// ArchiveRetention is how long originals are kept in the archive.
 	ArchiveRetention Duration `toml:"archive_retention"`
+	// RenderSteps bounds the work of rendering one message from a
+	// partner's template: loop turns, function calls, and one per 256
+	// bytes of text a function makes.
+	RenderSteps int64 `toml:"render_steps"`
+	// RenderTimeout bounds the time of rendering one message.
+	RenderTimeout Duration `toml:"render_timeout"`
 }
 
 // SenderConfig tunes the delivery loop.
@@ -159,6 +165,51 @@ type Channel struct {
 	Concurrency int      `toml:"concurrency"`
 	MaxAttempts int      `toml:"max_attempts"`
 	MaxAge      Duration `toml:"max_age"`
+
+	// MaxBodyBytes and MaxSubjectBytes bound a message rendered from a
+	// template for this channel (0: the default of the channel's kind; see
+	// BodyLimit and SubjectLimit).
+	MaxBodyBytes    int `toml:"max_body_bytes"`
+	MaxSubjectBytes int `toml:"max_subject_bytes"`
+}
+
+// Default render limits. They are what providers accept, so a message past
+// them would fail at send time anyway, and they bound what one render of a
+// partner's template may hold in memory and store:
+//   - email: providers take messages of 10 MB or more (Gmail 25 MB, SES
+//     40 MB, SendGrid 30 MB), attachments included; a body of text or HTML
+//     past 1 MiB is a mistake (Gmail clips HTML past 102 KB), never a letter;
+//   - phone (SMS, WhatsApp, push): Twilio refuses an SMS past 1,600
+//     characters, WhatsApp a text past 4,096, FCM and APNs a payload past
+//     4 KB: 4 KiB;
+//   - subject: RFC 5322 lets a header line run to 998 characters; 1 KiB.
+const (
+	DefaultEmailBodyBytes = 1 << 20
+	DefaultPhoneBodyBytes = 4 << 10
+	DefaultSubjectBytes   = 1 << 10
+	// MaxRenderBytes is the largest limit a channel may set.
+	MaxRenderBytes = 64 << 20
+)
+
+// BodyLimit returns the largest body a template may render for this
+// channel: max_body_bytes, or the default of its recipient kind.
+func (ch *Channel) BodyLimit() int {
+	switch {
+	case ch.MaxBodyBytes > 0:
+		return ch.MaxBodyBytes
+	case ch.RecipientField() == "email":
+		return DefaultEmailBodyBytes
+	}
+	return DefaultPhoneBodyBytes
+}
+
+// SubjectLimit returns the largest subject a template may render for this
+// channel: max_subject_bytes, or DefaultSubjectBytes.
+func (ch *Channel) SubjectLimit() int {
+	if ch.MaxSubjectBytes > 0 {
+		return ch.MaxSubjectBytes
+	}
+	return DefaultSubjectBytes
 }
 
 // Channel types.

@@ -243,3 +243,29 @@ max_folders = -1
 		t.Errorf("defaults: complete %q, max_folders %d", p.Complete, p.MaxFolders)
 	}
 }
+
+func TestRenderLimitsDefaultByRecipientAndAreValidated(t *testing.T) {
+	cfg := parseValid(t, "[ingest]\nrender_steps = 10\nrender_timeout = \"0s\"\n\n[[channel]]\nname = \"push\"\ntype = \"outbox\"\nmax_body_bytes = -1\nmax_subject_bytes = 100000000\n", nil)
+	err := cfg.Validate()
+	for _, want := range []string{"line 2: ingest.render_steps: must be at least 1000", "line 3: ingest.render_timeout", "channel[0].max_body_bytes", "channel[0].max_subject_bytes"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	for _, c := range []struct {
+		ch            Channel
+		body, subject int
+	}{
+		{Channel{Type: ChannelSMTP}, 1 << 20, 1024},
+		{Channel{Type: ChannelHTTP, Recipient: "email"}, 1 << 20, 1024},
+		{Channel{Type: ChannelHTTP}, 4096, 1024},
+		{Channel{Type: ChannelOutbox, Recipient: "phone", MaxBodyBytes: 160, MaxSubjectBytes: 10}, 160, 10},
+	} {
+		if b, s := c.ch.BodyLimit(), c.ch.SubjectLimit(); b != c.body || s != c.subject {
+			t.Errorf("%+v: limits %d, %d; want %d, %d", c.ch, b, s, c.body, c.subject)
+		}
+	}
+	if d := Default(); d.Ingest.RenderSteps != 100_000 || d.Ingest.RenderTimeout != Duration(time.Second) {
+		t.Errorf("default render budget %d, %s", d.Ingest.RenderSteps, d.Ingest.RenderTimeout.D())
+	}
+}

@@ -46,6 +46,8 @@ func Default() *Config {
 			BatchSize:        5000,
 			MaxRowBytes:      64 << 10,
 			ArchiveRetention: Duration(30 * 24 * time.Hour),
+			RenderSteps:      100_000,
+			RenderTimeout:    Duration(time.Second),
 		},
 		Sender: SenderConfig{
 			Lease:         Duration(60 * time.Second),

@@ -87,6 +87,12 @@ func (c *Config) Validate() error {
 	if c.Ingest.ArchiveRetention < 0 {
 		bad("ingest.archive_retention", `must be 0 (keep the archive forever) or a positive duration such as "720h"`)
 	}
+	if c.Ingest.RenderSteps < 1000 {
+		bad("ingest.render_steps", "must be at least 1000")
+	}
+	if c.Ingest.RenderTimeout < Duration(10*time.Millisecond) {
+		bad("ingest.render_timeout", `must be at least "10ms"`)
+	}
 	if c.Sender.Lease < Duration(time.Second) {
 		bad("sender.lease", "must be at least 1s")
 	}
@@ -123,6 +129,12 @@ func (c *Config) Validate() error {
 		}
 		if ch.Concurrency < 0 {
 			bad(f+".concurrency", "must not be negative")
+		}
+		if ch.MaxBodyBytes < 0 || ch.MaxBodyBytes > MaxRenderBytes {
+			bad(f+".max_body_bytes", "must be between 0 (the default) and %d", MaxRenderBytes)
+		}
+		if ch.MaxSubjectBytes < 0 || ch.MaxSubjectBytes > MaxRenderBytes {
+			bad(f+".max_subject_bytes", "must be between 0 (the default) and %d", MaxRenderBytes)
 		}
 		switch ch.Type {
 		case ChannelOutbox:

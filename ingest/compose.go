@@ -150,8 +150,18 @@ func (in *Ingester) Compose(ctx context.Context, partnerName string, req APISend
 		if vars == nil {
 			vars = map[string]string{}
 		}
-		subject, body, err := t.render(&buf, vars)
-		if err != nil {
+		subject, body, err := t.render(ctx, &buf, vars)
+		var limit *renderLimitError
+		switch {
+		case err == nil:
+		case errors.As(err, &limit):
+			// The template's bound, not this recipient's fault: rendering
+			// the others would only spend the same again.
+			bad(field, "", "the template %q cannot be filled in: %s", t.name, limit.msg)
+			return nil, problems, nil
+		case ctx.Err() != nil:
+			return nil, nil, err
+		default:
 			bad(field, "", "the template %q cannot be filled in: %s", t.name, renderErrorText(err))
 			continue
 		}

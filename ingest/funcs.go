@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"text/template"
 	"time"
@@ -24,23 +25,120 @@ import (
 //	date layout s      s (RFC 3339, "YYYY-MM-DD HH:MM" or "YYYY-MM-DD") in a Go layout: {{.due | date "02/01/2006"}}
 //	truncate n s       at most n characters of s
 //	replace old new s  s with every old replaced by new
-func templateFuncs() template.FuncMap {
+//
+// Every function reports to the render's guard g: each call is a step, and
+// a function that makes text (these, and text/template's own print,
+// printf, println, html, js and urlquery, replaced here by bounded
+// equivalents) refuses to make more than the channel's body limit. Without
+// that, {{$x := replace "a" "aaaaaaaaaa" .s}} repeated eight times builds
+// 100 MB in a variable while writing nothing.
+func templateFuncs(g *guard) template.FuncMap {
 	titler := cases.Title(language.Und)
-	return template.FuncMap{
-		"upper": strings.ToUpper,
-		"lower": strings.ToLower,
-		"title": func(s string) string { return titler.String(s) },
-		"trim":  strings.TrimSpace,
-		"default": func(def, s string) string {
-			if strings.TrimSpace(s) == "" {
-				return def
-			}
-			return s
-		},
-		"date":     formatDate,
-		"truncate": truncate,
-		"replace":  func(old, new, s string) string { return strings.ReplaceAll(s, old, new) },
+	made := func(fn, s string) (string, error) {
+		if err := g.text(fn, len(s)); err != nil {
+			return "", err
+		}
+		return s, nil
 	}
+	funcs := template.FuncMap{
+		"upper": func(s string) (string, error) { return made("upper", strings.ToUpper(s)) },
+		"lower": func(s string) (string, error) { return made("lower", strings.ToLower(s)) },
+		"title": func(s string) (string, error) { return made("title", titler.String(s)) },
+		"trim":  func(s string) (string, error) { return strings.TrimSpace(s), g.step(1) },
+		"default": func(def, s string) (string, error) {
+			if strings.TrimSpace(s) == "" {
+				return def, g.step(1)
+			}
+			return s, g.step(1)
+		},
+		"date": func(layout, s string) (string, error) {
+			if err := g.text("date", len(layout)*4); err != nil {
+				return "", err
+			}
+			return formatDate(layout, s)
+		},
+		"truncate": func(n int, s string) (string, error) { return truncate(n, s), g.step(1) },
+		"replace": func(old, new, s string) (string, error) {
+			n := strings.Count(s, old) // len(s)+1 when old is ""
+			if err := g.text("replace", len(s)+n*(len(new)-len(old))); err != nil {
+				return "", err
+			}
+			return strings.ReplaceAll(s, old, new), nil
+		},
+
+		// text/template's builtins that make text, bounded.
+		"print": func(args ...any) (string, error) {
+			if err := g.text("print", estimate(args)); err != nil {
+				return "", err
+			}
+			return made("print", fmt.Sprint(args...))
+		},
+		"println": func(args ...any) (string, error) {
+			if err := g.text("println", estimate(args)); err != nil {
+				return "", err
+			}
+			return made("println", fmt.Sprintln(args...))
+		},
+		"printf": func(format string, args ...any) (string, error) {
+			// A width or precision ("%0999999d") makes that many bytes from
+			// nothing: count the numbers in the format too.
+			if err := g.text("printf", len(format)+formatNumbers(format)+estimate(args)); err != nil {
+				return "", err
+			}
+			return made("printf", fmt.Sprintf(format, args...))
+		},
+		"html": func(args ...any) (string, error) {
+			if err := g.text("html", estimate(args)); err != nil {
+				return "", err
+			}
+			return made("html", template.HTMLEscaper(args...))
+		},
+		"js": func(args ...any) (string, error) {
+			if err := g.text("js", estimate(args)); err != nil {
+				return "", err
+			}
+			return made("js", template.JSEscaper(args...))
+		},
+		"urlquery": func(args ...any) (string, error) {
+			if err := g.text("urlquery", estimate(args)); err != nil {
+				return "", err
+			}
+			return made("urlquery", template.URLQueryEscaper(args...))
+		},
+	}
+	for k, v := range g.guardFuncs() {
+		funcs[k] = v
+	}
+	return funcs
+}
+
+// estimate is a lower bound of the text args print as: their strings'
+// lengths, and a little for any other value. It lets a function refuse
+// before building a text far past the limit.
+func estimate(args []any) int {
+	n := 0
+	for _, a := range args {
+		if v := reflect.ValueOf(a); v.Kind() == reflect.String {
+			n += v.Len()
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+// formatNumbers sums the numbers written in a printf format (widths and
+// precisions).
+func formatNumbers(format string) int {
+	sum, cur := 0, 0
+	for i := 0; i < len(format); i++ {
+		if c := format[i]; c >= '0' && c <= '9' {
+			cur = min(cur*10+int(c-'0'), 1<<30)
+			continue
+		}
+		sum, cur = min(sum+cur, 1<<30), 0
+	}
+	return min(sum+cur, 1<<30)
 }
 
 // dateLayouts are the input forms the date function understands.

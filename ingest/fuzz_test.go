@@ -2,10 +2,12 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/dropgate/dropgate/config"
@@ -70,7 +72,9 @@ func FuzzReadCSV(f *testing.F) {
 
 // FuzzParseTemplate feeds arbitrary text to the template parser: it must
 // never panic, and every rejection must point at a line and column inside
-// the file.
+// the file. A template that parses is rendered through the guard, with
+// every variable empty and then long: the render must not panic, and what
+// it returns stays within the channel's limits.
 func FuzzParseTemplate(f *testing.F) {
 	for _, seed := range []string{
 		"channel: sms\n---\nHi {{.first_name}}\n",
@@ -80,12 +84,17 @@ func FuzzParseTemplate(f *testing.F) {
 		"no header\n",
 		"channel: sms\n---\n{{.a | env \"HOME\"}}",
 		"channel: email\nformat: html\n---\n<a href=\"{{.u}}\n",
+		"channel: sms\n---\n{{range 300}}{{range (len $.a)}}0123456789{{end}}{{end}}",
+		"channel: email\n---\n{{$x := replace \"a\" \"aaaaaaaaaa\" .a}}{{$x = replace \"a\" \"aaaaaaaaaa\" $x}}{{$x}}",
+		"channel: email\nsubject: {{range 90}}{{$.a}}{{end}}\n---\n{{define \"r\"}}{{template \"r\" .}}{{end}}{{template \"r\" .}}",
+		"channel: sms\n---\n{{printf \"%0999d\" 1}}{{range $i, $c := .}}{{$i}}{{break}}{{end}}",
 	} {
 		f.Add(seed)
 	}
 	channels := config.DefaultChannels()
+	budget := renderBudget{steps: 20_000, timeout: 100 * time.Millisecond}
 	f.Fuzz(func(t *testing.T, src string) {
-		mt, err := parseTemplate("fuzz", src, channels)
+		mt, err := parseTemplateBudget("fuzz", src, channels, budget)
 		if err != nil {
 			var te *templateError
 			if !errors.As(err, &te) {
@@ -98,6 +107,18 @@ func FuzzParseTemplate(f *testing.F) {
 			return
 		}
 		var buf bytes.Buffer
-		mt.render(&buf, map[string]string{}) // may fail; must not panic
+		for _, value := range []string{"", strings.Repeat("a", 500)} {
+			vars := map[string]string{}
+			for _, v := range mt.vars {
+				vars[v] = value
+			}
+			subject, body, err := mt.render(context.Background(), &buf, vars) // may fail; must not panic
+			if err == nil && (len(subject) > mt.maxSubject || len(body) > mt.maxBody) {
+				t.Fatalf("rendered a %d-byte subject and a %d-byte body past the limits %d and %d", len(subject), len(body), mt.maxSubject, mt.maxBody)
+			}
+			if buf.Len() > max(mt.maxSubject, mt.maxBody) {
+				t.Fatalf("the render buffered %d bytes past the limits", buf.Len())
+			}
+		}
 	})
 }

@@ -43,7 +43,8 @@ type Ingester struct {
 	partners map[string]*partner
 	watcher  *fsnotify.Watcher
 	queue    *workQueue
-	pause    diskPause // waiting for storage space (diskpause.go)
+	pause    diskPause    // waiting for storage space (diskpause.go)
+	budget   renderBudget // what one render of a partner's template may spend
 
 	mu        sync.Mutex
 	templates map[int64]*messageTemplate // compiled template versions by id
@@ -123,6 +124,13 @@ func New(opts Options) (*Ingester, error) {
 	}
 	if in.quiet <= 0 {
 		in.quiet = 2 * time.Second
+	}
+	in.budget = defaultRenderBudget
+	if cfg.Ingest.RenderSteps > 0 {
+		in.budget.steps = cfg.Ingest.RenderSteps
+	}
+	if cfg.Ingest.RenderTimeout > 0 {
+		in.budget.timeout = cfg.Ingest.RenderTimeout.D()
 	}
 	for _, pc := range cfg.Partners {
 		p, err := in.preparePartner(pc.WithDefaults())

@@ -53,6 +53,10 @@ func (in *Ingester) process(ctx context.Context, it workItem) (held bool) {
 		return false
 	}
 	log := in.log.With("partner", it.partner, "file", it.rel)
+	// Quarantine (quarantine.go): an upload not finished twice is not read again.
+	if !in.beginAttempt(ctx, p, it.rel, log) {
+		return
+	}
 	var err error
 	if isTemplateItem(it) {
 		err = in.ingestTemplate(ctx, p, it.rel)
@@ -62,6 +66,7 @@ func (in *Ingester) process(ctx context.Context, it workItem) (held bool) {
 	if ctx.Err() == nil && in.pauseFile(ctx, p, it, err) { // diskpause.go
 		return true
 	}
+	in.endAttempt(ctx, p, it.rel, err, log)
 	if err != nil && ctx.Err() == nil {
 		log.Error("cannot ingest file", "err", err)
 	}

@@ -327,8 +327,11 @@ func (fj *fileJob) row(ctx context.Context, cols *columns, cr *csvReader, fields
 			fj.rowError(line, v, "", msg)
 		}
 		if len(missing) == 0 && fj.bad == startBad {
-			subject, body, err := t.render(&fj.buf, fj.vars)
+			subject, body, err := t.render(ctx, &fj.buf, fj.vars)
 			if err != nil {
+				if stop := renderStop(ctx, t, line, err); stop != nil {
+					return stop
+				}
 				fj.rowError(line, "", "", fmt.Sprintf("the template %q cannot be filled in for this row: %s", t.name, renderErrorText(err)))
 			}
 			m.Subject, m.Body, m.Format, m.Sender = subject, body, t.format, t.sender

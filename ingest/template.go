@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
@@ -17,7 +18,8 @@ import (
 
 // messageTemplate is one parsed, checked version of a partner's template,
 // ready to render rows. It is immutable once parsed, so files being ingested
-// may share it.
+// and API sends may share it: each render takes an instance of its own (see
+// instance).
 type messageTemplate struct {
 	name      string
 	version   int
@@ -25,14 +27,36 @@ type messageTemplate struct {
 	recipient string // the column that addresses the channel: email or phone
 	format    string // text | html
 	sender    string
-	subject   *template.Template // nil when the template has no subject
-	body      executor
 	// vars are the row columns the template reads, in first-use order.
 	vars []string
 	// fastSubject and fastBody render a text template that is only text
 	// and {{.name}} actions by concatenation; nil when it is not one.
 	fastSubject, fastBody []fastPart
+
+	// What a render may make and do: the channel's limits and the budget.
+	maxSubject, maxBody int
+	budget              renderBudget
+	// subjectSrc and bodySrc make new instances.
+	subjectSrc, bodySrc string
+	// instances holds idle instances for the next renders.
+	instances chan *tmplInstance
 }
+
+// tmplInstance is the template compiled with functions bound to a guard of
+// its own. text/template calls functions without any per-call context, so
+// per-render state can only live in the functions' closures: one instance
+// serves one render at a time, and concurrent renders (API sends) take
+// different instances.
+type tmplInstance struct {
+	g       *guard
+	subject *template.Template // nil when the template has no subject
+	body    executor
+	out     limitedBuffer
+}
+
+// idleInstances bounds the instances kept per template: about the number
+// of renders that run at once (ingest workers and API requests).
+const idleInstances = 16
 
 // fastPart is a piece of a plain text template: literal text, or the
 // variable named by field when field is not "".
@@ -63,6 +87,12 @@ var templateHeaderKeys = []string{"channel", "subject", "format", "from"}
 // holding only ---, then the body. channels are the partner's channels; the
 // first is the default when the header names none.
 func parseTemplate(name, src string, channels []config.Channel) (*messageTemplate, error) {
+	return parseTemplateBudget(name, src, channels, defaultRenderBudget)
+}
+
+// parseTemplateBudget is parseTemplate with the render budget of the
+// configuration.
+func parseTemplateBudget(name, src string, channels []config.Channel, budget renderBudget) (*messageTemplate, error) {
 	if len(channels) == 0 {
 		return nil, &templateError{Line: 1, Col: 1, Msg: "the partner has no channels configured; ask the administrator"}
 	}
@@ -133,46 +163,162 @@ func parseTemplate(name, src string, channels []config.Channel) (*messageTemplat
 		return nil, &templateError{Line: bodyStart + 1, Col: 1, Msg: "the body after --- is empty"}
 	}
 
-	funcs := templateFuncs()
-	if subjectSrc != "" {
-		st, err := template.New("subject").Option("missingkey=error").Funcs(funcs).Parse(subjectSrc)
-		if err != nil {
-			_, col, msg := locateParseError(err, subjectSrc)
+	t.subjectSrc, t.bodySrc = subjectSrc, body
+	t.maxSubject, t.maxBody, t.budget = ch.SubjectLimit(), ch.BodyLimit(), budget
+	t.instances = make(chan *tmplInstance, idleInstances)
+	inst, err := t.newInstance()
+	if err != nil {
+		var pe *tmplParseError
+		if !errors.As(err, &pe) {
+			return nil, err
+		}
+		if pe.subject {
+			_, col, msg := locateParseError(pe.err, subjectSrc)
 			return nil, &templateError{Line: subjectLine, Col: subjectCol + col - 1, Msg: msg}
 		}
-		t.subject = st
-		t.vars = appendVars(t.vars, st.Tree.Root)
-		t.fastSubject = fastParts(st.Tree.Root)
+		line, col, msg := locateParseError(pe.err, body)
+		return nil, &templateError{Line: bodyStart + line, Col: col, Msg: msg}
+	}
+	subjectTrees, bodyTrees := inst.trees()
+	for _, tree := range subjectTrees {
+		if node, turns := checkRangeLiterals(tree, budget.steps); node != nil {
+			_, col := textPosition(subjectSrc, node.Position())
+			return nil, &templateError{Line: subjectLine, Col: subjectCol + col - 1, Msg: rangeTooLong(turns, budget.steps)}
+		}
+	}
+	for _, tree := range bodyTrees {
+		if node, turns := checkRangeLiterals(tree, budget.steps); node != nil {
+			line, col := textPosition(body, node.Position())
+			return nil, &templateError{Line: bodyStart + line, Col: col, Msg: rangeTooLong(turns, budget.steps)}
+		}
+	}
+	if call := findRecursion(subjectTrees); call != nil {
+		_, col := textPosition(subjectSrc, call.Position())
+		return nil, &templateError{Line: subjectLine, Col: subjectCol + col - 1, Msg: recursionText(call)}
+	}
+	if call := findRecursion(bodyTrees); call != nil {
+		line, col := textPosition(body, call.Position())
+		return nil, &templateError{Line: bodyStart + line, Col: col, Msg: recursionText(call)}
+	}
+	if inst.subject != nil {
+		t.vars = appendVars(t.vars, inst.subject.Tree.Root)
+		t.fastSubject = fastParts(inst.subject.Tree.Root)
+	}
+	bodyTree := bodyTrees[0] // the body itself comes first
+	t.vars = appendVars(t.vars, bodyTree.Root)
+	if t.format == "text" && (inst.subject == nil || t.fastSubject != nil) {
+		t.fastBody = fastParts(bodyTree.Root)
+	}
+	if t.fastBody == nil {
+		t.fastSubject = nil
+	}
+	// A test render with every variable empty: html/template checks its
+	// escaping contexts on the first Execute, so a broken HTML template
+	// fails at upload, not per row; and a template that cannot be rendered
+	// within the bounds even so is refused now, not on every row.
+	empty := make(map[string]string, len(t.vars))
+	for _, v := range t.vars {
+		empty[v] = ""
+	}
+	var buf bytes.Buffer
+	_, _, err = t.renderWith(context.Background(), inst, &buf, empty)
+	var he *htmltemplate.Error
+	var le *renderLimitError
+	switch {
+	case errors.As(err, &he) && he.ErrorCode != htmltemplate.OK:
+		return nil, &templateError{Line: bodyStart + max(he.Line, 1), Col: 1, Msg: he.Description}
+	case errors.As(err, &le):
+		return nil, &templateError{Line: bodyStart + 1, Col: 1, Msg: "even with every variable empty, " + le.msg}
+	}
+	t.release(inst)
+	return t, nil
+}
+
+// tmplParseError is a parse error of the subject or the body.
+type tmplParseError struct {
+	subject bool
+	err     error
+}
+
+func (e *tmplParseError) Error() string { return e.err.Error() }
+
+// newInstance compiles the template again with a guard of its own, and
+// rewrites its trees so that the guard sees every loop.
+func (t *messageTemplate) newInstance() (*tmplInstance, error) {
+	g := &guard{budget: t.budget, maxText: t.maxBody, channel: t.channel}
+	inst := &tmplInstance{g: g}
+	funcs := templateFuncs(g)
+	if t.subjectSrc != "" {
+		st, err := template.New("subject").Option("missingkey=error").Funcs(funcs).Parse(t.subjectSrc)
+		if err != nil {
+			return nil, &tmplParseError{subject: true, err: err}
+		}
+		inst.subject = st
 	}
 	if t.format == "html" {
-		ht, err := htmltemplate.New("body").Option("missingkey=error").Funcs(htmltemplate.FuncMap(funcs)).Parse(body)
+		ht, err := htmltemplate.New("body").Option("missingkey=error").Funcs(htmltemplate.FuncMap(funcs)).Parse(t.bodySrc)
 		if err != nil {
-			line, col, msg := locateParseError(err, body)
-			return nil, &templateError{Line: bodyStart + line, Col: col, Msg: msg}
+			return nil, &tmplParseError{err: err}
 		}
-		// html/template checks its escaping contexts on the first Execute;
-		// do it now so a broken HTML template fails at upload, not per row.
-		if err := ht.Execute(io.Discard, map[string]string{}); err != nil {
-			var he *htmltemplate.Error
-			if errors.As(err, &he) {
-				return nil, &templateError{Line: bodyStart + max(he.Line, 1), Col: 1, Msg: he.Description}
+		inst.body = ht
+	} else {
+		tt, err := template.New("body").Option("missingkey=error").Funcs(funcs).Parse(t.bodySrc)
+		if err != nil {
+			return nil, &tmplParseError{err: err}
+		}
+		inst.body = tt
+	}
+	subject, body := inst.trees()
+	for _, tree := range append(subject, body...) {
+		guardTree(tree)
+	}
+	return inst, nil
+}
+
+// trees returns every parsed tree of the instance: the subject's, and the
+// body's, the body itself first, then the templates it {{define}}s.
+func (inst *tmplInstance) trees() (subject, body []*parse.Tree) {
+	if inst.subject != nil {
+		subject = append(subject, inst.subject.Tree)
+		for _, x := range inst.subject.Templates() {
+			if x.Tree != inst.subject.Tree {
+				subject = append(subject, x.Tree)
 			}
 		}
-		t.body = ht
-		t.vars = appendVars(t.vars, ht.Tree.Root)
-	} else {
-		tt, err := template.New("body").Option("missingkey=error").Funcs(funcs).Parse(body)
-		if err != nil {
-			line, col, msg := locateParseError(err, body)
-			return nil, &templateError{Line: bodyStart + line, Col: col, Msg: msg}
+	}
+	switch b := inst.body.(type) {
+	case *template.Template:
+		body = append(body, b.Tree)
+		for _, x := range b.Templates() {
+			if x.Tree != b.Tree {
+				body = append(body, x.Tree)
+			}
 		}
-		t.body = tt
-		t.vars = appendVars(t.vars, tt.Tree.Root)
-		if t.subject == nil || t.fastSubject != nil {
-			t.fastBody = fastParts(tt.Tree.Root)
+	case *htmltemplate.Template:
+		body = append(body, b.Tree)
+		for _, x := range b.Templates() {
+			if x.Tree != b.Tree {
+				body = append(body, x.Tree)
+			}
 		}
 	}
-	return t, nil
+	return subject, body
+}
+
+// textPosition returns the line and column (both 1-based) of a byte
+// offset in text.
+func textPosition(text string, pos parse.Pos) (line, col int) {
+	p := min(max(int(pos), 0), len(text))
+	before := text[:p]
+	return 1 + strings.Count(before, "\n"), p - strings.LastIndexByte(before, '\n')
+}
+
+func recursionText(call *parse.TemplateNode) string {
+	return fmt.Sprintf("{{template %q}} leads back to a template that is still running (recursion), which a message template may not use; write the text out instead", call.Name)
+}
+
+func rangeTooLong(turns, steps int64) string {
+	return fmt.Sprintf("this range repeats its body %d times (with the loops around it) for every message, and a message may take at most %d steps (ingest.render_steps), so it could never be filled in: make the loop smaller", turns, steps)
 }
 
 // fastParts returns a text template's pieces when it holds nothing but text
@@ -224,8 +370,10 @@ func renderFast(buf *bytes.Buffer, parts []fastPart, vars map[string]string) (st
 	return buf.String(), true
 }
 
-// render executes the subject and body for one row's variables.
-func (t *messageTemplate) render(buf *bytes.Buffer, vars map[string]string) (subject, body string, err error) {
+// render executes the subject and body for one row's variables, within
+// the channel's limits and the render budget. A bound passed is a
+// *renderLimitError; ctx ending stops the render with ctx's error.
+func (t *messageTemplate) render(ctx context.Context, buf *bytes.Buffer, vars map[string]string) (subject, body string, err error) {
 	if t.fastBody != nil {
 		ok := true
 		if t.fastSubject != nil {
@@ -233,22 +381,76 @@ func (t *messageTemplate) render(buf *bytes.Buffer, vars map[string]string) (sub
 		}
 		if ok {
 			if body, ok = renderFast(buf, t.fastBody, vars); ok {
+				// No loops, no functions: the variables alone make it long.
+				if len(subject) > t.maxSubject {
+					return "", "", t.tooLarge("subject", t.maxSubject)
+				}
+				if len(body) > t.maxBody {
+					return "", "", t.tooLarge("body", t.maxBody)
+				}
 				return subject, body, nil
 			}
 		}
 	}
-	if t.subject != nil {
+	inst, err := t.instance()
+	if err != nil {
+		return "", "", err
+	}
+	defer t.release(inst)
+	return t.renderWith(ctx, inst, buf, vars)
+}
+
+func (t *messageTemplate) renderWith(ctx context.Context, inst *tmplInstance, buf *bytes.Buffer, vars map[string]string) (subject, body string, err error) {
+	inst.g.start(ctx)
+	defer func() {
+		inst.g.ctx = nil // do not keep a finished request's context alive
+		var le *renderLimitError
+		switch {
+		case err == nil:
+		case errors.As(err, &le):
+			err = le
+		case isCancel(err) && ctx.Err() != nil:
+			err = ctx.Err()
+		}
+	}()
+	inst.out = limitedBuffer{buf: buf, g: inst.g}
+	if inst.subject != nil {
 		buf.Reset()
-		if err := t.subject.Execute(buf, vars); err != nil {
+		inst.out.limit, inst.out.what = t.maxSubject, "subject"
+		if err := inst.subject.Execute(&inst.out, vars); err != nil {
 			return "", "", fmt.Errorf("subject: %w", err)
 		}
 		subject = buf.String()
 	}
 	buf.Reset()
-	if err := t.body.Execute(buf, vars); err != nil {
+	inst.out.limit, inst.out.what = t.maxBody, "body"
+	if err := inst.body.Execute(&inst.out, vars); err != nil {
 		return "", "", err
 	}
 	return subject, buf.String(), nil
+}
+
+func (t *messageTemplate) tooLarge(what string, limit int) error {
+	return &renderLimitError{fmt.Sprintf("the rendered %s is larger than %s, the limit of channel %q", what, sizeText(limit), t.channel)}
+}
+
+// instance takes an idle instance, or compiles a new one.
+func (t *messageTemplate) instance() (*tmplInstance, error) {
+	select {
+	case inst := <-t.instances:
+		return inst, nil
+	default:
+		return t.newInstance()
+	}
+}
+
+// release gives an instance back for the next render.
+func (t *messageTemplate) release(inst *tmplInstance) {
+	inst.out = limitedBuffer{}
+	select {
+	case t.instances <- inst:
+	default:
+	}
 }
 
 var parseErrorRe = regexp.MustCompile(`^template: [a-z]+:(\d+):(?:(\d+):)? ?(.*)$`)
@@ -284,7 +486,7 @@ func locateParseError(err error, text string) (line, col int, msg string) {
 			return line, open + 1, msg
 		}
 		action := l[open : open+end+2]
-		if _, perr := template.New("x").Funcs(templateFuncs()).Parse(action); perr != nil && !strings.Contains(perr.Error(), "unexpected EOF") &&
+		if _, perr := template.New("x").Funcs(templateFuncs(&guard{})).Parse(action); perr != nil && !strings.Contains(perr.Error(), "unexpected EOF") &&
 			!strings.Contains(perr.Error(), "unexpected {{end}}") && !strings.Contains(perr.Error(), "unexpected {{else}}") {
 			return line, open + 1, msg
 		}

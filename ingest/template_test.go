@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"testing"
 
 	"github.com/dropgate/dropgate/config"
@@ -29,18 +30,23 @@ func TestFastRenderMatchesExecute(t *testing.T) {
 			t.Errorf("%q: fast path %v, want %v", tc.src, got, tc.fast)
 		}
 		var buf bytes.Buffer
-		subject, body, err := mt.render(&buf, vars)
+		subject, body, err := mt.render(context.Background(), &buf, vars)
 		if err != nil {
 			t.Fatalf("%q: %v", tc.src, err)
 		}
+		inst, err := mt.newInstance()
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst.g.start(context.Background())
 		var wantSubject string
-		if mt.subject != nil {
+		if inst.subject != nil {
 			buf.Reset()
-			mt.subject.Execute(&buf, vars)
+			inst.subject.Execute(&buf, vars)
 			wantSubject = buf.String()
 		}
 		buf.Reset()
-		mt.body.Execute(&buf, vars)
+		inst.body.Execute(&buf, vars)
 		if subject != wantSubject || body != buf.String() {
 			t.Errorf("%q: render = %q, %q; Execute gives %q, %q", tc.src, subject, body, wantSubject, buf.String())
 		}
@@ -48,7 +54,7 @@ func TestFastRenderMatchesExecute(t *testing.T) {
 	// A missing variable still fails as Execute does.
 	mt, _ := parseTemplate("t", "channel: sms\n---\nOla {{.first_name}}", channels)
 	var buf bytes.Buffer
-	if _, _, err := mt.render(&buf, map[string]string{}); err == nil {
+	if _, _, err := mt.render(context.Background(), &buf, map[string]string{}); err == nil {
 		t.Error("render with a missing variable: no error")
 	}
 }

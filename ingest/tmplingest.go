@@ -55,7 +55,7 @@ func (in *Ingester) ingestTemplate(ctx context.Context, p *partner, rel string) 
 		return in.rejectTemplate(ctx, p, rel, report, src, &templateError{Line: 1, Col: 1,
 			Msg: fmt.Sprintf("%q is not a usable template name: use letters, digits, '-', '_' or '.', starting with a letter or digit", name)})
 	}
-	parsed, err := parseTemplate(name, src, p.channels)
+	parsed, err := parseTemplateBudget(name, src, p.channels, in.budget)
 	if err != nil {
 		var te *templateError
 		if !errors.As(err, &te) {
@@ -181,7 +181,7 @@ func (in *Ingester) template(ctx context.Context, p *partner, name string) (*mes
 	if mt != nil {
 		return mt, nil
 	}
-	mt, err = parseTemplate(name, t.Source, p.channels)
+	mt, err = parseTemplateBudget(name, t.Source, p.channels, in.budget)
 	if err != nil {
 		return nil, fmt.Errorf("version %d of template %s no longer fits the configuration: %w", t.Version, name, err)
 	}

@@ -2,7 +2,15 @@ package sender
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/store"
 )
 
 // The fast renderer must print exactly what text/template prints, for
@@ -78,5 +86,33 @@ func TestFastTemplateMatchesTextTemplate(t *testing.T) {
 	}
 	if _, err := f.render(nil, &d); err == nil {
 		t.Fatal("fast template rendered a missing variable")
+	}
+}
+
+// TestHTTPBodyTemplateStopsAtItsLimit: a channel's body template that
+// loops over a message's text cannot build a request past the channel's
+// limit (six times its body limit, for escaping, plus 64 KiB); the send
+// fails for good before anything reaches the provider, by either path.
+func TestHTTPBodyTemplateStopsAtItsLimit(t *testing.T) {
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
+	defer srv.Close()
+	for _, body := range []string{
+		`{"t": "{{range 10000000}}{{$.Body}}{{end}}"}`,                             // text/template
+		`{{.Body}}{{.Body}}{{.Body}}{{.Body}}{{.Body}}{{.Body}}{{.Body}}{{.Body}}`, // the fast path
+	} {
+		cc := &config.Channel{Name: "sms", Type: config.ChannelHTTP, URL: srv.URL, Body: body, MaxBodyBytes: 1000}
+		d, err := newHTTPDriver("channel[0]", cc, srv.Client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = d.Send(context.Background(), &store.Message{Recipient: "+351912345678", Body: strings.Repeat("x", 10_000), Key: "k"})
+		var de *DeliveryError
+		if !errors.As(err, &de) || !de.Permanent || !strings.Contains(err.Error(), "the rendered text is larger than 71536 bytes") {
+			t.Errorf("%s: Send = %v, want a permanent error past 71536 bytes", body, err)
+		}
+	}
+	if hits != 0 {
+		t.Errorf("%d requests reached the provider", hits)
 	}
 }

@@ -54,6 +54,7 @@ type httpDriver struct {
 	password    string
 	success     []int // empty: any 2xx
 	idPath      string
+	maxBody     int // the largest request body rendered (requestLimit)
 }
 
 type httpHeader struct {
@@ -92,7 +93,7 @@ func newHTTPDriver(field string, cc *config.Channel, client *http.Client) (*http
 		return nil, fmt.Errorf("%s.url: %q is not an http(s) URL", field, cc.URL)
 	}
 	d := &httpDriver{client: client, method: strings.ToUpper(cc.Method), url: cc.URL, contentType: cc.ContentType,
-		username: cc.Username, password: cc.Password, success: cc.SuccessStatus, idPath: cc.IDPath}
+		username: cc.Username, password: cc.Password, success: cc.SuccessStatus, idPath: cc.IDPath, maxBody: requestLimit(cc)}
 	if d.method == "" {
 		d.method = http.MethodPost
 	}
@@ -146,15 +147,52 @@ func parseTemplate(name, text string) (*template.Template, error) {
 	return template.New(name).Funcs(templateFuncs).Option("missingkey=error").Parse(text)
 }
 
-// render appends the output of a body or header template to b: by fast
-// when its shape allowed one, else by text/template.
-func render(t *template.Template, fast *fastTemplate, b []byte, data *httpData) ([]byte, error) {
+// maxHeaderBytes bounds one rendered header value: servers refuse request
+// headers past 8 KiB or so (nginx, Apache and Go's server alike).
+const maxHeaderBytes = 8 << 10
+
+// requestLimit bounds the rendered request body of a channel: the
+// message's body, as large as the channel lets a template render it,
+// escaped (JSON escapes a byte as at most 6), plus room for the rest of
+// the provider's body. The body template is the administrator's, not a
+// partner's, but it can still loop ({{range}}) over a message's text.
+func requestLimit(cc *config.Channel) int {
+	return 6*cc.BodyLimit() + 64<<10
+}
+
+// render appends the output of a body or header template to b, at most
+// limit bytes of it: by fast when its shape allowed one, else by
+// text/template, stopped as soon as it writes past the limit.
+func render(t *template.Template, fast *fastTemplate, b []byte, data *httpData, limit int) ([]byte, error) {
+	start := len(b)
 	if fast != nil {
-		return fast.render(b, data)
+		out, err := fast.render(b, data)
+		if err == nil && len(out)-start > limit {
+			return out[:start], errTooLarge(limit)
+		}
+		return out, err
 	}
-	buf := bytes.NewBuffer(b)
-	err := t.Execute(buf, *data)
-	return buf.Bytes(), err
+	w := &cappedBuffer{b: b, max: start + limit}
+	err := t.Execute(w, *data)
+	return w.b, err
+}
+
+// cappedBuffer is a bytes buffer that refuses to grow past max.
+type cappedBuffer struct {
+	b   []byte
+	max int
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if len(c.b)+len(p) > c.max {
+		return 0, errTooLarge(c.max)
+	}
+	c.b = append(c.b, p...)
+	return len(p), nil
+}
+
+func errTooLarge(limit int) error {
+	return fmt.Errorf("the rendered text is larger than %d bytes", limit)
 }
 
 // Send renders the request, posts it, and reads the provider's id from the
@@ -165,7 +203,7 @@ func (d *httpDriver) Send(ctx context.Context, m *store.Message) (string, error)
 	if data.Vars == nil {
 		data.Vars = map[string]string{}
 	}
-	body, err := render(d.body, d.bodyFast, nil, &data)
+	body, err := render(d.body, d.bodyFast, nil, &data, d.maxBody)
 	if err != nil {
 		return "", permanent(fmt.Errorf("cannot render the request body: %w", err))
 	}
@@ -178,7 +216,7 @@ func (d *httpDriver) Send(ctx context.Context, m *store.Message) (string, error)
 	req.Header.Set("User-Agent", "dropgate")
 	var hv []byte
 	for _, h := range d.headers {
-		if hv, err = render(h.tmpl, h.fast, hv[:0], &data); err != nil {
+		if hv, err = render(h.tmpl, h.fast, hv[:0], &data, maxHeaderBytes); err != nil {
 			return "", permanent(fmt.Errorf("cannot render header %s: %w", h.name, err))
 		}
 		req.Header.Set(h.name, string(hv))

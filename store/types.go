@@ -14,6 +14,9 @@ const (
 	// FileReplaced is a held upload that a later upload of the same name
 	// replaced.
 	FileReplaced = "replaced"
+	// FileQuarantined is an upload whose processing failed or was cut off
+	// twice: moved to the archive, reported, never read again by itself.
+	FileQuarantined = "quarantined"
 )
 
 // Job statuses. A job is "ingesting" while its file is still being read: the

@@ -14,7 +14,7 @@ const (
 )
 
 var fileStatuses = map[string]bool{store.FileReceived: true, store.FileRejected: true, store.FileQueued: true,
-	store.FileHeld: true, store.FileReplaced: true}
+	store.FileHeld: true, store.FileReplaced: true, store.FileQuarantined: true}
 
 func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 	partner, err := partnerScope(r)
@@ -23,7 +23,7 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := store.FileFilter{Partner: partner, Status: r.URL.Query().Get("status")}
 	if f.Status != "" && !fileStatuses[f.Status] {
-		return errBadRequest("status must be one of received, rejected, queued, held, replaced")
+		return errBadRequest("status must be one of received, rejected, queued, held, replaced, quarantined")
 	}
 	if f.Limit, f.BeforeID, err = pageParams(r); err != nil {
 		return err
@@ -36,7 +36,7 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 		files = []store.File{}
 	}
 	for i := range files {
-		if files[i].Status == store.FileRejected || files[i].RowsBad > 0 {
+		if files[i].Status == store.FileRejected || files[i].Status == store.FileQuarantined || files[i].RowsBad > 0 {
 			if files[i].Errors, err = s.opts.Store.FileErrors(r.Context(), files[i].ID, maxErrorsInList); err != nil {
 				return err
 			}
