@@ -76,6 +76,9 @@ type IngestConfig struct {
 	MaxRowBytes int `toml:"max_row_bytes"`
 	// ArchiveRetention is how long originals are kept in the archive.
 	ArchiveRetention Duration `toml:"archive_retention"`
+	// Workers is how many files are ingested at once, each of a different
+	// partner, partners taking turns.
+	Workers int `toml:"workers"`
 }
 
 // SenderConfig tunes the delivery loop.
@@ -111,6 +114,11 @@ type Partner struct {
 	Channels       []string `toml:"channels"`
 	// MaxUploadBytes ends an upload that grows past it (0: the default).
 	MaxUploadBytes int64 `toml:"max_upload_bytes"`
+	// MaxRows rejects a recipient file with more rows (0: the default).
+	MaxRows int `toml:"max_rows"`
+	// MaxExpandedBytes rejects a .csv.gz or .zip whose content expands to
+	// more bytes (0: the default); it bounds a decompression bomb.
+	MaxExpandedBytes int64 `toml:"max_expanded_bytes"`
 }
 
 // Channel is one delivery route: an SMTP server, an HTTP provider or the

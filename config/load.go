@@ -43,6 +43,7 @@ func Default() *Config {
 			BatchSize:        5000,
 			MaxRowBytes:      64 << 10,
 			ArchiveRetention: Duration(30 * 24 * time.Hour),
+			Workers:          DefaultIngestWorkers,
 		},
 		Sender: SenderConfig{
 			Lease:         Duration(60 * time.Second),

@@ -93,6 +93,9 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		if fj.w, err = in.st.BeginFileJob(ctx, p.cfg.Name, fileID, rel, in.cfg.Ingest.BatchSize); err != nil {
 			return err
 		}
+		if in.ingesting != nil {
+			in.ingesting(ctx, workItem{partner: p.cfg.Name, rel: rel})
+		}
 		err = fj.read(ctx, abs)
 		if ctx.Err() != nil {
 			// Stopping: undo everything, leave the file for the next start.

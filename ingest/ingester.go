@@ -30,7 +30,9 @@ type Options struct {
 }
 
 // Ingester watches the partner homes and ingests what partners drop there.
-// Files are ingested one at a time, in the order they became complete.
+// A small pool of workers (ingest.workers) ingests files, partners taking
+// turns and each partner's files one at a time, in the order they became
+// complete (workQueue).
 type Ingester struct {
 	cfg      *config.Config
 	st       *store.Store
@@ -44,6 +46,10 @@ type Ingester struct {
 
 	mu        sync.Mutex
 	templates map[int64]*messageTemplate // compiled template versions by id
+
+	// ingesting, when set, is called once a list's job exists and before
+	// its rows are read: tests hold a file in progress there.
+	ingesting func(ctx context.Context, it workItem)
 }
 
 // partner is one partner's configuration as ingest uses it.
@@ -181,11 +187,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 		in.log.Warn("removed the remains of ingests interrupted by a crash; their files are read again", "jobs", jobs, "files", files)
 	}
 	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		in.processLoop(ctx)
-	}()
+	for range in.workers() {
+		wg.Go(func() { in.work(ctx) })
+	}
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		in.archiveLoop(ctx)
@@ -198,6 +203,23 @@ func (in *Ingester) Run(ctx context.Context) error {
 	in.queue.close()
 	wg.Wait()
 	return err
+}
+
+// workers is the size of the ingest pool (ingest.workers, at least one).
+func (in *Ingester) workers() int {
+	return max(in.cfg.Ingest.Workers, 1)
+}
+
+// work ingests queued files until ctx ends: one worker of the pool.
+func (in *Ingester) work(ctx context.Context) {
+	for {
+		it, ok := in.queue.next(ctx)
+		if !ok {
+			return
+		}
+		in.process(ctx, it)
+		in.queue.done(it)
+	}
 }
 
 // FileComplete tells the ingester that an embedded server has renamed a

@@ -4,30 +4,6 @@ import (
 	"context"
 )
 
-// processLoop ingests queued files one at a time until ctx ends. One at a
-// time keeps the duplicate check (same content already queued) free of races
-// and leaves the second core to the store's insert goroutine.
-func (in *Ingester) processLoop(ctx context.Context) {
-	for {
-		for {
-			if ctx.Err() != nil {
-				return
-			}
-			it, ok := in.queue.pop()
-			if !ok {
-				break
-			}
-			in.process(ctx, it)
-			in.queue.done(it)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-in.queue.signal:
-		}
-	}
-}
-
 // process ingests one file; problems with the file go to the partner's
 // reports, problems of dropgate itself to the log.
 func (in *Ingester) process(ctx context.Context, it workItem) {
