@@ -165,17 +165,15 @@ func TestOpenMakesTheDatabaseAndItsWALPrivate(t *testing.T) {
 func TestOpenNarrowsTheModesOfAnExistingDatabase(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dropgate.db")
 	s := openAt(t, path)
-	s.Close()
-	// As an older dropgate left them: a 0644 database, and -wal and -shm
-	// files left behind by a crash.
-	if err := os.Chmod(path, 0o644); err != nil {
+	if _, err := s.writer.Exec(`INSERT INTO meta (key, value) VALUES ('mode-test', 'x')`); err != nil {
 		t.Fatal(err)
 	}
-	for _, suffix := range []string{"-wal", "-shm"} {
-		if err := os.WriteFile(path+suffix, nil, 0o644); err != nil {
+	// As an older dropgate left them (the -wal and -shm files in use, as
+	// after a crash, so SQLite does not create them anew).
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		os.Chmod(path+suffix, 0o644)
 	}
 	openAt(t, path)
 	for name, mode := range dbModes(t, path) {
