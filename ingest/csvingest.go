@@ -48,7 +48,8 @@ type fileJob struct {
 	entry     string            // zip entry being read, prefixed to its errors
 
 	rows, good, bad int
-	lastBad         int // line of the last bad row, to count rows not errors
+	lastBad         int   // line of the last bad row, to count rows not errors
+	expanded        int64 // bytes decompressed so far (.csv.gz, .zip)
 	errs            []store.FileError
 	unlisted        int
 }
@@ -201,7 +202,7 @@ func (fj *fileJob) read(ctx context.Context, abs string) error {
 			return &fileLevelError{Msg: "the file ends in .gz but is not gzip data; compress it with gzip, or upload the plain .csv"}
 		}
 		defer zr.Close()
-		err = fj.readCSV(ctx, zr)
+		err = fj.readCSV(ctx, fj.bounded(zr))
 		var fe *fileLevelError
 		if err != nil && !errors.As(err, &fe) && ctx.Err() == nil {
 			return &fileLevelError{Msg: fmt.Sprintf("the gzip data is damaged (%v); compress the file again and upload it", err)}
@@ -236,7 +237,7 @@ func (fj *fileJob) readZip(ctx context.Context, f *os.File) error {
 			return &fileLevelError{Msg: fmt.Sprintf("%s inside the zip cannot be opened (%v); create the zip again and upload it", name, err)}
 		}
 		fj.entry = name
-		err = fj.readCSV(ctx, rc)
+		err = fj.readCSV(ctx, fj.bounded(rc))
 		rc.Close()
 		if err != nil {
 			var fe *fileLevelError
@@ -255,6 +256,44 @@ func (fj *fileJob) readZip(ctx context.Context, f *os.File) error {
 		return &fileLevelError{Msg: "the zip holds no .csv or .txt file; put the recipient CSVs in it and upload it again"}
 	}
 	return nil
+}
+
+// tooManyRows rejects a file with more rows than the partner's max_rows.
+func (fj *fileJob) tooManyRows() error {
+	max := fj.p.cfg.MaxRows
+	return &fileLevelError{Msg: fmt.Sprintf("the file has more than %d rows, the most one file may have, so nothing was queued; "+
+		"split it into files of at most %d rows and upload them (or ask your administrator to raise max_rows)", max, max)}
+}
+
+// expandedTooLargeError rejects a compressed file whose content grows past
+// the partner's max_expanded_bytes.
+type expandedTooLargeError struct{ Limit int64 }
+
+func (e *expandedTooLargeError) Error() string {
+	return fmt.Sprintf("the file expands to more than %d bytes when decompressed, the most one file may hold, so nothing was queued; "+
+		"split it into smaller files and upload them (or ask your administrator to raise max_expanded_bytes)", e.Limit)
+}
+
+// bounded counts what r decompresses against the partner's
+// max_expanded_bytes, every entry of a zip together: a small archive must
+// not be able to make dropgate read without end.
+func (fj *fileJob) bounded(r io.Reader) io.Reader {
+	return &expandLimiter{r: r, fj: fj}
+}
+
+// expandLimiter is the reader bounded returns.
+type expandLimiter struct {
+	r  io.Reader
+	fj *fileJob
+}
+
+func (l *expandLimiter) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.fj.expanded += int64(n)
+	if limit := l.fj.p.cfg.MaxExpandedBytes; limit > 0 && l.fj.expanded > limit {
+		return n, &expandedTooLargeError{Limit: limit}
+	}
+	return n, err
 }
 
 // hashFile returns the SHA-256 (hex) and size of a file.
