@@ -63,7 +63,7 @@ type templateLookup struct {
 // ingestRecipientFile reads one file from inbox/, queues its good rows as
 // one job and reports on it. The partner learns about every problem with the
 // file through reports/; only dropgate's own failures are returned.
-func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel string) error {
+func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel string) (err error) {
 	abs := filepath.Join(p.home, filepath.FromSlash(rel))
 	sum, size, err := hashFile(abs)
 	if errors.Is(err, os.ErrNotExist) {
@@ -89,24 +89,32 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			// Neither queued nor rejected: a record left "received" would
+			// show in the API until a restart. The file stays in the inbox.
+			in.st.ForgetReceivedFile(context.WithoutCancel(ctx), fileID)
+		}
+	}()
 	fj := &fileJob{in: in, p: p, rel: rel, templates: map[string]templateLookup{}, phones: newPhoneNormalizer(p.cfg.Region)}
 	if fileErr == nil {
 		if fj.w, err = in.st.BeginFileJob(ctx, p.cfg.Name, fileID, rel, in.cfg.Ingest.BatchSize); err != nil {
 			return err
 		}
+		// Abort does nothing once the job is committed; on every other way
+		// out it removes the job, stops its flusher and restores the WAL
+		// checkpoints, so no "ingesting" job stays behind until a restart.
+		defer fj.w.Abort(context.WithoutCancel(ctx))
 		if in.ingesting != nil {
 			in.ingesting(ctx, workItem{partner: p.cfg.Name, rel: rel})
 		}
 		err = fj.read(ctx, abs)
 		if ctx.Err() != nil {
-			// Stopping: undo everything, leave the file for the next start.
-			cleanup := context.WithoutCancel(ctx)
-			fj.w.Abort(cleanup)
-			in.st.ForgetReceivedFile(cleanup, fileID)
+			// Stopping: undo everything (deferred), leave the file for the
+			// next start.
 			return ctx.Err()
 		}
 		if err != nil && !errors.As(err, &fileErr) {
-			fj.w.Abort(ctx)
 			log.Error("cannot read file", "err", err)
 			fileErr = &fileLevelError{Msg: "dropgate could not read this file because of an internal problem; it was not queued. Upload it again, and tell your administrator if this repeats"}
 		}

@@ -181,3 +181,30 @@ func TestIngestRejectsACompressedFileThatExpandsPastTheLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestIngestThatCannotRemoveAStaleReportLeavesNoIngestingJob(t *testing.T) {
+	e := newTestEnv(t, nil)
+	e.template("acme", "welcome", welcomeSMS)
+	// A stale result report that cannot be removed: a folder with a file in it.
+	e.write("acme", "reports/orders.csv.result.csv/keep", []byte("x"))
+	e.ingest("acme", "inbox/welcome/orders.csv", []byte("phone,first_name,order_id\n912345678,Ana,A-1\n"))
+
+	ctx := context.Background()
+	jobs, err := e.st.ListJobs(ctx, store.JobFilter{Partner: "acme"})
+	if err != nil || len(jobs) != 0 {
+		t.Errorf("jobs = %+v, %v; want none left behind", jobs, err)
+	}
+	if fs := e.files("acme"); len(fs) != 0 {
+		t.Errorf("files = %+v; want no record left \"received\"", fs)
+	}
+	if _, err := os.Stat(e.home("acme", "inbox/welcome/orders.csv")); err != nil {
+		t.Errorf("the file left the inbox: %v; want it kept for another try", err)
+	}
+	// The store is free again: the same file goes through once the
+	// report can be replaced.
+	os.RemoveAll(e.home("acme", "reports/orders.csv.result.csv"))
+	e.in.process(ctx, workItem{partner: "acme", rel: "inbox/welcome/orders.csv"})
+	if f := e.lastFile("acme"); f.Status != store.FileQueued {
+		t.Errorf("second try: file = %+v, want queued", f)
+	}
+}

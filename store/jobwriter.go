@@ -36,6 +36,9 @@ type JobWriter struct {
 	flusherDone bool
 	err         error // first flush error, reported by Add or Commit
 	closed      bool
+	// ended: the job was committed or aborted; a later Abort does nothing,
+	// so callers may defer Abort right after BeginFileJob.
+	ended bool
 
 	// The range of ids inserted so far, stored with the job at Commit
 	// (migration 0008). Written by the flusher; read after finish.
@@ -225,13 +228,19 @@ func (w *JobWriter) Commit(ctx context.Context, rowsTotal int, rowErrs []FileErr
 	if err := tx.Commit(); err != nil {
 		return err
 	}
+	w.ended = true
 	w.s.jobsQueued()
 	return nil
 }
 
 // Abort deletes the job and whatever was inserted for it. Used when a file is
-// rejected part-way, so a rejected file never sends anything.
+// rejected part-way, so a rejected file never sends anything. After a
+// successful Commit, or a first Abort, it does nothing: callers defer it
+// to clean up after any failure.
 func (w *JobWriter) Abort(ctx context.Context) error {
+	if w.ended {
+		return nil
+	}
 	w.finish()
 	ctx = context.WithoutCancel(ctx)
 	defer w.endBulk(ctx)
@@ -248,6 +257,7 @@ func (w *JobWriter) Abort(ctx context.Context) error {
 	if _, err := w.s.writer.ExecContext(ctx, `DELETE FROM jobs WHERE id = ?`, w.jobID); err != nil {
 		return fmt.Errorf("cannot remove job %d: %w", w.jobID, err)
 	}
+	w.ended = true
 	return nil
 }
 
