@@ -34,24 +34,9 @@ const messageArgCount = 14
 // appendMessageArgs appends one message's values in insertMessageSQL order;
 // now is its job's created_at, the default send time.
 func appendMessageArgs(args []any, jobID int64, m *Message, now time.Time) []any {
-	vars := "{}"
-	if len(m.Vars) > 0 {
-		vars = varsJSON(m.Vars)
-	}
-	next := m.NextAttemptAt
-	if next.IsZero() {
-		next = now
-	}
-	format := m.Format
-	if format == "" {
-		format = "text"
-	}
-	var expires int64
-	if !m.ExpiresAt.IsZero() {
-		expires = ms(m.ExpiresAt)
-	}
-	return append(args, jobID, m.Channel, m.Line, m.Ref, m.Recipient, m.Subject, m.Body,
-		format, m.Sender, vars, MsgQueued, ms(next), expires, ms(now))
+	v := messageValues(m, now)
+	return append(args, jobID, v.channel, m.Line, m.Ref, m.Recipient, v.subject, m.Body,
+		v.format, v.sender, v.vars, MsgQueued, v.next, v.expires, ms(now))
 }
 
 // insertMessagesTx inserts the messages of a job created at now.

@@ -13,7 +13,9 @@ import (
 // batched transactions written by a background goroutine so that reading and
 // rendering the next rows overlaps with SQLite's work. Nothing it writes is
 // visible to the sender until Commit switches the job to "queued"; Abort
-// removes it all.
+// removes it all. Several JobWriters may write at once: each batch is one
+// transaction on the store's single writer connection, and the widened WAL
+// checkpoint threshold (jobwriter_wal.go) holds until the last one ends.
 type JobWriter struct {
 	s       *Store
 	jobID   int64
@@ -24,8 +26,8 @@ type JobWriter struct {
 	total   int
 
 	batches chan insertBatch
-	spent   chan []any    // argument arrays the flusher is done with, for reuse
-	vals    []chunkValues // buildInsert's scratch
+	spent   chan []any     // argument arrays the flusher is done with, for reuse
+	vals    []storedValues // buildInsert's scratch
 	done    chan error
 	// flusherDone: the flusher's result was taken from done (it sends one).
 	flusherDone bool
@@ -36,7 +38,10 @@ type JobWriter struct {
 	ended bool
 
 	// The range of ids inserted so far, stored with the job at Commit
-	// (migration 0008). Written by the flusher; read after finish.
+	// (migration 0008). Written by the flusher; read after finish. The
+	// file jobs of other partners written at the same time (ingest
+	// workers) take turns on the writer connection, so their ids may fall
+	// inside this range too: readers of the range also match job_id.
 	firstID, lastID int64
 
 	raw   any                         // the driver connection stmts were prepared on

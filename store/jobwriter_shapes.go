@@ -29,12 +29,47 @@ const rowsPerInsert = 64
 var (
 	// alwaysShared are bound once per statement, in this order.
 	alwaysShared = []string{"job_id", "status", "updated_at"}
-	// maybeShared are shared when every row of the chunk has the same value,
-	// else bound per row; bit i of a shape is set when maybeShared[i] varies.
-	maybeShared = []string{"channel", "subject", "format", "sender", "next_attempt_at", "expires_at", "vars"}
 	// perRow are always bound per row.
 	perRow = []string{"line", "ref", "recipient", "body"}
 )
+
+// sharedColumn describes a column whose value a statement's rows may
+// share: bound once when every row of the chunk has the same value, else
+// per row.
+type sharedColumn struct {
+	name string
+	// def is the column's DEFAULT in the schema: a chunk that shares it
+	// leaves the column out (nil: no default, always written).
+	def   any
+	value func(v *storedValues) any
+	same  func(a, b *storedValues) bool
+}
+
+// maybeShared are the columns a chunk's rows may share; bit i of a shape
+// stands for maybeShared[i].
+var maybeShared = [...]sharedColumn{
+	{name: "channel",
+		value: func(v *storedValues) any { return v.channel },
+		same:  func(a, b *storedValues) bool { return a.channel == b.channel }},
+	{name: "subject", def: "",
+		value: func(v *storedValues) any { return v.subject },
+		same:  func(a, b *storedValues) bool { return a.subject == b.subject }},
+	{name: "format", def: "text",
+		value: func(v *storedValues) any { return v.format },
+		same:  func(a, b *storedValues) bool { return a.format == b.format }},
+	{name: "sender", def: "",
+		value: func(v *storedValues) any { return v.sender },
+		same:  func(a, b *storedValues) bool { return a.sender == b.sender }},
+	{name: "next_attempt_at",
+		value: func(v *storedValues) any { return v.next },
+		same:  func(a, b *storedValues) bool { return a.next == b.next }},
+	{name: "expires_at", def: int64(0),
+		value: func(v *storedValues) any { return v.expires },
+		same:  func(a, b *storedValues) bool { return a.expires == b.expires }},
+	{name: "vars", def: "{}",
+		value: func(v *storedValues) any { return v.vars },
+		same:  func(a, b *storedValues) bool { return a.vars == b.vars }},
+}
 
 // insertShape is a statement's row count, which maybeShared columns vary
 // (bound per row) and which are left to their column DEFAULT (shared and
@@ -44,10 +79,6 @@ type insertShape struct {
 	varies, defaults uint8
 }
 
-// maybeSharedDefaults are the maybeShared columns' DEFAULT values in the
-// schema (nil: no default, always written).
-var maybeSharedDefaults = []any{nil, "", "text", "", nil, int64(0), "{}"}
-
 // sql builds the statement of one shape.
 func (sh insertShape) sql() string {
 	var cols, sel []string
@@ -56,13 +87,13 @@ func (sh insertShape) sql() string {
 	}
 	for i, c := range maybeShared {
 		if sh.varies&(1<<i) == 0 && sh.defaults&(1<<i) == 0 {
-			cols, sel = append(cols, c), append(sel, "?")
+			cols, sel = append(cols, c.name), append(sel, "?")
 		}
 	}
 	n := 0
 	for i, c := range maybeShared {
 		if sh.varies&(1<<i) != 0 {
-			cols = append(cols, c)
+			cols = append(cols, c.name)
 			n++
 			sel = append(sel, "column"+strconv.Itoa(n))
 		}
@@ -76,15 +107,19 @@ func (sh insertShape) sql() string {
 		" FROM (VALUES " + valuesList(sh.rows, n) + ")"
 }
 
-// chunkValues is one row's maybeShared values, as stored.
-type chunkValues struct {
+// storedValues are the values a message is stored with where it may leave
+// a field empty, its defaults applied.
+type storedValues struct {
 	channel, subject, format, sender string
 	next, expires                    int64
 	vars                             string
 }
 
-func rowValues(m *Message, now time.Time) chunkValues {
-	v := chunkValues{channel: m.Channel, subject: m.Subject, format: m.Format, sender: m.Sender, next: ms(now), vars: "{}"}
+// messageValues applies a message's defaults, for both insert paths (file
+// jobs and CreateJob): format text, sent from its job's creation (created)
+// on, no expiry, no variables ("{}").
+func messageValues(m *Message, created time.Time) storedValues {
+	v := storedValues{channel: m.Channel, subject: m.Subject, format: m.Format, sender: m.Sender, next: ms(created), vars: "{}"}
 	if v.format == "" {
 		v.format = "text"
 	}
@@ -98,43 +133,6 @@ func rowValues(m *Message, now time.Time) chunkValues {
 		v.vars = varsJSON(m.Vars)
 	}
 	return v
-}
-
-// same reports whether v and o agree on maybeShared[i].
-func (v *chunkValues) same(o *chunkValues, i int) bool {
-	switch i {
-	case 0:
-		return v.channel == o.channel
-	case 1:
-		return v.subject == o.subject
-	case 2:
-		return v.format == o.format
-	case 3:
-		return v.sender == o.sender
-	case 4:
-		return v.next == o.next
-	case 5:
-		return v.expires == o.expires
-	}
-	return v.vars == o.vars
-}
-
-func (v *chunkValues) field(i int) any {
-	switch i {
-	case 0:
-		return v.channel
-	case 1:
-		return v.subject
-	case 2:
-		return v.format
-	case 3:
-		return v.sender
-	case 4:
-		return v.next
-	case 5:
-		return v.expires
-	}
-	return v.vars
 }
 
 // insertBatch is one batch of messages as the arguments of its INSERT
@@ -164,7 +162,7 @@ type insertChunk struct {
 func (w *JobWriter) buildInsert(batch []Message, updated time.Time) insertBatch {
 	vals := w.vals[:0]
 	for i := range batch {
-		vals = append(vals, rowValues(&batch[i], w.created))
+		vals = append(vals, messageValues(&batch[i], w.created))
 	}
 	w.vals = vals
 	sizes := chunkSizes(len(batch), rowsPerInsert)
@@ -182,13 +180,13 @@ func (w *JobWriter) buildInsert(batch []Message, updated time.Time) insertBatch 
 		for j := start + 1; j < start+n; j++ {
 			v := &vals[j]
 			for f := range maybeShared {
-				if c.shape.varies&(1<<f) == 0 && !v.same(first, f) {
+				if c.shape.varies&(1<<f) == 0 && !maybeShared[f].same(v, first) {
 					c.shape.varies |= 1 << f
 				}
 			}
 		}
-		for f, def := range maybeSharedDefaults {
-			if c.shape.varies&(1<<f) == 0 && def != nil && first.field(f) == def {
+		for f, col := range maybeShared {
+			if c.shape.varies&(1<<f) == 0 && col.def != nil && col.value(first) == col.def {
 				c.shape.defaults |= 1 << f
 			}
 		}
@@ -196,14 +194,14 @@ func (w *JobWriter) buildInsert(batch []Message, updated time.Time) insertBatch 
 		b.args = append(b.args, w.jobID, MsgQueued, ms(updated))
 		for f := range maybeShared {
 			if c.shape.varies&(1<<f) == 0 && c.shape.defaults&(1<<f) == 0 {
-				b.args = append(b.args, first.field(f))
+				b.args = append(b.args, maybeShared[f].value(first))
 			}
 		}
 		for j := start; j < start+n; j++ {
 			m, v := &batch[j], &vals[j]
 			for f := range maybeShared {
 				if c.shape.varies&(1<<f) != 0 {
-					b.args = append(b.args, v.field(f))
+					b.args = append(b.args, maybeShared[f].value(v))
 				}
 			}
 			b.args = append(b.args, int64(m.Line), m.Ref, m.Recipient, m.Body)
