@@ -39,18 +39,6 @@ func (e *recordTooLongError) Error() string {
 	return fmt.Sprintf("the row starting on line %d is longer than %d bytes, the most one row may have", e.Line, e.Limit)
 }
 
-// decodeError means the partner's encoding cannot decode the file's bytes.
-type decodeError struct {
-	Encoding string
-	Err      error
-}
-
-func (e *decodeError) Error() string {
-	return fmt.Sprintf("the file's bytes cannot be decoded as %s (%v)", e.Encoding, e.Err)
-}
-
-func (e *decodeError) Unwrap() error { return e.Err }
-
 // csvReader streams one CSV file record by record. It never holds more than
 // one record (bounded by maxRow bytes) plus its read-ahead buffer, whatever
 // the file size.
@@ -93,8 +81,9 @@ func newCSVReader(src io.Reader, encodingName string, maxRow int) (*csvReader, e
 		if err != nil {
 			return nil, err
 		}
-		src := &sourceReader{r: raw}
-		decoded = &decodingReader{r: transform.NewReader(src, enc.NewDecoder()), src: src, encoding: encodingName}
+		// golang.org/x/text's decoders turn bytes they cannot decode
+		// into U+FFFD rather than fail.
+		decoded = transform.NewReader(raw, enc.NewDecoder())
 	}
 	cr := &csvReader{checkUTF8: isUTF8, maxRow: maxRow, nextLine: 1}
 	cr.counter = &countingReader{r: decoded, over: cr.overLimit}
@@ -189,41 +178,10 @@ func csvFileError(err error) error {
 	if errors.As(err, &tooBig) {
 		return &fileLevelError{Msg: tooBig.Error()}
 	}
-	var dec *decodeError
-	if errors.As(err, &dec) || strings.HasPrefix(err.Error(), "encoding ") {
-		return &fileLevelError{Msg: fmt.Sprintf("the file cannot be decoded (%v); save it as UTF-8, or ask your administrator to check your encoding setting", err)}
+	if strings.HasPrefix(err.Error(), "encoding ") {
+		return &fileLevelError{Msg: fmt.Sprintf("the file cannot be decoded (%v); ask your administrator to check your encoding setting", err)}
 	}
 	return err
-}
-
-// sourceReader remembers the last error of the stream a decoder reads, so
-// that decodingReader can tell the decoder's own errors from it.
-type sourceReader struct {
-	r   io.Reader
-	err error
-}
-
-func (s *sourceReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	s.err = err
-	return n, err
-}
-
-// decodingReader marks the errors of a decoder as decodeErrors: bytes the
-// partner's encoding cannot decode are the file's problem, while a read
-// error of the stream under it (a damaged gzip) passes through as it is.
-type decodingReader struct {
-	r        io.Reader
-	src      *sourceReader
-	encoding string
-}
-
-func (d *decodingReader) Read(p []byte) (int, error) {
-	n, err := d.r.Read(p)
-	if err != nil && err != io.EOF && !errors.Is(err, d.src.err) {
-		err = &decodeError{Encoding: d.encoding, Err: err}
-	}
-	return n, err
 }
 
 // overLimit reports whether the bytes read so far run further past the
