@@ -37,12 +37,13 @@ var (
 // share: bound once when every row of the chunk has the same value, else
 // per row.
 type sharedColumn struct {
-	name string
-	// def is the column's DEFAULT in the schema: a chunk that shares it
-	// leaves the column out (nil: no default, always written).
-	def   any
+	name  string
 	value func(v *storedValues) any
 	same  func(a, b *storedValues) bool
+	// isDefault reports whether v holds the column's DEFAULT in the schema:
+	// a chunk that shares it leaves the column out (nil: the column has no
+	// default and is always written).
+	isDefault func(v *storedValues) bool
 }
 
 // maybeShared are the columns a chunk's rows may share; bit i of a shape
@@ -51,24 +52,29 @@ var maybeShared = [...]sharedColumn{
 	{name: "channel",
 		value: func(v *storedValues) any { return v.channel },
 		same:  func(a, b *storedValues) bool { return a.channel == b.channel }},
-	{name: "subject", def: "",
-		value: func(v *storedValues) any { return v.subject },
-		same:  func(a, b *storedValues) bool { return a.subject == b.subject }},
-	{name: "format", def: "text",
-		value: func(v *storedValues) any { return v.format },
-		same:  func(a, b *storedValues) bool { return a.format == b.format }},
-	{name: "sender", def: "",
-		value: func(v *storedValues) any { return v.sender },
-		same:  func(a, b *storedValues) bool { return a.sender == b.sender }},
+	{name: "subject",
+		value:     func(v *storedValues) any { return v.subject },
+		same:      func(a, b *storedValues) bool { return a.subject == b.subject },
+		isDefault: func(v *storedValues) bool { return v.subject == "" }},
+	{name: "format",
+		value:     func(v *storedValues) any { return v.format },
+		same:      func(a, b *storedValues) bool { return a.format == b.format },
+		isDefault: func(v *storedValues) bool { return v.format == "text" }},
+	{name: "sender",
+		value:     func(v *storedValues) any { return v.sender },
+		same:      func(a, b *storedValues) bool { return a.sender == b.sender },
+		isDefault: func(v *storedValues) bool { return v.sender == "" }},
 	{name: "next_attempt_at",
 		value: func(v *storedValues) any { return v.next },
 		same:  func(a, b *storedValues) bool { return a.next == b.next }},
-	{name: "expires_at", def: int64(0),
-		value: func(v *storedValues) any { return v.expires },
-		same:  func(a, b *storedValues) bool { return a.expires == b.expires }},
-	{name: "vars", def: "{}",
-		value: func(v *storedValues) any { return v.vars },
-		same:  func(a, b *storedValues) bool { return a.vars == b.vars }},
+	{name: "expires_at",
+		value:     func(v *storedValues) any { return v.expires },
+		same:      func(a, b *storedValues) bool { return a.expires == b.expires },
+		isDefault: func(v *storedValues) bool { return v.expires == 0 }},
+	{name: "vars",
+		value:     func(v *storedValues) any { return v.vars },
+		same:      func(a, b *storedValues) bool { return a.vars == b.vars },
+		isDefault: func(v *storedValues) bool { return v.vars == "{}" }},
 }
 
 // insertShape is a statement's row count, which maybeShared columns vary
@@ -186,7 +192,7 @@ func (w *JobWriter) buildInsert(batch []Message, updated time.Time) insertBatch 
 			}
 		}
 		for f, col := range maybeShared {
-			if c.shape.varies&(1<<f) == 0 && col.def != nil && col.value(first) == col.def {
+			if c.shape.varies&(1<<f) == 0 && col.isDefault != nil && col.isDefault(first) {
 				c.shape.defaults |= 1 << f
 			}
 		}
