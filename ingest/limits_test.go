@@ -152,24 +152,24 @@ func TestIngestRejectsAFileWithMoreRowsThanMaxRows(t *testing.T) {
 }
 
 func TestIngestRejectsACompressedFileThatExpandsPastTheLimit(t *testing.T) {
-	e := newTestEnv(t, func(c *config.Config) { c.Partners[0].MaxExpandedBytes = 1 << 20 })
+	e := newTestEnv(t, func(c *config.Config) { c.Partners[0].MaxExpandedBytes = 100 << 10 })
 	e.template("acme", "welcome", welcomeSMS)
-	// 4 MB of rows in a 20 KB gzip; far fewer rows than max_rows.
+	// 400 KB of rows in a few KB of gzip; far fewer rows than max_rows.
 	row := "912345678,Ana,A-1\n"
-	plain := "phone,first_name,order_id\n" + strings.Repeat(row, (4<<20)/len(row))
+	plain := "phone,first_name,order_id\n" + strings.Repeat(row, (400<<10)/len(row))
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write([]byte(plain))
 	zw.Close()
 	var zbuf bytes.Buffer
 	zz := zip.NewWriter(&zbuf)
-	for _, name := range []string{"a.csv", "b.csv"} { // 0.6 MB each: too much only together
+	for _, name := range []string{"a.csv", "b.csv"} { // 60 KB each: too much only together
 		w, _ := zz.Create(name)
-		w.Write([]byte("phone,first_name,order_id\n" + strings.Repeat(row, (600<<10)/len(row))))
+		w.Write([]byte("phone,first_name,order_id\n" + strings.Repeat(row, (60<<10)/len(row))))
 	}
 	zz.Close()
 
-	const want = "the file expands to more than 1048576 bytes when decompressed, the most one file may hold, so nothing was queued"
+	const want = "the file expands to more than 102400 bytes when decompressed, the most one file may hold, so nothing was queued"
 	for name, data := range map[string][]byte{"bomb.csv.gz": gz.Bytes(), "bomb.zip": zbuf.Bytes()} {
 		e.ingest("acme", "inbox/welcome/"+name, data)
 		f := e.lastFile("acme")
