@@ -88,6 +88,9 @@ type IngestConfig struct {
 	RenderSteps int64 `toml:"render_steps"`
 	// RenderTimeout bounds the time of rendering one message.
 	RenderTimeout Duration `toml:"render_timeout"`
+	// Workers is how many files are ingested at once, each of a different
+	// partner, partners taking turns.
+	Workers int `toml:"workers"`
 }
 
 // SenderConfig tunes the delivery loop.
@@ -129,6 +132,11 @@ type Partner struct {
 	// MaxFolders caps the folders the partner may have in inbox/ and
 	// lists/ together (0: the default).
 	MaxFolders int `toml:"max_folders"`
+	// MaxRows rejects a recipient file with more rows (0: the default).
+	MaxRows int `toml:"max_rows"`
+	// MaxExpandedBytes rejects a .csv.gz or .zip whose content expands to
+	// more bytes (0: the default); it bounds a decompression bomb.
+	MaxExpandedBytes int64 `toml:"max_expanded_bytes"`
 }
 
 // Channel is one delivery route: an SMTP server, an HTTP provider or the

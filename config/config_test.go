@@ -269,3 +269,33 @@ func TestRenderLimitsDefaultByRecipientAndAreValidated(t *testing.T) {
 		t.Errorf("default render budget %d, %s", d.Ingest.RenderSteps, d.Ingest.RenderTimeout.D())
 	}
 }
+
+func TestValidateIngestLimits(t *testing.T) {
+	src := `[ingest]
+workers = 0
+
+[[channel]]
+name = "sms"
+type = "outbox"
+
+[[partner]]
+name = "a"
+channels = ["sms"]
+max_rows = -1
+max_expanded_bytes = -5
+`
+	err := parseValid(t, src, nil).Validate()
+	for _, want := range []string{
+		"line 2: ingest.workers: must be between 1 and 64",
+		"line 11: partner[0].max_rows: must not be negative",
+		"line 12: partner[0].max_expanded_bytes: must not be negative",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	p := Partner{Name: "a"}.WithDefaults()
+	if p.MaxRows != DefaultMaxRows || p.MaxExpandedBytes != DefaultMaxExpandedBytes || Default().Ingest.Workers != DefaultIngestWorkers {
+		t.Errorf("defaults: max_rows %d, max_expanded_bytes %d, workers %d", p.MaxRows, p.MaxExpandedBytes, Default().Ingest.Workers)
+	}
+}

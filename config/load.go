@@ -48,6 +48,7 @@ func Default() *Config {
 			ArchiveRetention: Duration(30 * 24 * time.Hour),
 			RenderSteps:      100_000,
 			RenderTimeout:    Duration(time.Second),
+			Workers:          DefaultIngestWorkers,
 		},
 		Sender: SenderConfig{
 			Lease:         Duration(60 * time.Second),

@@ -47,7 +47,8 @@ type fileJob struct {
 	entry     string            // zip entry being read, prefixed to its errors
 
 	rows, good, bad int
-	lastBad         int // line of the last bad row, to count rows not errors
+	lastBad         int   // line of the last bad row, to count rows not errors
+	expanded        int64 // bytes decompressed so far (.csv.gz, .zip)
 
 	// An earlier queued upload of this name that the file extends: its
 	// records up to line skipThrough were that job's and are skipped.
@@ -79,7 +80,7 @@ const extendWindow = 24 * time.Hour
 // the same name replaces it and is taken. A file whose first bytes are an
 // earlier queued upload of the same name (a resumed transfer) queues only
 // the rows that upload did not have.
-func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel string, how arrival, mk *markerCheck) error {
+func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel string, how arrival, mk *markerCheck) (err error) {
 	abs := filepath.Join(p.home, filepath.FromSlash(rel))
 	// One open file is hashed, read and archived: an upload of the same
 	// name that replaces it meanwhile is a new file, taken after this one.
@@ -155,24 +156,35 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			// Neither queued nor rejected: a record left "received" would
+			// show in the API until a restart. The file stays in the inbox.
+			in.st.ForgetReceivedFile(context.WithoutCancel(ctx), fileID)
+		}
+	}()
 	fj := &fileJob{in: in, p: p, rel: rel, templates: map[string]templateLookup{}, phones: newPhoneNormalizer(p.cfg.Region)}
 	fj.extendsEarlier(earlier, facts)
 	if fileErr == nil {
 		if fj.w, err = in.st.BeginFileJob(ctx, p.cfg.Name, fileID, rel, in.cfg.Ingest.BatchSize); err != nil {
 			return err
 		}
+		// Abort does nothing once the job is committed; on every other way
+		// out it removes the job, stops its flusher and restores the WAL
+		// checkpoints, so no "ingesting" job stays behind until a restart.
+		defer fj.w.Abort(context.WithoutCancel(ctx))
+		if in.ingesting != nil {
+			in.ingesting(ctx, workItem{partner: p.cfg.Name, rel: rel})
+		}
 		readCtx, stopWatch := in.watchSpace(ctx) // diskpause.go: stops early when storage runs low
 		err = fj.read(readCtx, src)
 		stopWatch()
 		if ctx.Err() != nil {
-			// Stopping: undo everything, leave the file for the next start.
-			cleanup := context.WithoutCancel(ctx)
-			fj.w.Abort(cleanup)
-			in.st.ForgetReceivedFile(cleanup, fileID)
+			// Stopping: undo everything (deferred), leave the file for the
+			// next start.
 			return ctx.Err()
 		}
 		if err != nil && !errors.As(err, &fileErr) {
-			fj.w.Abort(ctx)
 			if err := storageFailure(readCtx, err); err != nil {
 				return err // out of space: the file waits, it is not rejected (diskpause.go)
 			}
@@ -297,7 +309,7 @@ func (fj *fileJob) read(ctx context.Context, f *os.File) error {
 			return &fileLevelError{Msg: "the file ends in .gz but is not gzip data; compress it with gzip, or upload the plain .csv"}
 		}
 		defer zr.Close()
-		err = fj.readCSV(ctx, zr)
+		err = fj.readCSV(ctx, fj.bounded(zr))
 		var fe *fileLevelError
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return &fileLevelError{Msg: gzipCutMessage}
@@ -335,7 +347,7 @@ func (fj *fileJob) readZip(ctx context.Context, f *os.File) error {
 			return &fileLevelError{Msg: fmt.Sprintf("%s inside the zip cannot be opened (%v); create the zip again and upload it", name, err)}
 		}
 		fj.entry = name
-		err = fj.readCSV(ctx, rc)
+		err = fj.readCSV(ctx, fj.bounded(rc))
 		rc.Close()
 		if err != nil {
 			var fe *fileLevelError
@@ -354,4 +366,42 @@ func (fj *fileJob) readZip(ctx context.Context, f *os.File) error {
 		return &fileLevelError{Msg: "the zip holds no .csv or .txt file; put the recipient CSVs in it and upload it again"}
 	}
 	return nil
+}
+
+// tooManyRows rejects a file with more rows than the partner's max_rows.
+func (fj *fileJob) tooManyRows() error {
+	max := fj.p.cfg.MaxRows
+	return &fileLevelError{Msg: fmt.Sprintf("the file has more than %d rows, the most one file may have, so nothing was queued; "+
+		"split it into files of at most %d rows and upload them (or ask your administrator to raise max_rows)", max, max)}
+}
+
+// expandedTooLargeError rejects a compressed file whose content grows past
+// the partner's max_expanded_bytes.
+type expandedTooLargeError struct{ Limit int64 }
+
+func (e *expandedTooLargeError) Error() string {
+	return fmt.Sprintf("the file expands to more than %d bytes when decompressed, the most one file may hold, so nothing was queued; "+
+		"split it into smaller files and upload them (or ask your administrator to raise max_expanded_bytes)", e.Limit)
+}
+
+// bounded counts what r decompresses against the partner's
+// max_expanded_bytes, every entry of a zip together: a small archive must
+// not be able to make dropgate read without end.
+func (fj *fileJob) bounded(r io.Reader) io.Reader {
+	return &expandLimiter{r: r, fj: fj}
+}
+
+// expandLimiter is the reader bounded returns.
+type expandLimiter struct {
+	r  io.Reader
+	fj *fileJob
+}
+
+func (l *expandLimiter) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.fj.expanded += int64(n)
+	if limit := l.fj.p.cfg.MaxExpandedBytes; limit > 0 && l.fj.expanded > limit {
+		return n, &expandedTooLargeError{Limit: limit}
+	}
+	return n, err
 }

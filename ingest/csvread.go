@@ -24,14 +24,19 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // errEmptyFile means a stream holds no record at all, not even a header.
 var errEmptyFile = errors.New("empty file")
 
-// recordTooLongError means one record grew past the per-row limit.
+// recordTooLongError means one record grew past the per-row limit. The
+// reader that notices it knows neither; csvReader fills them in.
 type recordTooLongError struct {
-	Line  int
-	Limit int
+	Line   int // where the record starts
+	Limit  int // ingest.max_row_bytes
+	Header bool
 }
 
 func (e *recordTooLongError) Error() string {
-	return fmt.Sprintf("the record starting on line %d is longer than %d bytes", e.Line, e.Limit)
+	if e.Header {
+		return fmt.Sprintf("the header (line %d) is longer than %d bytes, the most one line may have", e.Line, e.Limit)
+	}
+	return fmt.Sprintf("the row starting on line %d is longer than %d bytes, the most one row may have", e.Line, e.Limit)
 }
 
 // csvReader streams one CSV file record by record. It never holds more than
@@ -49,7 +54,10 @@ type csvReader struct {
 	checkUTF8 bool
 	counter   *countingReader
 	maxRow    int
-	lastLine  int
+	// nextLine is the line the next record starts on: the line after the
+	// last one the previous record (or parse error) took. Blank lines
+	// before a record are not counted in it.
+	nextLine int
 	// recordStart is the offset where the record being read begins.
 	// csv.Reader's InputOffset moves on line by line inside a quoted
 	// multi-line value, so it cannot bound a record by itself.
@@ -73,9 +81,11 @@ func newCSVReader(src io.Reader, encodingName string, maxRow int) (*csvReader, e
 		if err != nil {
 			return nil, err
 		}
+		// golang.org/x/text's decoders turn bytes they cannot decode
+		// into U+FFFD rather than fail.
 		decoded = transform.NewReader(raw, enc.NewDecoder())
 	}
-	cr := &csvReader{checkUTF8: isUTF8, maxRow: maxRow}
+	cr := &csvReader{checkUTF8: isUTF8, maxRow: maxRow, nextLine: 1}
 	cr.counter = &countingReader{r: decoded, over: cr.overLimit}
 	br := bufio.NewReaderSize(cr.counter, readBufferSize)
 	first, _ := br.Peek(readBufferSize)
@@ -89,9 +99,18 @@ func newCSVReader(src io.Reader, encodingName string, maxRow int) (*csvReader, e
 	if errors.Is(err, io.EOF) {
 		return nil, errEmptyFile
 	}
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return nil, headerParseError(pe)
+	}
+	var tooLong *recordTooLongError
+	if errors.As(err, &tooLong) {
+		tooLong.Line, tooLong.Limit, tooLong.Header = cr.nextLine, cr.maxRow, true
+	}
 	if err != nil {
 		return nil, err
 	}
+	cr.nextLine = cr.endLine(header)
 	cr.recordStart = cr.r.InputOffset()
 	cr.header = append([]string(nil), header...)
 	cr.names = make([]string, len(header))
@@ -111,18 +130,58 @@ func (cr *csvReader) read() (fields []string, line int, err error) {
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
-			cr.lastLine = pe.StartLine
+			cr.nextLine = pe.Line + 1
 			return nil, pe.StartLine, err
 		}
 		var tooLong *recordTooLongError
 		if errors.As(err, &tooLong) {
-			tooLong.Line, tooLong.Limit = cr.lastLine+1, cr.maxRow
+			tooLong.Line, tooLong.Limit = cr.nextLine, cr.maxRow
 		}
-		return nil, cr.lastLine + 1, err
+		return nil, cr.nextLine, err
 	}
 	line, _ = cr.r.FieldPos(0)
-	cr.lastLine = line
+	cr.nextLine = cr.endLine(fields)
 	return fields, line, nil
+}
+
+// endLine returns the line after the record just read: its last field
+// starts on a known line, and a quoted value may span lines (encoding/csv
+// turns each line end inside it into "\n").
+func (cr *csvReader) endLine(fields []string) int {
+	last := len(fields) - 1
+	line, _ := cr.r.FieldPos(last)
+	return line + strings.Count(fields[last], "\n") + 1
+}
+
+// headerParseError is the partner's message for a header encoding/csv
+// cannot parse. A stray quote on the first line almost always means the
+// file is not CSV at all (a spreadsheet, a PDF, an archive under a .csv
+// name), so the message says that first.
+func headerParseError(pe *csv.ParseError) *fileLevelError {
+	what := "a quote inside an unquoted field"
+	if !errors.Is(pe.Err, csv.ErrBareQuote) {
+		what = "a quoted field that is not closed properly"
+	}
+	return &fileLevelError{Line: pe.StartLine, Msg: fmt.Sprintf("line %d, column %d: this does not look like a CSV file (%s); "+
+		"save it as CSV (text, one row per line, values separated by commas or semicolons) and upload it again. "+
+		"If it is CSV, put that header value in double quotes and write each \" inside it twice", pe.Line, pe.Column, what)}
+}
+
+// csvFileError turns a reading error that stops the whole file into the
+// partner's message, or passes dropgate's own errors through.
+func csvFileError(err error) error {
+	var tooLong *recordTooLongError
+	if errors.As(err, &tooLong) {
+		return &fileLevelError{Line: tooLong.Line, Msg: fmt.Sprintf("%s; this is usually a quote (\") that opens a value and is never closed, or a file that is not CSV", tooLong.Error())}
+	}
+	var tooBig *expandedTooLargeError
+	if errors.As(err, &tooBig) {
+		return &fileLevelError{Msg: tooBig.Error()}
+	}
+	if strings.HasPrefix(err.Error(), "encoding ") {
+		return &fileLevelError{Msg: fmt.Sprintf("the file cannot be decoded (%v); ask your administrator to check your encoding setting", err)}
+	}
+	return err
 }
 
 // overLimit reports whether the bytes read so far run further past the

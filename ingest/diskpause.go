@@ -47,6 +47,9 @@ var errPaused = errors.New("ingest paused for storage space")
 // ingest cut short are removed before the next file is.
 type diskPause struct {
 	space Space
+	// gate: workers hold its read side while they ingest a file, the
+	// cleanup of remains its write side (removeRemains).
+	gate sync.RWMutex
 
 	mu sync.Mutex
 	// cleanup: remains of an interrupted ingest (a crash before start, or a
@@ -100,57 +103,70 @@ func (in *Ingester) Degraded() string {
 	return ""
 }
 
-// pausedForSpace reports whether files must wait: free space is below the
-// watermark, has not come back since an ingest failed for want of it, or
-// the remains of an interrupted ingest cannot be removed yet (tried here,
-// between files, when nothing else writes ingest state).
+// pausedForSpace reports whether files must wait: the remains of an
+// interrupted ingest cannot be removed yet, free space is below the
+// watermark, or it has not come back since an ingest failed for want of
+// it. Every ingest worker asks it between files.
 func (in *Ingester) pausedForSpace(ctx context.Context) bool {
 	ps := &in.pause
 	in.retryWaitingReport()
+	if !in.removeRemains(ctx) {
+		return true
+	}
 	if ps.space != nil {
 		if low, _ := ps.space.Low(); low {
 			return true
 		}
 	}
-	// Only this goroutine changes the state; the lock is for Degraded,
-	// and is not held across the database calls.
 	ps.mu.Lock()
-	held, heldFree, failedAt, cleanup := ps.held, ps.heldFree, ps.failedAt, ps.cleanup
-	ps.mu.Unlock()
-	if held {
-		if ps.space != nil && ps.space.FreeBytes() < heldFree+spaceReturned ||
-			ps.space == nil && time.Since(failedAt) < time.Minute {
+	defer ps.mu.Unlock()
+	if ps.held {
+		if ps.space != nil && ps.space.FreeBytes() < ps.heldFree+spaceReturned ||
+			ps.space == nil && time.Since(ps.failedAt) < time.Minute {
 			return true
 		}
-		ps.mu.Lock()
 		ps.held, ps.report = false, nil
-		ps.mu.Unlock()
 		in.log.Info("storage space returned; reading the files that waited")
-	}
-	if cleanup {
-		jobs, files, err := in.st.AbandonInterruptedIngests(ctx)
-		if err != nil {
-			ps.mu.Lock()
-			ps.cleanupErr = err
-			ps.mu.Unlock()
-			return true
-		}
-		in.st.TruncateWAL(ctx)
-		ps.mu.Lock()
-		ps.cleanup, ps.cleanupErr = false, nil
-		ps.mu.Unlock()
-		in.log.Info("removed the remains of interrupted ingests; files are read again", "jobs", jobs, "files", files)
 	}
 	return false
 }
 
-// spaceWait returns a channel that fires when a paused ingest should look
-// again, or nil when it is not paused.
-func (in *Ingester) spaceWait(paused bool) <-chan time.Time {
-	if !paused {
-		return nil
+// removeRemains removes what an ingest cut short left behind (a crash
+// before the start, or a paused ingest whose own rollback failed on the
+// full disk), and reports whether nothing is left to remove. The cleanup
+// removes every ingesting job, so it takes the gate's write side: no
+// other worker is in the middle of a file meanwhile.
+func (in *Ingester) removeRemains(ctx context.Context) bool {
+	ps := &in.pause
+	ps.mu.Lock()
+	need := ps.cleanup
+	ps.mu.Unlock()
+	if !need {
+		return true
 	}
-	return time.After(spaceRetry)
+	ps.gate.Lock()
+	defer ps.gate.Unlock()
+	ps.mu.Lock()
+	need = ps.cleanup // another worker may have done it meanwhile
+	ps.mu.Unlock()
+	if !need {
+		return true
+	}
+	jobs, files, err := in.st.AbandonInterruptedIngests(ctx)
+	if err != nil {
+		ps.mu.Lock()
+		ps.cleanupErr = err
+		ps.mu.Unlock()
+		return false
+	}
+	in.st.TruncateWAL(ctx)
+	ps.mu.Lock()
+	ps.cleanup, ps.cleanupErr = false, nil
+	ps.mu.Unlock()
+	if jobs > 0 || files > 0 {
+		in.log.Info("removed the remains of interrupted ingests; files are read again", "jobs", jobs, "files", files)
+	}
+	return true
 }
 
 // watchSpace returns a context for reading one file that is cancelled,
@@ -209,21 +225,18 @@ func (in *Ingester) pauseFile(ctx context.Context, p *partner, it workItem, err 
 	}
 	log := in.log.With("partner", it.partner, "file", it.rel)
 	ps := &in.pause
-	// Partial jobs and file records of this file: the same cleanup as
-	// after a crash, safe here because files are read one at a time.
-	_, _, cerr := in.st.AbandonInterruptedIngests(ctx)
-	if cerr != nil {
-		log.Warn("cannot remove the partial job of a file paused for storage space yet; retried as space returns", "err", cerr)
-	}
+	// The file's job was rolled back as its read returned; if the full
+	// disk refused that too, the remains are removed before the next
+	// file is read, when no other worker is inside one (removeRemains).
+	ps.mu.Lock()
+	ps.cleanup = true
+	ps.mu.Unlock()
 	in.st.TruncateWAL(ctx)
 	var free uint64
 	if ps.space != nil {
 		free = ps.space.FreeBytes()
 	}
 	ps.mu.Lock()
-	if cerr != nil {
-		ps.cleanup, ps.cleanupErr = true, cerr
-	}
 	ps.held, ps.failedAt, ps.heldFree = true, time.Now(), free
 	ps.report = func() error { return writeWaitingReport(reportPath(p, it.rel, waitingSuffix), it.rel, in.now()) }
 	ps.mu.Unlock()
@@ -267,12 +280,4 @@ func writeWaitingReport(path, rel string, now time.Time) error {
 			now.UTC().Format(time.RFC3339), rel, "paused, will be retried")
 		return err
 	})
-}
-
-// requeueFront puts an item back at the head of the queue; it is still
-// counted as pending, so nothing queues it twice meanwhile.
-func (q *workQueue) requeueFront(it workItem) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.items = append([]workItem{it}, q.items...)
 }

@@ -99,6 +99,7 @@ func TestGoldenBadFilesReportErrors(t *testing.T) {
 		{file: "no-template.csv", folder: "-"},
 		{file: "no-recipient-column.csv"},
 		{file: "batch-with-bad-row.zip"},
+		{file: "spreadsheet-named-csv.csv"},
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {

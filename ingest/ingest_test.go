@@ -206,7 +206,7 @@ func TestIngestRejectsRecordLongerThanMaxRowBytes(t *testing.T) {
 		t.Fatalf("status = %s, want rejected", f.Status)
 	}
 	r := e.readReport("acme", "long.csv.errors.csv")
-	if !strings.Contains(r, "\n3,,,\"the record starting on line 3 is longer than 1024 bytes") {
+	if !strings.Contains(r, "\n3,,,\"the row starting on line 3 is longer than 1024 bytes") {
 		t.Errorf("errors report:\n%s", r)
 	}
 }

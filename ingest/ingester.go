@@ -32,7 +32,9 @@ type Options struct {
 }
 
 // Ingester watches the partner homes and ingests what partners drop there.
-// Files are ingested one at a time, in the order they became complete.
+// A small pool of workers (ingest.workers) ingests files, partners taking
+// turns and each partner's files one at a time, in the order they became
+// complete (workQueue).
 type Ingester struct {
 	cfg      *config.Config
 	st       *store.Store
@@ -68,6 +70,9 @@ type Ingester struct {
 	// kicked are the template versions a waiting list took (the watch
 	// loop's alone): see waitsForTemplate.
 	kicked map[workItem]templateSeen
+	// ingesting, when set, is called once a list's job exists and before
+	// its rows are read: tests hold a file in progress there.
+	ingesting func(ctx context.Context, it workItem)
 }
 
 // completion is one server signal: a file in place, and how it came.
@@ -224,11 +229,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 		return nil // stopped right after the start: not a failure
 	}
 	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		in.processLoop(ctx)
-	}()
+	for range in.workers() {
+		wg.Go(func() { in.work(ctx) })
+	}
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		in.archiveLoop(ctx)
@@ -241,6 +245,41 @@ func (in *Ingester) Run(ctx context.Context) error {
 	in.queue.close()
 	wg.Wait()
 	return err
+}
+
+// workers is the size of the ingest pool (ingest.workers, at least one).
+func (in *Ingester) workers() int {
+	return max(in.cfg.Ingest.Workers, 1)
+}
+
+// work ingests queued files until ctx ends: one worker of the pool. While
+// storage is short files wait in the queue (diskpause.go), and a file whose
+// read ran out of space goes back to the head of its partner's line.
+func (in *Ingester) work(ctx context.Context) {
+	for {
+		if in.pausedForSpace(ctx) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(spaceRetry):
+			}
+			continue
+		}
+		it, ok := in.queue.next(ctx)
+		if !ok {
+			return
+		}
+		// The read side of the gate: the cleanup of a paused ingest's
+		// remains waits until no worker is in the middle of a file.
+		in.pause.gate.RLock()
+		paused := in.process(ctx, it)
+		in.pause.gate.RUnlock()
+		if paused {
+			in.queue.requeueFront(it)
+			continue
+		}
+		in.queue.done(it)
+	}
 }
 
 // FileComplete tells the ingester that an embedded server has renamed a

@@ -11,38 +11,6 @@ import (
 	"github.com/dropgate/dropgate/config"
 )
 
-// processLoop ingests queued files one at a time until ctx ends. One at a
-// time keeps the duplicate check (same content already queued) free of races
-// and leaves the second core to the store's insert goroutine.
-func (in *Ingester) processLoop(ctx context.Context) {
-	for {
-		paused := false
-		for {
-			if ctx.Err() != nil {
-				return
-			}
-			if paused = in.pausedForSpace(ctx); paused { // diskpause.go: files wait
-				break
-			}
-			it, ok := in.queue.pop()
-			if !ok {
-				break
-			}
-			if in.process(ctx, it) {
-				in.queue.requeueFront(it)
-				continue
-			}
-			in.queue.done(it)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-in.queue.signal:
-		case <-in.spaceWait(paused):
-		}
-	}
-}
-
 // process ingests one file; problems with the file go to the partner's
 // reports, problems of dropgate itself to the log. It reports whether the
 // file was held for storage space: it is then read again later.
@@ -64,6 +32,7 @@ func (in *Ingester) process(ctx context.Context, it workItem) (held bool) {
 		err = in.ingestUpload(ctx, p, it.rel, how)
 	}
 	if ctx.Err() == nil && in.pauseFile(ctx, p, it, err) { // diskpause.go
+		in.undoAttempt(ctx, p, it.rel, log) // waiting for space says nothing about the file
 		return true
 	}
 	in.endAttempt(ctx, p, it.rel, err, log)

@@ -13,9 +13,10 @@ import (
 	"github.com/dropgate/dropgate/store"
 )
 
-// maxAttempts is how many times an upload is read and not finished (dropgate
-// failed inside, died, or was stopped while reading it) before it is
-// quarantined instead of read again. Once can be bad luck (a restart, a
+// maxAttempts is how many times an upload is read and not finished
+// (dropgate failed inside, or died while reading it; a stop on purpose or a
+// pause for storage space does not count) before it is quarantined
+// instead of read again. Once can be bad luck (a restart, a
 // full disk); twice in a row, the upload itself is the likely cause, and
 // reading it at every start would make every start fail the same way.
 const maxAttempts = 2
@@ -52,11 +53,15 @@ func (in *Ingester) beginAttempt(ctx context.Context, p *partner, rel string, lo
 
 // endAttempt closes the record of an attempt: removed when the processing
 // ended (whatever it decided about the file), kept when dropgate failed
-// (err) or is stopping (ctx ended). A failure that makes the attempts
+// (err), taken back when it is stopping (ctx ended). A failure that makes the attempts
 // maxAttempts quarantines the item at once.
 func (in *Ingester) endAttempt(ctx context.Context, p *partner, rel string, err error, log *slog.Logger) {
 	if ctx.Err() != nil {
-		return // stopped mid-way: the record counts this attempt
+		// Stopped on purpose mid-way: that says nothing about the upload,
+		// so the attempt is taken back. Only a death (kill -9, out of
+		// memory) or a failure inside dropgate leaves it counted.
+		in.undoAttempt(ctx, p, rel, log)
+		return
 	}
 	if err == nil {
 		if err := in.st.EndIngestAttempt(ctx, p.cfg.Name, rel); err != nil {
@@ -78,6 +83,14 @@ func (in *Ingester) endAttempt(ctx context.Context, p *partner, rel string, err 
 	}
 	if qerr := in.quarantine(ctx, p, rel, a, log); qerr != nil {
 		log.Error("cannot quarantine file", "err", qerr)
+	}
+}
+
+// undoAttempt takes back the attempt on record: the processing was
+// stopped for a reason that says nothing about the upload.
+func (in *Ingester) undoAttempt(ctx context.Context, p *partner, rel string, log *slog.Logger) {
+	if err := in.st.UndoIngestAttempt(context.WithoutCancel(ctx), p.cfg.Name, rel); err != nil {
+		log.Error("cannot take back the ingest attempt", "err", err)
 	}
 }
 

@@ -156,6 +156,9 @@ func (fj *fileJob) readCSV(ctx context.Context, r io.Reader) error {
 			fj.skip(line) // the earlier upload's job had it
 			continue
 		}
+		if fj.rows >= fj.p.cfg.MaxRows {
+			return fj.tooManyRows()
+		}
 		if err != nil {
 			if errors.As(err, &pe) {
 				fj.rows++
@@ -173,19 +176,6 @@ func (fj *fileJob) readCSV(ctx context.Context, r io.Reader) error {
 		return &fileLevelError{Msg: "the file has a header line but no rows, so there is nothing to send"}
 	}
 	return nil
-}
-
-// csvFileError turns a reading error that stops the whole file into the
-// partner's message, or passes dropgate's own errors through.
-func csvFileError(err error) error {
-	var tooLong *recordTooLongError
-	if errors.As(err, &tooLong) {
-		return &fileLevelError{Line: tooLong.Line, Msg: fmt.Sprintf("%s; this is usually a quote (\") that opens a value and is never closed", tooLong.Error())}
-	}
-	if strings.HasPrefix(err.Error(), "encoding ") {
-		return &fileLevelError{Msg: fmt.Sprintf("the file cannot be decoded (%v); ask your administrator to check your encoding setting", err)}
-	}
-	return err
 }
 
 func quoteErrorMessage(pe *csv.ParseError) string {

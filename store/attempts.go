@@ -68,6 +68,27 @@ func (s *Store) EndIngestAttempt(ctx context.Context, partner, name string) erro
 	return nil
 }
 
+// UndoIngestAttempt takes back the attempt now on record for a path: its
+// processing was stopped on purpose (dropgate shutting down), which says
+// nothing about the upload. A first attempt's record goes away.
+func (s *Store) UndoIngestAttempt(ctx context.Context, partner, name string) error {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("cannot take back the ingest attempt of %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE ingest_attempts SET attempts = attempts - 1 WHERE partner = ? AND name = ?`, partner, name); err != nil {
+		return fmt.Errorf("cannot take back the ingest attempt of %s: %w", name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM ingest_attempts WHERE partner = ? AND name = ? AND attempts <= 0`, partner, name); err != nil {
+		return fmt.Errorf("cannot take back the ingest attempt of %s: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("cannot take back the ingest attempt of %s: %w", name, err)
+	}
+	return nil
+}
+
 // QuarantineFile records an upload that will not be read again (already
 // moved to f.ArchivePath), with the reason as its error (line 0), and
 // returns its id.

@@ -215,3 +215,101 @@ func TestJobWriterInsertFailureRollsBackAndLeavesTheWriterUsable(t *testing.T) {
 		t.Fatalf("the writer after a failed batch: %v", err)
 	}
 }
+
+func TestJobWriterAbortAfterCommitKeepsTheJob(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	fileID, err := s.CreateFile(ctx, File{Partner: "p", Name: "inbox/a.csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.BeginFileJob(ctx, "p", fileID, "inbox/a.csv", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 25 {
+		if err := w.Add(Message{Channel: "sms", Line: i + 2, Recipient: "+1", Body: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(ctx, 25, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Abort(ctx); err != nil { // what a deferred Abort does
+		t.Fatalf("Abort after Commit = %v, want nil", err)
+	}
+	j, err := s.Job(ctx, w.JobID())
+	if err != nil || j.Status != JobQueued || j.Total != 25 {
+		t.Fatalf("job after Commit then Abort = %+v, %v; want queued with 25 messages", j, err)
+	}
+	var n int
+	s.writer.QueryRow(`SELECT COUNT(*) FROM messages WHERE job_id = ?`, w.JobID()).Scan(&n)
+	if n != 25 {
+		t.Errorf("%d messages left, want 25", n)
+	}
+}
+
+// TestJobWritersOfTwoFilesAtOnceKeepTheirOwnMessages: two file jobs written
+// at the same time (two ingest workers) share the single writer connection
+// and the widened checkpoint threshold; each job gets exactly its own
+// messages, in order, and the threshold comes back only after both.
+func TestJobWritersOfTwoFilesAtOnceKeepTheirOwnMessages(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	const rows = 3*500 + 77
+	writers := make([]*JobWriter, 2)
+	for k := range writers {
+		fileID, err := s.CreateFile(ctx, File{Partner: "p" + strconv.Itoa(k), Name: "inbox/a.csv"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if writers[k], err = s.BeginFileJob(ctx, "p"+strconv.Itoa(k), fileID, "inbox/a.csv", 500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 2)
+	for k, w := range writers {
+		go func() {
+			for i := range rows {
+				if err := w.Add(Message{Channel: "sms", Line: i + 2, Recipient: "+1", Body: strconv.Itoa(k) + "/" + strconv.Itoa(i)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var threshold int
+	if err := writers[0].Commit(ctx, rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.writer.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&threshold)
+	if threshold != bulkCheckpointPages {
+		t.Errorf("with one job still writing: wal_autocheckpoint = %d, want %d", threshold, bulkCheckpointPages)
+	}
+	if err := writers[1].Commit(ctx, rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.writer.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&threshold)
+	if threshold != 1000 {
+		t.Errorf("after both jobs: wal_autocheckpoint = %d, want 1000", threshold)
+	}
+	for k, w := range writers {
+		i := 0
+		err := s.JobMessages(ctx, w.JobID(), "", 0, 0, func(m Message) error {
+			if want := strconv.Itoa(k) + "/" + strconv.Itoa(i); m.Body != want || m.Line != i+2 || m.Partner != "p"+strconv.Itoa(k) {
+				t.Fatalf("job %d message %d = %+v, want body %s", k, i, m, want)
+			}
+			i++
+			return nil
+		})
+		if err != nil || i != rows {
+			t.Fatalf("job %d: read %d messages (%v), want %d", k, i, err, rows)
+		}
+	}
+}

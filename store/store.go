@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -50,9 +51,14 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the database at path and applies pending
-// migrations.
+// migrations. The database and its -wal and -shm files are made readable
+// by their owner only (0600), whatever the umask, since they hold
+// recipients and message bodies.
 func Open(ctx context.Context, path string) (*Store, error) {
 	s := &Store{path: path}
+	if err := createPrivate(path); err != nil {
+		return nil, err
+	}
 	var err error
 	if s.writer, err = openDB(path, true); err != nil {
 		return nil, err
@@ -61,6 +67,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.writer.SetMaxIdleConns(1)
 	s.writer.SetConnMaxLifetime(0)
 	if err := s.migrate(ctx); err != nil {
+		s.writer.Close()
+		return nil, err
+	}
+	// The writer has opened the database in WAL mode by now, so the -wal
+	// and -shm files exist. SQLite gives new ones the database file's mode;
+	// ones left by an older dropgate (or a crash) keep theirs unless fixed.
+	if err := restrictSidecars(path); err != nil {
 		s.writer.Close()
 		return nil, err
 	}
@@ -74,6 +87,35 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// dbFileMode is the mode of the database and its -wal and -shm files.
+const dbFileMode = 0o600
+
+// createPrivate creates the database file with dbFileMode before SQLite
+// opens it (SQLite would create it 0644 less the umask) and narrows the
+// mode of an existing one.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, dbFileMode)
+	if err != nil {
+		return fmt.Errorf("cannot create database: %w", err)
+	}
+	defer f.Close()
+	if err := f.Chmod(dbFileMode); err != nil {
+		return fmt.Errorf("cannot make the database private: %w", err)
+	}
+	return nil
+}
+
+// restrictSidecars sets dbFileMode on the database's -wal and -shm files
+// that exist.
+func restrictSidecars(path string) error {
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, dbFileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("cannot make the database's %s file private: %w", suffix, err)
+		}
+	}
+	return nil
 }
 
 func openDB(path string, writer bool) (*sql.DB, error) {

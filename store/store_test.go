@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -128,4 +130,65 @@ func TestJobWriterCommitAndAbort(t *testing.T) {
 	if n != 10 {
 		t.Fatalf("messages = %d, want 10", n)
 	}
+}
+
+// dbModes returns the permission bits of the database and its -wal and
+// -shm files.
+func dbModes(t *testing.T, path string) map[string]os.FileMode {
+	t.Helper()
+	modes := map[string]os.FileMode{}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		fi, err := os.Stat(path + suffix)
+		if err != nil {
+			t.Fatalf("stat %s: %v", filepath.Base(path+suffix), err)
+		}
+		modes[filepath.Base(path+suffix)] = fi.Mode().Perm()
+	}
+	return modes
+}
+
+func TestOpenMakesTheDatabaseAndItsWALPrivate(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "dropgate.db")
+	s := openAt(t, path)
+	if _, err := s.writer.Exec(`INSERT INTO meta (key, value) VALUES ('mode-test', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range dbModes(t, path) {
+		if mode != 0o600 {
+			t.Errorf("%s has mode %o, want 600", name, mode)
+		}
+	}
+}
+
+func TestOpenNarrowsTheModesOfAnExistingDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dropgate.db")
+	s := openAt(t, path)
+	if _, err := s.writer.Exec(`INSERT INTO meta (key, value) VALUES ('mode-test', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	// As an older dropgate left them (the -wal and -shm files in use, as
+	// after a crash, so SQLite does not create them anew).
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openAt(t, path)
+	for name, mode := range dbModes(t, path) {
+		if mode != 0o600 {
+			t.Errorf("%s has mode %o, want 600", name, mode)
+		}
+	}
+}
+
+func openAt(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
