@@ -54,6 +54,7 @@ type fileFacts struct {
 	size    int64
 	lines   int  // physical lines: line ends, plus one for a last line without
 	cut     bool // the last byte is not a line end while an earlier one is
+	binary  bool // a NUL byte: not text at all, so not a cut CSV either
 	cuts    []int64
 	cutSHA  []string // SHA-256 of the first cuts[i] bytes
 	cutLine []int    // line ends within the first cuts[i] bytes
@@ -82,6 +83,9 @@ func inspectFile(f *os.File, cuts []int64) (fileFacts, error) {
 			part := chunk[:take]
 			h.Write(part)
 			newlines += bytes.Count(part, []byte{'\n'})
+			if !facts.binary && bytes.IndexByte(part, 0) >= 0 {
+				facts.binary = true
+			}
 			if take > 0 {
 				last = part[take-1]
 			}
@@ -106,7 +110,9 @@ func inspectFile(f *os.File, cuts []int64) (fileFacts, error) {
 		// A single line without its end (a header alone) is not "cut":
 		// it has no other line to compare with, and is reported for what
 		// it is (no rows) instead.
-		facts.cut = newlines > 0
+		// Nor is a binary file (a spreadsheet saved with a .csv name): its
+		// read says what it is instead.
+		facts.cut = newlines > 0 && !facts.binary
 	}
 	return facts, nil
 }

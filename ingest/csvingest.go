@@ -173,11 +173,13 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		// out it removes the job, stops its flusher and restores the WAL
 		// checkpoints, so no "ingesting" job stays behind until a restart.
 		defer fj.w.Abort(context.WithoutCancel(ctx))
-		if in.ingesting != nil {
-			in.ingesting(ctx, workItem{partner: p.cfg.Name, rel: rel})
-		}
 		readCtx, stopWatch := in.watchSpace(ctx) // diskpause.go: stops early when storage runs low
-		err = fj.read(readCtx, src)
+		if in.ingesting != nil {
+			err = in.ingesting(ctx, workItem{partner: p.cfg.Name, rel: rel})
+		}
+		if err == nil {
+			err = fj.read(readCtx, src)
+		}
 		stopWatch()
 		if ctx.Err() != nil {
 			// Stopping: undo everything (deferred), leave the file for the

@@ -89,7 +89,7 @@ func TestQueueNextWakesEveryIdleWorker(t *testing.T) {
 // receives each held item.
 func holdPartner(e *testEnv, partner string) (held chan workItem, release chan struct{}) {
 	held, release = make(chan workItem, 10), make(chan struct{})
-	e.in.ingesting = func(ctx context.Context, it workItem) {
+	e.in.ingesting = func(ctx context.Context, it workItem) error {
 		if it.partner == partner {
 			held <- it
 			select {
@@ -97,6 +97,7 @@ func holdPartner(e *testEnv, partner string) (held chan workItem, release chan s
 			case <-ctx.Done(): // the test ended (failed) with the file held
 			}
 		}
+		return nil
 	}
 	return held, release
 }

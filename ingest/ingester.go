@@ -71,8 +71,9 @@ type Ingester struct {
 	// loop's alone): see waitsForTemplate.
 	kicked map[workItem]templateSeen
 	// ingesting, when set, is called once a list's job exists and before
-	// its rows are read: tests hold a file in progress there.
-	ingesting func(ctx context.Context, it workItem)
+	// its rows are read: tests hold a file in progress there, or fail its
+	// read with the error it returns.
+	ingesting func(ctx context.Context, it workItem) error
 }
 
 // completion is one server signal: a file in place, and how it came.
@@ -268,6 +269,12 @@ func (in *Ingester) work(ctx context.Context) {
 		it, ok := in.queue.next(ctx)
 		if !ok {
 			return
+		}
+		if in.pausedForSpace(ctx) {
+			// Space ran short (or a file paused) while this worker waited
+			// for work: the file goes back and waits with the others.
+			in.queue.requeueFront(it)
+			continue
 		}
 		// The read side of the gate: the cleanup of a paused ingest's
 		// remains waits until no worker is in the middle of a file.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/dropgate/dropgate/config"
@@ -109,9 +110,11 @@ func TestIngestStillCallsItsOwnFailuresInternal(t *testing.T) {
 	e := newTestEnv(t, nil)
 	e.template("acme", "welcome", welcomeSMS)
 	logs := recordLogs(e)
-	// The file goes away between its hash and its read: not the partner's
-	// doing, and nothing the partner can fix in the file.
-	e.in.ingesting = func(_ context.Context, it workItem) { os.Remove(e.home(it.partner, it.rel)) }
+	// The disk fails the read: not the partner's doing, and nothing the
+	// partner can fix in the file.
+	e.in.ingesting = func(_ context.Context, it workItem) error {
+		return &os.PathError{Op: "read", Path: e.home(it.partner, it.rel), Err: syscall.EIO}
+	}
 	e.ingest("acme", "inbox/welcome/orders.csv", []byte("phone,first_name,order_id\n912345678,Ana,A-1\n"))
 
 	if r := e.readReport("acme", "orders.csv.errors.csv"); !strings.Contains(r, "dropgate could not read this file because of an internal problem") {

@@ -155,7 +155,8 @@ func (e *testEnv) runUntilIngestStarts(rel string) {
 
 // TestShutdownStopsTheIngestOfASlowTemplate: a file whose every row takes
 // a render of most of the budget does not hold the shutdown; the file is
-// left whole in the inbox for the next start, with its attempt recorded.
+// left whole in the inbox for the next start, and the stop is not counted
+// as a failed attempt.
 func TestShutdownStopsTheIngestOfASlowTemplate(t *testing.T) {
 	e := newTestEnv(t, patientRenders)
 	e.template("acme", "slow", slowTemplate)
@@ -169,15 +170,15 @@ func TestShutdownStopsTheIngestOfASlowTemplate(t *testing.T) {
 	if n := e.storedMessages(); n != 0 {
 		t.Errorf("%d messages stored by an ingest cut by the shutdown", n)
 	}
-	a, err := e.st.IngestAttemptFor(context.Background(), "acme", rel)
-	if err != nil || a.Attempts != 1 {
-		t.Errorf("attempt record = %+v, %v; want 1 attempt", a, err)
+	// A stop on purpose says nothing about the upload: no attempt counted.
+	if a, err := e.st.IngestAttemptFor(context.Background(), "acme", rel); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("attempt record = %+v, %v; want none (a shutdown is not a failed attempt)", a, err)
 	}
 }
 
 // TestUploadNotFinishedTwiceIsQuarantinedAndNotRetried: a file the daemon
-// was killed reading (its attempt record left behind), then stopped
-// reading a second time, is at the next start not read again: it is
+// was killed reading twice (its attempt record left behind; a shutdown in
+// between is not counted), is at the next start not read again: it is
 // quarantined (a file of that status in the store, for the API), reported
 // to the partner, moved to the archive; a later start does nothing more.
 func TestUploadNotFinishedTwiceIsQuarantinedAndNotRetried(t *testing.T) {
@@ -194,10 +195,14 @@ func TestUploadNotFinishedTwiceIsQuarantinedAndNotRetried(t *testing.T) {
 	if err := e.st.StartIngestAttempt(ctx, store.IngestAttempt{Partner: "acme", Name: rel, Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Attempts: 1}); err != nil {
 		t.Fatal(err)
 	}
-	// The second attempt, stopped mid-file.
+	// An attempt stopped on purpose mid-file is taken back.
 	e.runUntilIngestStarts(rel)
-	if a, err := e.st.IngestAttemptFor(ctx, "acme", rel); err != nil || a.Attempts != 2 {
-		t.Fatalf("after the second attempt: %+v, %v; want 2 attempts", a, err)
+	if a, err := e.st.IngestAttemptFor(ctx, "acme", rel); err != nil || a.Attempts != 1 {
+		t.Fatalf("after a shutdown mid-file: %+v, %v; want still 1 attempt", a, err)
+	}
+	// What a second kill -9 mid-file leaves.
+	if err := e.st.StartIngestAttempt(ctx, store.IngestAttempt{Partner: "acme", Name: rel, Size: fi.Size(), MTime: fi.ModTime().UnixNano(), Attempts: 2}); err != nil {
+		t.Fatal(err)
 	}
 
 	// A template the daemon did not finish twice is quarantined as well.
