@@ -125,39 +125,6 @@ func TestHTTPClientErrorFailsAtOnceWithTheProvidersText(t *testing.T) {
 	}
 }
 
-func TestHTTP429RetryAfterPausesTheChannel(t *testing.T) {
-	p := newProviderSink(t, func(w http.ResponseWriter, r sinkRequest, n int) {
-		if n == 1 {
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusTooManyRequests)
-			return
-		}
-		io.WriteString(w, `{"id": "x"}`)
-	})
-	cc := httpChannel(p.URL)
-	cc.Concurrency = 1
-	cfg := testConfig(t, cc)
-	st := openStore(t, cfg)
-	j := queueJob(t, st, "acme", store.SourceAPI, store.PriorityTransactional, "sms", 5)
-	start(t, newSender(t, cfg, st))
-	waitJob(t, st, j.ID, store.JobDone, 15*time.Second)
-	done, _ := st.Job(context.Background(), j.ID)
-	if done.Counts[store.MsgSent] != 5 {
-		t.Fatalf("job = %+v", done)
-	}
-	reqs := p.Requests()
-	if len(reqs) != 6 {
-		t.Fatalf("provider got %d requests, want 6 (one refused, five accepted)", len(reqs))
-	}
-	// Nothing may reach the provider while the channel is paused; allow for
-	// timer and clock granularity, never assert an upper bound.
-	for _, r := range reqs[1:] {
-		if gap := r.At.Sub(reqs[0].At); gap < 900*time.Millisecond {
-			t.Errorf("a request came %v after the 429 with Retry-After: 1", gap)
-		}
-	}
-}
-
 func TestRetryAfterReadsSecondsAndDates(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	for v, want := range map[string]time.Duration{
@@ -196,7 +163,8 @@ func TestNewNamesTheBadChannelField(t *testing.T) {
 func TestHTTPTimeoutIsRetried(t *testing.T) {
 	p := newProviderSink(t, func(w http.ResponseWriter, r sinkRequest, n int) {
 		if n == 1 {
-			time.Sleep(300 * time.Millisecond) // longer than the channel's timeout
+			<-r.Context.Done() // answers only once the sender gave up waiting
+			return
 		}
 		io.WriteString(w, `{"id": "late"}`)
 	})

@@ -104,9 +104,8 @@ func TestRunStoresTheOutcomesALastRunLoggedBeforeItWasKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.close()
-	time.Sleep(5 * time.Millisecond) // the leases expire
 
-	s := newSender(t, cfg, st)
+	s := newSender(t, cfg, st, withClock(newFakeClock())) // a minute on: the leases expired
 	stop := start(t, s)
 	waitJob(t, st, job.ID, store.JobDone, 10*time.Second)
 	stop()

@@ -142,23 +142,26 @@ func TestExpiredLeasesReturnToTheQueueAtStartAndWhileRunning(t *testing.T) {
 	if cs, err := st.ClaimMessages(ctx, crashed.ID, "sms", time.Now(), -time.Minute, 10); err != nil || len(cs) != 3 {
 		t.Fatalf("claim = %v, %v", cs, err)
 	}
-	s := newSender(t, cfg, st)
+	fc := newFakeClock()
+	s := newSender(t, cfg, st, withClock(fc))
 	d := &fakeDriver{}
 	useDriver(s, "sms", d)
 	start(t, s)
 	waitJob(t, st, crashed.ID, store.JobDone, 10*time.Second)
 
 	// Another worker that hangs while this sender runs: its leases expire
-	// a little later and the periodic sweep returns them.
-	// Its messages are due in 2 s, so that the running sender cannot claim
-	// them before the "hung" one does, as of then.
-	due := time.Now().Add(2 * time.Second)
+	// a little later and the periodic sweep returns them. Its messages are
+	// due in an hour of the sender's clock, which stands still until the
+	// "hung" worker holds them, so the running sender cannot claim them
+	// first.
+	due := fc.Now().Add(time.Hour)
 	hung := queueMessages(t, st, "beta", store.SourceFile, store.PriorityBulk, []store.Message{
 		{Channel: "sms", Recipient: "+15550000001", Body: "a", NextAttemptAt: due},
 		{Channel: "sms", Recipient: "+15550000002", Body: "b", NextAttemptAt: due}})
 	if cs, err := st.ClaimMessages(ctx, hung.ID, "sms", due, 300*time.Millisecond, 10); err != nil || len(cs) != 2 {
 		t.Fatalf("claim = %v, %v", cs, err)
 	}
+	fc.Advance(time.Hour + time.Second) // past the hung worker's leases
 	got := waitJob(t, st, hung.ID, store.JobDone, 10*time.Second)
 	if got.Counts[store.MsgSent] != 2 || d.Count() != 5 {
 		t.Errorf("job = %+v, driver sent %d", got, d.Count())
@@ -215,14 +218,18 @@ func TestStopAbandonsADeliveryThatOutlivesTheGrace(t *testing.T) {
 	j := queueJob(t, st, "alpha", store.SourceAPI, store.PriorityTransactional, "sms", 1)
 	s := newSender(t, cfg, st)
 	never := make(chan struct{})
-	d := &fakeDriver{hold: gateAt(1, never)}
+	reached := make(chan struct{})
+	d := &fakeDriver{hold: func(ctx context.Context, n int) {
+		close(reached)
+		gateAt(1, never)(ctx, n)
+	}}
 	useDriver(s, "sms", d)
 	stop := start(t, s)
-	waitFor(t, 10*time.Second, "the delivery to start", func() bool {
-		got, _ := st.Job(ctx, j.ID)
-		return got.Counts[store.MsgSending] == 1
-	})
-	time.Sleep(20 * time.Millisecond) // let the worker reach the driver; the assertion below holds either way
+	select {
+	case <-reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the delivery did not reach the driver")
+	}
 	stop()
 	got, _ := st.Job(ctx, j.ID)
 	if got.Counts[store.MsgQueued] != 1 {
@@ -271,13 +278,13 @@ func TestMessagesPastTheirMaxAgeFailAsExpired(t *testing.T) {
 	st := openStore(t, cfg)
 	_, ids, err := st.CreateJob(ctx, store.Job{Partner: "acme", Source: store.SourceAPI}, []store.Message{
 		{Channel: "sms", Recipient: "+1", Body: "too late for the channel's max age"},
-		{Channel: "other", Recipient: "+1", Body: "past its own expiry", ExpiresAt: time.Now().Add(-time.Minute)},
+		{Channel: "other", Recipient: "+1", Body: "past its own expiry", ExpiresAt: time.Now()},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond) // older than the 1ms max age
-	s := newSender(t, cfg, st)
+	// The sender's clock is a minute ahead: both are past their max age.
+	s := newSender(t, cfg, st, withClock(newFakeClock()))
 	d := &fakeDriver{}
 	useDriver(s, "sms", d)
 	useDriver(s, "other", d)

@@ -52,9 +52,10 @@ func TestNudgeWakesAnIdleSender(t *testing.T) {
 	cfg := testConfig(t, config.Channel{Name: "sms", Type: config.ChannelOutbox})
 	cfg.Sender.PollInterval = config.Duration(time.Hour)
 	st := openStore(t, cfg)
-	s := newSender(t, cfg, st)
+	fc := newFakeClock() // stands still: the dispatcher's poll never fires
+	s := newSender(t, cfg, st, withClock(fc))
 	start(t, s)
-	time.Sleep(50 * time.Millisecond) // let the dispatcher go idle; not a synchronisation
+	waitFor(t, 10*time.Second, "the dispatcher to go idle", func() bool { return fc.Sleepers() > 0 })
 	j := queueJob(t, st, "acme", store.SourceAPI, store.PriorityTransactional, "sms", 3)
 	s.Nudge()
 	waitJob(t, st, j.ID, store.JobDone, 10*time.Second)
