@@ -63,12 +63,12 @@ func TestTransactionalMessageJumpsAheadOfBulk(t *testing.T) {
 	d := &fakeDriver{hold: gateAt(201, release)}
 	useDriver(s, "sms", d)
 	start(t, s)
-	waitFor(t, 10*time.Second, "200 bulk messages to go out", func() bool { return d.Count() >= 200 })
+	waitFor(t, 30*time.Second, "200 bulk messages to go out", func() bool { return d.Count() >= 200 })
 
 	api := queueJob(t, st, "beta", store.SourceAPI, store.PriorityTransactional, "sms", 1)
 	s.Nudge()
 	close(release)
-	waitJob(t, st, api.ID, store.JobDone, 10*time.Second)
+	waitJob(t, st, api.ID, store.JobDone, 30*time.Second)
 	pos := -1
 	for i, m := range d.Sent() {
 		if m.JobID == api.ID {

@@ -36,7 +36,7 @@ func TestSMTPSendsOverSTARTTLSWithAuthAndStableMessageID(t *testing.T) {
 	})
 	s := newSender(t, cfg, st, withTLS(k))
 	start(t, s)
-	waitJob(t, st, j.ID, store.JobDone, 15*time.Second)
+	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
 
 	mails := k.Mails()
 	if len(mails) != 2 {
@@ -103,7 +103,7 @@ func TestSMTPReusesConnectionsUpToConcurrency(t *testing.T) {
 	j := queueMessages(t, st, "acme", store.SourceAPI, store.PriorityTransactional, msgs)
 	s := newSender(t, cfg, st, withTLS(k))
 	start(t, s)
-	waitJob(t, st, j.ID, store.JobDone, 15*time.Second)
+	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
 	if n := len(k.Mails()); n != 30 {
 		t.Fatalf("sink got %d mails, want 30", n)
 	}
@@ -135,7 +135,7 @@ func TestSMTPRejectionFailsAtOnceAndBusyReplyRetries(t *testing.T) {
 	}
 	s := newSender(t, cfg, st, withTLS(k))
 	start(t, s)
-	waitJob(t, st, j.ID, store.JobDone, 15*time.Second)
+	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
 	if r := s.Rates()[0]; r.Slowdowns != 0 || r.Throttled {
 		t.Errorf("rate = %+v; a 550 and a greylisting 451 are about one message and must not slow the channel", r)
 	}
@@ -172,7 +172,7 @@ func TestUnreachableSMTPServerWarnsAtStartAndRetries(t *testing.T) {
 	start(t, s)
 	runClock(t, fc, 100*time.Millisecond)
 	var m store.Message
-	waitFor(t, 15*time.Second, "the message to fail after its attempts", func() bool {
+	waitFor(t, 30*time.Second, "the message to fail after its attempts", func() bool {
 		m, _ = st.Message(context.Background(), ids[0])
 		return m.Status == store.MsgFailed
 	})

@@ -157,7 +157,7 @@ func TestThrottleSignalsCutTheChannelsRateUntilItRecovers(t *testing.T) {
 			start(t, s)
 			// The clock stands still: the bucket's burst of 10 lets all four go.
 			var m store.Message
-			waitFor(t, 15*time.Second, "three sent and the refused one queued for a retry", func() bool {
+			waitFor(t, 30*time.Second, "three sent and the refused one queued for a retry", func() bool {
 				got, _ := st.Job(ctx, j.ID)
 				m, _ = st.Message(ctx, ids[0])
 				return got.Counts[store.MsgSent] == 3 && m.Status == store.MsgQueued && m.Attempts == 1
@@ -174,7 +174,7 @@ func TestThrottleSignalsCutTheChannelsRateUntilItRecovers(t *testing.T) {
 				t.Errorf("15 s after the signal: rate = %+v, want 7.5/s and climbing", r)
 			}
 			fc.Advance(time.Minute)
-			waitJob(t, st, j.ID, store.JobDone, 15*time.Second)
+			waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
 			if m, _ := st.Message(ctx, ids[0]); m.Status != store.MsgSent || m.Attempts != 2 {
 				t.Errorf("refused message = %+v, want sent on its second attempt", m)
 			}

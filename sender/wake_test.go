@@ -20,10 +20,10 @@ func TestAQueuedJobWakesTheSenderWithoutPolling(t *testing.T) {
 	d := &fakeDriver{}
 	useDriver(s, "sms", d)
 	start(t, s)
-	waitFor(t, 10*time.Second, "the dispatcher to find nothing and sleep", func() bool { return fc.Sleepers() > 0 })
+	waitFor(t, 30*time.Second, "the dispatcher to find nothing and sleep", func() bool { return fc.Sleepers() > 0 })
 
 	j := queueJob(t, st, "alpha", store.SourceFile, store.PriorityBulk, "sms", 3)
-	waitJob(t, st, j.ID, store.JobDone, 5*time.Second)
+	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
 
 	if d.Count() != 3 {
 		t.Errorf("driver sent %d, want 3", d.Count())
