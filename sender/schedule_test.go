@@ -138,7 +138,7 @@ func TestRateLimitHoldsEveryWindowToTheBucket(t *testing.T) {
 			d := &fakeDriver{now: fc.Now}
 			useDriver(s, "sms", d)
 			start(t, s)
-			runClock(t, fc, 5*time.Millisecond)
+			runClock(t, fc, 25*time.Millisecond)
 			waitJob(t, st, a.ID, store.JobDone, 30*time.Second)
 			waitJob(t, st, b.ID, store.JobDone, 30*time.Second)
 			sent := d.Sent()

@@ -156,21 +156,18 @@ func (t *throttle) apply(now time.Time) {
 	t.lim.SetBurstAt(now, max(1, int(float64(t.ceilBurst)*t.eff/t.ceiling)))
 }
 
-// state is the effective rate at now (0: unlimited) and whether a
-// throttle signal lowered it, and how many cuts there were since start.
+// state is the effective rate at now (0: unlimited), whether a throttle
+// signal lowered it, and how many cuts there were since start. Like a
+// reservation, it ends a slow-down whose climb is over: the return to the
+// configured rate is logged when it is first seen, by a send or a look.
 func (t *throttle) state(now time.Time) (perSecond float64, throttled bool, cuts int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	switch {
-	case t.eff == 0:
+	t.recover(now)
+	if t.eff == 0 {
 		return t.rate, false, t.cuts
-	case now.Before(t.cutAt):
-		return t.eff, true, t.cuts
 	}
-	if r := t.recovered(now); r < t.ceiling {
-		return r, true, t.cuts
-	}
-	return t.rate, false, t.cuts
+	return t.eff, true, t.cuts
 }
 
 // roundRate keeps three significant digits of a rate for the log.
