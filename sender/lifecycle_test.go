@@ -187,7 +187,7 @@ func TestStopMidSendThenRestartDeliversEachMessageOnce(t *testing.T) {
 	cc.Concurrency = 8
 	cfg := testConfig(t, cc)
 	st := openStore(t, cfg)
-	j := queueJob(t, st, "acme", store.SourceFile, store.PriorityBulk, "sms", 2000)
+	j := queueJob(t, st, "acme", store.SourceFile, store.PriorityBulk, "sms", 800)
 
 	stop := start(t, newSender(t, cfg, st))
 	waitFor(t, 60*time.Second, "300 deliveries", func() bool { return len(p.Requests()) >= 300 })
@@ -197,10 +197,10 @@ func TestStopMidSendThenRestartDeliversEachMessageOnce(t *testing.T) {
 		t.Fatalf("after a graceful stop: %+v with %d requests seen; want nothing leased and every request recorded as sent", mid, len(p.Requests()))
 	}
 	start(t, newSender(t, cfg, st))
-	done := waitJob(t, st, j.ID, store.JobDone, 60*time.Second)
+	done := waitJob(t, st, j.ID, store.JobDone, 120*time.Second)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(seen) != 2000 || done.Counts[store.MsgSent] != 2000 {
+	if len(seen) != 800 || done.Counts[store.MsgSent] != 800 {
 		t.Fatalf("provider saw %d keys, job = %+v", len(seen), done)
 	}
 	for k, n := range seen {
