@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/store"
 )
@@ -22,7 +20,7 @@ type channel struct {
 	driver Driver
 	log    *slog.Logger
 
-	limiter     *rate.Limiter
+	throttle    *throttle // the rate limit, and the provider's slow-downs
 	concurrency int
 	batch       int
 	maxAttempts int
@@ -32,9 +30,6 @@ type channel struct {
 	wake  chan struct{}     // Nudge
 	feed  chan *store.Claim // claimed messages, waiting for a worker
 	sched scheduler
-
-	mu          sync.Mutex
-	pausedUntil time.Time // set by a provider's 429 or a busy SMTP server
 }
 
 func newChannel(s *Sender, cc *config.Channel, d Driver) *channel {
@@ -70,14 +65,13 @@ func newChannel(s *Sender, cc *config.Channel, d Driver) *channel {
 	if ch.timeout <= 0 {
 		ch.timeout = 10 * time.Second
 	}
-	ch.limiter = rate.NewLimiter(rate.Inf, 0)
 	ch.batch = s.claimBatch
+	burst := 0
 	if cc.Rate > 0 {
-		burst := cc.Burst
+		burst = cc.Burst
 		if burst <= 0 {
 			burst = max(1, int(math.Ceil(cc.Rate)))
 		}
-		ch.limiter = rate.NewLimiter(rate.Limit(cc.Rate), burst)
 		// About a tenth of a second of work per claim: a claimed message
 		// waits in memory with its lease running, and an urgent (API)
 		// message queued meanwhile waits behind at most two batches, about
@@ -85,6 +79,7 @@ func newChannel(s *Sender, cc *config.Channel, d Driver) *channel {
 		// costs nothing worth saving.
 		ch.batch = min(s.claimBatch, max(ch.concurrency, int(math.Ceil(cc.Rate/10)), 1))
 	}
+	ch.throttle = newThrottle(ch.log, cc.Rate, burst)
 	ch.feed = make(chan *store.Claim, ch.batch)
 	return ch
 }
@@ -114,7 +109,7 @@ func (ch *channel) dispatch(ctx context.Context) {
 	idle := ch.s.cfg.Sender.PollInterval.D()
 	lease := ch.s.cfg.Sender.Lease.D()
 	for ctx.Err() == nil {
-		now := time.Now()
+		now := ch.s.clock.Now()
 		jobs, err := ch.s.store.RunnableJobs(ctx, ch.cfg.Name, now)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -149,12 +144,12 @@ func (ch *channel) dispatch(ctx context.Context) {
 
 // sleep waits for d, a nudge or the end of ctx.
 func (ch *channel) sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
+	c, stop := ch.s.clock.Timer(d)
+	defer stop()
 	select {
 	case <-ctx.Done():
 	case <-ch.wake:
-	case <-t.C:
+	case <-c:
 	}
 }
 
@@ -176,33 +171,23 @@ func (ch *channel) work(ctx, deliverCtx context.Context, col *committer) {
 	}
 }
 
-// pause stops the channel's workers from starting deliveries until t.
-func (ch *channel) pause(until time.Time) {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	if until.After(ch.pausedUntil) {
-		ch.pausedUntil = until
-		ch.log.Warn("channel paused by the provider", "until", until.Format(time.RFC3339Nano))
-	}
-}
-
-// waitTurn waits out a provider pause and then for a token of the rate
-// limit. It fails only when ctx ends.
+// waitTurn waits for a token of the channel's rate limit, at the rate the
+// provider currently allows. It fails only when ctx ends, and then gives
+// the token back.
 func (ch *channel) waitTurn(ctx context.Context) error {
-	for {
-		ch.mu.Lock()
-		d := time.Until(ch.pausedUntil)
-		ch.mu.Unlock()
-		if d <= 0 {
-			break
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
+	now := ch.s.clock.Now()
+	r := ch.throttle.reserve(now)
+	d := r.DelayFrom(now)
+	if d <= 0 {
+		return nil
 	}
-	return ch.limiter.Wait(ctx)
+	c, stop := ch.s.clock.Timer(d)
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		stop()
+		r.CancelAt(ch.s.clock.Now())
+		return ctx.Err()
+	}
 }

@@ -14,13 +14,14 @@ import (
 // of it. ctx stops waiting (the message is released untried); deliverCtx
 // bounds the provider call itself, which a stop lets finish within its grace.
 func (ch *channel) deliver(ctx, deliverCtx context.Context, c *store.Claim) store.Outcome {
+	clk := ch.s.clock
 	out := store.Outcome{ID: c.ID, JobID: c.JobID, Attempt: c.Attempt}
 	release := func() store.Outcome {
-		out.Kind, out.At = store.OutcomeReleased, time.Now()
+		out.Kind, out.At = store.OutcomeReleased, clk.Now()
 		return out
 	}
-	if expiry := ch.expiry(c); !time.Now().Before(expiry) {
-		out.Kind, out.At = store.OutcomeExpired, time.Now()
+	if expiry := ch.expiry(c); !clk.Now().Before(expiry) {
+		out.Kind, out.At = store.OutcomeExpired, clk.Now()
 		out.Error = fmt.Sprintf("expired: not sent within the max age of %s (queued %s)",
 			ch.maxAge, c.AgeFrom.UTC().Format(time.RFC3339))
 		return out
@@ -34,7 +35,7 @@ func (ch *channel) deliver(ctx, deliverCtx context.Context, c *store.Claim) stor
 			return ch.failed(c, transient(fmt.Errorf("cannot check the suppression list: %w", err)))
 		}
 		if sup {
-			out.Kind, out.At, out.Error = store.OutcomeSuppressed, time.Now(), "suppressed: the recipient is on the suppression list"
+			out.Kind, out.At, out.Error = store.OutcomeSuppressed, clk.Now(), "suppressed: the recipient is on the suppression list"
 			return out
 		}
 	}
@@ -48,14 +49,14 @@ func (ch *channel) deliver(ctx, deliverCtx context.Context, c *store.Claim) stor
 	}
 	// A message whose lease ran out while it waited may already be queued
 	// again and claimed by another worker: leave it to that claim.
-	if time.Until(c.LeaseUntil) < min(ch.timeout, ch.s.cfg.Sender.Lease.D()/4) {
+	if c.LeaseUntil.Sub(clk.Now()) < min(ch.timeout, ch.s.cfg.Sender.Lease.D()/4) {
 		return release()
 	}
 	sctx, cancel := context.WithTimeout(deliverCtx, ch.timeout)
 	id, err := ch.driver.Send(sctx, &c.Message)
 	cancel()
 	if err == nil {
-		out.Kind, out.At, out.ProviderID = store.OutcomeSent, time.Now(), id
+		out.Kind, out.At, out.ProviderID = store.OutcomeSent, clk.Now(), id
 		return out
 	}
 	if deliverCtx.Err() != nil {
@@ -67,15 +68,15 @@ func (ch *channel) deliver(ctx, deliverCtx context.Context, c *store.Claim) stor
 }
 
 // failed turns a delivery error into a retry or a final failure, and slows
-// the channel down when the provider asked for it.
+// the channel down when the provider throttles it. A failure about this
+// message alone (greylisting, one bad recipient) changes nothing for the
+// others.
 func (ch *channel) failed(c *store.Claim, err error) store.Outcome {
-	now := time.Now()
+	now := ch.s.clock.Now()
 	out := store.Outcome{ID: c.ID, JobID: c.JobID, Attempt: c.Attempt, At: now, Error: errorText(err)}
 	de := classify(err)
-	if de.RetryAfter > 0 {
-		ch.pause(now.Add(de.RetryAfter))
-	} else if de.SlowDown {
-		ch.pause(now.Add(ch.s.slowPause))
+	if de.Throttle {
+		ch.throttle.signal(now, out.Error)
 	}
 	switch {
 	case de.Permanent:

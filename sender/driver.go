@@ -25,15 +25,21 @@ type Prober interface {
 }
 
 // DeliveryError classifies a failed delivery.
+//
+// Most failures are about one message (a greylisting SMTP 451, a full
+// mailbox, an HTTP 500): that message is retried alone, with backoff, and
+// the channel goes on with the others. Only a provider's throttle signal is
+// about the channel, and slows all of it down for a while.
 type DeliveryError struct {
 	// Permanent failures are not retried: the message fails at once.
 	Permanent bool
-	// RetryAfter, when positive, is how long the provider asked the whole
-	// channel to wait (HTTP 429 Retry-After).
+	// Throttle says the provider asks the whole channel to slow down
+	// (SMTP 421 or 454, a 4.7.x reply about rate, HTTP 429, 503 with
+	// Retry-After): the channel's rate is cut, then recovers.
+	Throttle bool
+	// RetryAfter, when positive, is the earliest the provider wants this
+	// message again (HTTP Retry-After): a floor under its backoff.
 	RetryAfter time.Duration
-	// SlowDown asks the channel to back off briefly without a stated time
-	// (SMTP 421, 451, 454: the server is busy or throttling).
-	SlowDown bool
 	// Err is the provider's answer or the network error.
 	Err error
 }

@@ -43,7 +43,7 @@ func sendOne(t *testing.T, cfg *config.Config, m store.Message) store.Message {
 		t.Fatal(err)
 	}
 	start(t, newSender(t, cfg, st))
-	waitJob(t, st, j.ID, store.JobDone, 10*time.Second)
+	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
 	got, err := st.Message(context.Background(), ids[0])
 	if err != nil {
 		t.Fatal(err)

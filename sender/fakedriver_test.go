@@ -12,12 +12,14 @@ var _ Driver = (*fakeDriver)(nil)
 
 // fakeDriver records every delivery in order. hold, when set, is called
 // with the 1-based number of each call before it is recorded and may block
-// (to freeze the sender at a chosen point); fail may refuse a message.
+// (to freeze the sender at a chosen point); fail may refuse a message; now,
+// when set, times the sends (the sender's fake clock).
 type fakeDriver struct {
 	mu   sync.Mutex
 	sent []fakeSend
 	hold func(ctx context.Context, n int)
 	fail func(m *store.Message) error
+	now  func() time.Time
 	n    int
 }
 
@@ -46,7 +48,11 @@ func (d *fakeDriver) Send(ctx context.Context, m *store.Message) (string, error)
 		}
 	}
 	d.mu.Lock()
-	d.sent = append(d.sent, fakeSend{ID: m.ID, Key: m.Key, JobID: m.JobID, Partner: m.Partner, At: time.Now()})
+	at := time.Now()
+	if d.now != nil {
+		at = d.now()
+	}
+	d.sent = append(d.sent, fakeSend{ID: m.ID, Key: m.Key, JobID: m.JobID, Partner: m.Partner, At: at})
 	d.mu.Unlock()
 	return "fake-" + m.Key, nil
 }

@@ -247,16 +247,20 @@ func (d *httpDriver) accepted(status int) bool {
 }
 
 // statusError classifies a refused request: 429 and 5xx (and 408) are worth
-// retrying, the rest is the provider saying no, kept with its words.
+// retrying, the rest is the provider saying no, kept with its words. A 429,
+// or a 503 with Retry-After, is the provider throttling the channel; any
+// other 5xx is about this request and retries it alone. Retry-After is the
+// earliest the message is tried again.
 func (d *httpDriver) statusError(resp *http.Response, raw []byte) error {
 	err := fmt.Errorf("HTTP %d: %s", resp.StatusCode, responseText(raw, resp.Status))
+	after := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
-		de := &DeliveryError{Err: err, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
-		de.SlowDown = de.RetryAfter == 0
-		return de
+		return &DeliveryError{Throttle: true, RetryAfter: after, Err: err}
+	case resp.StatusCode == http.StatusServiceUnavailable && after > 0:
+		return &DeliveryError{Throttle: true, RetryAfter: after, Err: err}
 	case resp.StatusCode >= 500, resp.StatusCode == http.StatusRequestTimeout:
-		return transient(err)
+		return &DeliveryError{RetryAfter: after, Err: err}
 	}
 	return permanent(err)
 }

@@ -104,11 +104,10 @@ func TestRunStoresTheOutcomesALastRunLoggedBeforeItWasKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	j.close()
-	time.Sleep(5 * time.Millisecond) // the leases expire
 
-	s := newSender(t, cfg, st)
+	s := newSender(t, cfg, st, withClock(newFakeClock())) // a minute on: the leases expired
 	stop := start(t, s)
-	waitJob(t, st, job.ID, store.JobDone, 10*time.Second)
+	waitJob(t, st, job.ID, store.JobDone, 30*time.Second)
 	stop()
 
 	var resent []int64
@@ -144,7 +143,7 @@ func TestRunSetsADamagedSegmentAside(t *testing.T) {
 	seg := filepath.Join(cfg.DeliveryLogDir(), "000000000001.log")
 	os.WriteFile(seg, []byte("garbage\n"+`{"id":1,"job":1,"attempt":1,"kind":"sent","at":1}`+"\n"), 0o600)
 	stop := start(t, newSender(t, cfg, st))
-	waitJob(t, st, job.ID, store.JobDone, 10*time.Second)
+	waitJob(t, st, job.ID, store.JobDone, 30*time.Second)
 	stop()
 	if _, err := os.Stat(seg + ".damaged"); err != nil {
 		t.Fatalf("damaged segment not set aside: %v", err)

@@ -27,7 +27,7 @@ func TestPausedJobWaitsUntilResumed(t *testing.T) {
 	d := &fakeDriver{}
 	useDriver(s, "sms", d)
 	start(t, s)
-	waitJob(t, st, other.ID, store.JobDone, 10*time.Second)
+	waitJob(t, st, other.ID, store.JobDone, 30*time.Second)
 	if j, _ := st.Job(ctx, paused.ID); j.Status != store.JobPaused || j.Counts[store.MsgQueued] != 20 {
 		t.Fatalf("paused job = %+v", j)
 	}
@@ -35,7 +35,7 @@ func TestPausedJobWaitsUntilResumed(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Nudge()
-	if j := waitJob(t, st, paused.ID, store.JobDone, 10*time.Second); j.Counts[store.MsgSent] != 20 {
+	if j := waitJob(t, st, paused.ID, store.JobDone, 30*time.Second); j.Counts[store.MsgSent] != 20 {
 		t.Fatalf("resumed job = %+v", j)
 	}
 }
@@ -44,25 +44,25 @@ func TestPauseHoldsBackMessagesAlreadyClaimed(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, fakeChannel())
 	st := openStore(t, cfg)
-	j := queueJob(t, st, "alpha", store.SourceFile, store.PriorityBulk, "sms", 1000)
+	j := queueJob(t, st, "alpha", store.SourceFile, store.PriorityBulk, "sms", 600)
 	s := newSender(t, cfg, st)
 	release := make(chan struct{})
 	d := &fakeDriver{hold: gateAt(11, release)}
 	useDriver(s, "sms", d)
 	start(t, s)
-	waitFor(t, 10*time.Second, "10 messages to go out", func() bool { return d.Count() >= 10 })
+	waitFor(t, 30*time.Second, "10 messages to go out", func() bool { return d.Count() >= 10 })
 	if _, err := st.PauseJob(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
 	s.Nudge() // as the admin API does after a job action
 	close(release)
 	// The workers held at the gate finish; everything else claimed goes back.
-	waitFor(t, 10*time.Second, "claimed messages to return to the queue", func() bool {
+	waitFor(t, 60*time.Second, "claimed messages to return to the queue", func() bool {
 		got, _ := st.Job(ctx, j.ID)
 		return got.Counts[store.MsgSending] == 0
 	})
 	got, _ := st.Job(ctx, j.ID)
-	if sent := got.Counts[store.MsgSent]; sent > 10+4 || got.Counts[store.MsgQueued] != 1000-sent || got.Status != store.JobPaused {
+	if sent := got.Counts[store.MsgSent]; sent > 10+4 || got.Counts[store.MsgQueued] != 600-sent || got.Status != store.JobPaused {
 		t.Errorf("after pause: %+v; want at most 14 sent (10 plus the 4 in the workers' hands), the rest queued", got)
 	}
 }
@@ -71,25 +71,25 @@ func TestCancelledJobSendsNoMoreAndFinishes(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, fakeChannel())
 	st := openStore(t, cfg)
-	j := queueJob(t, st, "alpha", store.SourceFile, store.PriorityBulk, "sms", 1000)
+	j := queueJob(t, st, "alpha", store.SourceFile, store.PriorityBulk, "sms", 600)
 	s := newSender(t, cfg, st)
 	release := make(chan struct{})
 	d := &fakeDriver{hold: gateAt(11, release)}
 	useDriver(s, "sms", d)
 	start(t, s)
-	waitFor(t, 10*time.Second, "10 messages to go out", func() bool { return d.Count() >= 10 })
+	waitFor(t, 30*time.Second, "10 messages to go out", func() bool { return d.Count() >= 10 })
 	if _, err := st.CancelJob(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
 	s.Nudge()
 	close(release)
 	var got store.Job
-	waitFor(t, 10*time.Second, "the cancelled job to finish", func() bool {
+	waitFor(t, 60*time.Second, "the cancelled job to finish", func() bool {
 		got, _ = st.Job(ctx, j.ID)
 		return !got.FinishedAt.IsZero()
 	})
 	sent := got.Counts[store.MsgSent]
-	if got.Status != store.JobCancelled || sent > 14 || got.Counts[store.MsgCancelled] != 1000-sent || d.Count() != sent {
+	if got.Status != store.JobCancelled || sent > 14 || got.Counts[store.MsgCancelled] != 600-sent || d.Count() != sent {
 		t.Errorf("cancelled job = %+v, driver saw %d", got, d.Count())
 	}
 }
@@ -112,7 +112,7 @@ func TestRetryJobSendsFailedMessagesAgain(t *testing.T) {
 	j := queueJob(t, st, "acme", store.SourceFile, store.PriorityBulk, "sms", 5)
 	s := newSender(t, cfg, st)
 	start(t, s)
-	if got := waitJob(t, st, j.ID, store.JobDone, 10*time.Second); got.Counts[store.MsgFailed] != 5 {
+	if got := waitJob(t, st, j.ID, store.JobDone, 30*time.Second); got.Counts[store.MsgFailed] != 5 {
 		t.Fatalf("job = %+v", got)
 	}
 	refuse.Lock()
@@ -123,7 +123,7 @@ func TestRetryJobSendsFailedMessagesAgain(t *testing.T) {
 	}
 	s.Nudge()
 	var got store.Job
-	waitFor(t, 10*time.Second, "the retried job to finish", func() bool {
+	waitFor(t, 30*time.Second, "the retried job to finish", func() bool {
 		got, _ = st.Job(ctx, j.ID)
 		return got.Status == store.JobDone && got.Counts[store.MsgSent] == 5
 	})
@@ -142,24 +142,27 @@ func TestExpiredLeasesReturnToTheQueueAtStartAndWhileRunning(t *testing.T) {
 	if cs, err := st.ClaimMessages(ctx, crashed.ID, "sms", time.Now(), -time.Minute, 10); err != nil || len(cs) != 3 {
 		t.Fatalf("claim = %v, %v", cs, err)
 	}
-	s := newSender(t, cfg, st)
+	fc := newFakeClock()
+	s := newSender(t, cfg, st, withClock(fc))
 	d := &fakeDriver{}
 	useDriver(s, "sms", d)
 	start(t, s)
-	waitJob(t, st, crashed.ID, store.JobDone, 10*time.Second)
+	waitJob(t, st, crashed.ID, store.JobDone, 30*time.Second)
 
 	// Another worker that hangs while this sender runs: its leases expire
-	// a little later and the periodic sweep returns them.
-	// Its messages are due in 2 s, so that the running sender cannot claim
-	// them before the "hung" one does, as of then.
-	due := time.Now().Add(2 * time.Second)
+	// a little later and the periodic sweep returns them. Its messages are
+	// due in an hour of the sender's clock, which stands still until the
+	// "hung" worker holds them, so the running sender cannot claim them
+	// first.
+	due := fc.Now().Add(time.Hour)
 	hung := queueMessages(t, st, "beta", store.SourceFile, store.PriorityBulk, []store.Message{
 		{Channel: "sms", Recipient: "+15550000001", Body: "a", NextAttemptAt: due},
 		{Channel: "sms", Recipient: "+15550000002", Body: "b", NextAttemptAt: due}})
 	if cs, err := st.ClaimMessages(ctx, hung.ID, "sms", due, 300*time.Millisecond, 10); err != nil || len(cs) != 2 {
 		t.Fatalf("claim = %v, %v", cs, err)
 	}
-	got := waitJob(t, st, hung.ID, store.JobDone, 10*time.Second)
+	fc.Advance(time.Hour + time.Second) // past the hung worker's leases
+	got := waitJob(t, st, hung.ID, store.JobDone, 30*time.Second)
 	if got.Counts[store.MsgSent] != 2 || d.Count() != 5 {
 		t.Errorf("job = %+v, driver sent %d", got, d.Count())
 	}
@@ -184,20 +187,20 @@ func TestStopMidSendThenRestartDeliversEachMessageOnce(t *testing.T) {
 	cc.Concurrency = 8
 	cfg := testConfig(t, cc)
 	st := openStore(t, cfg)
-	j := queueJob(t, st, "acme", store.SourceFile, store.PriorityBulk, "sms", 2000)
+	j := queueJob(t, st, "acme", store.SourceFile, store.PriorityBulk, "sms", 800)
 
 	stop := start(t, newSender(t, cfg, st))
-	waitFor(t, 20*time.Second, "300 deliveries", func() bool { return len(p.Requests()) >= 300 })
+	waitFor(t, 60*time.Second, "300 deliveries", func() bool { return len(p.Requests()) >= 300 })
 	stop()
 	mid, _ := st.Job(ctx, j.ID)
 	if mid.Counts[store.MsgSending] != 0 || mid.Counts[store.MsgSent] != len(p.Requests()) {
 		t.Fatalf("after a graceful stop: %+v with %d requests seen; want nothing leased and every request recorded as sent", mid, len(p.Requests()))
 	}
 	start(t, newSender(t, cfg, st))
-	done := waitJob(t, st, j.ID, store.JobDone, 60*time.Second)
+	done := waitJob(t, st, j.ID, store.JobDone, 120*time.Second)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(seen) != 2000 || done.Counts[store.MsgSent] != 2000 {
+	if len(seen) != 800 || done.Counts[store.MsgSent] != 800 {
 		t.Fatalf("provider saw %d keys, job = %+v", len(seen), done)
 	}
 	for k, n := range seen {
@@ -215,14 +218,18 @@ func TestStopAbandonsADeliveryThatOutlivesTheGrace(t *testing.T) {
 	j := queueJob(t, st, "alpha", store.SourceAPI, store.PriorityTransactional, "sms", 1)
 	s := newSender(t, cfg, st)
 	never := make(chan struct{})
-	d := &fakeDriver{hold: gateAt(1, never)}
+	reached := make(chan struct{})
+	d := &fakeDriver{hold: func(ctx context.Context, n int) {
+		close(reached)
+		gateAt(1, never)(ctx, n)
+	}}
 	useDriver(s, "sms", d)
 	stop := start(t, s)
-	waitFor(t, 10*time.Second, "the delivery to start", func() bool {
-		got, _ := st.Job(ctx, j.ID)
-		return got.Counts[store.MsgSending] == 1
-	})
-	time.Sleep(20 * time.Millisecond) // let the worker reach the driver; the assertion below holds either way
+	select {
+	case <-reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the delivery did not reach the driver")
+	}
 	stop()
 	got, _ := st.Job(ctx, j.ID)
 	if got.Counts[store.MsgQueued] != 1 {
@@ -252,7 +259,7 @@ func TestSuppressedRecipientIsNotSent(t *testing.T) {
 	d := &fakeDriver{}
 	useDriver(s, "sms", d)
 	start(t, s)
-	got := waitJob(t, st, j.ID, store.JobDone, 10*time.Second)
+	got := waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
 	if got.Counts[store.MsgSent] != 1 || got.Counts[store.MsgSuppressed] != 1 || d.Count() != 1 || d.Sent()[0].ID != ids[0] {
 		t.Errorf("job = %+v, driver saw %+v", got, d.Sent())
 	}
@@ -271,20 +278,20 @@ func TestMessagesPastTheirMaxAgeFailAsExpired(t *testing.T) {
 	st := openStore(t, cfg)
 	_, ids, err := st.CreateJob(ctx, store.Job{Partner: "acme", Source: store.SourceAPI}, []store.Message{
 		{Channel: "sms", Recipient: "+1", Body: "too late for the channel's max age"},
-		{Channel: "other", Recipient: "+1", Body: "past its own expiry", ExpiresAt: time.Now().Add(-time.Minute)},
+		{Channel: "other", Recipient: "+1", Body: "past its own expiry", ExpiresAt: time.Now()},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond) // older than the 1ms max age
-	s := newSender(t, cfg, st)
+	// The sender's clock is a minute ahead: both are past their max age.
+	s := newSender(t, cfg, st, withClock(newFakeClock()))
 	d := &fakeDriver{}
 	useDriver(s, "sms", d)
 	useDriver(s, "other", d)
 	start(t, s)
 	for _, id := range ids {
 		var m store.Message
-		waitFor(t, 10*time.Second, "the message to end", func() bool {
+		waitFor(t, 30*time.Second, "the message to end", func() bool {
 			m, _ = st.Message(ctx, id)
 			return m.Status == store.MsgFailed
 		})
@@ -311,7 +318,7 @@ func TestTransientFailureGivesUpAfterMaxAttempts(t *testing.T) {
 	useDriver(s, "sms", &fakeDriver{fail: func(*store.Message) error { return errors.New("connection reset") }})
 	start(t, s)
 	var m store.Message
-	waitFor(t, 10*time.Second, "the message to fail", func() bool {
+	waitFor(t, 30*time.Second, "the message to fail", func() bool {
 		m, _ = st.Message(ctx, ids[0])
 		return m.Status == store.MsgFailed
 	})

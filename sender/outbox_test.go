@@ -19,7 +19,7 @@ func TestOutboxDeliversEveryMessageOnceAndFinishesTheJob(t *testing.T) {
 	s := newSender(t, cfg, st)
 	start(t, s)
 
-	done := waitJob(t, st, j.ID, store.JobDone, 10*time.Second)
+	done := waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
 	if done.Counts[store.MsgSent] != 2 || done.StartedAt.IsZero() || done.FinishedAt.IsZero() {
 		t.Fatalf("job = %+v", done)
 	}
@@ -52,10 +52,11 @@ func TestNudgeWakesAnIdleSender(t *testing.T) {
 	cfg := testConfig(t, config.Channel{Name: "sms", Type: config.ChannelOutbox})
 	cfg.Sender.PollInterval = config.Duration(time.Hour)
 	st := openStore(t, cfg)
-	s := newSender(t, cfg, st)
+	fc := newFakeClock() // stands still: the dispatcher's poll never fires
+	s := newSender(t, cfg, st, withClock(fc))
 	start(t, s)
-	time.Sleep(50 * time.Millisecond) // let the dispatcher go idle; not a synchronisation
+	waitFor(t, 30*time.Second, "the dispatcher to go idle", func() bool { return fc.Sleepers() > 0 })
 	j := queueJob(t, st, "acme", store.SourceAPI, store.PriorityTransactional, "sms", 3)
 	s.Nudge()
-	waitJob(t, st, j.ID, store.JobDone, 10*time.Second)
+	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
 }

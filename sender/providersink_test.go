@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +27,8 @@ type sinkRequest struct {
 	Header http.Header
 	Body   string
 	At     time.Time
+	// Context ends when the client goes away.
+	Context context.Context
 }
 
 func newProviderSink(t testing.TB, respond func(w http.ResponseWriter, r sinkRequest, n int)) *providerSink {
@@ -33,7 +36,7 @@ func newProviderSink(t testing.TB, respond func(w http.ResponseWriter, r sinkReq
 	p := &providerSink{respond: respond}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		req := sinkRequest{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: string(b), At: time.Now()}
+		req := sinkRequest{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Body: string(b), At: time.Now(), Context: r.Context()}
 		p.mu.Lock()
 		p.requests = append(p.requests, req)
 		n, respond := len(p.requests), p.respond

@@ -48,6 +48,9 @@ type Options struct {
 	// and 1h.
 	RetryBase time.Duration
 	RetryCap  time.Duration
+
+	// clock, when set, replaces the wall clock (tests).
+	clock clock
 }
 
 // Sender is the delivery loop. Create it with New, run it with Run.
@@ -58,8 +61,7 @@ type Sender struct {
 	suppress  func(ctx context.Context, partner, channel, recipient string) (bool, error)
 	retryBase time.Duration
 	retryCap  time.Duration
-	// slowPause is how long an SMTP 421/451/454 pauses a channel.
-	slowPause time.Duration
+	clock     clock
 	// claimBatch bounds the messages claimed in one transaction.
 	claimBatch int
 
@@ -91,7 +93,7 @@ func New(opts Options) (*Sender, error) {
 		suppress:   opts.Suppressed,
 		retryBase:  opts.RetryBase,
 		retryCap:   opts.RetryCap,
-		slowPause:  5 * time.Second,
+		clock:      opts.clock,
 		claimBatch: 256,
 		inflight:   map[store.LeaseRef]struct{}{},
 		perJob:     map[int64]int{},
@@ -102,6 +104,9 @@ func New(opts Options) (*Sender, error) {
 	}
 	if s.retryCap <= 0 {
 		s.retryCap = time.Hour
+	}
+	if s.clock == nil {
+		s.clock = realClock{}
 	}
 	for i := range opts.Config.Channels {
 		cc := &opts.Config.Channels[i]
@@ -134,6 +139,29 @@ func newDriver(opts Options, i int, cc *config.Channel) (Driver, error) {
 		return d, nil
 	}
 	return nil, fmt.Errorf("%s.type: %q is not one of smtp, http, outbox", field, cc.Type)
+}
+
+// ChannelRate is a channel's sending rate as configured and as its
+// provider currently allows it.
+type ChannelRate struct {
+	Channel    string
+	Configured float64 // messages per second; 0 is unlimited
+	Effective  float64 // messages per second now; 0 is unlimited
+	Throttled  bool    // a throttle signal of the provider lowered Effective, which is recovering
+	Slowdowns  int     // the provider's throttle signals that cut the rate, since start
+}
+
+// Rates returns every channel's configured and effective rate, in the
+// configuration's order; it is cheap enough for every /metrics scrape.
+func (s *Sender) Rates() []ChannelRate {
+	now := s.clock.Now()
+	out := make([]ChannelRate, 0, len(s.channels))
+	for _, ch := range s.channels {
+		eff, throttled, cuts := ch.throttle.state(now)
+		out = append(out, ChannelRate{Channel: ch.cfg.Name, Configured: ch.throttle.rate, Effective: eff,
+			Throttled: throttled, Slowdowns: cuts})
+	}
+	return out
 }
 
 // Nudge wakes every channel's dispatcher now, for example after new
@@ -245,7 +273,7 @@ func (s *Sender) maintain(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		now := time.Now()
+		now := s.clock.Now()
 		if n, err := s.store.RequeueExpiredLeases(ctx, now); err != nil {
 			s.log.Error("cannot requeue expired leases", "err", err)
 		} else if n > 0 {
@@ -314,12 +342,12 @@ func (s *Sender) recover(ctx context.Context, j *journal) error {
 	if err := s.store.SettleAllDeliveries(ctx); err != nil {
 		return err
 	}
-	if n, err := s.store.RequeueExpiredLeases(ctx, time.Now()); err != nil {
+	if n, err := s.store.RequeueExpiredLeases(ctx, s.clock.Now()); err != nil {
 		return err
 	} else if n > 0 {
 		s.log.Info("returned messages with expired leases to the queue", "count", n)
 	}
-	_, err := s.store.FinishJobs(ctx, time.Now())
+	_, err := s.store.FinishJobs(ctx, s.clock.Now())
 	return err
 }
 

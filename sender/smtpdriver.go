@@ -8,6 +8,7 @@ import (
 	"net"
 	netmail "net/mail"
 	"net/textproto"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,7 +117,9 @@ func (d *smtpDriver) Send(ctx context.Context, m *store.Message) (string, error)
 	}
 	conn, err := d.conn(ctx)
 	if err != nil {
-		return "", &DeliveryError{SlowDown: true, Err: fmt.Errorf("cannot connect to %s: %w", d.addr, err)}
+		// About the server, not the message: the channel slows down
+		// rather than spend every queued message's attempts on it.
+		return "", &DeliveryError{Throttle: true, Err: fmt.Errorf("cannot connect to %s: %w", d.addr, err)}
 	}
 	// The SMTP client knows no context: closing the connection is how a
 	// cancelled delivery ends.
@@ -241,25 +244,53 @@ func (d *smtpDriver) Probe(ctx context.Context) error {
 }
 
 // classifySMTP maps an SMTP failure to a delivery error: 5xx replies are
-// permanent, 4xx transient (421, 451 and 454 also slow the channel down),
-// and anything without a reply code (a dropped connection) transient.
+// permanent, 4xx transient, and anything without a reply code (a dropped
+// connection) transient. Of the 4xx replies only the server's throttle
+// signals slow the whole channel down: 421 (the server closes the session,
+// typically for too many connections or messages), 454, and a 4.7.x reply
+// whose text speaks of rate or too many. A 451 (greylisting, a local
+// problem), 450 or 452 is about that message and retries it alone.
 func classifySMTP(err error) error {
-	code := 0
-	var se *mail.SendError
-	var te *textproto.Error
-	if errors.As(err, &se) {
-		code = se.ErrorCode()
-		if code == 0 && (se.Reason == mail.ErrGetSender || se.Reason == mail.ErrGetRcpts || se.Reason == mail.ErrNoUnencoded) {
-			return permanent(err)
-		}
-	} else if errors.As(err, &te) {
-		code = te.Code
-	}
+	code, enhanced := smtpReply(err)
 	switch {
 	case code >= 500:
 		return permanent(err)
-	case code == 421, code == 451, code == 454:
-		return &DeliveryError{SlowDown: true, Err: err}
+	case code == 421, code == 454:
+		return &DeliveryError{Throttle: true, Err: err}
+	case code >= 400 && strings.HasPrefix(enhanced, "4.7.") && saysRate.MatchString(err.Error()):
+		return &DeliveryError{Throttle: true, Err: err}
+	case code == 0:
+		var se *mail.SendError
+		if errors.As(err, &se) && (se.Reason == mail.ErrGetSender || se.Reason == mail.ErrGetRcpts || se.Reason == mail.ErrNoUnencoded) {
+			return permanent(err)
+		}
 	}
 	return transient(err)
 }
+
+// smtpReply returns the reply code of an SMTP failure (0 without one) and
+// its enhanced status code ("" without one). The enhanced code is read
+// from the reply text when the server did not announce ENHANCEDSTATUSCODES.
+func smtpReply(err error) (code int, enhanced string) {
+	var se *mail.SendError
+	var te *textproto.Error
+	switch {
+	case errors.As(err, &se):
+		code, enhanced = se.ErrorCode(), se.EnhancedStatusCode()
+	case errors.As(err, &te):
+		code = te.Code
+	}
+	if code != 0 && enhanced == "" {
+		enhanced = enhancedCode.FindString(err.Error())
+	}
+	return code, enhanced
+}
+
+var (
+	// enhancedCode is an RFC 3463 status code in a 4xx or 5xx reply.
+	enhancedCode = regexp.MustCompile(`\b[45]\.\d{1,3}\.\d{1,3}\b`)
+	// saysRate is the wording of a 4.7.x reply about sending too fast
+	// ("rate limit exceeded", "too many messages", "throttled"), unlike a
+	// 4.7.1 greylisting or policy reply.
+	saysRate = regexp.MustCompile(`(?i)\brate|too many|throttl`)
+)

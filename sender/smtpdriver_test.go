@@ -36,7 +36,7 @@ func TestSMTPSendsOverSTARTTLSWithAuthAndStableMessageID(t *testing.T) {
 	})
 	s := newSender(t, cfg, st, withTLS(k))
 	start(t, s)
-	waitJob(t, st, j.ID, store.JobDone, 15*time.Second)
+	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
 
 	mails := k.Mails()
 	if len(mails) != 2 {
@@ -103,7 +103,7 @@ func TestSMTPReusesConnectionsUpToConcurrency(t *testing.T) {
 	j := queueMessages(t, st, "acme", store.SourceAPI, store.PriorityTransactional, msgs)
 	s := newSender(t, cfg, st, withTLS(k))
 	start(t, s)
-	waitJob(t, st, j.ID, store.JobDone, 15*time.Second)
+	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
 	if n := len(k.Mails()); n != 30 {
 		t.Fatalf("sink got %d mails, want 30", n)
 	}
@@ -134,9 +134,11 @@ func TestSMTPRejectionFailsAtOnceAndBusyReplyRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newSender(t, cfg, st, withTLS(k))
-	s.slowPause = 50 * time.Millisecond
 	start(t, s)
-	waitJob(t, st, j.ID, store.JobDone, 15*time.Second)
+	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
+	if r := s.Rates()[0]; r.Slowdowns != 0 || r.Throttled {
+		t.Errorf("rate = %+v; a 550 and a greylisting 451 are about one message and must not slow the channel", r)
+	}
 
 	bad, _ := st.Message(context.Background(), ids[0])
 	if bad.Status != store.MsgFailed || bad.Attempts != 1 || !strings.Contains(bad.LastError, "No such user here") {
@@ -162,11 +164,15 @@ func TestUnreachableSMTPServerWarnsAtStartAndRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	s := newSender(t, cfg, st, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
-	s.slowPause = 10 * time.Millisecond
+	// Each failed connection slows the channel down (the server, not the
+	// message, is the problem): its own clock lets the test through the
+	// slow-down without waiting for it.
+	fc := newFakeClock()
+	s := newSender(t, cfg, st, withClock(fc), func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	start(t, s)
+	runClock(t, fc, 100*time.Millisecond)
 	var m store.Message
-	waitFor(t, 15*time.Second, "the message to fail after its attempts", func() bool {
+	waitFor(t, 30*time.Second, "the message to fail after its attempts", func() bool {
 		m, _ = st.Message(context.Background(), ids[0])
 		return m.Status == store.MsgFailed
 	})
@@ -175,6 +181,9 @@ func TestUnreachableSMTPServerWarnsAtStartAndRetries(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "channel does not answer at start") {
 		t.Errorf("no start-up warning in the log:\n%s", logs.String())
+	}
+	if r := s.Rates()[0]; r.Slowdowns == 0 {
+		t.Errorf("rate = %+v; failed connections did not slow the channel down", r)
 	}
 }
 
