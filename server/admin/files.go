@@ -41,7 +41,11 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"files": files})
+	var last int64
+	if len(files) > 0 {
+		last = files[len(files)-1].ID
+	}
+	return writeJSON(w, http.StatusOK, withCursor(map[string]any{"files": files}, len(files), f.Limit, last))
 }
 
 func (s *Server) handleGetFile(w http.ResponseWriter, r *http.Request) error {

@@ -36,6 +36,8 @@ type Options struct {
 	// Compose checks and renders an API send as ingest does a CSV row
 	// (ingest.Ingester.Compose); nil answers POST /api/v1/messages with 501.
 	Compose func(ctx context.Context, partner string, req ingest.APISend) ([]store.Message, []ingest.Problem, error)
+	// Now is the clock of the rate limits and deadlines; nil is time.Now.
+	Now func() time.Time
 }
 
 // Server is the admin HTTP server.
@@ -45,6 +47,14 @@ type Server struct {
 	tokens  []tokenEntry
 	ln      net.Listener
 	handler http.Handler
+	limits  *partnerLimits
+}
+
+func (s *Server) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
+	}
+	return time.Now()
 }
 
 // New binds the admin listener and builds the handler.
@@ -52,7 +62,8 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts, logger: opts.Logger.With("component", "admin"), tokens: newTokenEntries(opts.Config)}
+	s := &Server{opts: opts, logger: opts.Logger.With("component", "admin"), tokens: newTokenEntries(opts.Config),
+		limits: newPartnerLimits(opts.Config.Admin.PartnerRate, opts.Config.Admin.PartnerBurst)}
 	s.handler = s.routes()
 	ln, err := net.Listen("tcp", opts.Config.Admin.Listen)
 	if err != nil {
@@ -71,11 +82,16 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Run serves until ctx is cancelled, then lets open requests finish for a
 // few seconds.
 func (s *Server) Run(ctx context.Context) error {
+	a := s.opts.Config.Admin
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: a.HeaderTimeout.D(),
+		// A backstop: readBody sets each body's own deadline once the
+		// request is authenticated; this bounds a body nobody reads.
+		ReadTimeout:    a.HeaderTimeout.D() + a.BodyTimeout.D(),
+		IdleTimeout:    a.IdleTimeout.D(),
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()
@@ -102,13 +118,19 @@ func (s *Server) wrap(h handlerFunc) http.Handler {
 	})
 }
 
-// authed requires a valid bearer token and stores the principal in the
-// request context.
+// authed requires a valid bearer token and, for a partner key, a token
+// of its rate limit, and stores the principal in the request context. Both
+// are checked before any handler reads the body.
 func (s *Server) authed(h handlerFunc) http.Handler {
 	return s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		p, ok := authenticate(s.tokens, r)
 		if !ok {
 			return errUnauthorized()
+		}
+		if !p.admin {
+			if ok, wait := s.limits.allow(p.partner, s.now()); !ok {
+				return errRateLimited(wait)
+			}
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
