@@ -119,12 +119,38 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	for i := range out {
-		if out[i].Counts, err = jobCounts(ctx, tx, out[i]); err != nil {
-			return nil, err
-		}
+	return out, listCounts(ctx, tx, out)
+}
+
+// listCounts fills the counts of a page of jobs with one read of their
+// tallies.
+func listCounts(ctx context.Context, tx *sql.Tx, jobs []Job) error {
+	if len(jobs) == 0 {
+		return nil
 	}
-	return out, nil
+	ids := make([]int64, len(jobs))
+	at := make(map[int64]int, len(jobs))
+	for i := range jobs {
+		ids[i], at[jobs[i].ID] = jobs[i].ID, i
+		jobs[i].Counts = map[string]int{}
+	}
+	b, _ := json.Marshal(ids)
+	rows, err := tx.QueryContext(ctx, `SELECT job_id, status, SUM(n) FROM job_counts
+		WHERE job_id IN (SELECT value FROM json_each(?)) AND n <> 0 GROUP BY job_id, status`, string(b))
+	if err != nil {
+		return fmt.Errorf("cannot read job counts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var st string
+		var n int
+		if err := rows.Scan(&id, &st, &n); err != nil {
+			return err
+		}
+		jobs[at[id]].Counts[st] = n
+	}
+	return rows.Err()
 }
 
 // MarkJobReported records that the job's result report was written.

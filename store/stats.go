@@ -14,14 +14,17 @@ type StatusCount struct {
 }
 
 // StatusCounts counts files, jobs and messages per status (messages also
-// per channel), for the metrics endpoint. Messages come from the live
-// per-job tally (job_counts, migration 0012), so a scrape reads a few rows
-// per job rather than every message.
+// per channel), for the metrics endpoint. It reads totals kept by triggers
+// (status_totals, migration 0012) plus the live tally of unfinished jobs,
+// so a scrape costs what is in progress, not everything ever sent (CROSS
+// JOIN: walk the few unfinished jobs, then their tallies).
 func (s *Store) StatusCounts(ctx context.Context) ([]StatusCount, error) {
 	rows, err := s.reader.QueryContext(ctx, `
-		SELECT 'files', '', status, COUNT(*) FROM files GROUP BY status
-		UNION ALL SELECT 'jobs', '', status, COUNT(*) FROM jobs GROUP BY status
-		UNION ALL SELECT 'messages', channel, status, SUM(n) FROM job_counts GROUP BY channel, status HAVING SUM(n) <> 0`)
+		SELECT kind, channel, status, SUM(n) FROM (
+			SELECT kind, channel, status, n FROM status_totals
+			UNION ALL SELECT 'messages', c.channel, c.status, c.n FROM jobs j INDEXED BY jobs_unfinished
+				CROSS JOIN job_counts c ON c.job_id = j.id WHERE j.finished_at IS NULL)
+		GROUP BY kind, channel, status HAVING SUM(n) <> 0`)
 	if err != nil {
 		return nil, fmt.Errorf("cannot count statuses: %w", err)
 	}
