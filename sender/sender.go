@@ -48,6 +48,9 @@ type Options struct {
 	// and 1h.
 	RetryBase time.Duration
 	RetryCap  time.Duration
+
+	// Observer, when set, is told of every delivery (for metrics).
+	Observer Observer
 }
 
 // Sender is the delivery loop. Create it with New, run it with Run.
@@ -56,6 +59,7 @@ type Sender struct {
 	store     *store.Store
 	log       *slog.Logger
 	suppress  func(ctx context.Context, partner, channel, recipient string) (bool, error)
+	observer  Observer
 	retryBase time.Duration
 	retryCap  time.Duration
 	// slowPause is how long an SMTP 421/451/454 pauses a channel.
@@ -87,6 +91,7 @@ func New(opts Options) (*Sender, error) {
 		store:      opts.Store,
 		log:        logger.With("component", "sender"),
 		suppress:   opts.Suppressed,
+		observer:   opts.Observer,
 		retryBase:  opts.RetryBase,
 		retryCap:   opts.RetryCap,
 		slowPause:  5 * time.Second,

@@ -63,3 +63,30 @@ func (s *Store) WaitingChannels(ctx context.Context) (map[string]int64, error) {
 	}
 	return out, rows.Err()
 }
+
+// FilesAfter returns up to limit files with ids above afterID, in id
+// order, without their errors: the metrics follow settled files through it.
+func (s *Store) FilesAfter(ctx context.Context, afterID int64, limit int) ([]File, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list files after %d: %w", afterID, err)
+	}
+	defer rows.Close()
+	var out []File
+	for rows.Next() {
+		f, err := scanFile(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// MaxFileID is the highest file id, so the metrics start after the files
+// that were settled before this process started.
+func (s *Store) MaxFileID(ctx context.Context) (int64, error) {
+	var id int64
+	err := s.reader.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM files`).Scan(&id)
+	return id, err
+}
