@@ -195,7 +195,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 			closers = append(closers, closeByRunning(srv))
 		}
 	}
-	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.Compose, Metrics: metrics})
+	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.Compose,
+		PutTemplate: in.PutTemplate, Metrics: metrics})
 	if err != nil {
 		unwind()
 		return err

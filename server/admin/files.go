@@ -66,21 +66,6 @@ func (s *Server) handleGetFile(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, f)
 }
 
-func (s *Server) handleListTemplates(w http.ResponseWriter, r *http.Request) error {
-	partner, err := partnerScope(r)
-	if err != nil {
-		return err
-	}
-	ts, err := s.opts.Store.ListTemplates(r.Context(), partner)
-	if err != nil {
-		return err
-	}
-	if ts == nil {
-		ts = []store.Template{}
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"templates": ts})
-}
-
 func (s *Server) handleBans(w http.ResponseWriter, r *http.Request) error {
 	bans := []Ban{}
 	if s.opts.Bans != nil {

@@ -21,6 +21,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/v1/files", s.authed(s.handleListFiles))
 	mux.Handle("GET /api/v1/files/{id}", s.authed(s.handleGetFile))
 	mux.Handle("GET /api/v1/templates", s.authed(s.handleListTemplates))
+	mux.Handle("GET /api/v1/templates/{name}", s.authed(s.handleTemplateVersions))
+	mux.Handle("GET /api/v1/templates/{name}/versions/{version}", s.authed(s.handleTemplateVersion))
+	mux.Handle("PUT /api/v1/templates/{name}", s.authed(s.handlePutTemplate))
 	mux.Handle("GET /api/v1/bans", s.adminOnly(s.handleBans))
 
 	mux.Handle("/api/", s.wrap(func(w http.ResponseWriter, r *http.Request) error {

@@ -36,6 +36,9 @@ type Options struct {
 	// Compose checks and renders an API send as ingest does a CSV row
 	// (ingest.Ingester.Compose); nil answers POST /api/v1/messages with 501.
 	Compose func(ctx context.Context, partner string, req ingest.APISend) ([]store.Message, []ingest.Problem, error)
+	// PutTemplate checks and stores a template as a dropped one is
+	// (ingest.Ingester.PutTemplate); nil answers PUT with 501.
+	PutTemplate func(ctx context.Context, partner, name, src string) (store.Template, bool, error)
 	// Metrics are the daemon's counters, fed by the sender, the
 	// authenticator and the file servers; nil makes an unfed set.
 	Metrics *Metrics
