@@ -162,7 +162,7 @@ func (s *Server) handleJobMessages(w http.ResponseWriter, r *http.Request) error
 	return writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) handleJobAction(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) handleJobAction(w http.ResponseWriter, r *http.Request, action string) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
@@ -171,7 +171,7 @@ func (s *Server) handleJobAction(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var act func(context.Context, int64) (store.Job, error)
-	switch r.PathValue("action") {
+	switch action {
 	case "pause":
 		act = s.opts.Store.PauseJob
 	case "resume":
@@ -181,7 +181,7 @@ func (s *Server) handleJobAction(w http.ResponseWriter, r *http.Request) error {
 	case "retry":
 		act = s.opts.Store.RetryJob
 	default:
-		return errNotFound("job action " + strconv.Quote(r.PathValue("action")) + " (use pause, resume, cancel or retry)")
+		return errNotFound("job action " + strconv.Quote(action) + " (use pause, resume, cancel or retry)")
 	}
 	j, err := act(r.Context(), id)
 	if err != nil {
