@@ -175,4 +175,3 @@ func TestOpenAPISchemasMatchTheAnswers(t *testing.T) {
 	}
 	validate("404", "/components/schemas/Error", body)
 }
-
