@@ -42,7 +42,20 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", s.wrap(s.handleHealthz))
 	mux.Handle("GET /readyz", s.wrap(s.handleReadyz))
-	mux.Handle("GET /{$}", s.wrap(s.handleStatusPage))
+	// The status console (server/admin/console).
+	mux.Handle("GET /{$}", s.signedIn(s.handleOverview))
+	mux.Handle("GET /login", s.wrapPage(s.handleLoginForm))
+	mux.Handle("POST /login", s.wrapPage(s.handleLogin))
+	mux.Handle("POST /logout", s.signedIn(s.handleLogout))
+	mux.Handle("GET /console/style.css", s.wrap(s.handleStyle))
+	mux.Handle("GET /jobs", s.signedIn(s.handleJobsPage))
+	mux.Handle("GET /jobs/{id}", s.signedIn(s.handleJobPage))
+	mux.Handle("GET /jobs/{id}/result.csv", s.signedIn(s.handleJobResult))
+	mux.Handle("POST /jobs/{id}/{action}", s.signedIn(s.handleJobActionForm))
+	mux.Handle("GET /files", s.signedIn(s.handleFilesPage))
+	mux.Handle("GET /files/{id}", s.signedIn(s.handleFilePage))
+	mux.Handle("GET /templates", s.signedIn(s.handleTemplatesPage))
+	mux.Handle("GET /templates/{partner}/{name}", s.signedIn(s.handleTemplatePage))
 	// Metrics carry only counts, no partner data: scrapers need no token,
 	// and the admin listener is on loopback unless configured otherwise.
 	mux.Handle("GET /metrics", s.metricsHandler())

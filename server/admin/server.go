@@ -54,6 +54,8 @@ type Server struct {
 	ln      net.Listener
 	handler http.Handler
 	limits  *partnerLimits
+	console *console
+	tlsOn   bool
 }
 
 func (s *Server) now() time.Time {
@@ -70,6 +72,13 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, logger: opts.Logger.With("component", "admin"), tokens: newTokenEntries(opts.Config),
 		limits: newPartnerLimits(opts.Config.Admin.PartnerRate, opts.Config.Admin.PartnerBurst)}
+	key, err := opts.Store.ConsoleKey(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	if s.console, err = newConsole(key); err != nil {
+		return nil, fmt.Errorf("cannot load the status console: %w", err)
+	}
 	s.handler = s.routes()
 	ln, err := net.Listen("tcp", opts.Config.Admin.Listen)
 	if err != nil {
