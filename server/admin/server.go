@@ -110,6 +110,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()
+	go s.pruneMinutes(ctx)
 	s.logger.Info("admin HTTP listening", "addr", s.ln.Addr().String())
 	select {
 	case err := <-errc:
@@ -159,4 +160,21 @@ func (s *Server) adminOnly(h handlerFunc) http.Handler {
 		}
 		return h(w, r)
 	})
+}
+
+// pruneMinutes drops the console chart's per-minute tallies older than two
+// days, at start and then hourly, until ctx ends.
+func (s *Server) pruneMinutes(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := s.opts.Store.PruneChannelMinutes(ctx, s.now().Add(-48*time.Hour)); err != nil && ctx.Err() == nil {
+			s.logger.Warn("cannot prune the chart's minutes", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
