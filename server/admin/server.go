@@ -4,6 +4,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,9 +81,21 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("cannot load the status console: %w", err)
 	}
 	s.handler = s.routes()
+	tlsConfig, err := loadTLS(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	s.tlsOn = tlsConfig != nil
 	ln, err := net.Listen("tcp", opts.Config.Admin.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for admin HTTP on %s: %w", opts.Config.Admin.Listen, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	} else if !isLoopback(opts.Config.Admin.Listen) {
+		// Tokens and session cookies would cross the network in the clear.
+		s.logger.Warn("the admin API listens beyond this machine without TLS: tokens travel in the clear; set [admin] tls = \"on\" with tls_cert/tls_key, or tls = \"self-signed\"",
+			"addr", opts.Config.Admin.Listen)
 	}
 	s.ln = ln
 	return s, nil
@@ -111,7 +124,7 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()
 	go s.pruneMinutes(ctx)
-	s.logger.Info("admin HTTP listening", "addr", s.ln.Addr().String())
+	s.logger.Info("admin HTTP listening", "addr", s.ln.Addr().String(), "tls", s.tlsOn)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("admin HTTP stopped: %w", err)
