@@ -57,10 +57,14 @@ func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
 
 // jobCounts reads a job's messages per status from the live tally
 // (job_counts, migration 0012): a few rows, whatever the job's size. A job
-// still ingesting has no tally yet (its rows are counted when it is
-// queued), so it shows no counts.
+// still ingesting has no tally yet (its rows are counted once, when it is
+// queued), so its rows so far are counted here: one job, bounded by its
+// file, and only while it is read into the database.
 func jobCounts(ctx context.Context, tx *sql.Tx, j Job) (map[string]int, error) {
 	q := `SELECT status, SUM(n) FROM job_counts WHERE job_id = ? AND n <> 0 GROUP BY status`
+	if j.Status == JobIngesting {
+		q = `SELECT status, COUNT(*) FROM messages WHERE job_id = ? GROUP BY status`
+	}
 	rows, err := tx.QueryContext(ctx, q, j.ID)
 	if err != nil {
 		return nil, fmt.Errorf("cannot count messages of job %d: %w", j.ID, err)
