@@ -31,9 +31,14 @@ func channelChart(minutes []store.ChannelMinute, now time.Time) template.HTML {
 		sent[i], failed[i] = m.Sent, m.Failed
 		peak = max(peak, m.Sent, m.Failed)
 	}
+	// A point only where the line bends: a quiet day is a few points, not
+	// 1,441.
 	line := func(vals []int) string {
 		var b strings.Builder
 		for i, v := range vals {
+			if i > 0 && i < len(vals)-1 && vals[i-1] == v && vals[i+1] == v {
+				continue
+			}
 			fmt.Fprintf(&b, "%.1f,%.1f ", float64(i)*chartW/chartMinutes, chartH-float64(v)*(chartH-10)/float64(peak))
 		}
 		return b.String()
