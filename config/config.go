@@ -69,6 +69,25 @@ type AdminConfig struct {
 	// Tokens are bearer tokens with full access: a literal token, or
 	// "sha256:<hex>" of one.
 	Tokens []string `toml:"tokens"`
+	// HeaderTimeout bounds reading a request's headers.
+	HeaderTimeout Duration `toml:"header_timeout"`
+	// BodyTimeout bounds reading a request's body, from the moment the
+	// request is authenticated: a client that trickles gets 408.
+	BodyTimeout Duration `toml:"body_timeout"`
+	// IdleTimeout closes a keep-alive connection with no request.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxBody is the largest request body accepted, in bytes (413 above).
+	MaxBody int64 `toml:"max_body"`
+	// PartnerRate is each partner key's API rate in requests per second
+	// (token bucket; 429 with Retry-After when empty); 0 turns it off.
+	PartnerRate float64 `toml:"partner_rate"`
+	// PartnerBurst is the bucket's size.
+	PartnerBurst int `toml:"partner_burst"`
+	// TLSCert and TLSKey serve the admin API over HTTPS; with
+	// TLS = "self-signed" a pair is generated under <data_dir>.
+	TLS     string `toml:"tls"`
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 }
 
 // IngestConfig tunes the watcher and CSV ingest.

@@ -40,7 +40,8 @@ func Default() *Config {
 			PassiveTimeout: Duration(DefaultPassiveTimeout),
 			ConnLimits:     DefaultConnLimits(),
 		},
-		Admin: AdminConfig{Listen: "127.0.0.1:8080"},
+		Admin: AdminConfig{Listen: "127.0.0.1:8080", HeaderTimeout: Duration(10 * time.Second), BodyTimeout: Duration(30 * time.Second),
+			IdleTimeout: Duration(2 * time.Minute), MaxBody: 2 << 20, PartnerRate: 20, PartnerBurst: 40, TLS: "off"},
 		Ingest: IngestConfig{
 			QuietPeriod:      Duration(2 * time.Second),
 			BatchSize:        5000,
@@ -139,7 +140,7 @@ func (c *Config) expand(getenv func(string) string) {
 	c.DataDir = x(c.DataDir)
 	c.SFTP.Listen, c.SFTP.HostKey = x(c.SFTP.Listen), x(c.SFTP.HostKey)
 	c.FTP.Listen, c.FTP.TLSCert, c.FTP.TLSKey, c.FTP.PublicHost = x(c.FTP.Listen), x(c.FTP.TLSCert), x(c.FTP.TLSKey), x(c.FTP.PublicHost)
-	c.Admin.Listen = x(c.Admin.Listen)
+	c.Admin.Listen, c.Admin.TLSCert, c.Admin.TLSKey = x(c.Admin.Listen), x(c.Admin.TLSCert), x(c.Admin.TLSKey)
 	var tokens []string
 	for _, t := range c.Admin.Tokens {
 		if t = x(t); t != "" { // an unset ${VAR} drops the token instead of allowing ""

@@ -44,6 +44,34 @@ func (c *Config) Validate() error {
 	checkAddr("sftp.listen", c.SFTP.Listen, true)
 	checkAddr("ftp.listen", c.FTP.Listen, true)
 	checkAddr("admin.listen", c.Admin.Listen, false)
+	for _, d := range []struct {
+		field string
+		v     Duration
+	}{{"admin.header_timeout", c.Admin.HeaderTimeout}, {"admin.body_timeout", c.Admin.BodyTimeout}, {"admin.idle_timeout", c.Admin.IdleTimeout}} {
+		if d.v <= 0 {
+			bad(d.field, "must be a positive duration such as \"30s\"")
+		}
+	}
+	if c.Admin.MaxBody < 1024 {
+		bad("admin.max_body", "must be at least 1024 bytes")
+	}
+	if c.Admin.PartnerRate < 0 {
+		bad("admin.partner_rate", "must not be negative (0 turns the limit off)")
+	}
+	if c.Admin.PartnerRate > 0 && c.Admin.PartnerBurst < 1 {
+		bad("admin.partner_burst", "must be at least 1")
+	}
+	switch c.Admin.TLS {
+	case "off", "on", "self-signed":
+	default:
+		bad("admin.tls", "%q is not one of off, on, self-signed", c.Admin.TLS)
+	}
+	if c.Admin.TLS == "on" && (c.Admin.TLSCert == "" || c.Admin.TLSKey == "") {
+		bad("admin.tls_cert", "tls = \"on\" needs tls_cert and tls_key (or use tls = \"self-signed\")")
+	}
+	if (c.Admin.TLSCert == "") != (c.Admin.TLSKey == "") {
+		bad("admin.tls_cert", "tls_cert and tls_key must be set together")
+	}
 	if c.SFTP.MaxAuthTries < 1 {
 		bad("sftp.max_auth_tries", "must be at least 1")
 	}

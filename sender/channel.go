@@ -166,7 +166,7 @@ func (ch *channel) work(ctx, deliverCtx context.Context, col *committer) {
 			if ctx.Err() != nil {
 				return // Run releases it
 			}
-			col.record(ch.deliver(ctx, deliverCtx, c))
+			col.record(ch.s.observed(ch.cfg.Name, c, ch.deliver(ctx, deliverCtx, c)))
 		}
 	}
 }

@@ -53,8 +53,10 @@ func (ch *channel) deliver(ctx, deliverCtx context.Context, c *store.Claim) stor
 		return release()
 	}
 	sctx, cancel := context.WithTimeout(deliverCtx, ch.timeout)
+	sendStart := time.Now()
 	id, err := ch.driver.Send(sctx, &c.Message)
 	cancel()
+	ch.s.observeProvider(ch.cfg.Name, time.Since(sendStart), err)
 	if err == nil {
 		out.Kind, out.At, out.ProviderID = store.OutcomeSent, clk.Now(), id
 		return out

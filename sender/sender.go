@@ -51,6 +51,8 @@ type Options struct {
 
 	// clock, when set, replaces the wall clock (tests).
 	clock clock
+	// Observer, when set, is told of every delivery (for metrics).
+	Observer Observer
 }
 
 // Sender is the delivery loop. Create it with New, run it with Run.
@@ -59,6 +61,7 @@ type Sender struct {
 	store     *store.Store
 	log       *slog.Logger
 	suppress  func(ctx context.Context, partner, channel, recipient string) (bool, error)
+	observer  Observer
 	retryBase time.Duration
 	retryCap  time.Duration
 	clock     clock
@@ -91,6 +94,7 @@ func New(opts Options) (*Sender, error) {
 		store:      opts.Store,
 		log:        logger.With("component", "sender"),
 		suppress:   opts.Suppressed,
+		observer:   opts.Observer,
 		retryBase:  opts.RetryBase,
 		retryCap:   opts.RetryCap,
 		clock:      opts.clock,

@@ -195,6 +195,16 @@ func (s *Store) retryFailedBatch(ctx context.Context, id int64) (int64, error) {
 	}
 	defer tx.Rollback()
 	now := ms(time.Now())
+	// The job is reopened before its messages change: a finished job's
+	// counts were added to the totals when it finished and are taken back
+	// as they are when it reopens (migration 0012).
+	// Reopening clears reported_at so the partner's result report is
+	// written again when the retried messages have ended.
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, finished_at = NULL, reported_at = NULL
+		WHERE id = ? AND status = ? AND EXISTS (SELECT 1 FROM messages WHERE job_id = ? AND status = 'failed')`,
+		JobSending, id, JobDone, id); err != nil {
+		return 0, fmt.Errorf("cannot reopen job %d: %w", id, err)
+	}
 	res, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = ?, lease_until = 0,
 		expires_at = 0, age_from = ?, updated_at = ?
 		WHERE id IN (SELECT id FROM messages WHERE job_id = ? AND status = 'failed' LIMIT ?)`, now, now, now, id, cancelBatch)
@@ -202,14 +212,6 @@ func (s *Store) retryFailedBatch(ctx context.Context, id int64) (int64, error) {
 		return 0, fmt.Errorf("cannot retry messages of job %d: %w", id, err)
 	}
 	n, _ := res.RowsAffected()
-	if n > 0 {
-		// Reopening clears reported_at so the partner's result report is
-		// written again when the retried messages have ended.
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, finished_at = NULL, reported_at = NULL
-			WHERE id = ? AND status = ?`, JobSending, id, JobDone); err != nil {
-			return 0, fmt.Errorf("cannot reopen job %d: %w", id, err)
-		}
-	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("cannot retry job %d: %w", id, err)
 	}

@@ -67,7 +67,7 @@ func insertMessagesTx(ctx context.Context, tx *sql.Tx, jobID int64, now time.Tim
 			return nil, fmt.Errorf("cannot record the message range of job %d: %w", jobID, err)
 		}
 	}
-	return ids, nil
+	return ids, tallyJob(ctx, tx, jobID)
 }
 
 // CreateJob stores a whole small job (API sends, workflow runs) in one

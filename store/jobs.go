@@ -55,12 +55,15 @@ func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
 	return tx, nil
 }
 
-// jobCounts counts a job's messages per status: from the tally taken when
-// it finished (migration 0007), else from its messages.
+// jobCounts reads a job's messages per status from the live tally
+// (job_counts, migration 0012): a few rows, whatever the job's size. A job
+// still ingesting has no tally yet (its rows are counted once, when it is
+// queued), so its rows so far are counted here: one job, bounded by its
+// file, and only while it is read into the database.
 func jobCounts(ctx context.Context, tx *sql.Tx, j Job) (map[string]int, error) {
-	q := `SELECT status, COUNT(*) FROM messages WHERE job_id = ? GROUP BY status`
-	if !j.FinishedAt.IsZero() {
-		q = `SELECT status, SUM(n) FROM job_counts WHERE job_id = ? GROUP BY status`
+	q := `SELECT status, SUM(n) FROM job_counts WHERE job_id = ? AND n <> 0 GROUP BY status`
+	if j.Status == JobIngesting {
+		q = `SELECT status, COUNT(*) FROM messages WHERE job_id = ? GROUP BY status`
 	}
 	rows, err := tx.QueryContext(ctx, q, j.ID)
 	if err != nil {
@@ -120,12 +123,38 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	for i := range out {
-		if out[i].Counts, err = jobCounts(ctx, tx, out[i]); err != nil {
-			return nil, err
-		}
+	return out, listCounts(ctx, tx, out)
+}
+
+// listCounts fills the counts of a page of jobs with one read of their
+// tallies.
+func listCounts(ctx context.Context, tx *sql.Tx, jobs []Job) error {
+	if len(jobs) == 0 {
+		return nil
 	}
-	return out, nil
+	ids := make([]int64, len(jobs))
+	at := make(map[int64]int, len(jobs))
+	for i := range jobs {
+		ids[i], at[jobs[i].ID] = jobs[i].ID, i
+		jobs[i].Counts = map[string]int{}
+	}
+	b, _ := json.Marshal(ids)
+	rows, err := tx.QueryContext(ctx, `SELECT job_id, status, SUM(n) FROM job_counts
+		WHERE job_id IN (SELECT value FROM json_each(?)) AND n <> 0 GROUP BY job_id, status`, string(b))
+	if err != nil {
+		return fmt.Errorf("cannot read job counts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var st string
+		var n int
+		if err := rows.Scan(&id, &st, &n); err != nil {
+			return err
+		}
+		jobs[at[id]].Counts[st] = n
+	}
+	return rows.Err()
 }
 
 // MarkJobReported records that the job's result report was written.

@@ -14,19 +14,17 @@ type StatusCount struct {
 }
 
 // StatusCounts counts files, jobs and messages per status (messages also
-// per channel), for the metrics endpoint. Finished jobs' messages come from
-// the tally taken when each finished (job_counts); only unfinished jobs'
-// messages are counted, through messages_queue, so a scrape costs what is
-// in progress, not everything ever sent.
+// per channel), for the metrics endpoint. It reads totals kept by triggers
+// (status_totals, migration 0012) plus the live tally of unfinished jobs,
+// so a scrape costs what is in progress, not everything ever sent (CROSS
+// JOIN: walk the few unfinished jobs, then their tallies).
 func (s *Store) StatusCounts(ctx context.Context) ([]StatusCount, error) {
 	rows, err := s.reader.QueryContext(ctx, `
-		SELECT 'files', '', status, COUNT(*) FROM files GROUP BY status
-		UNION ALL SELECT 'jobs', '', status, COUNT(*) FROM jobs GROUP BY status
-		UNION ALL SELECT 'messages', channel, status, SUM(n) FROM (
-			SELECT channel, status, n FROM job_counts
-			UNION ALL SELECT m.channel, m.status, COUNT(*) FROM jobs j JOIN messages m ON m.job_id = j.id
-				WHERE j.finished_at IS NULL GROUP BY m.job_id, m.status, m.channel)
-		GROUP BY channel, status`)
+		SELECT kind, channel, status, SUM(n) FROM (
+			SELECT kind, channel, status, n FROM status_totals
+			UNION ALL SELECT 'messages', c.channel, c.status, c.n FROM jobs j INDEXED BY jobs_unfinished
+				CROSS JOIN job_counts c ON c.job_id = j.id WHERE j.finished_at IS NULL)
+		GROUP BY kind, channel, status HAVING SUM(n) <> 0`)
 	if err != nil {
 		return nil, fmt.Errorf("cannot count statuses: %w", err)
 	}
@@ -46,9 +44,9 @@ func (s *Store) StatusCounts(ctx context.Context) ([]StatusCount, error) {
 // are still to be sent (queued or in flight), so that a start can warn
 // about channels that are no longer configured.
 func (s *Store) WaitingChannels(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT m.channel, COUNT(*) FROM jobs j
-		JOIN messages m ON m.job_id = j.id AND m.status IN (?, ?)
-		WHERE j.status IN (?, ?, ?) GROUP BY m.channel`,
+	rows, err := s.reader.QueryContext(ctx, `SELECT c.channel, SUM(c.n) FROM jobs j
+		JOIN job_counts c ON c.job_id = j.id AND c.status IN (?, ?)
+		WHERE j.status IN (?, ?, ?) GROUP BY c.channel HAVING SUM(c.n) > 0`,
 		MsgQueued, MsgSending, JobQueued, JobSending, JobPaused)
 	if err != nil {
 		return nil, fmt.Errorf("cannot count waiting messages per channel: %w", err)
@@ -64,4 +62,31 @@ func (s *Store) WaitingChannels(ctx context.Context) (map[string]int64, error) {
 		out[ch] = n
 	}
 	return out, rows.Err()
+}
+
+// FilesAfter returns up to limit files with ids above afterID, in id
+// order, without their errors: the metrics follow settled files through it.
+func (s *Store) FilesAfter(ctx context.Context, afterID int64, limit int) ([]File, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list files after %d: %w", afterID, err)
+	}
+	defer rows.Close()
+	var out []File
+	for rows.Next() {
+		f, err := scanFile(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// MaxFileID is the highest file id, so the metrics start after the files
+// that were settled before this process started.
+func (s *Store) MaxFileID(ctx context.Context) (int64, error) {
+	var id int64
+	err := s.reader.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM files`).Scan(&id)
+	return id, err
 }

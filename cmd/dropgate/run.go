@@ -32,6 +32,11 @@ Usage:
   dropgate serve [--config FILE] [--data DIR] [--admin-addr ADDR] [--sftp-addr ADDR] [--ftp-addr ADDR]
   dropgate check-config --config FILE
   dropgate hash-password            (reads the password from stdin)
+  dropgate jobs [ID] [--follow]     (the admin commands talk to a running daemon's API)
+  dropgate files [--rejected]
+  dropgate send --partner P --template T --to ADDR [--var name=value]...
+  dropgate retry JOB
+  dropgate cancel JOB
   dropgate version
 
 Run "dropgate COMMAND --help" for a command's flags.
@@ -52,6 +57,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runCheckConfig(rest, getenv, stdout, stderr)
 	case "hash-password":
 		return runHashPassword(rest, stdin, stdout, stderr)
+	case "jobs":
+		return runJobs(ctx, rest, getenv, stdout, stderr)
+	case "files":
+		return runFiles(ctx, rest, getenv, stdout, stderr)
+	case "send":
+		return runSend(ctx, rest, getenv, stdout, stderr)
+	case "retry", "cancel":
+		return runJobAction(ctx, cmd, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "dropgate", buildVersion())
 		return nil

@@ -150,7 +150,16 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 			closers[i]()
 		}
 	}
-	snd, err := sender.New(sender.Options{Config: cfg, Store: st, Logger: logger})
+	metrics := admin.NewMetrics(cfg)
+	openSessions := map[string]func() int{}
+	metrics.Sessions = func() map[string]int {
+		out := map[string]int{}
+		for proto, n := range openSessions {
+			out[proto] = n()
+		}
+		return out
+	}
+	snd, err := sender.New(sender.Options{Config: cfg, Store: st, Logger: logger, Observer: metrics})
 	if err != nil {
 		unwind()
 		return fmt.Errorf("cannot start sender: %w", err)
@@ -158,7 +167,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	var a addrs
 	var bans func() []admin.Ban
 	if cfg.SFTP.Listen != "" || cfg.FTP.Listen != "" {
-		authn, err := auth.New(auth.Options{Config: cfg, Logger: logger})
+		authn, err := auth.New(auth.Options{Config: cfg, Logger: logger, OnLoginFailed: metrics.LoginFailed})
 		if err != nil {
 			unwind()
 			return fmt.Errorf("cannot set up authentication: %w", err)
@@ -171,26 +180,28 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 			return out
 		}
 		if cfg.SFTP.Listen != "" {
-			srv, err := sftp.New(sftp.Options{Config: cfg, Auth: authn, Notifier: in, Logger: logger, Space: wm})
+			srv, err := sftp.New(sftp.Options{Config: cfg, Auth: authn, Notifier: metrics.Uploads("sftp", in), Logger: logger, Space: wm})
 			if err != nil {
 				unwind()
 				return fmt.Errorf("cannot start SFTP server: %w", err)
 			}
 			doors, a.SFTP = append(doors, srv), srv.Addr()
+			openSessions["sftp"] = srv.OpenSessions
 			closers = append(closers, closeByRunning(srv))
 		}
 		if cfg.FTP.Listen != "" {
-			srv, err := ftp.New(ftp.Options{Config: cfg, Auth: authn, Notifier: in, Logger: logger, Space: wm})
+			srv, err := ftp.New(ftp.Options{Config: cfg, Auth: authn, Notifier: metrics.Uploads("ftp", in), Logger: logger, Space: wm})
 			if err != nil {
 				unwind()
 				return fmt.Errorf("cannot start FTP server: %w", err)
 			}
 			doors, a.FTP = append(doors, srv), srv.Addr()
+			openSessions["ftp"] = srv.OpenSessions
 			closers = append(closers, closeByRunning(srv))
 		}
 	}
 	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.Compose,
-		Storage: wm, Degraded: degraded(in, snd)})
+		Storage: wm, Degraded: degraded(in, snd), PutTemplate: in.PutTemplate, Metrics: metrics})
 	if err != nil {
 		unwind()
 		return err

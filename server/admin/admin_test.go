@@ -205,19 +205,6 @@ func TestAPIBansForAdmin(t *testing.T) {
 	}
 }
 
-func TestStatusPageServesWithoutData(t *testing.T) {
-	f := newFixture(t)
-	resp, err := http.Get(f.srv.URL + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || !strings.Contains(string(b), "<title>dropgate status</title>") {
-		t.Errorf("%d %s", resp.StatusCode, b[:min(len(b), 200)])
-	}
-}
-
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestMetricsExposeStoreCounts(t *testing.T) {

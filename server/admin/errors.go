@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/dropgate/dropgate/store"
 )
@@ -18,6 +19,8 @@ type Error struct {
 	// Details, when set, is encoded as error.details: the list of
 	// problems of a request that was refused as a whole.
 	Details any
+	// retryAfter, when set, is sent as Retry-After (seconds).
+	retryAfter int
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -55,6 +58,16 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	}
 	if apiErr.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dropgate"`)
+	}
+	if apiErr.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(apiErr.retryAfter))
+	}
+	if r.ContentLength != 0 {
+		// The body may be unread (refused before it was read, or read
+		// only in part): closing the connection keeps net/http from
+		// reading the rest before it sends this answer, so a client
+		// trickling a body learns at once that it was refused.
+		w.Header().Set("Connection", "close")
 	}
 	body := map[string]any{"code": apiErr.Code, "message": apiErr.Message}
 	if apiErr.Details != nil {

@@ -42,7 +42,11 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"files": files})
+	var last int64
+	if len(files) > 0 {
+		last = files[len(files)-1].ID
+	}
+	return writeJSON(w, http.StatusOK, withCursor(map[string]any{"files": files}, len(files), f.Limit, last))
 }
 
 func (s *Server) handleGetFile(w http.ResponseWriter, r *http.Request) error {
@@ -61,21 +65,6 @@ func (s *Server) handleGetFile(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, f)
-}
-
-func (s *Server) handleListTemplates(w http.ResponseWriter, r *http.Request) error {
-	partner, err := partnerScope(r)
-	if err != nil {
-		return err
-	}
-	ts, err := s.opts.Store.ListTemplates(r.Context(), partner)
-	if err != nil {
-		return err
-	}
-	if ts == nil {
-		ts = []store.Template{}
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"templates": ts})
 }
 
 func (s *Server) handleBans(w http.ResponseWriter, r *http.Request) error {

@@ -30,14 +30,33 @@ func queryInt(r *http.Request, name string) (int, error) {
 	return n, nil
 }
 
+// Listing pages: ?limit= rows (default defaultPage, at most maxPage).
+const (
+	defaultPage = 100
+	maxPage     = 1000
+)
+
 // pageParams reads the listing parameters ?limit= and ?before= (an id:
-// only rows older than it, for the next page).
+// only rows older than it; the cursor a full page answers as next_before).
 func pageParams(r *http.Request) (limit int, before int64, err error) {
 	if limit, err = queryInt(r, "limit"); err != nil {
 		return 0, 0, err
 	}
+	if limit == 0 {
+		limit = defaultPage
+	}
+	limit = min(limit, maxPage)
 	b, err := queryInt(r, "before")
 	return limit, int64(b), err
+}
+
+// withCursor adds next_before to a listing when its page is full: the
+// client asks for ?before=<next_before> to get the next page.
+func withCursor(resp map[string]any, n, limit int, lastID int64) map[string]any {
+	if n == limit && n > 0 {
+		resp["next_before"] = lastID
+	}
+	return resp
 }
 
 // partnerScope returns the partner filter a request may use: a partner token
@@ -89,7 +108,11 @@ func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) error {
 	if jobs == nil {
 		jobs = []store.Job{}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
+	var last int64
+	if len(jobs) > 0 {
+		last = jobs[len(jobs)-1].ID
+	}
+	return writeJSON(w, http.StatusOK, withCursor(map[string]any{"jobs": jobs}, len(jobs), f.Limit, last))
 }
 
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) error {
@@ -116,9 +139,10 @@ func (s *Server) handleJobMessages(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	if limit == 0 || limit > 1000 {
-		limit = 100
+	if limit == 0 {
+		limit = defaultPage
 	}
+	limit = min(limit, maxPage)
 	after, err := queryInt(r, "after")
 	if err != nil {
 		return err
@@ -138,7 +162,7 @@ func (s *Server) handleJobMessages(w http.ResponseWriter, r *http.Request) error
 	return writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) handleJobAction(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) handleJobAction(w http.ResponseWriter, r *http.Request, action string) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
@@ -147,7 +171,7 @@ func (s *Server) handleJobAction(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var act func(context.Context, int64) (store.Job, error)
-	switch r.PathValue("action") {
+	switch action {
 	case "pause":
 		act = s.opts.Store.PauseJob
 	case "resume":
@@ -157,7 +181,7 @@ func (s *Server) handleJobAction(w http.ResponseWriter, r *http.Request) error {
 	case "retry":
 		act = s.opts.Store.RetryJob
 	default:
-		return errNotFound("job action " + strconv.Quote(r.PathValue("action")) + " (use pause, resume, cancel or retry)")
+		return errNotFound("job action " + strconv.Quote(action) + " (use pause, resume, cancel or retry)")
 	}
 	j, err := act(r.Context(), id)
 	if err != nil {

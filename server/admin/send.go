@@ -7,17 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
 	"github.com/dropgate/dropgate/ingest"
 	"github.com/dropgate/dropgate/store"
 )
-
-// maxSendBody bounds a POST /api/v1/messages body: room for
-// ingest.MaxAPIRecipients recipients with a few variables each.
-const maxSendBody = 2 << 20
 
 // maxIdempotencyKey is the longest Idempotency-Key accepted.
 const maxIdempotencyKey = 255
@@ -62,9 +57,9 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) error {
 	if !isJSON(r) {
 		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the request as Content-Type: application/json"}
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSendBody))
+	raw, err := s.readBody(w, r)
 	if err != nil {
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("the request body is over %d bytes; drop a file for large sends", maxSendBody)}
+		return err
 	}
 	var req sendRequest
 	dec := json.NewDecoder(bytes.NewReader(raw))

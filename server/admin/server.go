@@ -4,6 +4,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,14 @@ type Options struct {
 	// Degraded says why a part of the daemon is not fully working ("" when
 	// it is); /readyz answers 503 with it. May be nil.
 	Degraded func() string
+	// PutTemplate checks and stores a template as a dropped one is
+	// (ingest.Ingester.PutTemplate); nil answers PUT with 501.
+	PutTemplate func(ctx context.Context, partner, name, src string) (store.Template, bool, error)
+	// Metrics are the daemon's counters, fed by the sender, the
+	// authenticator and the file servers; nil makes an unfed set.
+	Metrics *Metrics
+	// Now is the clock of the rate limits and deadlines; nil is time.Now.
+	Now func() time.Time
 }
 
 // Server is the admin HTTP server.
@@ -52,6 +61,16 @@ type Server struct {
 	tokens  []tokenEntry
 	ln      net.Listener
 	handler http.Handler
+	limits  *partnerLimits
+	console *console
+	tlsOn   bool
+}
+
+func (s *Server) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
+	}
+	return time.Now()
 }
 
 // New binds the admin listener and builds the handler.
@@ -59,11 +78,31 @@ func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts, logger: opts.Logger.With("component", "admin"), tokens: newTokenEntries(opts.Config)}
+	s := &Server{opts: opts, logger: opts.Logger.With("component", "admin"), tokens: newTokenEntries(opts.Config),
+		limits: newPartnerLimits(opts.Config.Admin.PartnerRate, opts.Config.Admin.PartnerBurst)}
+	key, err := opts.Store.ConsoleKey(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	if s.console, err = newConsole(key); err != nil {
+		return nil, fmt.Errorf("cannot load the status console: %w", err)
+	}
 	s.handler = s.routes()
+	tlsConfig, err := loadTLS(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	s.tlsOn = tlsConfig != nil
 	ln, err := net.Listen("tcp", opts.Config.Admin.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for admin HTTP on %s: %w", opts.Config.Admin.Listen, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	} else if !isLoopback(opts.Config.Admin.Listen) {
+		// Tokens and session cookies would cross the network in the clear.
+		s.logger.Warn("the admin API listens beyond this machine without TLS: tokens travel in the clear; set [admin] tls = \"on\" with tls_cert/tls_key, or tls = \"self-signed\"",
+			"addr", opts.Config.Admin.Listen)
 	}
 	s.ln = ln
 	return s, nil
@@ -78,15 +117,21 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Run serves until ctx is cancelled, then lets open requests finish for a
 // few seconds.
 func (s *Server) Run(ctx context.Context) error {
+	a := s.opts.Config.Admin
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: a.HeaderTimeout.D(),
+		// A backstop: readBody sets each body's own deadline once the
+		// request is authenticated; this bounds a body nobody reads.
+		ReadTimeout:    a.HeaderTimeout.D() + a.BodyTimeout.D(),
+		IdleTimeout:    a.IdleTimeout.D(),
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()
-	s.logger.Info("admin HTTP listening", "addr", s.ln.Addr().String())
+	go s.pruneMinutes(ctx)
+	s.logger.Info("admin HTTP listening", "addr", s.ln.Addr().String(), "tls", s.tlsOn)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("admin HTTP stopped: %w", err)
@@ -109,13 +154,19 @@ func (s *Server) wrap(h handlerFunc) http.Handler {
 	})
 }
 
-// authed requires a valid bearer token and stores the principal in the
-// request context.
+// authed requires a valid bearer token and, for a partner key, a token
+// of its rate limit, and stores the principal in the request context. Both
+// are checked before any handler reads the body.
 func (s *Server) authed(h handlerFunc) http.Handler {
 	return s.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		p, ok := authenticate(s.tokens, r)
 		if !ok {
 			return errUnauthorized()
+		}
+		if !p.admin {
+			if ok, wait := s.limits.allow(p.partner, s.now()); !ok {
+				return errRateLimited(wait)
+			}
 		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
@@ -129,4 +180,21 @@ func (s *Server) adminOnly(h handlerFunc) http.Handler {
 		}
 		return h(w, r)
 	})
+}
+
+// pruneMinutes drops the console chart's per-minute tallies older than two
+// days, at start and then hourly, until ctx ends.
+func (s *Server) pruneMinutes(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := s.opts.Store.PruneChannelMinutes(ctx, s.now().Add(-48*time.Hour)); err != nil && ctx.Err() == nil {
+			s.logger.Warn("cannot prune the chart's minutes", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -32,6 +32,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests move it.
 	Now func() time.Time
+	// OnLoginFailed, when set, is told of each failed password login and
+	// whether it got the address banned (for metrics).
+	OnLoginFailed func(protocol string, banned bool)
 }
 
 // Authenticator checks passwords and SSH keys against the configured
@@ -44,6 +47,7 @@ type Authenticator struct {
 	dummyHash []byte
 	defender  *defender
 	logger    *slog.Logger
+	onFailed  func(protocol string, banned bool)
 }
 
 // credentials are one partner's parsed secrets.
@@ -72,6 +76,7 @@ func New(opts Options) (*Authenticator, error) {
 		partners: make(map[string]*credentials, len(opts.Config.Partners)),
 		logger:   logger,
 		defender: newDefender(opts.Config.Defender, now, logger),
+		onFailed: opts.OnLoginFailed,
 	}
 	dummyCost := 0
 	for i, p := range opts.Config.Partners {
@@ -149,7 +154,10 @@ func (a *Authenticator) CheckPassword(protocol, user, pass string, remote net.Ad
 		reason = "partner has no password"
 	}
 	a.logger.Warn("login failed", "protocol", protocol, "partner", user, "method", "password", "remote", host, "reason", reason)
-	a.defender.fail(host)
+	banned := a.defender.fail(host)
+	if a.onFailed != nil {
+		a.onFailed(protocol, banned)
+	}
 	return "", ErrDenied
 }
 

@@ -56,9 +56,10 @@ func (d *defender) banned(host string) bool {
 	return false
 }
 
-func (d *defender) fail(host string) {
+// fail counts a failed login and reports whether it banned the address.
+func (d *defender) fail(host string) bool {
 	if !d.enabled() {
-		return
+		return false
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -73,13 +74,14 @@ func (d *defender) fail(host string) {
 	if len(recent) < d.cfg.MaxFailures {
 		d.failures[host] = recent
 		d.pruneLocked(cutoff)
-		return
+		return false
 	}
 	delete(d.failures, host)
 	b := Ban{Addr: host, Until: now.Add(d.cfg.BanTime.D()), Failures: len(recent)}
 	d.bans[host] = b
 	d.logger.Warn("address banned after repeated failed logins", "remote", host, "failures", b.Failures,
 		"window", d.cfg.Window.D(), "until", b.Until)
+	return true
 }
 
 // pruneLocked drops stale entries so a scan of many addresses cannot grow
