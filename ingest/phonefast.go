@@ -260,9 +260,12 @@ func (m *regionMatch) stripNationalPrefix(n []byte) []byte {
 	if len(n) == 0 || r.nppStart == nil || !m.use(&m.nppStart, r.nppStart).match(n) {
 		return n
 	}
-	groups := r.nppRe.FindSubmatchIndex(n)
-	if groups == nil {
-		return n
+	lit := [2]int{0, r.nppLen} // a plain-digits prefix: no group
+	groups := lit[:]
+	if r.nppLen == 0 {
+		if groups = r.nppRe.FindSubmatchIndex(n); groups == nil {
+			return n
+		}
 	}
 	k := len(groups)/2 - 1
 	g := m.use(&m.general, r.general)

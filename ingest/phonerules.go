@@ -82,6 +82,7 @@ type regionRules struct {
 	// maybeStripNationalPrefixAndCarrierCode does. nppStart is nil when
 	// the region has none.
 	nppStart  *digitPattern
+	nppLen    int // > 0: npp is plain digits, its match ends after them
 	nppRe     *regexp.Regexp
 	transform string
 	// idd is the international dialling prefix (parsePrefixAsIdd):
@@ -158,6 +159,9 @@ func compileRegionRules(md *phonenumbers.PhoneMetadata) *regionRules {
 	}
 	if npp := md.GetNationalPrefixForParsing(); npp != "" {
 		r.nppStart = compileDigitPattern("(?:" + npp + ")[0-9]*")
+		if strings.Trim(npp, "0123456789") == "" {
+			r.nppLen = len(npp)
+		}
 		r.nppRe = regexp.MustCompile("^(?:" + npp + ")")
 		r.transform = md.GetNationalPrefixTransformRule()
 	}
