@@ -153,7 +153,10 @@ func TestFastPhoneAgreesWithPhonenumbers(t *testing.T) {
 			}
 		}
 	}
-	for _, region := range phoneRegions() {
+	for i, region := range phoneRegions() {
+		if testing.Short() && i%4 != 0 {
+			continue // -short: a quarter of the regions
+		}
 		check(region, phonenumbers.GetCountryCodeForRegion(region))
 	}
 	for cc := range phonenumbers.GetSupportedGlobalNetworkCallingCodes() {
