@@ -6,22 +6,26 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // digitPattern is a regexp compiled for whole-string matches over ASCII
-// digits: the regexp itself, the fallback, and its compiled program, from
-// which each digitMatcher builds its own DFA. It is read-only, shared by
-// every goroutine.
+// digits: its compiled program, from which each digitMatcher builds its own
+// DFA, and the regexp itself, the fallback, compiled only if a matcher
+// needs it (none does unless its budget is spent: every region's rules
+// take 8 MB of heap so, 16.5 MB with every fallback compiled). It is
+// read-only, shared by every goroutine.
 type digitPattern struct {
-	re   *regexp.Regexp // "^(?:pattern)$", the fallback
-	prog *syntax.Prog   // nil: always the fallback
+	re   func() *regexp.Regexp // "^(?:pattern)$", compiled on first use
+	prog *syntax.Prog          // nil: always the fallback
 }
 
 // compileDigitPattern compiles pattern for whole-string matches.
 func compileDigitPattern(pattern string) *digitPattern {
-	p := &digitPattern{re: regexp.MustCompile("^(?:" + pattern + ")$")}
+	p := &digitPattern{re: sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("^(?:" + pattern + ")$") })}
 	re, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
+		p.re() // the pattern's own error, as regexp.MustCompile gives it
 		return p
 	}
 	prog, err := syntax.Compile(re.Simplify())
@@ -98,18 +102,18 @@ func (m *digitMatcher) match(b []byte) bool { return matchDigits(m, b) }
 
 func matchDigits[T string | []byte](m *digitMatcher, s T) bool {
 	if m.p.prog == nil {
-		return m.p.re.MatchString(string(s))
+		return m.p.re().MatchString(string(s))
 	}
 	st := m.start
 	for i := 0; i < len(s); i++ {
 		d := s[i] - '0'
 		if d > 9 {
-			return m.p.re.MatchString(string(s))
+			return m.p.re().MatchString(string(s))
 		}
 		next := m.states[st].next[d]
 		if next < 0 {
 			if next = m.step(st, d); next < 0 {
-				return m.p.re.MatchString(string(s))
+				return m.p.re().MatchString(string(s))
 			}
 		}
 		if next == 0 {

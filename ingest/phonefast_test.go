@@ -363,12 +363,12 @@ func TestDigitMatcherAgreesWithRegexp(t *testing.T) {
 				continue
 			}
 			if p.prog == nil {
-				t.Errorf("%s: pattern %s left to the regexp", region, p.re)
+				t.Errorf("%s: pattern %s left to the regexp", region, p.re())
 			}
 			m := p.matcher(budget)
 			try := func(s string) {
-				if got, want := m.MatchString(s), p.re.MatchString(s); got != want {
-					t.Fatalf("%s: %s on %q: DFA %v, regexp %v", region, p.re, s, got, want)
+				if got, want := m.MatchString(s), p.re().MatchString(s); got != want {
+					t.Fatalf("%s: %s on %q: DFA %v, regexp %v", region, p.re(), s, got, want)
 				}
 			}
 			for range 2000 {
