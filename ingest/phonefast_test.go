@@ -316,7 +316,26 @@ func FuzzFastPhoneAgreesWithPhonenumbers(f *testing.F) {
 	})
 }
 
+// BenchmarkPhoneNormalize times the normalizer of a PT partner (a DE one
+// for the trunk prefix) on numbers of one format each, and on the numbers
+// of BenchmarkIngest1M's mixed and national files, prepared beforehand.
 func BenchmarkPhoneNormalize(b *testing.B) {
+	for _, file := range []string{"mixed-file", "national-file"} {
+		in := make([]string, 100_000)
+		for i := range in {
+			if in[i] = fmt.Sprintf("91%07d", i); file == "mixed-file" {
+				in[i] = benchPhone(i)
+			}
+		}
+		b.Run(file, func(b *testing.B) {
+			pn := newPhoneNormalizer("PT")
+			for i := 0; b.Loop(); i++ {
+				if _, msg := pn.normalize(in[i%len(in)]); msg != "" {
+					b.Fatal(msg)
+				}
+			}
+		})
+	}
 	for _, c := range []struct {
 		name   string
 		region string
