@@ -304,7 +304,13 @@ func TestJlaffayeFTPConnectionClosedMidStorThenUploadingAgainQueuesEachRowOnce(t
 	if len(files) != 1 || files[0].Status != "held" || !strings.Contains(files[0].Error, "the upload looks cut off") {
 		t.Fatalf("files after the cut = %+v, want it held as cut off", files)
 	}
-	report, err := os.ReadFile(filepath.Join(f.d.Home("acme"), "reports", "list.csv.errors.csv"))
+	// The file is recorded as held before its report is written.
+	reportPath := filepath.Join(f.d.Home("acme"), "reports", "list.csv.errors.csv")
+	waitFor(t, 30*time.Second, "the held file's report", func() bool {
+		_, err := os.Stat(reportPath)
+		return err == nil
+	})
+	report, err := os.ReadFile(reportPath)
 	if err != nil || !strings.Contains(string(report), "0,,,\"the upload looks cut off: the last line has no line end; upload it again, or add the line end if it is complete\"\n") {
 		t.Errorf("report = %q, %v", report, err)
 	}
