@@ -147,3 +147,24 @@ func TestCreateAPIJobsFailedSendDoesNotSpoilItsGroup(t *testing.T) {
 		t.Errorf("%d keys; want 2 (b's key not kept)", n)
 	}
 }
+
+// The newest version is read from memory after the first read, and a saved
+// version replaces it at once.
+func TestLatestTemplateSeesANewVersionAtOnce(t *testing.T) {
+	st := openAPITestStore(t)
+	ctx := context.Background()
+	if _, err := st.LatestTemplate(ctx, "acme", "otp"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("LatestTemplate before any = %v; want ErrNotFound", err)
+	}
+	for v := 1; v <= 3; v++ {
+		if _, err := st.SaveTemplate(ctx, Template{Partner: "acme", Name: "otp", Channel: "sms", Body: "v", Source: "v"}); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the second read comes from the cache
+			got, err := st.LatestTemplate(ctx, "acme", "otp")
+			if err != nil || got.Version != v {
+				t.Fatalf("LatestTemplate after saving version %d = %d, %v", v, got.Version, err)
+			}
+		}
+	}
+}

@@ -47,6 +47,8 @@ type Store struct {
 	queued   queuedHooks // OnJobsQueued (delivery_wake.go)
 	bulk     bulkWAL     // WAL checkpointing while file jobs are written (jobwriter.go)
 	apiHook  apiHookSlot // SetAPICommitHook (apisend.go)
+	// templates are the newest versions read (templates_cache.go).
+	templates templateCache
 	// freeSpace is the data folder's free space (diskfull.go); nil: unknown.
 	freeSpace func() uint64
 }
