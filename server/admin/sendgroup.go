@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/dropgate/dropgate/store"
@@ -75,7 +76,7 @@ func (g *sendGroups) commitNext(ctx context.Context) {
 	for i, p := range group {
 		sends[i] = p.in
 	}
-	res, err := g.st.CreateAPIJobs(ctx, sends)
+	res, err := g.store(ctx, sends)
 	for i, p := range group {
 		if err != nil {
 			p.res = store.APIResult{Err: err}
@@ -98,4 +99,15 @@ func (g *sendGroups) commitNext(ctx context.Context) {
 	if next != nil {
 		next.wake <- true
 	}
+}
+
+// store is CreateAPIJobs turning a panic into the group's error: the sends
+// queued behind this one wait for its hand-over, which must happen.
+func (g *sendGroups) store(ctx context.Context, sends []store.APISend) (res []store.APIResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, fmt.Errorf("cannot store API sends: %v", p)
+		}
+	}()
+	return g.st.CreateAPIJobs(ctx, sends)
 }

@@ -137,3 +137,22 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A panic while storing a group answers its sends with an error and leaves
+// the queue working for the next ones.
+func TestSendGroupsSurviveAPanic(t *testing.T) {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	g := &sendGroups{st: st}
+	st.SetAPICommitHook(func() error { panic("test panic") })
+	if r := g.create(context.Background(), groupSend("k1", "h1", "+351910000001")); r.Err == nil {
+		t.Fatalf("send during a panic = %+v; want an error", r)
+	}
+	st.SetAPICommitHook(nil)
+	if r := g.create(context.Background(), groupSend("k1", "h1", "+351910000001")); r.Err != nil || r.Replay {
+		t.Fatalf("send after the panic = %+v; want a new job", r)
+	}
+}
