@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
@@ -33,18 +34,31 @@ const phoneCacheLimit = 10_000
 // microseconds a number), so results are cached by the raw text and plain
 // numbers take a fast path (see phonefast.go). It is used by one goroutine.
 type phoneNormalizer struct {
-	region  string
-	example string // a valid number of the region, for error messages
-	cache   map[string]string
-	fast    *fastPhone
+	region string
+	cache  map[string]string
+	fast   *fastPhone
 }
 
 func newPhoneNormalizer(region string) *phoneNormalizer {
-	pn := &phoneNormalizer{region: region, cache: make(map[string]string), fast: newFastPhone(region)}
-	if ex := phonenumbers.GetExampleNumberForType(region, phonenumbers.MOBILE); ex != nil {
-		pn.example = phonenumbers.Format(ex, phonenumbers.INTERNATIONAL)
+	return &phoneNormalizer{region: region, cache: make(map[string]string), fast: newFastPhone(region)}
+}
+
+// phoneExamples holds, by region, a valid number of the region for error
+// messages. Looked up on the first error rather than per normalizer: an API
+// send makes a normalizer per request, and the lookup was a tenth of its
+// CPU time (server/admin/BENCHMARKS.md).
+var phoneExamples sync.Map
+
+func phoneExample(region string) string {
+	if ex, ok := phoneExamples.Load(region); ok {
+		return ex.(string)
 	}
-	return pn
+	ex := ""
+	if n := phonenumbers.GetExampleNumberForType(region, phonenumbers.MOBILE); n != nil {
+		ex = phonenumbers.Format(n, phonenumbers.INTERNATIONAL)
+	}
+	phoneExamples.Store(region, ex)
+	return ex
 }
 
 // normalize returns the E.164 form of s, or a message for the partner.
@@ -91,8 +105,8 @@ func (pn *phoneNormalizer) invalid(s string) string {
 		return "the phone number is empty; every row needs a number to send to"
 	}
 	msg := fmt.Sprintf("'%s' is not a valid phone number for region %s", s, pn.region)
-	if pn.example != "" {
-		msg += fmt.Sprintf("; check the digits, or write it in full with the country code, like %s", pn.example)
+	if ex := phoneExample(pn.region); ex != "" {
+		msg += fmt.Sprintf("; check the digits, or write it in full with the country code, like %s", ex)
 	}
 	return msg
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,55 +21,156 @@ type APIRequest struct {
 // different request than the one it first created.
 var ErrKeyReused = errors.New("idempotency key already used for a different request")
 
-// CreateAPIJob stores an API send as one transactional job with its
-// messages and, when the request carries a key, the key, all in one
-// transaction. A retried request (same partner, key and hash) creates
-// nothing and returns the first job and its message ids with replay true;
-// the same key with another request is ErrKeyReused.
+// APISend is one API send of a group commit: its request and its
+// rendered messages.
+type APISend struct {
+	Req  APIRequest
+	Msgs []Message
+}
+
+// APIResult is what became of one APISend: its job and message ids, and
+// whether it replayed an earlier request with the same key; or the error
+// that refused it alone (ErrKeyReused, or a failed insert, rolled back to
+// before this send without touching the others).
+type APIResult struct {
+	Job    Job
+	IDs    []int64
+	Replay bool
+	Err    error
+}
+
+const (
+	apiKeyLookupSQL = `SELECT job_id, request_hash FROM api_requests WHERE partner = ? AND key = ?`
+	apiKeyInsertSQL = `INSERT INTO api_requests (partner, key, request_hash, job_id, created_at) VALUES (?, ?, ?, ?, ?)`
+)
+
+// apiCommitHook, when set, runs just before a group's commit; an error
+// fails the commit (SetAPICommitHook).
+type apiCommitHook = func() error
+
+// SetAPICommitHook makes every later CreateAPIJobs call fn just before its
+// commit; an error from fn rolls the whole group back and is returned as
+// the commit's error. For tests of "stored before answered"; nil removes
+// the hook.
+func (s *Store) SetAPICommitHook(fn func() error) {
+	if fn == nil {
+		s.apiHook.Store(nil)
+		return
+	}
+	s.apiHook.Store(&fn)
+}
+
+// apiHookSlot holds the hook; the zero value has none.
+type apiHookSlot = atomic.Pointer[apiCommitHook]
+
+// CreateAPIJob stores one API send; see CreateAPIJobs.
 func (s *Store) CreateAPIJob(ctx context.Context, req APIRequest, msgs []Message) (job Job, ids []int64, replay bool, err error) {
+	res, err := s.CreateAPIJobs(ctx, []APISend{{Req: req, Msgs: msgs}})
+	if err != nil {
+		return Job{}, nil, false, err
+	}
+	r := res[0]
+	return r.Job, r.IDs, r.Replay, r.Err
+}
+
+// CreateAPIJobs stores several API sends in one transaction (a group
+// commit: concurrent requests share the commit's cost), each as its own
+// transactional job with its messages and, when the request carries a key,
+// the key. A retried request (same partner, key and hash, whether stored
+// earlier or earlier in the same group) creates nothing and returns the
+// first job and its message ids with Replay; the same key with another
+// request is ErrKeyReused. A send that fails is rolled back alone (a
+// savepoint each) and reported in its result. The error is the group's:
+// when it is not nil nothing was stored and no result holds.
+func (s *Store) CreateAPIJobs(ctx context.Context, sends []APISend) ([]APIResult, error) {
+	now := time.Now()
+	jobs := make([]*smallJob, len(sends))
+	qs := []string{apiKeyLookupSQL, apiKeyInsertSQL}
+	for i, sd := range sends {
+		j := Job{Partner: sd.Req.Partner, Source: SourceAPI, Priority: PriorityTransactional, Status: JobQueued, Total: len(sd.Msgs)}
+		jobs[i] = newSmallJob(j, sd.Msgs, now)
+		qs = append(qs, jobs[i].queries()...)
+	}
+	if err := s.prepare(ctx, qs...); err != nil {
+		return nil, err
+	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return Job{}, nil, false, err
+		return nil, err
 	}
 	defer tx.Rollback()
-	if req.Key != "" {
-		var jobID int64
-		var hash string
-		err := tx.QueryRowContext(ctx, `SELECT job_id, request_hash FROM api_requests WHERE partner = ? AND key = ?`,
-			req.Partner, req.Key).Scan(&jobID, &hash)
-		switch {
-		case err == nil && hash != req.RequestHash:
-			return Job{}, nil, false, ErrKeyReused
-		case err == nil:
-			ids, err := messageIDsTx(ctx, tx, jobID)
-			if err != nil {
-				return Job{}, nil, false, err
+	out := make([]APIResult, len(sends))
+	for i, sd := range sends {
+		if len(sends) > 1 {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT api_send`); err != nil {
+				return nil, err
 			}
-			return Job{ID: jobID, Partner: req.Partner, Source: SourceAPI}, ids, true, nil
-		case !errors.Is(err, sql.ErrNoRows):
-			return Job{}, nil, false, fmt.Errorf("cannot look up idempotency key: %w", err)
+		}
+		out[i] = s.createAPIJobTx(ctx, tx, sd.Req, jobs[i])
+		if len(sends) > 1 {
+			if out[i].Err != nil {
+				if _, err := tx.ExecContext(ctx, `ROLLBACK TO api_send`); err != nil {
+					return nil, err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `RELEASE api_send`); err != nil {
+				return nil, err
+			}
 		}
 	}
-	job = Job{Partner: req.Partner, Source: SourceAPI, Priority: PriorityTransactional, Status: JobQueued, Total: len(msgs)}
-	now := time.Now()
-	id, err := s.insertJob(ctx, tx, job, now)
-	if err != nil {
-		return Job{}, nil, false, err
+	if len(sends) == 1 && out[0].Err != nil {
+		return out, nil // the deferred rollback undoes whatever it did
 	}
-	if ids, err = insertMessagesTx(ctx, tx, id, now, msgs); err != nil {
-		return Job{}, nil, false, err
-	}
-	if req.Key != "" {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO api_requests (partner, key, request_hash, job_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-			req.Partner, req.Key, req.RequestHash, id, ms(now)); err != nil {
-			return Job{}, nil, false, fmt.Errorf("cannot record idempotency key: %w", err)
+	if hook := s.apiHook.Load(); hook != nil {
+		if err := (*hook)(); err != nil {
+			return nil, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return Job{}, nil, false, err
+		return nil, err
 	}
+	return out, nil // the caller nudges the sender, as it always has
+}
+
+// createAPIJobTx is one send of CreateAPIJobs, in tx.
+func (s *Store) createAPIJobTx(ctx context.Context, tx *sql.Tx, req APIRequest, sj *smallJob) APIResult {
+	if req.Key != "" {
+		st, err := s.txStmt(ctx, tx, apiKeyLookupSQL)
+		if err != nil {
+			return APIResult{Err: err}
+		}
+		var jobID int64
+		var hash string
+		err = st.QueryRowContext(ctx, req.Partner, req.Key).Scan(&jobID, &hash)
+		switch {
+		case err == nil && hash != req.RequestHash:
+			return APIResult{Err: ErrKeyReused}
+		case err == nil:
+			ids, err := messageIDsTx(ctx, tx, jobID)
+			if err != nil {
+				return APIResult{Err: err}
+			}
+			return APIResult{Job: Job{ID: jobID, Partner: req.Partner, Source: SourceAPI}, IDs: ids, Replay: true}
+		case !errors.Is(err, sql.ErrNoRows):
+			return APIResult{Err: fmt.Errorf("cannot look up idempotency key: %w", err)}
+		}
+	}
+	id, ids, err := s.insertSmallJobTx(ctx, tx, sj)
+	if err != nil {
+		return APIResult{Err: err}
+	}
+	if req.Key != "" {
+		st, err := s.txStmt(ctx, tx, apiKeyInsertSQL)
+		if err != nil {
+			return APIResult{Err: err}
+		}
+		if _, err := st.ExecContext(ctx, req.Partner, req.Key, req.RequestHash, id, ms(sj.now)); err != nil {
+			return APIResult{Err: fmt.Errorf("cannot record idempotency key: %w", err)}
+		}
+	}
+	job := sj.job
 	job.ID = id
-	return job, ids, false, nil
+	return APIResult{Job: job, IDs: ids}
 }
 
 // messageIDsTx lists a job's message ids in insertion order.

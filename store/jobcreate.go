@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -12,83 +13,168 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+const insertJobSQL = `INSERT INTO jobs (partner, source, file_id, file_name, status, priority, total, created_at)
+	VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, ?, ?)`
+
 // insertJob creates a job at now, which is also its messages' created_at
 // (messages have none of their own, see migration 0005).
 func (s *Store) insertJob(ctx context.Context, db execer, j Job, now time.Time) (int64, error) {
-	res, err := db.ExecContext(ctx, `INSERT INTO jobs (partner, source, file_id, file_name, status, priority, total, created_at)
-		VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, ?, ?)`, j.Partner, j.Source, j.FileID, j.FileName, j.Status, j.Priority, j.Total, ms(now))
+	res, err := db.ExecContext(ctx, insertJobSQL, j.Partner, j.Source, j.FileID, j.FileName, j.Status, j.Priority, j.Total, ms(now))
 	if err != nil {
 		return 0, fmt.Errorf("cannot create job: %w", err)
 	}
 	return res.LastInsertId()
 }
 
-// insertMessageSQL inserts one message. Its partner, priority and
-// created_at are its job's.
-const insertMessageSQL = `INSERT INTO messages (job_id, channel, line, ref, recipient, subject, body, format, sender, vars,
-	status, next_attempt_at, expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const (
+	jobRangeSQL = `UPDATE jobs SET first_message_id = ?, last_message_id = ? WHERE id = ?`
+	// A new job's tally (migration 0012): its messages are all queued.
+	jobCountSQL = `INSERT INTO job_counts (job_id, channel, status, n) VALUES (?, ?, ?, ?)`
+)
 
-// messageArgCount is the number of values insertMessageSQL binds per row.
-const messageArgCount = 14
+// shapeSQL caches each insert shape's statement text (a few shapes serve
+// every job), so that a send does not rebuild it.
+var shapeSQL sync.Map // insertShape -> string
 
-// appendMessageArgs appends one message's values in insertMessageSQL order;
-// now is its job's created_at, the default send time.
-func appendMessageArgs(args []any, jobID int64, m *Message, now time.Time) []any {
-	v := messageValues(m, now)
-	return append(args, jobID, v.channel, m.Line, m.Ref, m.Recipient, v.subject, m.Body,
-		v.format, v.sender, v.vars, MsgQueued, v.next, v.expires, ms(now))
+func (sh insertShape) cachedSQL() string {
+	if q, ok := shapeSQL.Load(sh); ok {
+		return q.(string)
+	}
+	q := sh.sql()
+	shapeSQL.Store(sh, q)
+	return q
 }
 
-// insertMessagesTx inserts the messages of a job created at now.
-func insertMessagesTx(ctx context.Context, tx *sql.Tx, jobID int64, now time.Time, batch []Message) ([]int64, error) {
-	stmt, err := tx.PrepareContext(ctx, insertMessageSQL)
+// smallJob is a job written in one transaction (an API send, a workflow
+// run) with its insert statements, built before the transaction so that
+// the writer's connection is held only to run them.
+type smallJob struct {
+	job    Job
+	msgs   []Message
+	now    time.Time
+	chunks []insertChunk
+}
+
+// newSmallJob builds the statements of a job of msgs created at now. The
+// job id is bound when it is known (bindJob).
+func newSmallJob(j Job, msgs []Message, now time.Time) *smallJob {
+	sj := &smallJob{job: j, msgs: msgs, now: now}
+	if len(msgs) > 0 {
+		vals := make([]storedValues, len(msgs))
+		for i := range msgs {
+			vals[i] = messageValues(&msgs[i], now)
+		}
+		sj.chunks, _ = appendChunks(nil, nil, 0, now, msgs, vals)
+	}
+	return sj
+}
+
+// queries are the statements a small job runs, for Store.prepare.
+func (sj *smallJob) queries() []string {
+	qs := []string{insertJobSQL, jobRangeSQL, jobCountSQL}
+	for _, c := range sj.chunks {
+		qs = append(qs, c.shape.cachedSQL())
+	}
+	return qs
+}
+
+// insertMessagesTx inserts a new job's messages with multi-row statements
+// (the file jobs' shapes, jobwriter_shapes.go), records their id range and
+// tallies them, in tx. Every statement must have been prepared
+// (sj.queries). One statement per message was most of a 1,000-recipient
+// send's time.
+func (s *Store) insertMessagesTx(ctx context.Context, tx *sql.Tx, jobID int64, sj *smallJob) ([]int64, error) {
+	ids := make([]int64, 0, len(sj.msgs))
+	for _, c := range sj.chunks {
+		c.args[0] = jobID // alwaysShared starts with job_id
+		st, err := s.txStmt(ctx, tx, c.shape.cachedSQL())
+		if err != nil {
+			return nil, err
+		}
+		res, err := st.ExecContext(ctx, c.args...)
+		if err != nil {
+			return nil, fmt.Errorf("cannot insert messages of job %d: %w", jobID, err)
+		}
+		// One statement's rows get consecutive rowids (each the table's
+		// largest plus one), the last of them reported here.
+		last, err := res.LastInsertId()
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the ids of the messages of job %d: %w", jobID, err)
+		}
+		for id := last - int64(c.shape.rows) + 1; id <= last; id++ {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return ids, nil
+	}
+	// Inserted in one transaction by the only writer: ids ascend.
+	st, err := s.txStmt(ctx, tx, jobRangeSQL)
 	if err != nil {
 		return nil, err
 	}
-	defer stmt.Close()
-	ids := make([]int64, 0, len(batch))
-	args := make([]any, 0, messageArgCount)
-	for i := range batch {
-		m := &batch[i]
-		res, err := stmt.ExecContext(ctx, appendMessageArgs(args[:0], jobID, m, now)...)
-		if err != nil {
-			return nil, fmt.Errorf("cannot insert message for line %d: %w", m.Line, err)
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return nil, fmt.Errorf("cannot read the id of the message for line %d: %w", m.Line, err)
-		}
-		ids = append(ids, id)
+	if _, err := st.ExecContext(ctx, ids[0], ids[len(ids)-1], jobID); err != nil {
+		return nil, fmt.Errorf("cannot record the message range of job %d: %w", jobID, err)
 	}
-	if len(ids) > 0 {
-		// Inserted in one transaction by the only writer: ids ascend.
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET first_message_id = ?, last_message_id = ? WHERE id = ?`,
-			ids[0], ids[len(ids)-1], jobID); err != nil {
-			return nil, fmt.Errorf("cannot record the message range of job %d: %w", jobID, err)
+	// The tally of a new job is known without reading it back (a
+	// recount by GROUP BY was a fifth of a single send's statements).
+	counts := map[string]int{}
+	var order []string
+	for i := range sj.msgs {
+		ch := sj.msgs[i].Channel
+		if counts[ch] == 0 {
+			order = append(order, ch)
+		}
+		counts[ch]++
+	}
+	if st, err = s.txStmt(ctx, tx, jobCountSQL); err != nil {
+		return nil, err
+	}
+	for _, ch := range order {
+		if _, err := st.ExecContext(ctx, jobID, ch, MsgQueued, counts[ch]); err != nil {
+			return nil, fmt.Errorf("cannot tally job %d: %w", jobID, err)
 		}
 	}
-	return ids, tallyJob(ctx, tx, jobID)
+	return ids, nil
+}
+
+// insertSmallJobTx creates the job and its messages in tx.
+func (s *Store) insertSmallJobTx(ctx context.Context, tx *sql.Tx, sj *smallJob) (int64, []int64, error) {
+	st, err := s.txStmt(ctx, tx, insertJobSQL)
+	if err != nil {
+		return 0, nil, err
+	}
+	j := sj.job
+	res, err := st.ExecContext(ctx, j.Partner, j.Source, j.FileID, j.FileName, j.Status, j.Priority, j.Total, ms(sj.now))
+	if err != nil {
+		return 0, nil, fmt.Errorf("cannot create job: %w", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, nil, err
+	}
+	ids, err := s.insertMessagesTx(ctx, tx, id, sj)
+	return id, ids, err
 }
 
 // CreateJob stores a whole small job (API sends, workflow runs) in one
 // transaction and returns it with the ids of its messages, in order. The
 // messages have the job's partner and priority, whatever they say.
 func (s *Store) CreateJob(ctx context.Context, j Job, msgs []Message) (Job, []int64, error) {
+	j.Status, j.Total = JobQueued, len(msgs)
+	if len(msgs) == 0 {
+		j.Status = JobDone
+	}
+	sj := newSmallJob(j, msgs, time.Now())
+	if err := s.prepare(ctx, sj.queries()...); err != nil {
+		return Job{}, nil, err
+	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return Job{}, nil, err
 	}
 	defer tx.Rollback()
-	j.Status, j.Total = JobQueued, len(msgs)
-	if len(msgs) == 0 {
-		j.Status = JobDone
-	}
-	now := time.Now()
-	id, err := s.insertJob(ctx, tx, j, now)
-	if err != nil {
-		return Job{}, nil, err
-	}
-	ids, err := insertMessagesTx(ctx, tx, id, now, msgs)
+	id, ids, err := s.insertSmallJobTx(ctx, tx, sj)
 	if err != nil {
 		return Job{}, nil, err
 	}

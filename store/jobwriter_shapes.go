@@ -171,13 +171,25 @@ func (w *JobWriter) buildInsert(batch []Message, updated time.Time) insertBatch 
 		vals = append(vals, messageValues(&batch[i], w.created))
 	}
 	w.vals = vals
-	sizes := chunkSizes(len(batch), rowsPerInsert)
-	b := insertBatch{chunks: make([]insertChunk, 0, len(sizes))}
+	b := insertBatch{}
 	select {
 	case b.args = <-w.spent:
 		b.args = b.args[:0]
 	default:
-		b.args = make([]any, 0, len(sizes)*(len(alwaysShared)+len(maybeShared))+len(batch)*(len(maybeShared)+len(perRow)))
+	}
+	b.chunks, b.args = appendChunks(nil, b.args, w.jobID, updated, batch, vals)
+	return b
+}
+
+// appendChunks appends to chunks and args the INSERT statements of a job's
+// batch (rowsPerInsert rows each, and powers of two below it for the rest,
+// so a few shapes serve every batch), vals being the batch's stored
+// values. Both insert paths use it: file jobs (buildInsert) and small jobs
+// written in one transaction (insertMessagesTx).
+func appendChunks(chunks []insertChunk, args []any, jobID int64, updated time.Time, batch []Message, vals []storedValues) ([]insertChunk, []any) {
+	sizes := chunkSizes(len(batch), rowsPerInsert)
+	if args == nil {
+		args = make([]any, 0, len(sizes)*(len(alwaysShared)+len(maybeShared))+len(batch)*(len(maybeShared)+len(perRow)))
 	}
 	start := 0
 	for _, n := range sizes {
@@ -196,25 +208,24 @@ func (w *JobWriter) buildInsert(batch []Message, updated time.Time) insertBatch 
 				c.shape.defaults |= 1 << f
 			}
 		}
-		from := len(b.args)
-		b.args = append(b.args, w.jobID, MsgQueued, ms(updated))
+		from := len(args)
+		args = append(args, jobID, MsgQueued, ms(updated))
 		for f := range maybeShared {
 			if c.shape.varies&(1<<f) == 0 && c.shape.defaults&(1<<f) == 0 {
-				b.args = append(b.args, maybeShared[f].value(first))
+				args = append(args, maybeShared[f].value(first))
 			}
 		}
 		for j := start; j < start+n; j++ {
 			m, v := &batch[j], &vals[j]
 			for f := range maybeShared {
 				if c.shape.varies&(1<<f) != 0 {
-					b.args = append(b.args, maybeShared[f].value(v))
+					args = append(args, maybeShared[f].value(v))
 				}
 			}
-			b.args = append(b.args, int64(m.Line), m.Ref, m.Recipient, m.Body)
+			args = append(args, int64(m.Line), m.Ref, m.Recipient, m.Body)
 		}
-		c.args = b.args[from:len(b.args):len(b.args)]
-		b.chunks = append(b.chunks, c)
+		chunks = append(chunks, insertChunk{shape: c.shape, args: args[from:len(args):len(args)], firstLine: c.firstLine, lastLine: c.lastLine})
 		start += n
 	}
-	return b
+	return chunks, args
 }

@@ -46,6 +46,9 @@ type Store struct {
 	stmts    stmtCache   // prepared hot-path statements of the sender (delivery_stmts.go)
 	queued   queuedHooks // OnJobsQueued (delivery_wake.go)
 	bulk     bulkWAL     // WAL checkpointing while file jobs are written (jobwriter.go)
+	apiHook  apiHookSlot // SetAPICommitHook (apisend.go)
+	// templates are the newest versions read (templates_cache.go).
+	templates templateCache
 	// freeSpace is the data folder's free space (diskfull.go); nil: unknown.
 	freeSpace func() uint64
 }

@@ -98,8 +98,17 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) error {
 			Details: problems}
 	}
 
-	job, ids, replay, err := s.opts.Store.CreateAPIJob(r.Context(),
-		store.APIRequest{Partner: partner, Key: key, RequestHash: requestHash(partner, send)}, msgs)
+	// Stored with whatever other sends arrive meanwhile, in one commit,
+	// and answered only after it.
+	ar := store.APIRequest{Partner: partner, Key: key}
+	if key != "" {
+		// Only a key is ever compared with the request it came with; the
+		// hash (the whole request encoded again) was 7% of a 1,000-recipient
+		// send's time.
+		ar.RequestHash = requestHash(partner, send)
+	}
+	res := s.sends.create(r.Context(), store.APISend{Req: ar, Msgs: msgs})
+	job, ids, replay, err := res.Job, res.IDs, res.Replay, res.Err
 	if errors.Is(err, store.ErrKeyReused) {
 		return &Error{Status: http.StatusConflict, Code: "idempotency_key_reused", Message: "this Idempotency-Key was already used for a different request"}
 	}

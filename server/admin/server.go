@@ -64,6 +64,7 @@ type Server struct {
 	limits  *partnerLimits
 	console *console
 	tlsOn   bool
+	sends   *sendGroups // group commit of API sends (sendgroup.go)
 }
 
 func (s *Server) now() time.Time {
@@ -79,7 +80,8 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.Default()
 	}
 	s := &Server{opts: opts, logger: opts.Logger.With("component", "admin"), tokens: newTokenEntries(opts.Config),
-		limits: newPartnerLimits(opts.Config.Admin.PartnerRate, opts.Config.Admin.PartnerBurst)}
+		limits: newPartnerLimits(opts.Config.Admin.PartnerRate, opts.Config.Admin.PartnerBurst),
+		sends:  &sendGroups{st: opts.Store}}
 	key, err := opts.Store.ConsoleKey(context.Background())
 	if err != nil {
 		return nil, err
