@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/server/homefs"
 	"github.com/dropgate/dropgate/store"
 )
 
@@ -107,9 +108,11 @@ func (m *Metrics) LoginFailed(protocol string, banned bool) {
 	}
 }
 
-// fileNotifier is what the file servers call when an upload is complete.
+// fileNotifier is what the file servers call when an upload is complete:
+// closed in place (FileComplete), or renamed from a temporary name by the
+// client (FileRenamed, which complete = rename waits for).
 type fileNotifier interface {
-	FileComplete(partner, relPath string)
+	homefs.RenameNotifier
 }
 
 // uploadNotifier counts an upload, remembers its protocol for the file's
@@ -120,8 +123,24 @@ type uploadNotifier struct {
 	next     fileNotifier
 }
 
+var _ homefs.RenameNotifier = uploadNotifier{}
+
 // FileComplete implements the servers' Notifier.
 func (n uploadNotifier) FileComplete(partner, relPath string) {
+	n.count(partner, relPath)
+	n.next.FileComplete(partner, relPath)
+}
+
+// FileRenamed implements homefs.RenameNotifier: an upload under a
+// temporary name is complete once the client renames it into place. It
+// must reach ingest as a rename, not as a close, or a partner whose
+// uploads count only when renamed would have them held.
+func (n uploadNotifier) FileRenamed(partner, relPath string) {
+	n.count(partner, relPath)
+	n.next.FileRenamed(partner, relPath)
+}
+
+func (n uploadNotifier) count(partner, relPath string) {
 	n.m.uploads.WithLabelValues(n.protocol).Inc()
 	if fi, err := os.Stat(filepath.Join(n.m.cfg.PartnerHome(partner), filepath.FromSlash(relPath))); err == nil {
 		n.m.uploadBytes.WithLabelValues(n.protocol).Add(float64(fi.Size()))
@@ -131,7 +150,6 @@ func (n uploadNotifier) FileComplete(partner, relPath string) {
 		n.m.protocol[partner+"/"+path.Clean(relPath)] = n.protocol
 	}
 	n.m.mu.Unlock()
-	n.next.FileComplete(partner, relPath)
 }
 
 // Uploads wraps the notifier a file server calls, so uploads are counted
