@@ -122,6 +122,24 @@ type uploadNotifier struct {
 
 // FileComplete implements the servers' Notifier.
 func (n uploadNotifier) FileComplete(partner, relPath string) {
+	n.count(partner, relPath)
+	n.next.FileComplete(partner, relPath)
+}
+
+// FileRenamed implements homefs.RenameNotifier: a client's rename of a
+// temporary name into place is passed on as such, which complete = rename
+// needs (told as FileComplete, it would be held as a plain upload).
+func (n uploadNotifier) FileRenamed(partner, relPath string) {
+	n.count(partner, relPath)
+	if rn, ok := n.next.(interface{ FileRenamed(partner, relPath string) }); ok {
+		rn.FileRenamed(partner, relPath)
+		return
+	}
+	n.next.FileComplete(partner, relPath)
+}
+
+// count counts an upload and remembers its protocol.
+func (n uploadNotifier) count(partner, relPath string) {
 	n.m.uploads.WithLabelValues(n.protocol).Inc()
 	if fi, err := os.Stat(filepath.Join(n.m.cfg.PartnerHome(partner), filepath.FromSlash(relPath))); err == nil {
 		n.m.uploadBytes.WithLabelValues(n.protocol).Add(float64(fi.Size()))
@@ -131,7 +149,6 @@ func (n uploadNotifier) FileComplete(partner, relPath string) {
 		n.m.protocol[partner+"/"+path.Clean(relPath)] = n.protocol
 	}
 	n.m.mu.Unlock()
-	n.next.FileComplete(partner, relPath)
 }
 
 // Uploads wraps the notifier a file server calls, so uploads are counted
