@@ -412,3 +412,38 @@ func TestCleanUploadsRemovesCutOffUploads(t *testing.T) {
 	}
 	_ = h
 }
+
+// FTP uploads come through ReadFrom (io.Copy's path, splice from the
+// data connection): the size limit holds there as in Write.
+func TestReadFromKeepsTheSizeLimit(t *testing.T) {
+	h, dir, rec := newHome(t, 10)
+	u, err := h.Create("inbox/ok.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := u.ReadFrom(strings.NewReader("email\na@b\n")); err != nil || n != 10 {
+		t.Fatalf("ReadFrom at the limit: %d, %v", n, err)
+	}
+	if err := u.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "inbox", "ok.csv")); string(b) != "email\na@b\n" {
+		t.Errorf("in place: %q", b)
+	}
+	u, err = h.Create("inbox/big.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.ReadFrom(strings.NewReader("email\na@b.c\n")); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("ReadFrom past the limit: %v", err)
+	}
+	if err := u.Close(); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Close: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "inbox", "big.csv")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("an upload past the limit is in place: %v", err)
+	}
+	if got := rec.Calls(); !slices.Equal(got, []string{"acme:inbox/ok.csv"}) {
+		t.Errorf("notified %v", got)
+	}
+}
