@@ -40,9 +40,15 @@ func (c *Config) DeliveryLogDir() string { return filepath.Join(c.DataDir, "deli
 func (c *Config) SecretsDir() string { return filepath.Join(c.DataDir, "secrets") }
 
 // UploadTempPrefix starts the hidden name an embedded server writes an
-// upload under until its clean close renames it into place. The watcher
-// tells that rename (an upload closing) from a client's own rename by it.
+// upload under until its clean close renames it into place.
 const UploadTempPrefix = ".dropgate-upload-"
+
+// UploadsDir is the hidden folder of a partner's home where the embedded
+// servers keep uploads in progress. The ingest watcher does not watch it,
+// so writes to an upload wake nobody; it is in the home, on the same file
+// system as the inbox, so the rename into place stays atomic. It is
+// emptied at start: what is left there was cut off by a stop.
+const UploadsDir = ".dropgate-uploads"
 
 // IsTempName reports whether a file name (a path or a base name) is a
 // dotfile or a client's temporary upload name (WinSCP's ".filepart",

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"strconv"
@@ -58,6 +59,7 @@ type fileFacts struct {
 	cuts    []int64
 	cutSHA  []string // SHA-256 of the first cuts[i] bytes
 	cutLine []int    // line ends within the first cuts[i] bytes
+	partial bool     // from endFacts: no sha, lines nor cuts
 }
 
 // inspectFile reads a file once, from its start. cuts must be ascending.
@@ -229,3 +231,74 @@ func (in *Ingester) holdFile(ctx context.Context, p *partner, rel string, facts 
 	in.log.Info("file held, not queued", "partner", p.cfg.Name, "file", rel, "reason", reason)
 	return nil
 }
+
+// endFacts tells from a file's end, without reading the whole file,
+// whether it looks cut off: the last byte is not a line end while an
+// earlier one is. Its sha is left empty (partial is set): the hash is
+// computed by the read that ingests the file (hashingReader), so a file is
+// read from disk once. A binary file is recognised by a NUL byte near
+// either end (a spreadsheet saved as .csv has them at its start); a file
+// endFacts calls cut is inspected whole before it is held.
+func endFacts(f *os.File, size int64) (fileFacts, error) {
+	facts := fileFacts{size: size, partial: true}
+	if size == 0 {
+		return facts, nil
+	}
+	const window = 64 << 10
+	buf := make([]byte, min(size, window))
+	if _, err := f.ReadAt(buf, size-int64(len(buf))); err != nil && !errors.Is(err, io.EOF) {
+		return fileFacts{}, fmt.Errorf("cannot read file: %w", err)
+	}
+	if buf[len(buf)-1] == '\n' {
+		return facts, nil
+	}
+	binary := bytes.IndexByte(buf, 0) >= 0
+	hasLineEnd := bytes.IndexByte(buf, '\n') >= 0
+	if size > int64(len(buf)) {
+		head := make([]byte, min(size-int64(len(buf)), window))
+		if _, err := f.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
+			return fileFacts{}, fmt.Errorf("cannot read file: %w", err)
+		}
+		binary = binary || bytes.IndexByte(head, 0) >= 0
+		hasLineEnd = hasLineEnd || bytes.IndexByte(head, '\n') >= 0
+		// A line longer than both windows: rare enough to say "maybe
+		// cut" and let the whole inspection decide.
+		hasLineEnd = hasLineEnd || size > 2*window
+	}
+	facts.binary = binary
+	facts.cut = hasLineEnd && !binary
+	return facts, nil
+}
+
+// hashingReader hashes every byte read through it: the content hash of a
+// file comes from the read that ingests it.
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func newHashingReader(r io.Reader) *hashingReader {
+	return &hashingReader{r: r, h: sha256.New()}
+}
+
+func (hr *hashingReader) Read(p []byte) (int, error) {
+	n, err := hr.r.Read(p)
+	hr.h.Write(p[:n])
+	hr.n += int64(n)
+	return n, err
+}
+
+// finish reads what the ingest read left (it stops at a file-level error)
+// and returns the file's SHA-256 and size.
+func (hr *hashingReader) finish() (string, int64, error) {
+	n, err := io.CopyBuffer(hr.h, readerOnly{hr.r}, make([]byte, 256<<10))
+	hr.n += n
+	if err != nil {
+		return "", 0, fmt.Errorf("cannot read file: %w", err)
+	}
+	return hex.EncodeToString(hr.h.Sum(nil)), hr.n, nil
+}
+
+// readerOnly hides WriteTo, so finish counts what it reads.
+type readerOnly struct{ io.Reader }

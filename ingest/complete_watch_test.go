@@ -250,3 +250,32 @@ func TestWatcherAddsNoWatchPastMaxFolders(t *testing.T) {
 		t.Errorf("warning logged %d times, want once:\n%s", c, logs.String())
 	}
 }
+
+// An embedded server's upload moves in from the uploads folder, which
+// nobody watches: inotify reports it as a plain Create, like a file moved
+// in by a client. Seen after the server's own signal, it must still count
+// as an upload, or complete = rename would take it at its second look.
+func TestRenameModeHoldsServerUploadsMovedInFromTheUploadsFolder(t *testing.T) {
+	e := newTestEnv(t, func(c *config.Config) { c.Partners[0].Complete = config.CompleteRename })
+	e.template("acme", "welcome", welcomeSMS)
+	if err := os.MkdirAll(e.home("acme", "inbox/welcome"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.runScanned()
+	// Which of the event and the signal the watch loop sees first varies;
+	// a few uploads see both orders.
+	names := []string{"a.csv", "b.csv", "c.csv", "d.csv", "e.csv", "f.csv"}
+	for i, name := range names {
+		e.serverUpload("acme", "inbox/welcome/"+name, welcomeRows(2+i))
+		e.waitStatus("acme", "inbox/welcome/"+name, store.FileHeld)
+	}
+	// A file written in place later is held after the quiet period: by
+	// then any second look at the uploads has happened.
+	e.write("acme", "inbox/welcome/sentinel.csv", welcomeRows(9))
+	e.waitStatus("acme", "inbox/welcome/sentinel.csv", store.FileHeld)
+	for _, f := range e.files("acme") {
+		if f.Status != store.FileHeld {
+			t.Errorf("%s: %s (%s), want held", f.Name, f.Status, f.Error)
+		}
+	}
+}

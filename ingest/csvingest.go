@@ -100,25 +100,49 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		return nil
 	}
 	var earlier []store.File
-	if kindOf(filepath.Base(rel)) == kindPlain && fi.Size() > 0 {
+	kind := kindOf(filepath.Base(rel))
+	if kind == kindPlain && fi.Size() > 0 {
 		if earlier, err = in.st.QueuedFilesNamed(ctx, p.cfg.Name, rel, time.Now().Add(-extendWindow), fi.Size(), 3); err != nil {
 			return err
 		}
 	}
-	facts, err := inspectFile(src, prefixCuts(earlier))
+	last, err := in.st.LastFileNamed(ctx, p.cfg.Name, rel)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	lastHeld := err == nil && last.Status == store.FileHeld
+	// One read (onePass): the file is hashed while it is read for ingest,
+	// and the duplicate and marker checks come at the end of that read,
+	// before anything is committed. What must be decided before reading
+	// needs the hash first, from a pass of its own: a file that may extend
+	// an earlier upload (the prefix hashes decide which rows to skip), a
+	// file held before (is it the same one?), a zip (read by random
+	// access), a bad marker (nothing is read).
+	onePass := len(earlier) == 0 && !lastHeld && kind != kindZip && (mk == nil || mk.problem == "")
+	var facts fileFacts
+	if onePass {
+		facts, err = endFacts(src, fi.Size())
+	} else {
+		facts, err = inspectFile(src, prefixCuts(earlier))
+	}
 	if err != nil {
 		return err
+	}
+	reason := holdReason(p, rel, how, facts)
+	if reason != "" && facts.partial {
+		// Held files are not read for ingest: inspect this one whole, for
+		// the held record's hash and the final word on "cut".
+		if facts, err = inspectFile(src, nil); err != nil {
+			return err
+		}
+		onePass = false
+		reason = holdReason(p, rel, how, facts)
 	}
 	upload := openUpload{abs: abs, info: fi}
 	sum, size := facts.sha, facts.size
 	log := in.log.With("partner", p.cfg.Name, "file", rel)
 
-	last, err := in.st.LastFileNamed(ctx, p.cfg.Name, rel)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	stillHeld := err == nil && last.Status == store.FileHeld && last.SHA256 == sum
-	reason := holdReason(p, rel, how, facts)
+	stillHeld := lastHeld && last.SHA256 == sum
 	if reason == "" && how == arrivedUnknown && stillHeld {
 		reason = last.Error // found again by a scan: nothing new about it
 	}
@@ -128,29 +152,26 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		}
 		return in.holdFile(ctx, p, rel, facts, reason)
 	}
-	if err == nil && last.Status == store.FileHeld {
+	if lastHeld {
 		if err := in.st.ReplaceHeldFiles(ctx, p.cfg.Name, rel); err != nil {
 			return err
 		}
 	}
 
 	var fileErr *fileLevelError
-	if mk != nil && mk.problem != "" {
-		fileErr = &fileLevelError{Msg: mk.problem + "; the file was not queued: upload the marker again"}
-	} else if mk != nil && mk.sha != "" && mk.sha != sum {
-		fileErr = &fileLevelError{Msg: fmt.Sprintf("the file's SHA-256 is %s but its marker %s%s says %s: the file is incomplete or not the one the marker was made for; nothing was queued. Upload the whole file again, then its marker",
-			sum, filepath.Base(rel), config.MarkerSuffix, mk.sha)}
-	}
-	dup, err := in.st.FileBySHA256(ctx, p.cfg.Name, sum)
-	switch {
-	case err == nil && dup.Name == rel && dup.ArchivePath == "":
-		// Queued before a crash or shutdown but never archived: finish that.
-		return in.archiveUpload(ctx, p, upload, dup.ID, mk)
-	case err == nil && fileErr == nil:
-		fileErr = &fileLevelError{Msg: fmt.Sprintf("this file has the same content as %s, already queued as job %d, so it was not queued again; "+
-			"to send the same list again, change the file (for example add a ref column)", dup.Name, dup.JobID)}
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("cannot check for a duplicate: %w", err)
+	if !onePass {
+		fileErr = markerMismatch(mk, rel, sum)
+		dup, done, err := in.duplicateOf(ctx, p, rel, sum)
+		if err != nil {
+			return err
+		}
+		if done != nil {
+			// Queued before a crash or shutdown but never archived: finish that.
+			return in.archiveUpload(ctx, p, upload, done.ID, mk)
+		}
+		if fileErr == nil {
+			fileErr = dup
+		}
 	}
 	fileID, err := in.st.CreateFile(ctx, store.File{Partner: p.cfg.Name, Name: rel, Size: size, SHA256: sum})
 	if err != nil {
@@ -177,8 +198,43 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		if in.ingesting != nil {
 			err = in.ingesting(ctx, workItem{partner: p.cfg.Name, rel: rel})
 		}
+		var hr *hashingReader
 		if err == nil {
-			err = fj.read(readCtx, src)
+			if onePass {
+				hr = newHashingReader(src)
+			}
+			err = fj.read(readCtx, src, hr)
+		}
+		if hr != nil && ctx.Err() == nil && (err == nil || errors.As(err, new(*fileLevelError))) {
+			// The read may stop early (a file-level error): hash the rest.
+			hashed, n, herr := hr.finish()
+			if herr != nil {
+				stopWatch()
+				return herr
+			}
+			sum, size = hashed, n
+			if err := in.st.SetFileContent(ctx, fileID, size, sum); err != nil {
+				stopWatch()
+				return err
+			}
+			bad := markerMismatch(mk, rel, sum)
+			dupErr, done, derr := in.duplicateOf(ctx, p, rel, sum)
+			if derr != nil {
+				stopWatch()
+				return derr
+			}
+			if done != nil {
+				stopWatch()
+				fj.w.Abort(context.WithoutCancel(ctx))
+				in.st.ForgetReceivedFile(context.WithoutCancel(ctx), fileID)
+				return in.archiveUpload(ctx, p, upload, done.ID, mk)
+			}
+			if bad == nil {
+				bad = dupErr
+			}
+			if bad != nil {
+				fileErr, err = bad, nil
+			}
 		}
 		stopWatch()
 		if ctx.Err() != nil {
@@ -193,7 +249,7 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 			log.Error("cannot read file", "err", err)
 			fileErr = &fileLevelError{Msg: "dropgate could not read this file because of an internal problem; it was not queued. Upload it again, and tell your administrator if this repeats"}
 		}
-		if fileErr == nil {
+		if fileErr == nil && err == nil {
 			fileErr = fj.checkCounts(mk)
 		}
 	}
@@ -243,6 +299,36 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 	return in.archiveUpload(ctx, p, upload, fileID, mk)
 }
 
+// markerMismatch rejects a file whose marker (complete = marker) is bad or
+// names another SHA-256; nil when there is none or it agrees.
+func markerMismatch(mk *markerCheck, rel, sum string) *fileLevelError {
+	switch {
+	case mk != nil && mk.problem != "":
+		return &fileLevelError{Msg: mk.problem + "; the file was not queued: upload the marker again"}
+	case mk != nil && mk.sha != "" && mk.sha != sum:
+		return &fileLevelError{Msg: fmt.Sprintf("the file's SHA-256 is %s but its marker %s%s says %s: the file is incomplete or not the one the marker was made for; nothing was queued. Upload the whole file again, then its marker",
+			sum, filepath.Base(rel), config.MarkerSuffix, mk.sha)}
+	}
+	return nil
+}
+
+// duplicateOf checks for a queued file of the same content. It returns
+// the rejection of a duplicate, or, for this very file queued before a
+// crash or shutdown but never archived, that file's record (done).
+func (in *Ingester) duplicateOf(ctx context.Context, p *partner, rel, sum string) (*fileLevelError, *store.File, error) {
+	dup, err := in.st.FileBySHA256(ctx, p.cfg.Name, sum)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("cannot check for a duplicate: %w", err)
+	case dup.Name == rel && dup.ArchivePath == "":
+		return nil, &dup, nil
+	}
+	return &fileLevelError{Msg: fmt.Sprintf("this file has the same content as %s, already queued as job %d, so it was not queued again; "+
+		"to send the same list again, change the file (for example add a ref column)", dup.Name, dup.JobID)}, nil, nil
+}
+
 // openUpload is the file being ingested: its path, and what was opened
 // there when it was taken.
 type openUpload struct {
@@ -284,7 +370,11 @@ func (fj *fileJob) reportedErrors() []store.FileError {
 }
 
 // read streams every CSV in the file into the job writer.
-func (fj *fileJob) read(ctx context.Context, f *os.File) error {
+//
+// hr, when not nil, reads f from its start and hashes what it reads: the
+// plain and gzip reads go through it (one read per file); a zip is read by
+// random access and never gets one.
+func (fj *fileJob) read(ctx context.Context, f *os.File, hr *hashingReader) error {
 	if parts := strings.Split(fj.rel, "/"); len(parts) == 3 {
 		t, err := fj.in.template(ctx, fj.p, parts[1])
 		if errors.Is(err, store.ErrNotFound) {
@@ -299,11 +389,15 @@ func (fj *fileJob) read(ctx context.Context, f *os.File) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("cannot read file: %w", err)
 	}
+	var r io.Reader = f
+	if hr != nil {
+		r = hr
+	}
 	switch kindOf(base) {
 	case kindPlain:
-		return fj.readCSV(ctx, f)
+		return fj.readCSV(ctx, r)
 	case kindGzip:
-		zr, err := gzip.NewReader(f)
+		zr, err := gzip.NewReader(r)
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return &fileLevelError{Msg: gzipCutMessage}
 		}

@@ -70,6 +70,10 @@ type Ingester struct {
 	// kicked are the template versions a waiting list took (the watch
 	// loop's alone): see waitsForTemplate.
 	kicked map[workItem]templateSeen
+	// uploaded are the files an embedded server reported in place (watch
+	// loop only): its rename from the uploads folder, which nobody
+	// watches, reaches the watcher as a plain Create (watcher.go).
+	uploaded map[workItem]os.FileInfo
 	// ingesting, when set, is called once a list's job exists and before
 	// its rows are read: tests hold a file in progress there, or fail its
 	// read with the error it returns.

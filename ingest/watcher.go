@@ -39,6 +39,7 @@ type pendingFile struct {
 func (in *Ingester) watchLoop(ctx context.Context) error {
 	pending := map[workItem]*pendingFile{}
 	in.kicked = map[workItem]templateSeen{}
+	in.uploaded = map[workItem]os.FileInfo{}
 	in.rescan(ctx, pending)
 	select {
 	case <-in.scanned:
@@ -85,6 +86,11 @@ func (in *Ingester) watchLoop(ctx context.Context) error {
 func (in *Ingester) takeSignal(ctx context.Context, c completion, pending map[workItem]*pendingFile) {
 	p := in.partners[c.item.partner]
 	abs := filepath.Join(p.home, filepath.FromSlash(c.item.rel))
+	if c.how == arrivedUpload {
+		if fi, err := os.Stat(abs); err == nil {
+			in.uploaded[c.item] = fi
+		}
+	}
 	if !in.waitsForTemplate(ctx, c.item, pending) && in.push(c.item, c.how) {
 		delete(pending, c.item)
 		return
@@ -113,6 +119,7 @@ func (in *Ingester) handleEvent(ctx context.Context, ev, prev fsnotify.Event, pe
 	item := workItem{partner: p.cfg.Name, rel: rel}
 	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 		delete(pending, item)
+		delete(in.uploaded, item)
 		if p.watched[ev.Name] {
 			delete(p.watched, ev.Name)
 			p.capWarned = false
@@ -140,6 +147,13 @@ func (in *Ingester) handleEvent(ctx context.Context, ev, prev fsnotify.Event, pe
 	if config.IsTempName(rel) || !watchedFile(rel) {
 		return
 	}
+	// An embedded server's upload moved in from its uploads folder, seen
+	// after the server's own signal: still an upload, not a client's rename.
+	up, fromUpload := in.uploaded[item]
+	fromUpload = fromUpload && ev.Has(fsnotify.Create) && os.SameFile(up, fi)
+	if fromUpload {
+		delete(in.uploaded, item)
+	}
 	now := in.clock()
 	pf, seen := pending[item]
 	if !seen {
@@ -160,6 +174,9 @@ func (in *Ingester) handleEvent(ctx context.Context, ev, prev fsnotify.Event, pe
 		if strings.HasPrefix(filepath.Base(prev.Name), config.UploadTempPrefix) {
 			pf.how = arrivedUpload
 		}
+	case fromUpload:
+		pf.quiet = min(renameQuiet, in.quiet)
+		pf.how = arrivedUpload
 	case ev.Has(fsnotify.Create):
 		// Created, or moved in from a folder nobody watches (inotify
 		// reports both alike): a write that follows tells them apart.

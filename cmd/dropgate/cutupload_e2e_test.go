@@ -70,7 +70,7 @@ func (f *cutFixture) ftpAddr() string { return f.d.Addrs.FTP.String() }
 func (f *cutFixture) waitPartial(t *testing.T, min int64) {
 	t.Helper()
 	waitFor(t, 60*time.Second, "part of the upload to reach the server", func() bool {
-		names, _ := filepath.Glob(filepath.Join(f.d.Home("acme"), "inbox", config.UploadTempPrefix+"*"))
+		names, _ := filepath.Glob(filepath.Join(f.d.Home("acme"), config.UploadsDir, config.UploadTempPrefix+"*"))
 		for _, n := range names {
 			if fi, err := os.Stat(n); err == nil && fi.Size() >= min {
 				return true
@@ -103,7 +103,7 @@ func (f *cutFixture) files(t *testing.T) []apiFile {
 func (f *cutFixture) waitFirstOutcome(t *testing.T) {
 	t.Helper()
 	waitFor(t, 60*time.Second, "the cut upload to be held, queued or dropped", func() bool {
-		names, _ := filepath.Glob(filepath.Join(f.d.Home("acme"), "inbox", config.UploadTempPrefix+"*"))
+		names, _ := filepath.Glob(filepath.Join(f.d.Home("acme"), config.UploadsDir, config.UploadTempPrefix+"*"))
 		if len(names) > 0 {
 			return false
 		}

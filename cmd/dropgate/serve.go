@@ -17,6 +17,7 @@ import (
 	"github.com/dropgate/dropgate/server/admin"
 	"github.com/dropgate/dropgate/server/auth"
 	"github.com/dropgate/dropgate/server/ftp"
+	"github.com/dropgate/dropgate/server/homefs"
 	"github.com/dropgate/dropgate/server/sftp"
 	"github.com/dropgate/dropgate/store"
 )
@@ -167,6 +168,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	var a addrs
 	var bans func() []admin.Ban
 	if cfg.SFTP.Listen != "" || cfg.FTP.Listen != "" {
+		for _, p := range cfg.Partners {
+			// Uploads cut off by the last stop; none is in flight yet.
+			if err := homefs.CleanUploads(cfg.PartnerHome(p.Name)); err != nil {
+				logger.Warn("cannot remove uploads cut off by the last stop", "partner", p.Name, "err", err)
+			}
+		}
 		authn, err := auth.New(auth.Options{Config: cfg, Logger: logger, OnLoginFailed: metrics.LoginFailed})
 		if err != nil {
 			unwind()

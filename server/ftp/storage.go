@@ -3,6 +3,7 @@ package ftp
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	ftpserver "github.com/fclairamb/ftpserverlib"
 
@@ -64,3 +65,26 @@ func (u *upload) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// ReadFrom stores what r yields (io.Copy's path, which lets the upload
+// splice from the data connection to the file), with Write's handling of a
+// refusal for size: the rest is read and thrown away, up to drainLimit.
+func (u *upload) ReadFrom(r io.Reader) (int64, error) {
+	if u.drain.refused != nil {
+		return io.Copy(writerOnly{u}, r)
+	}
+	n, err := u.Upload.ReadFrom(r)
+	if err = storageExceeded(err); !errors.Is(err, ftpserver.ErrStorageExceeded) {
+		return n, err
+	}
+	u.drain.refused = err
+	m, err := io.Copy(io.Discard, io.LimitReader(r, drainLimit+1))
+	u.drain.read = m
+	if m > drainLimit {
+		return n + m, u.drain.refused
+	}
+	return n + m, err
+}
+
+// writerOnly hides ReadFrom from io.Copy.
+type writerOnly struct{ io.Writer }

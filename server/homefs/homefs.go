@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -98,6 +99,10 @@ func Open(home string, opts Options) (*FS, error) {
 			return nil, fmt.Errorf("cannot create %s/ in partner home: %w", dir, err)
 		}
 	}
+	if err := root.Mkdir(uploadsDir, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		root.Close()
+		return nil, fmt.Errorf("cannot create %s/ in partner home: %w", uploadsDir, err)
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -154,16 +159,25 @@ func (h *FS) Partner() string { return h.partner }
 
 // Stat describes name, following symlinks that stay inside the home.
 func (h *FS) Stat(name string) (fs.FileInfo, error) {
+	if private(name) {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+	}
 	return h.root.Stat(rel(name))
 }
 
 // Lstat describes name without following a final symlink.
 func (h *FS) Lstat(name string) (fs.FileInfo, error) {
+	if private(name) {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: fs.ErrNotExist}
+	}
 	return h.root.Lstat(rel(name))
 }
 
 // ReadDir lists a folder, hiding uploads still in progress.
 func (h *FS) ReadDir(name string) ([]fs.FileInfo, error) {
+	if private(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
 	d, err := h.root.Open(rel(name))
 	if err != nil {
 		return nil, err
@@ -184,6 +198,9 @@ func (h *FS) ReadDir(name string) ([]fs.FileInfo, error) {
 
 // OpenRead opens a regular file for reading (a download).
 func (h *FS) OpenRead(name string) (*os.File, error) {
+	if private(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
 	f, err := h.root.Open(rel(name))
 	if err != nil {
 		return nil, err
@@ -314,6 +331,17 @@ func (h *FS) completed(relPath string, size int64) {
 func (h *FS) refuse(op string, p place, err error) error {
 	h.logger.Info("refused", "op", op, "path", p.rel, "reason", err)
 	return &fs.PathError{Op: op, Path: "/" + strings.TrimPrefix(p.rel, "."), Err: err}
+}
+
+// CleanUploads empties the uploads folder of the partner home at home: an
+// upload found there at start was cut off by a stop, and its client was
+// told it failed. Call it before the servers start.
+func CleanUploads(home string) error {
+	dir := filepath.Join(home, uploadsDir)
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("cannot empty %s: %w", dir, err)
+	}
+	return nil
 }
 
 // rel turns a client path (absolute or relative, "/" being the home) into a

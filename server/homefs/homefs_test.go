@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/dropgate/dropgate/config"
 )
 
 type recorder struct {
@@ -325,18 +327,123 @@ func TestUploadTempNamesCannotBeRenamedOrRemoved(t *testing.T) {
 	}
 	t.Cleanup(func() { u.Close() })
 	io.WriteString(u, "email\nhalf")
-	entries, _ := os.ReadDir(filepath.Join(dir, "inbox"))
-	if len(entries) != 1 {
-		t.Fatalf("entries = %v", entries)
+	// The upload in progress is out of the watched inbox (no event per
+	// write), in the hidden uploads folder of the same home.
+	if entries, _ := os.ReadDir(filepath.Join(dir, "inbox")); len(entries) != 0 {
+		t.Fatalf("inbox/ holds %v while uploading", entries)
 	}
-	tmp := "inbox/" + entries[0].Name()
+	entries, _ := os.ReadDir(filepath.Join(dir, config.UploadsDir))
+	if len(entries) != 1 {
+		t.Fatalf("%s/ holds %v", config.UploadsDir, entries)
+	}
+	tmp := config.UploadsDir + "/" + entries[0].Name()
 	if err := h.Rename(tmp, "inbox/stolen.csv"); !errors.Is(err, fs.ErrPermission) {
 		t.Errorf("rename of an upload in progress: %v", err)
 	}
 	if err := h.Remove(tmp); !errors.Is(err, fs.ErrPermission) {
 		t.Errorf("remove of an upload in progress: %v", err)
 	}
+	if err := h.Rename(config.UploadsDir, "inbox/x"); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("rename of the uploads folder: %v", err)
+	}
+	if err := h.Remove(config.UploadsDir); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("remove of the uploads folder: %v", err)
+	}
+	if err := upload(t, h, config.UploadsDir+"/x.csv", "x"); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("upload into the uploads folder: %v", err)
+	}
+	for _, name := range []string{"/" + config.UploadsDir, tmp} {
+		if _, err := h.Stat(name); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Stat(%s): %v", name, err)
+		}
+		if _, err := h.OpenRead(name); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("OpenRead(%s): %v", name, err)
+		}
+	}
+	if _, err := h.ReadDir(config.UploadsDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadDir of the uploads folder: %v", err)
+	}
+	top, err := h.ReadDir("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range top {
+		if e.Name() == config.UploadsDir {
+			t.Errorf("the home's listing shows %s", e.Name())
+		}
+	}
 	if len(rec.Calls()) != 0 {
 		t.Errorf("notified: %v", rec.Calls())
+	}
+	io.WriteString(u, "\n")
+	if err := u.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "inbox", "orders.csv")); err != nil || string(b) != "email\nhalf\n" {
+		t.Errorf("in place: %q, %v", b, err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, config.UploadsDir)); len(entries) != 0 {
+		t.Errorf("%s/ keeps %v after the upload", config.UploadsDir, entries)
+	}
+}
+
+func TestCleanUploadsRemovesCutOffUploads(t *testing.T) {
+	h, dir, _ := newHome(t, 0)
+	u, err := h.Create("inbox/orders.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(u, "email\nhalf")
+	// A stop cut it off: the file stays, its Close never came.
+	if err := CleanUploads(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, config.UploadsDir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("uploads folder after CleanUploads: %v", err)
+	}
+	// The next session makes it again.
+	h2, err := Open(dir, Options{Partner: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	if err := upload(t, h2, "inbox/b.csv", "email\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = h
+}
+
+// FTP uploads come through ReadFrom (io.Copy's path, splice from the
+// data connection): the size limit holds there as in Write.
+func TestReadFromKeepsTheSizeLimit(t *testing.T) {
+	h, dir, rec := newHome(t, 10)
+	u, err := h.Create("inbox/ok.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := u.ReadFrom(strings.NewReader("email\na@b\n")); err != nil || n != 10 {
+		t.Fatalf("ReadFrom at the limit: %d, %v", n, err)
+	}
+	if err := u.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "inbox", "ok.csv")); string(b) != "email\na@b\n" {
+		t.Errorf("in place: %q", b)
+	}
+	u, err = h.Create("inbox/big.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.ReadFrom(strings.NewReader("email\na@b.c\n")); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("ReadFrom past the limit: %v", err)
+	}
+	if err := u.Close(); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Close: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "inbox", "big.csv")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("an upload past the limit is in place: %v", err)
+	}
+	if got := rec.Calls(); !slices.Equal(got, []string{"acme:inbox/ok.csv"}) {
+		t.Errorf("notified %v", got)
 	}
 }
