@@ -270,6 +270,9 @@ type suppressFile struct {
 // read reads every CSV of the file (.csv, .txt, .gz, or each CSV in a .zip).
 func (sf *suppressFile) read(ctx context.Context, f *os.File) error {
 	base := filepath.Base(sf.rel)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("cannot read file: %w", err)
+	}
 	switch kindOf(base) {
 	case kindPlain:
 		return sf.readCSV(ctx, f)
