@@ -364,4 +364,3 @@ func TestSuppressFileWithABadRowAppliesNothing(t *testing.T) {
 		return len(resp.Suppressions) == 1
 	})
 }
-
