@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -25,22 +26,91 @@ type Suppression struct {
 
 const suppressionColumns = `id, partner, channel, recipient, reason, source, created_at`
 
-// suppressedQuery answers the sender's per-message question with one probe
-// of suppressions_key: the channel's row or the every-channel row.
-const suppressedQuery = `SELECT EXISTS (SELECT 1 FROM suppressions WHERE partner = ? AND recipient = ? AND channel IN ('', ?))`
+// suppressionCache is the whole suppression list in memory: the sender
+// asks once per message, and a query per message halved its rate
+// (BenchmarkHTTPDeliverySuppressed). It is loaded at the first question
+// and kept current by this Store's writes (the daemon is the database's
+// only writer); about 100 bytes per suppression.
+type suppressionCache struct {
+	mu     sync.RWMutex
+	loaded bool
+	keys   map[string]struct{}
+}
+
+func suppressionKey(partner, channel, recipient string) string {
+	return partner + "\x00" + channel + "\x00" + recipient
+}
 
 // IsSuppressed reports whether the partner may not message recipient on
-// channel. recipient must be normalised as suppressions are stored.
+// channel: a suppression on that channel or on every channel. recipient
+// must be normalised as suppressions are stored.
 func (s *Store) IsSuppressed(ctx context.Context, partner, channel, recipient string) (bool, error) {
-	st, err := s.stmts.stmt(ctx, s.reader, suppressedQuery)
-	if err != nil {
+	c := &s.sup
+	c.mu.RLock()
+	if c.loaded {
+		_, all := c.keys[suppressionKey(partner, "", recipient)]
+		_, one := c.keys[suppressionKey(partner, channel, recipient)]
+		c.mu.RUnlock()
+		return all || one, nil
+	}
+	c.mu.RUnlock()
+	if err := s.loadSuppressions(ctx); err != nil {
 		return false, err
 	}
-	var yes bool
-	if err := st.QueryRowContext(ctx, partner, recipient, channel).Scan(&yes); err != nil {
-		return false, fmt.Errorf("cannot check the suppression list: %w", err)
+	return s.IsSuppressed(ctx, partner, channel, recipient)
+}
+
+// loadSuppressions fills the cache. The lock is held across the query, so
+// a write that commits meanwhile updates the cache after it (cacheAdd,
+// cacheRemove) and is not lost.
+func (s *Store) loadSuppressions(ctx context.Context) error {
+	c := &s.sup
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loaded {
+		return nil
 	}
-	return yes, nil
+	rows, err := s.reader.QueryContext(ctx, `SELECT partner, channel, recipient FROM suppressions`)
+	if err != nil {
+		return fmt.Errorf("cannot read the suppression list: %w", err)
+	}
+	defer rows.Close()
+	keys := map[string]struct{}{}
+	for rows.Next() {
+		var p, ch, r string
+		if err := rows.Scan(&p, &ch, &r); err != nil {
+			return fmt.Errorf("cannot read the suppression list: %w", err)
+		}
+		keys[suppressionKey(p, ch, r)] = struct{}{}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cannot read the suppression list: %w", err)
+	}
+	c.keys, c.loaded = keys, true
+	return nil
+}
+
+// cacheAdd and cacheRemove apply committed writes to a loaded cache.
+func (s *Store) cacheAdd(sups []Suppression) {
+	c := &s.sup
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loaded {
+		for _, x := range sups {
+			c.keys[suppressionKey(x.Partner, x.Channel, x.Recipient)] = struct{}{}
+		}
+	}
+}
+
+func (s *Store) cacheRemove(sups []Suppression) {
+	c := &s.sup
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loaded {
+		for _, x := range sups {
+			delete(c.keys, suppressionKey(x.Partner, x.Channel, x.Recipient))
+		}
+	}
 }
 
 // AddSuppressions stores suppressions in one transaction; one already
@@ -55,7 +125,11 @@ func (s *Store) AddSuppressions(ctx context.Context, sups []Suppression) ([]Supp
 	if err != nil {
 		return nil, err
 	}
-	return out, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	s.cacheAdd(out)
+	return out, nil
 }
 
 // ApplySuppressionFile stores the suppressions of a suppress/ file and
@@ -82,7 +156,11 @@ func (s *Store) ApplySuppressionFile(ctx context.Context, fileID int64, rows int
 		FileQueued, rows, ms(time.Now()), fileID); err != nil {
 		return 0, 0, fmt.Errorf("cannot record file %d: %w", fileID, err)
 	}
-	return added, present, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return 0, 0, err
+	}
+	s.cacheAdd(out)
+	return added, present, nil
 }
 
 func addSuppressions(ctx context.Context, tx *sql.Tx, sups []Suppression) ([]Suppression, error) {
@@ -139,11 +217,12 @@ func (s *Store) SuppressionPage(ctx context.Context, partner, recipient, channel
 // DeleteSuppression removes one suppression of the partner ("" partner:
 // any); ErrNotFound when there is none with that id.
 func (s *Store) DeleteSuppression(ctx context.Context, partner string, id int64) error {
-	res, err := s.writer.ExecContext(ctx, `DELETE FROM suppressions WHERE id = ? AND (? = '' OR partner = ?)`, id, partner, partner)
+	gone, err := s.deleteSuppressions(ctx, `DELETE FROM suppressions WHERE id = ? AND (? = '' OR partner = ?)
+		RETURNING partner, channel, recipient`, id, partner, partner)
 	if err != nil {
 		return fmt.Errorf("cannot delete suppression %d: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if gone == 0 {
 		return ErrNotFound
 	}
 	return nil
@@ -152,13 +231,43 @@ func (s *Store) DeleteSuppression(ctx context.Context, partner string, id int64)
 // DeleteSuppressionsOf removes a partner's suppressions of one recipient
 // (on one channel, or on any when channel is "") and returns how many.
 func (s *Store) DeleteSuppressionsOf(ctx context.Context, partner, recipient, channel string) (int, error) {
-	res, err := s.writer.ExecContext(ctx, `DELETE FROM suppressions WHERE partner = ? AND recipient = ? AND (? = '' OR channel = ?)`,
-		partner, recipient, channel, channel)
+	n, err := s.deleteSuppressions(ctx, `DELETE FROM suppressions WHERE partner = ? AND recipient = ? AND (? = '' OR channel = ?)
+		RETURNING partner, channel, recipient`, partner, recipient, channel, channel)
 	if err != nil {
 		return 0, fmt.Errorf("cannot delete suppressions: %w", err)
 	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	return n, nil
+}
+
+// deleteSuppressions runs a DELETE ... RETURNING partner, channel,
+// recipient and removes what it deleted from the cache.
+func (s *Store) deleteSuppressions(ctx context.Context, q string, args ...any) (int, error) {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	var gone []Suppression
+	for rows.Next() {
+		var x Suppression
+		if err := rows.Scan(&x.Partner, &x.Channel, &x.Recipient); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		gone = append(gone, x)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	s.cacheRemove(gone)
+	return len(gone), nil
 }
 
 func scanSuppression(r interface{ Scan(...any) error }) (Suppression, error) {
