@@ -107,12 +107,12 @@ func TestSuppressionDroppedOverSFTPStopsQueuedMessages(t *testing.T) {
 	sftpPut(t, sc, "/inbox/sms_ship/orders.csv", b.String())
 	select {
 	case <-prov.started:
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatal("the job's first message did not reach the provider")
 	}
 
 	sftpPut(t, sc, "/suppress/complaints.csv", "phone,reason\n+351 912 000 999,complained\n")
-	waitFor(t, 20*time.Second, "the suppression stored", func() bool {
+	waitFor(t, time.Minute, "the suppression stored", func() bool {
 		var resp struct {
 			Suppressions []struct{ Recipient, Channel, Source, Reason string }
 		}
@@ -177,7 +177,7 @@ func startSuppressDaemon(t *testing.T) *testDaemon {
 func (d *testDaemon) finalStatus(t *testing.T, id int64) string {
 	t.Helper()
 	var m struct{ Status string }
-	waitFor(t, 10*time.Second, fmt.Sprintf("message %d final", id), func() bool {
+	waitFor(t, time.Minute, fmt.Sprintf("message %d final", id), func() bool {
 		d.API(t, "GET", fmt.Sprintf("/api/v1/messages/%d", id), &m)
 		return m.Status == "sent" || m.Status == "suppressed" || m.Status == "failed"
 	})
@@ -333,7 +333,7 @@ func TestSuppressFileWithABadRowAppliesNothing(t *testing.T) {
 	renameInto(t, filepath.Join(home, "suppress", "bounces.csv"),
 		"email;phone;channel;reason\nana@example.com;;;bounced\n;12;;bad number\nrui@example.com;;fax;x\n")
 	report := filepath.Join(home, "reports", "bounces.csv.errors.csv")
-	waitFor(t, 20*time.Second, "the errors report", func() bool {
+	waitFor(t, time.Minute, "the errors report", func() bool {
 		_, err := os.Stat(report)
 		return err == nil
 	})
@@ -359,7 +359,7 @@ func TestSuppressFileWithABadRowAppliesNothing(t *testing.T) {
 	}
 	// Fixed, the same name is taken and applied.
 	renameInto(t, filepath.Join(home, "suppress", "bounces.csv"), "email,reason\nana@example.com,bounced\n")
-	waitFor(t, 20*time.Second, "the fixed file applied", func() bool {
+	waitFor(t, time.Minute, "the fixed file applied", func() bool {
 		d.API(t, "GET", "/api/v1/suppressions?partner=acme", &resp)
 		return len(resp.Suppressions) == 1
 	})
