@@ -42,13 +42,14 @@ type Store struct {
 	path     string
 	writer   *sql.DB
 	reader   *sql.DB
-	instance string           // random id of this database, prefixed to idempotency keys
-	stmts    stmtCache        // prepared hot-path statements of the sender (delivery_stmts.go)
-	queued   queuedHooks      // OnJobsQueued (delivery_wake.go)
-	bulk     bulkWAL          // WAL checkpointing while file jobs are written (jobwriter.go)
-	sup      suppressionCache // the suppression list in memory for the sender (suppressions.go)
+	instance string      // random id of this database, prefixed to idempotency keys
+	stmts    stmtCache   // prepared hot-path statements of the sender (delivery_stmts.go)
+	queued   queuedHooks // OnJobsQueued (delivery_wake.go)
+	bulk     bulkWAL     // WAL checkpointing while file jobs are written (jobwriter.go)
 	// freeSpace is the data folder's free space (diskfull.go); nil: unknown.
 	freeSpace func() uint64
+
+	sup suppressionCache // the suppression list in memory for the sender (suppressions.go)
 }
 
 // Open opens (creating if needed) the database at path and applies pending
