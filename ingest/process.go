@@ -45,7 +45,7 @@ func (in *Ingester) process(ctx context.Context, it workItem) (held bool) {
 	return false
 }
 
-// ingestUpload ingests a file of inbox/ once it counts as complete under
+// ingestUpload ingests a file of inbox/ or suppress/ once it counts as complete under
 // the partner's rule. With complete = marker, a file waits for
 // <name>.done and a marker for its file; whichever comes second takes
 // both. The other rules are applied while the file is read.
@@ -53,7 +53,7 @@ func (in *Ingester) ingestUpload(ctx context.Context, p *partner, rel string, ho
 	p.ingesting.Lock()
 	defer p.ingesting.Unlock()
 	if p.cfg.Complete != config.CompleteMarker {
-		return in.ingestRecipientFile(ctx, p, rel, how, nil)
+		return in.ingestDataFile(ctx, p, rel, how, nil)
 	}
 	data := strings.TrimSuffix(rel, config.MarkerSuffix)
 	if !isMarker(rel) {
@@ -75,7 +75,7 @@ func (in *Ingester) ingestUpload(ctx context.Context, p *partner, rel string, ho
 	if err != nil {
 		return err
 	}
-	return in.ingestRecipientFile(ctx, p, data, how, &markerCheck{marker: mk, problem: problem})
+	return in.ingestDataFile(ctx, p, data, how, &markerCheck{marker: mk, problem: problem})
 }
 
 // markerCheck is a marker read for its file, with what is wrong with the

@@ -292,6 +292,7 @@ func (in *Ingester) rescan(ctx context.Context, pending map[workItem]*pendingFil
 	for _, name := range names {
 		p := in.partners[name]
 		in.scanFolder(ctx, p, filepath.Join(p.home, config.TemplatesDir), pending)
+		in.scanFolder(ctx, p, filepath.Join(p.home, config.SuppressDir), pending)
 	}
 	for _, name := range names {
 		p := in.partners[name]
@@ -393,11 +394,11 @@ func isTemplateFolder(rel string) bool {
 }
 
 // watchedFile reports whether rel is where ingest takes files from:
-// inbox/<file>, inbox/<template>/<file> or templates/<file>.
+// inbox/<file>, inbox/<template>/<file>, templates/<file> or suppress/<file>.
 func watchedFile(rel string) bool {
 	parts := strings.Split(rel, "/")
 	switch {
-	case len(parts) == 2 && (parts[0] == config.InboxDir || parts[0] == config.TemplatesDir):
+	case len(parts) == 2 && (parts[0] == config.InboxDir || parts[0] == config.TemplatesDir || parts[0] == config.SuppressDir):
 		return true
 	case len(parts) == 3 && parts[0] == config.InboxDir && !config.IsTempName(parts[1]):
 		return true

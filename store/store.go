@@ -51,6 +51,8 @@ type Store struct {
 	templates templateCache
 	// freeSpace is the data folder's free space (diskfull.go); nil: unknown.
 	freeSpace func() uint64
+
+	sup suppressionCache // the suppression list in memory for the sender (suppressions.go)
 }
 
 // Open opens (creating if needed) the database at path and applies pending

@@ -160,7 +160,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		}
 		return out
 	}
-	snd, err := sender.New(sender.Options{Config: cfg, Store: st, Logger: logger, Observer: metrics})
+	// Suppressions (suppress/ drops, the API) are asked at each message's
+	// turn, so they also stop messages queued before they arrived.
+	suppressed := func(ctx context.Context, partner, channel, recipient string) (bool, error) {
+		return st.IsSuppressed(ctx, partner, channel, ingest.SuppressionKey(recipient))
+	}
+	snd, err := sender.New(sender.Options{Config: cfg, Store: st, Logger: logger, Observer: metrics, Suppressed: suppressed})
 	if err != nil {
 		unwind()
 		return fmt.Errorf("cannot start sender: %w", err)
@@ -208,7 +213,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		}
 	}
 	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.Compose,
-		Storage: wm, Degraded: degraded(in, snd), PutTemplate: in.PutTemplate, Metrics: metrics})
+		Storage: wm, Degraded: degraded(in, snd), PutTemplate: in.PutTemplate, Metrics: metrics,
+		CheckSuppressions: in.CheckSuppressions})
 	if err != nil {
 		unwind()
 		return err

@@ -32,6 +32,10 @@ func (s *Server) apiRoutes() []route {
 		{"GET", "/api/v1/templates/{name}", s.authed(s.handleTemplateVersions)},
 		{"GET", "/api/v1/templates/{name}/versions/{version}", s.authed(s.handleTemplateVersion)},
 		{"PUT", "/api/v1/templates/{name}", s.authed(s.handlePutTemplate)},
+		{"GET", "/api/v1/suppressions", s.authed(s.handleListSuppressions)},
+		{"POST", "/api/v1/suppressions", s.authed(s.handleAddSuppressions)},
+		{"DELETE", "/api/v1/suppressions", s.authed(s.handleDeleteSuppressionsOf)},
+		{"DELETE", "/api/v1/suppressions/{id}", s.authed(s.handleDeleteSuppression)},
 		{"GET", "/api/v1/bans", s.adminOnly(s.handleBans)},
 	}
 }

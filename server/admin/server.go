@@ -47,6 +47,9 @@ type Options struct {
 	// PutTemplate checks and stores a template as a dropped one is
 	// (ingest.Ingester.PutTemplate); nil answers PUT with 501.
 	PutTemplate func(ctx context.Context, partner, name, src string) (store.Template, bool, error)
+	// CheckSuppressions checks API suppressions as suppress/ rows are
+	// (ingest.Ingester.CheckSuppressions); nil answers POST with 501.
+	CheckSuppressions func(partner string, entries []ingest.SuppressEntry) ([]store.Suppression, []ingest.Problem, error)
 	// Metrics are the daemon's counters, fed by the sender, the
 	// authenticator and the file servers; nil makes an unfed set.
 	Metrics *Metrics
