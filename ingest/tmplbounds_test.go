@@ -212,7 +212,16 @@ func TestUploadNotFinishedTwiceIsQuarantinedAndNotRetried(t *testing.T) {
 
 	e.runUntil("both quarantined", func() bool {
 		fs, _ := e.st.ListFiles(ctx, store.FileFilter{Partner: "acme", Status: store.FileQuarantined})
-		return len(fs) == 2 && fs[0].ArchivePath != "" && fs[1].ArchivePath != ""
+		if len(fs) != 2 || fs[0].ArchivePath == "" || fs[1].ArchivePath == "" {
+			return false
+		}
+		// The attempt record is cleared last, after the report.
+		for _, name := range []string{rel, "templates/stuck.tmpl"} {
+			if _, err := e.st.IngestAttemptFor(ctx, "acme", name); !errors.Is(err, store.ErrNotFound) {
+				return false
+			}
+		}
+		return true
 	})
 	fs, _ := e.st.ListFiles(ctx, store.FileFilter{Partner: "acme", Status: store.FileQuarantined})
 	for _, f := range fs {

@@ -344,7 +344,7 @@ func TestRestartWithFullDiskStartsDegradedAndBecomesReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What a crash mid-ingest leaves: an ingesting job with its messages.
-	db, err := sql.Open("sqlite", "file:"+cfg.DBPath()+"?_pragma=journal_mode(WAL)")
+	db, err := sql.Open("sqlite", "file:"+cfg.DBPath()+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
