@@ -248,10 +248,11 @@ func TestResultReportIsWrittenWhenJobEnds(t *testing.T) {
 	if report != want {
 		t.Errorf("result report:\n%s\nwant:\n%s", report, want)
 	}
-	j, err := e.st.Job(context.Background(), f.JobID)
-	if err != nil || j.ReportedAt.IsZero() {
-		t.Errorf("job not marked reported: %+v %v", j, err)
-	}
+	// The report is written first, then the job is marked reported.
+	waitFor(t, "the job marked reported", 10*time.Second, func() bool {
+		j, err := e.st.Job(context.Background(), f.JobID)
+		return err == nil && !j.ReportedAt.IsZero()
+	})
 	if strings.Contains(report, "\r") {
 		t.Error("report has CR line ends")
 	}
