@@ -134,7 +134,7 @@ func (s *Store) ClaimFromJobs(ctx context.Context, jobs []RunnableJob, channel s
 	for i := range cands {
 		ids[i] = cands[i].ID
 	}
-	if err := s.prepare(ctx, claimSQL); err != nil {
+	if err := s.prepare(ctx, append([]string{claimSQL}, tallySQLs...)...); err != nil {
 		return nil, fmt.Errorf("cannot claim messages: %w", err)
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
@@ -153,22 +153,25 @@ func (s *Store) ClaimFromJobs(ctx context.Context, jobs []RunnableJob, channel s
 	}
 	claimed := make(map[int64]bool, len(ids))
 	var started []int64 // the jobs claimed from, each once
-	seen := map[int64]bool{}
+	moved := moves{}
 	for res.Next() {
 		var id, jobID int64
 		if err := res.Scan(&id, &jobID); err != nil {
 			res.Close()
 			return nil, fmt.Errorf("cannot claim messages: %w", err)
 		}
-		if !seen[jobID] {
-			seen[jobID] = true
+		if _, ok := moved[tallyKey{jobID, channel}]; !ok {
 			started = append(started, jobID)
 		}
+		moved.add(jobID, channel)
 		claimed[id] = true
 	}
 	res.Close()
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("cannot claim messages: %w", err)
+	}
+	if err := s.tallyMovesTx(ctx, tx, moved, MsgQueued, MsgSending, now); err != nil {
+		return nil, err
 	}
 	if len(started) > 0 {
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?)
@@ -195,7 +198,8 @@ func (s *Store) ClaimFromJobs(ctx context.Context, jobs []RunnableJob, channel s
 
 // claimSQL claims the listed messages that are still queued and whose job
 // is still queued or sending; the job list is materialised once, not
-// looked up per message.
+// looked up per message. The claim tallies what it moved itself
+// (tallyMovesTx; no trigger counts queued -> sending, migration 0016).
 const claimSQL = `UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ?
 	WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued'
 	AND job_id IN (SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND status IN (?, ?))
