@@ -390,7 +390,11 @@ func (s *Store) ReleaseMessages(ctx context.Context, refs []LeaseRef) error {
 // delivery so a pause or cancel also holds back messages already claimed.
 func (s *Store) JobStatus(ctx context.Context, id int64) (string, error) {
 	var st string
-	err := s.reader.QueryRowContext(ctx, `SELECT status FROM jobs WHERE id = ?`, id).Scan(&st)
+	q, err := s.readStmt(ctx, `SELECT status FROM jobs WHERE id = ?`)
+	if err != nil {
+		return "", fmt.Errorf("cannot read status of job %d: %w", id, err)
+	}
+	err = q.QueryRowContext(ctx, id).Scan(&st)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrNotFound
 	}
