@@ -65,10 +65,15 @@ func (c *committer) record(o store.Outcome) {
 	if c.j != nil {
 		err = c.j.append([]store.Outcome{o})
 	}
+	// Only the first outcome of a batch (which arms the timer) and an
+	// urgent one wake run: a wake-up per outcome cost the workers a
+	// goroutine switch per message.
+	wake := len(c.pending) == 0
 	c.pending = append(c.pending, o)
 	idle := c.s.untrack([]store.Outcome{o})
 	c.idle = append(c.idle, idle...)
 	if len(idle) > 0 || o.Kind != store.OutcomeSent || len(c.pending) >= applyBatch {
+		wake = wake || !c.urgent
 		c.urgent = true
 	}
 	if err != nil && c.j != nil {
@@ -81,10 +86,13 @@ func (c *committer) record(o store.Outcome) {
 		if c.apply() {
 			return
 		}
+		wake = true
 	}
-	select {
-	case c.kick <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/store"
@@ -271,12 +272,24 @@ func (d *httpDriver) providerID(raw []byte) string {
 	if d.idPath == "" {
 		return ""
 	}
-	var doc any
-	if err := json.Unmarshal(raw, &doc); err != nil {
+	return providerIDAt(raw, d.idPath)
+}
+
+// providerIDAt reads the scalar at ptr in a JSON answer; "" when the answer
+// is not JSON or has none there. Only the value found is decoded.
+func providerIDAt(raw []byte, ptr string) string {
+	if !json.Valid(raw) {
 		return ""
 	}
-	v, err := jsonPointer(doc, d.idPath)
-	if err != nil {
+	vraw, ok := jsonPointerRaw(raw, ptr)
+	if !ok {
+		return ""
+	}
+	if len(vraw) > 1 && vraw[0] == '"' && bytes.IndexByte(vraw, '\\') < 0 && utf8.Valid(vraw) {
+		return string(vraw[1 : len(vraw)-1]) // the usual id: a plain string
+	}
+	var v any
+	if err := json.Unmarshal(vraw, &v); err != nil {
 		return ""
 	}
 	id, _ := jsonScalar(v)

@@ -52,3 +52,29 @@ func FuzzJSONPointerNeverPanics(f *testing.F) {
 		}
 	})
 }
+
+// providerIDAt reads the id from the raw answer exactly as decoding the
+// whole answer and following the pointer did.
+func FuzzProviderIDMatchesFullDecode(f *testing.F) {
+	f.Add(`{"id":"p1"}`, "/id")
+	f.Add(`{"id":"a","id":"b"}`, "/id")
+	f.Add(` {"data" : [ {"x":[1,{"}":"]"}]}, {"id": 12345678901234567890} ] } `, "/data/1/id")
+	f.Add(`{"a\u002fb":"esc","a/b":"x"}`, "/a~1b")
+	f.Add(`{"é":"\u00e9\n"}`, "/é")
+	f.Add(`[true,null,"z"]`, "/0")
+	f.Add(`[true,null,"z"]`, "/+1")
+	f.Add(`{"id":"p1"`, "/id")
+	f.Add(`"top"`, "")
+	f.Fuzz(func(t *testing.T, doc, ptr string) {
+		want := ""
+		var v any
+		if json.Unmarshal([]byte(doc), &v) == nil {
+			if got, err := jsonPointer(v, ptr); err == nil {
+				want, _ = jsonScalar(got)
+			}
+		}
+		if got := providerIDAt([]byte(doc), ptr); got != want {
+			t.Fatalf("providerIDAt(%q, %q) = %q, want %q", doc, ptr, got, want)
+		}
+	})
+}

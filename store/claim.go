@@ -24,10 +24,11 @@ type RunnableJob struct {
 // It reads the small jobs table and probes messages_queue once per job, so
 // a paused or ingesting job costs nothing however large it is.
 func (s *Store) RunnableJobs(ctx context.Context, channel string, now time.Time) ([]RunnableJob, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT j.id, j.partner, j.priority, j.created_at FROM jobs j
-		WHERE j.status IN (?, ?) AND EXISTS (SELECT 1 FROM messages m
-			WHERE m.job_id = j.id AND m.channel = ? AND m.status = 'queued' AND m.next_attempt_at <= ?)
-		ORDER BY j.priority, j.id`, JobQueued, JobSending, channel, ms(now))
+	st, err := s.readStmt(ctx, runnableJobsSQL)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list runnable jobs: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, JobQueued, JobSending, channel, ms(now))
 	if err != nil {
 		return nil, fmt.Errorf("cannot list runnable jobs: %w", err)
 	}
@@ -44,6 +45,11 @@ func (s *Store) RunnableJobs(ctx context.Context, channel string, now time.Time)
 	}
 	return out, rows.Err()
 }
+
+const runnableJobsSQL = `SELECT j.id, j.partner, j.priority, j.created_at FROM jobs j
+	WHERE j.status IN (?, ?) AND EXISTS (SELECT 1 FROM messages m
+		WHERE m.job_id = j.id AND m.channel = ? AND m.status = 'queued' AND m.next_attempt_at <= ?)
+	ORDER BY j.priority, j.id`
 
 // Claim is a message leased to the sender for one delivery attempt.
 type Claim struct {
@@ -103,9 +109,11 @@ func (s *Store) ClaimFromJobs(ctx context.Context, jobs []RunnableJob, channel s
 	jobList := idList(jobIDs)
 	// ORDER BY job_id, next_attempt_at, id is messages_queue's own order
 	// after its two equalities: no sort, and the walk stops at limit.
-	rows, err := s.reader.QueryContext(ctx, `SELECT job_id, `+claimColumns+` FROM messages
-		WHERE job_id IN (SELECT value FROM json_each(?)) AND status = 'queued' AND channel = ? AND next_attempt_at <= ?
-		ORDER BY job_id, next_attempt_at, id LIMIT ?`, jobList, channel, ms(now), limit)
+	cst, err := s.readStmt(ctx, candidatesSQL)
+	if err != nil {
+		return nil, fmt.Errorf("cannot claim messages: %w", err)
+	}
+	rows, err := cst.QueryContext(ctx, jobList, channel, ms(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("cannot claim messages: %w", err)
 	}
@@ -134,7 +142,7 @@ func (s *Store) ClaimFromJobs(ctx context.Context, jobs []RunnableJob, channel s
 	for i := range cands {
 		ids[i] = cands[i].ID
 	}
-	if err := s.prepare(ctx, claimSQL); err != nil {
+	if err := s.prepare(ctx, append([]string{claimSQL, startJobsSQL}, tallySQLs...)...); err != nil {
 		return nil, fmt.Errorf("cannot claim messages: %w", err)
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
@@ -153,26 +161,32 @@ func (s *Store) ClaimFromJobs(ctx context.Context, jobs []RunnableJob, channel s
 	}
 	claimed := make(map[int64]bool, len(ids))
 	var started []int64 // the jobs claimed from, each once
-	seen := map[int64]bool{}
+	moved := moves{}
 	for res.Next() {
 		var id, jobID int64
 		if err := res.Scan(&id, &jobID); err != nil {
 			res.Close()
 			return nil, fmt.Errorf("cannot claim messages: %w", err)
 		}
-		if !seen[jobID] {
-			seen[jobID] = true
+		if _, ok := moved[tallyKey{jobID, channel}]; !ok {
 			started = append(started, jobID)
 		}
+		moved.add(jobID, channel)
 		claimed[id] = true
 	}
 	res.Close()
 	if err := res.Err(); err != nil {
 		return nil, fmt.Errorf("cannot claim messages: %w", err)
 	}
+	if err := s.tallyMovesTx(ctx, tx, moved, MsgQueued, MsgSending, now); err != nil {
+		return nil, err
+	}
 	if len(started) > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?)
-			WHERE id IN (SELECT value FROM json_each(?)) AND status = ?`, JobSending, ms(now), idList(started), JobQueued); err != nil {
+		start, err := s.txStmt(ctx, tx, startJobsSQL)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := start.ExecContext(ctx, JobSending, ms(now), idList(started), JobQueued); err != nil {
 			return nil, fmt.Errorf("cannot mark jobs sending: %w", err)
 		}
 	}
@@ -195,11 +209,22 @@ func (s *Store) ClaimFromJobs(ctx context.Context, jobs []RunnableJob, channel s
 
 // claimSQL claims the listed messages that are still queued and whose job
 // is still queued or sending; the job list is materialised once, not
-// looked up per message.
+// looked up per message. The claim tallies what it moved itself
+// (tallyMovesTx; no trigger counts queued -> sending, migration 0016).
 const claimSQL = `UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ?
 	WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued'
 	AND job_id IN (SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND status IN (?, ?))
 	RETURNING id, job_id`
+
+// startJobsSQL marks the listed queued jobs sending, from their first
+// claim.
+const startJobsSQL = `UPDATE jobs SET status = ?, started_at = COALESCE(started_at, ?)
+	WHERE id IN (SELECT value FROM json_each(?)) AND status = ?`
+
+// candidatesSQL reads the due messages of the listed jobs on one channel.
+const candidatesSQL = `SELECT job_id, ` + claimColumns + ` FROM messages
+	WHERE job_id IN (SELECT value FROM json_each(?)) AND status = 'queued' AND channel = ? AND next_attempt_at <= ?
+	ORDER BY job_id, next_attempt_at, id LIMIT ?`
 
 // claimColumns are the message columns a delivery needs, after job_id. The
 // job's partner, priority and creation time come from the RunnableJob; a

@@ -72,7 +72,7 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 	for _, n := range chunkSizes(len(other), completeChunk) {
 		qs = append(qs, insertAttemptsSQL(n))
 	}
-	if err := s.prepare(ctx, qs...); err != nil {
+	if err := s.prepare(ctx, append(qs, tallySQLs...)...); err != nil {
 		return fmt.Errorf("cannot record deliveries: %w", err)
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
@@ -80,15 +80,23 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 		return fmt.Errorf("cannot record deliveries: %w", err)
 	}
 	defer tx.Rollback()
+	delivered := moves{}
 	for _, n := range sizes {
 		st, err := s.txStmt(ctx, tx, completeSentSQL(n))
 		if err != nil {
 			return err
 		}
-		if _, err := st.ExecContext(ctx, completeSentArgs(sent[:n])...); err != nil {
+		rows, err := st.QueryContext(ctx, completeSentArgs(sent[:n])...)
+		if err != nil {
+			return fmt.Errorf("cannot record %d deliveries: %w", n, err)
+		}
+		if _, err := scanMoves(rows, delivered); err != nil {
 			return fmt.Errorf("cannot record %d deliveries: %w", n, err)
 		}
 		sent = sent[n:]
+	}
+	if err := s.tallyMovesTx(ctx, tx, delivered, MsgSending, MsgSent, time.Now()); err != nil {
+		return err
 	}
 	var attempts []Outcome // retried and failed outcomes whose claim was current
 	for _, o := range other {
@@ -128,7 +136,8 @@ var completeSentSQLs, insertAttemptsSQLs = func() (sent, attempts map[int]string
 		sent[n] = `UPDATE messages SET status = 'sent', provider_id = v.column3, sent_at = v.column4, updated_at = v.column4,
 			lease_until = 0, last_error = ''
 		FROM (VALUES ` + valuesList(n, 4) + `) AS v
-		WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.attempts = v.column2`
+		WHERE messages.id = v.column1 AND messages.status = 'sending' AND messages.attempts = v.column2
+		RETURNING messages.job_id, messages.channel`
 		attempts[n] = `INSERT INTO attempts (message_id, attempt, at, outcome, error)
 		SELECT v.column1, COALESCE((SELECT MAX(a.attempt) FROM attempts a WHERE a.message_id = v.column1), 0) + 1,
 			v.column2, v.column3, v.column4
@@ -138,7 +147,9 @@ var completeSentSQLs, insertAttemptsSQLs = func() (sent, attempts map[int]string
 }()
 
 // completeSentSQL marks n messages delivered (n a power of two up to
-// completeChunk); a stale claim matches no row.
+// completeChunk); a stale claim matches no row. It returns the job and
+// channel of each row it changed, which CompleteMessages tallies (no
+// trigger counts sending -> sent, migration 0016).
 func completeSentSQL(n int) string { return completeSentSQLs[n] }
 
 // insertAttemptsSQL records n attempts rows (n a power of two up to
@@ -275,14 +286,16 @@ func (s *Store) FinishJobs(ctx context.Context, now time.Time) (int64, error) {
 // sender's delivery log, which wrote sent_at first and the status later) is
 // settled as sent instead: the provider has it.
 func (s *Store) RequeueExpiredLeases(ctx context.Context, now time.Time) (int64, error) {
+	if err := s.prepare(ctx, tallySQLs...); err != nil {
+		return 0, fmt.Errorf("cannot requeue expired leases: %w", err)
+	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("cannot requeue expired leases: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'sent', lease_until = 0, last_error = ''
-		WHERE job_id IN (`+liveJobs+`) AND status = 'sending' AND lease_until < ? AND sent_at IS NOT NULL`, ms(now)); err != nil {
-		return 0, fmt.Errorf("cannot settle deliveries: %w", err)
+	if err := s.settleTx(ctx, tx, ` AND lease_until < ?`, ms(now)); err != nil {
+		return 0, err
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, lease_until = 0, next_attempt_at = ?, updated_at = ?
 		WHERE job_id IN (`+liveJobs+`) AND status = 'sending' AND lease_until < ?`, ms(now), ms(now), ms(now))
@@ -306,11 +319,39 @@ const liveJobs = `SELECT id FROM jobs WHERE status IN ('queued', 'sending', 'pau
 // lease (left by a version before the delivery log); the sender runs it at
 // start.
 func (s *Store) SettleAllDeliveries(ctx context.Context) error {
-	if _, err := s.writer.ExecContext(ctx, `UPDATE messages SET status = 'sent', lease_until = 0, last_error = ''
-		WHERE job_id IN (`+liveJobs+`) AND status = 'sending' AND sent_at IS NOT NULL`); err != nil {
+	if err := s.prepare(ctx, tallySQLs...); err != nil {
+		return fmt.Errorf("cannot settle deliveries: %w", err)
+	}
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("cannot settle deliveries: %w", err)
+	}
+	defer tx.Rollback()
+	if err := s.settleTx(ctx, tx, ""); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("cannot settle deliveries: %w", err)
 	}
 	return nil
+}
+
+// settleTx marks sent the messages still "sending" whose delivery was
+// recorded (sent_at set), among those the extra condition and its
+// arguments select, and tallies them (no trigger counts sending -> sent,
+// migration 0016). The tally statements must be prepared.
+func (s *Store) settleTx(ctx context.Context, tx *sql.Tx, cond string, args ...any) error {
+	rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'sent', lease_until = 0, last_error = ''
+		WHERE job_id IN (`+liveJobs+`) AND status = 'sending' AND sent_at IS NOT NULL`+cond+`
+		RETURNING job_id, channel`, args...)
+	if err != nil {
+		return fmt.Errorf("cannot settle deliveries: %w", err)
+	}
+	settled := moves{}
+	if _, err := scanMoves(rows, settled); err != nil {
+		return fmt.Errorf("cannot settle deliveries: %w", err)
+	}
+	return s.tallyMovesTx(ctx, tx, settled, MsgSending, MsgSent, time.Now())
 }
 
 // LeaseRef names one claim: a message and the attempt it was claimed for.
@@ -349,7 +390,11 @@ func (s *Store) ReleaseMessages(ctx context.Context, refs []LeaseRef) error {
 // delivery so a pause or cancel also holds back messages already claimed.
 func (s *Store) JobStatus(ctx context.Context, id int64) (string, error) {
 	var st string
-	err := s.reader.QueryRowContext(ctx, `SELECT status FROM jobs WHERE id = ?`, id).Scan(&st)
+	q, err := s.readStmt(ctx, `SELECT status FROM jobs WHERE id = ?`)
+	if err != nil {
+		return "", fmt.Errorf("cannot read status of job %d: %w", id, err)
+	}
+	err = q.QueryRowContext(ctx, id).Scan(&st)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", ErrNotFound
 	}

@@ -8,20 +8,27 @@ import (
 	"sync"
 )
 
-// stmtCache keeps the sender's hot-path statements prepared. Preparing a
-// statement (parsing and compiling SQL) costs more than running it on a few
-// rows; the sender runs the same few statements thousands of times a
-// second. The zero value is ready to use.
+// stmtCache keeps the sender's hot-path statements prepared, on the writer
+// or the reader pool (database/sql prepares a pool's statement on each
+// connection as it is used). Preparing a statement (parsing and compiling
+// SQL) costs more than running it on a few rows; the sender runs the same
+// few statements thousands of times a second. The zero value is ready to
+// use.
 type stmtCache struct {
 	mu sync.Mutex
-	m  map[string]*sql.Stmt
+	m  map[stmtKey]*sql.Stmt
+}
+
+type stmtKey struct {
+	db *sql.DB
+	q  string
 }
 
 // stmt returns q prepared on db, preparing it on first use. The lock is not
 // held while preparing: that waits for a connection, which a transaction
 // using the cache may hold.
 func (c *stmtCache) stmt(ctx context.Context, db *sql.DB, q string) (*sql.Stmt, error) {
-	if st, ok := c.lookup(q); ok {
+	if st, ok := c.lookup(db, q); ok {
 		return st, nil
 	}
 	st, err := db.PrepareContext(ctx, q)
@@ -30,21 +37,21 @@ func (c *stmtCache) stmt(ctx context.Context, db *sql.DB, q string) (*sql.Stmt, 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if prev, ok := c.m[q]; ok { // prepared meanwhile by another caller
+	if prev, ok := c.m[stmtKey{db, q}]; ok { // prepared meanwhile by another caller
 		st.Close()
 		return prev, nil
 	}
 	if c.m == nil {
-		c.m = map[string]*sql.Stmt{}
+		c.m = map[stmtKey]*sql.Stmt{}
 	}
-	c.m[q] = st
+	c.m[stmtKey{db, q}] = st
 	return st, nil
 }
 
-func (c *stmtCache) lookup(q string) (*sql.Stmt, bool) {
+func (c *stmtCache) lookup(db *sql.DB, q string) (*sql.Stmt, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st, ok := c.m[q]
+	st, ok := c.m[stmtKey{db, q}]
 	return st, ok
 }
 
@@ -63,7 +70,7 @@ func (s *Store) prepare(ctx context.Context, qs ...string) error {
 // txStmt returns the writer statement for q, already prepared by prepare,
 // bound to tx.
 func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, q string) (*sql.Stmt, error) {
-	st, ok := s.stmts.lookup(q)
+	st, ok := s.stmts.lookup(s.writer, q)
 	if !ok {
 		return nil, fmt.Errorf("statement used before it was prepared: %.60s", q)
 	}
@@ -88,4 +95,11 @@ func chunkSizes(n, max int) []int {
 		}
 	}
 	return out
+}
+
+// readStmt returns q prepared on the reader pool, preparing it on first
+// use: the sender's per-claim reads (RunnableJobs, the claim's candidates)
+// were compiled again at every claim.
+func (s *Store) readStmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	return s.stmts.stmt(ctx, s.reader, q)
 }

@@ -180,3 +180,86 @@ func sameCounts(a, b map[string]int) bool {
 	}
 	return true
 }
+
+// The sender's claims and deliveries are tallied per batch by the store,
+// not by a trigger per row (migration 0016): a claim across jobs, an
+// outcome applied twice (the delivery log's replay), a stale claim's
+// outcome, and deliveries settled at start or when their lease ran out
+// all leave the tally equal to a recount, and channel_minutes counts each
+// delivery once.
+func TestSenderTransitionsAreTalliedPerBatch(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	a := queueTest(t, s, "p", PriorityTransactional, 4)
+	b := queueTest(t, s, "q", PriorityTransactional, 3)
+	check := func(what string) {
+		t.Helper()
+		for _, id := range []int64{a.ID, b.ID} {
+			got, err := s.Job(ctx, id)
+			if want := exactCounts(t, s, id); err != nil || !sameCounts(got.Counts, want) {
+				t.Fatalf("%s: job %d counts = %v, %v; recount %v", what, id, got.Counts, err, want)
+			}
+		}
+	}
+	sentMinutes := func() int {
+		var n int
+		s.reader.QueryRow(`SELECT COALESCE(SUM(sent), 0) FROM channel_minutes WHERE channel = 'sms'`).Scan(&n)
+		return n
+	}
+	now := time.Now()
+	cs, err := s.ClaimFromJobs(ctx, []RunnableJob{{ID: a.ID}, {ID: b.ID}}, "sms", now, time.Minute, 100)
+	if err != nil || len(cs) != 7 {
+		t.Fatalf("claim = %d, %v", len(cs), err)
+	}
+	check("claimed across jobs")
+	// Claiming again finds nothing and moves nothing.
+	if again, err := s.ClaimFromJobs(ctx, []RunnableJob{{ID: a.ID}, {ID: b.ID}}, "sms", now, time.Minute, 100); err != nil || len(again) != 0 {
+		t.Fatalf("second claim = %d, %v", len(again), err)
+	}
+	check("claimed again")
+
+	outs := []Outcome{
+		{ID: cs[0].ID, JobID: cs[0].JobID, Attempt: 1, Kind: OutcomeSent, ProviderID: "x", At: now},
+		{ID: cs[4].ID, JobID: cs[4].JobID, Attempt: 1, Kind: OutcomeSent, ProviderID: "y", At: now},
+		{ID: cs[1].ID, JobID: cs[1].JobID, Attempt: 2, Kind: OutcomeSent, At: now}, // stale: not this claim
+	}
+	if err := s.CompleteMessages(ctx, outs); err != nil {
+		t.Fatal(err)
+	}
+	check("sent")
+	if err := s.CompleteMessages(ctx, outs); err != nil { // the log replayed
+		t.Fatal(err)
+	}
+	check("sent twice")
+	if got := sentMinutes(); got != 2 {
+		t.Fatalf("channel_minutes sent = %d, want 2", got)
+	}
+
+	// Deliveries recorded by a version before the delivery log: sent_at
+	// set, status still sending. One lease ran out, the rest are settled at
+	// start.
+	if _, err := s.writer.Exec(`UPDATE messages SET sent_at = ?, lease_until = ? WHERE id = ?`, ms(now), ms(now.Add(-time.Second)), cs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.writer.Exec(`UPDATE messages SET sent_at = ? WHERE id IN (?, ?)`, ms(now), cs[2].ID, cs[5].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RequeueExpiredLeases(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	check("settled when the lease ran out")
+	if err := s.SettleAllDeliveries(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("settled at start")
+	if got := sentMinutes(); got != 5 {
+		t.Fatalf("channel_minutes sent = %d, want 5", got)
+	}
+	complete(t, s,
+		Outcome{ID: cs[3].ID, JobID: cs[3].JobID, Attempt: 1, Kind: OutcomeSent, At: now},
+		Outcome{ID: cs[6].ID, JobID: cs[6].JobID, Attempt: 1, Kind: OutcomeFailed, Error: "no", At: now})
+	check("finished")
+	if got := sentMinutes(); got != 6 {
+		t.Fatalf("channel_minutes sent = %d, want 6", got)
+	}
+}
