@@ -40,8 +40,8 @@ func BenchmarkHTTPDeliverySuppressed(b *testing.B) {
 			}
 		}
 	}
-	none := senderRate(b, cc, hook(0))
-	many := senderRate(b, cc, hook(benchSuppressions))
+	none, _ := senderRate(b, cc, hook(0))
+	many, _ := senderRate(b, cc, hook(benchSuppressions))
 	bare2 := bareClientRate(b, srv.URL+"/v1/messages")
 	bare := (bare1 + bare2) / 2
 	b.ReportMetric(bare, "bare_msgs/s")
