@@ -120,7 +120,13 @@ func TestSuppressionDroppedOverSFTPStopsQueuedMessages(t *testing.T) {
 		return len(resp.Suppressions) == 1 && resp.Suppressions[0].Recipient == target &&
 			resp.Suppressions[0].Source == "suppress/complaints.csv" && resp.Suppressions[0].Reason == "complained"
 	})
-	result := readCSV(t, filepath.Join(d.Home("acme"), "reports", "complaints.csv.result.csv"))
+	// The suppressions are stored first, then the result report is written.
+	resultPath := filepath.Join(d.Home("acme"), "reports", "complaints.csv.result.csv")
+	waitFor(t, time.Minute, "the result report", func() bool {
+		_, err := os.Stat(resultPath)
+		return err == nil
+	})
+	result := readCSV(t, resultPath)
 	if len(result) != 2 || result[1][1] != "1" || result[1][2] != "0" {
 		t.Errorf("result report = %v, want 1 added, 0 already suppressed", result)
 	}
