@@ -23,7 +23,7 @@ type Options struct {
 	Config *config.Config
 	// Store receives files, jobs, messages and template versions.
 	Store *store.Store
-	// Logger is the parent logger; nil means slog.Default().
+	// Logger is the parent logger; nil discards logs, as in every component.
 	Logger *slog.Logger
 	// Now is the clock for archive folders; nil means time.Now.
 	Now func() time.Time
@@ -114,7 +114,7 @@ func New(opts Options) (*Ingester, error) {
 	}
 	logger := opts.Logger
 	if logger == nil {
-		logger = slog.Default()
+		logger = slog.New(slog.DiscardHandler)
 	}
 	now := opts.Now
 	if now == nil {

@@ -31,7 +31,7 @@ import (
 type Options struct {
 	Config     *config.Config // validated
 	Store      *store.Store
-	Logger     *slog.Logger // nil → slog.Default()
+	Logger     *slog.Logger // nil discards logs, as in every component
 	HTTPClient *http.Client // optional, for tests; http channels otherwise get their own
 
 	// SMTPTLSConfig, when set, is the base TLS configuration of smtp
@@ -87,7 +87,7 @@ func New(opts Options) (*Sender, error) {
 	}
 	logger := opts.Logger
 	if logger == nil {
-		logger = slog.Default()
+		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Sender{
 		cfg:        opts.Config,

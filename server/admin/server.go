@@ -28,7 +28,7 @@ type Ban struct {
 type Options struct {
 	Config *config.Config
 	Store  *store.Store
-	Logger *slog.Logger
+	Logger *slog.Logger // nil discards logs, as in every component
 	// Bans lists the defender's current bans; nil when no file server runs.
 	Bans func() []Ban
 	// Nudge wakes the sender after a job is queued, resumed or retried;
@@ -80,7 +80,7 @@ func (s *Server) now() time.Time {
 // New binds the admin listener and builds the handler.
 func New(opts Options) (*Server, error) {
 	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: opts, logger: opts.Logger.With("component", "admin"), tokens: newTokenEntries(opts.Config),
 		limits: newPartnerLimits(opts.Config.Admin.PartnerRate, opts.Config.Admin.PartnerBurst),
