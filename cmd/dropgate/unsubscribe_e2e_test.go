@@ -104,8 +104,8 @@ func unsubscribeConfig(t *testing.T, k *mailSink) *config.Config {
 	return cfg
 }
 
-// seedContacts puts ana on two lists of acme and one of beta, before the
-// daemon opens the database.
+// seedContacts puts ana (ana@example.com, +351912345678) on two lists of
+// acme and one of beta, before the daemon opens the database.
 func seedContacts(t *testing.T, cfg *config.Config) {
 	t.Helper()
 	ctx := context.Background()
@@ -119,22 +119,22 @@ func seedContacts(t *testing.T, cfg *config.Config) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := st.PutContact(ctx, l, store.ContactInput{Email: "ana@example.com"}); err != nil {
+		if _, _, err := st.PutContact(ctx, l, store.ContactInput{Email: "ana@example.com", Phone: "+351912345678"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
-// memberships reads ana's list statuses of a partner once the daemon has
-// stopped.
-func memberships(t *testing.T, cfg *config.Config, partner string) map[string]string {
+// memberships reads a recipient's list statuses of a partner once the
+// daemon has stopped.
+func memberships(t *testing.T, cfg *config.Config, partner, recipient string) map[string]string {
 	t.Helper()
 	st, err := store.Open(context.Background(), cfg.DBPath())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	m, err := st.Memberships(context.Background(), partner, "ana@example.com")
+	m, err := st.Memberships(context.Background(), partner, recipient)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,10 +243,10 @@ func TestOneClickUnsubscribeThroughAdminServer(t *testing.T) {
 	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := memberships(t, cfg, "acme"), map[string]string{"news": "unsubscribed", "offers": "unsubscribed"}; !maps.Equal(got, want) {
+	if got, want := memberships(t, cfg, "acme", "ana@example.com"), map[string]string{"news": "unsubscribed", "offers": "unsubscribed"}; !maps.Equal(got, want) {
 		t.Errorf("acme lists = %v, want %v", got, want)
 	}
-	if got, want := memberships(t, cfg, "beta"), map[string]string{"news": "subscribed"}; !maps.Equal(got, want) {
+	if got, want := memberships(t, cfg, "beta", "ana@example.com"), map[string]string{"news": "subscribed"}; !maps.Equal(got, want) {
 		t.Errorf("beta lists = %v, want %v", got, want)
 	}
 }
