@@ -1,6 +1,7 @@
 package unsubscribe
 
 import (
+	"crypto/cipher"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -62,5 +63,50 @@ func TestCheckPublicURL(t *testing.T) {
 		if err := CheckPublicURL(bad); err == nil {
 			t.Errorf("CheckPublicURL(%q) accepted it", bad)
 		}
+	}
+}
+
+// BenchmarkURL is the cost a link adds to each email rendered or sent.
+func BenchmarkURL(b *testing.B) {
+	l, _ := New([]byte("0123456789abcdef0123456789abcdef"), "https://mail.example.com")
+	b.ReportAllocs()
+	for b.Loop() {
+		l.URL("acme", "ana.maria.silva@example.com")
+	}
+}
+
+// BenchmarkOpen is the check of a token on the public route.
+func BenchmarkOpen(b *testing.B) {
+	l, _ := New([]byte("0123456789abcdef0123456789abcdef"), "https://mail.example.com")
+	tok := l.Token("acme", "ana.maria.silva@example.com")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := l.Open(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestLongRecipientsRoundTrip(t *testing.T) {
+	l := newLinks(t, "0123456789abcdef0123456789abcdef")
+	for _, n := range []int{1, 200, 495, 496, 497, 600, 2000} {
+		r := strings.Repeat("a", n) + "@example.com"
+		p, got, err := l.Open(l.Token("acme", r))
+		if n <= 900 && (err != nil || p != "acme" || got != r) {
+			t.Fatalf("length %d: %q %v", n, p, err)
+		}
+	}
+}
+
+// The hand-written CTR is the standard library's.
+func TestCTRMatchesCipherCTR(t *testing.T) {
+	l := newLinks(t, "0123456789abcdef0123456789abcdef")
+	iv := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe}
+	src := []byte(strings.Repeat("the quick brown fox ", 20))
+	got, want := make([]byte, len(src)), make([]byte, len(src))
+	l.ctr(got, src, iv)
+	cipher.NewCTR(l.block, iv).XORKeyStream(want, src)
+	if string(got) != string(want) {
+		t.Fatal("ctr differs from cipher.NewCTR")
 	}
 }
