@@ -4,7 +4,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
+	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -41,13 +44,20 @@ func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	from, err := sender.JSONString(raw, ch.Inbound.FromPath)
-	if err != nil {
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request", Message: "from_path: " + err.Error()}
+	read := func(field, ptr string) (string, error) {
+		v, err := inboundField(r, raw, ptr)
+		if err != nil {
+			return "", &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request", Message: field + ": " + err.Error()}
+		}
+		return v, nil
 	}
-	text, err := sender.JSONString(raw, ch.Inbound.TextPath)
+	from, err := read("from_path", ch.Inbound.FromPath)
 	if err != nil {
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request", Message: "text_path: " + err.Error()}
+		return err
+	}
+	text, err := read("text_path", ch.Inbound.TextPath)
+	if err != nil {
+		return err
 	}
 	keyword, ok := optOutKeyword(ch.Inbound, text)
 	if !ok {
@@ -82,6 +92,30 @@ func (s *Server) handleInbound(w http.ResponseWriter, r *http.Request) error {
 		ans.Partners = append(ans.Partners, partner)
 	}
 	return writeJSON(w, http.StatusOK, ans)
+}
+
+// inboundField reads what the pointer ptr names in the request's body:
+// in a JSON body, as id_path reads a provider's answer; in a form body
+// (application/x-www-form-urlencoded, as Twilio posts), the field that a
+// one-token pointer names ("/From" is the field From).
+func inboundField(r *http.Request, body []byte, ptr string) (string, error) {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct != "application/x-www-form-urlencoded" {
+		return sender.JSONString(body, ptr)
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return "", fmt.Errorf("the form body does not parse: %w", err)
+	}
+	name := strings.TrimPrefix(ptr, "/")
+	if strings.Contains(name, "/") {
+		return "", fmt.Errorf("JSON pointer %q: a form body has only top-level fields", ptr)
+	}
+	name = strings.ReplaceAll(strings.ReplaceAll(name, "~1", "/"), "~0", "~")
+	if !form.Has(name) {
+		return "", fmt.Errorf("the form has no field %q", name)
+	}
+	return form.Get(name), nil
 }
 
 // optOutKeyword reports whether text, trimmed, is one of the channel's
