@@ -1,11 +1,13 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/store"
 	"github.com/dropgate/dropgate/unsubscribe"
 )
@@ -110,5 +112,36 @@ func TestUnsubscribeURLRefusedWithoutPublicURL(t *testing.T) {
 	}
 	if r := e.readReport("acme", "a.csv.errors.csv"); !strings.Contains(r, "public_url") {
 		t.Fatalf("errors report = %q; want the public_url reason", r)
+	}
+}
+
+// BenchmarkRenderUnsubscribeURL is the per-message cost of the link on the
+// fast path (a text template of variables and the link), against the same
+// template with a variable in its place.
+func BenchmarkRenderUnsubscribeURL(b *testing.B) {
+	l, _ := unsubscribe.New([]byte("0123456789abcdef0123456789abcdef"), "https://mail.example.com")
+	channels := []config.Channel{{Name: "email", Type: config.ChannelOutbox, Recipient: "email"}}
+	vars := map[string]string{"first_name": "Ana", "link": "https://mail.example.com/u/x"}
+	for _, c := range []struct{ name, src string }{
+		{"variable", "channel: email\nsubject: News for {{.first_name}}\n---\nHi {{.first_name}},\nUnsubscribe: {{.link}}"},
+		{"link", unsubText},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			t, err := parseTemplate("news", c.src, channels)
+			if err != nil {
+				b.Fatal(err)
+			}
+			t.links = l.URL
+			if t.fastBody == nil {
+				b.Fatal("not on the fast path")
+			}
+			var buf bytes.Buffer
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := t.renderFor(context.Background(), &buf, vars, "acme", "ana@example.com"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
