@@ -88,6 +88,9 @@ type AdminConfig struct {
 	TLS     string `toml:"tls"`
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// PublicURL is the address recipients reach the admin server's public
+	// pages at (one-click unsubscribe links); "" turns the links off.
+	PublicURL string `toml:"public_url"`
 }
 
 // IngestConfig tunes the watcher and CSV ingest.
@@ -185,6 +188,8 @@ type Channel struct {
 	IDPath        string            `toml:"id_path"`
 	SuccessStatus []int             `toml:"success_status"`
 	Timeout       Duration          `toml:"timeout"`
+	// Inbound, when set, takes the provider's inbound messages (opt-outs).
+	Inbound *Inbound `toml:"inbound"`
 
 	// Limits, all channel types.
 	Rate        float64  `toml:"rate"` // messages per second; 0 = unlimited

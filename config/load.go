@@ -141,6 +141,7 @@ func (c *Config) expand(getenv func(string) string) {
 	c.SFTP.Listen, c.SFTP.HostKey = x(c.SFTP.Listen), x(c.SFTP.HostKey)
 	c.FTP.Listen, c.FTP.TLSCert, c.FTP.TLSKey, c.FTP.PublicHost = x(c.FTP.Listen), x(c.FTP.TLSCert), x(c.FTP.TLSKey), x(c.FTP.PublicHost)
 	c.Admin.Listen, c.Admin.TLSCert, c.Admin.TLSKey = x(c.Admin.Listen), x(c.Admin.TLSCert), x(c.Admin.TLSKey)
+	c.Admin.PublicURL = x(c.Admin.PublicURL)
 	var tokens []string
 	for _, t := range c.Admin.Tokens {
 		if t = x(t); t != "" { // an unset ${VAR} drops the token instead of allowing ""
@@ -161,6 +162,9 @@ func (c *Config) expand(getenv func(string) string) {
 		ch.URL, ch.Body = x(ch.URL), x(ch.Body)
 		for k, v := range ch.Headers {
 			ch.Headers[k] = x(v)
+		}
+		if ch.Inbound != nil {
+			ch.Inbound.Secret = x(ch.Inbound.Secret)
 		}
 	}
 }

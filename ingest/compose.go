@@ -150,7 +150,7 @@ func (in *Ingester) Compose(ctx context.Context, partnerName string, req APISend
 		if vars == nil {
 			vars = map[string]string{}
 		}
-		subject, body, err := t.render(ctx, &buf, vars)
+		subject, body, err := t.renderFor(ctx, &buf, vars, m.Partner, m.Recipient)
 		var limit *renderLimitError
 		switch {
 		case err == nil:

@@ -25,6 +25,7 @@ import (
 //	date layout s      s (RFC 3339, "YYYY-MM-DD HH:MM" or "YYYY-MM-DD") in a Go layout: {{.due | date "02/01/2006"}}
 //	truncate n s       at most n characters of s
 //	replace old new s  s with every old replaced by new
+//	unsubscribe_url    the recipient's one-click unsubscribe link (needs [admin] public_url)
 //
 // Every function reports to the render's guard g: each call is a step, and
 // a function that makes text (these, and text/template's own print,
@@ -58,6 +59,14 @@ func templateFuncs(g *guard) template.FuncMap {
 			return formatDate(layout, s)
 		},
 		"truncate": func(n int, s string) (string, error) { return truncate(n, s), g.step(1) },
+		// The link is made per recipient before the render (renderFor);
+		// it is as pure as the rest: the same recipient, the same link.
+		unsubscribeFunc: func() (string, error) {
+			if g.unsubURL == "" {
+				return "", errNoUnsubscribeURL
+			}
+			return made(unsubscribeFunc, g.unsubURL)
+		},
 		"replace": func(old, new, s string) (string, error) {
 			n := strings.Count(s, old) // len(s)+1 when old is ""
 			if err := g.text("replace", len(s)+n*(len(new)-len(old))); err != nil {

@@ -29,6 +29,10 @@ type Options struct {
 	Now func() time.Time
 	// Space pauses ingest while storage is short (diskpause.go); nil: never.
 	Space Space
+	// UnsubscribeURL makes a recipient's one-click unsubscribe link for
+	// {{unsubscribe_url}}; nil (no [admin] public_url) refuses templates
+	// that place it.
+	UnsubscribeURL func(partner, recipient string) string
 }
 
 // Ingester watches the partner homes and ingests what partners drop there.
@@ -47,6 +51,8 @@ type Ingester struct {
 	queue    *workQueue
 	pause    diskPause    // waiting for storage space (diskpause.go)
 	budget   renderBudget // what one render of a partner's template may spend
+	// unsubscribeURL is Options.UnsubscribeURL.
+	unsubscribeURL func(partner, recipient string) string
 
 	mu        sync.Mutex
 	templates map[int64]*messageTemplate // compiled template versions by id
@@ -136,6 +142,7 @@ func New(opts Options) (*Ingester, error) {
 		in.quiet = 2 * time.Second
 	}
 	in.budget = defaultRenderBudget
+	in.unsubscribeURL = opts.UnsubscribeURL
 	if cfg.Ingest.RenderSteps > 0 {
 		in.budget.steps = cfg.Ingest.RenderSteps
 	}

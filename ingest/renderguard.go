@@ -78,6 +78,9 @@ type guard struct {
 	maxText int
 	channel string
 	err     error // the first bound passed; sticky for the render
+	// unsubURL is what {{unsubscribe_url}} gives in this render: the
+	// recipient's link ("" when none can be made).
+	unsubURL string
 }
 
 // start resets the guard for a new render.

@@ -317,7 +317,7 @@ func (fj *fileJob) row(ctx context.Context, cols *columns, cr *csvReader, fields
 			fj.rowError(line, v, "", msg)
 		}
 		if len(missing) == 0 && fj.bad == startBad {
-			subject, body, err := t.render(ctx, &fj.buf, fj.vars)
+			subject, body, err := t.renderFor(ctx, &fj.buf, fj.vars, m.Partner, m.Recipient)
 			if err != nil {
 				if stop := renderStop(ctx, t, line, err); stop != nil {
 					return stop

@@ -38,6 +38,11 @@ type messageTemplate struct {
 	budget              renderBudget
 	// subjectSrc and bodySrc make new instances.
 	subjectSrc, bodySrc string
+	// unsubAt is where the template first places {{unsubscribe_url}}
+	// (nil: it does not), and links makes the link for a partner and a
+	// recipient (set by bindLinks; nil without [admin] public_url).
+	unsubAt *templateError
+	links   func(partner, recipient string) string
 	// instances holds idle instances for the next renders.
 	instances chan *tmplInstance
 }
@@ -58,10 +63,12 @@ type tmplInstance struct {
 // of renders that run at once (ingest workers and API requests).
 const idleInstances = 16
 
-// fastPart is a piece of a plain text template: literal text, or the
-// variable named by field when field is not "".
+// fastPart is a piece of a plain text template: literal text, the
+// variable named by field when field is not "", or the unsubscribe link
+// when unsub is set.
 type fastPart struct {
 	text, field string
+	unsub       bool
 }
 
 // executor is what text/template and html/template templates share.
@@ -200,6 +207,13 @@ func parseTemplateBudget(name, src string, channels []config.Channel, budget ren
 		line, col := textPosition(body, call.Position())
 		return nil, &templateError{Line: bodyStart + line, Col: col, Msg: recursionText(call)}
 	}
+	if n := findUnsubscribe(subjectTrees); n != nil {
+		_, col := textPosition(subjectSrc, n.Position())
+		t.unsubAt = &templateError{Line: subjectLine, Col: subjectCol + col - 1, Msg: noPublicURL}
+	} else if n := findUnsubscribe(bodyTrees); n != nil {
+		line, col := textPosition(body, n.Position())
+		t.unsubAt = &templateError{Line: bodyStart + line, Col: col, Msg: noPublicURL}
+	}
 	if inst.subject != nil {
 		t.vars = appendVars(t.vars, inst.subject.Tree.Root)
 		t.fastSubject = fastParts(inst.subject.Tree.Root)
@@ -221,6 +235,7 @@ func parseTemplateBudget(name, src string, channels []config.Channel, budget ren
 		empty[v] = ""
 	}
 	var buf bytes.Buffer
+	inst.g.unsubURL = testUnsubscribeURL
 	_, _, err = t.renderWith(context.Background(), inst, &buf, empty)
 	var he *htmltemplate.Error
 	var le *renderLimitError
@@ -340,6 +355,10 @@ func fastParts(root *parse.ListNode) []fastPart {
 			if p == nil || len(p.Decl) > 0 || p.IsAssign || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
 				return nil
 			}
+			if id, ok := p.Cmds[0].Args[0].(*parse.IdentifierNode); ok && id.Ident == unsubscribeFunc {
+				parts = append(parts, fastPart{unsub: true})
+				continue
+			}
 			f, ok := p.Cmds[0].Args[0].(*parse.FieldNode)
 			if !ok || len(f.Ident) != 1 {
 				return nil
@@ -352,11 +371,18 @@ func fastParts(root *parse.ListNode) []fastPart {
 	return parts
 }
 
-// renderFast concatenates parts; ok is false when a variable is missing
-// (Execute then reports it as it does).
-func renderFast(buf *bytes.Buffer, parts []fastPart, vars map[string]string) (string, bool) {
+// renderFast concatenates parts; ok is false when a variable or the link
+// is missing (Execute then reports it as it does).
+func renderFast(buf *bytes.Buffer, parts []fastPart, vars map[string]string, unsubURL string) (string, bool) {
 	buf.Reset()
 	for _, p := range parts {
+		if p.unsub {
+			if unsubURL == "" {
+				return "", false
+			}
+			buf.WriteString(unsubURL)
+			continue
+		}
 		if p.field == "" {
 			buf.WriteString(p.text)
 			continue
@@ -372,15 +398,26 @@ func renderFast(buf *bytes.Buffer, parts []fastPart, vars map[string]string) (st
 
 // render executes the subject and body for one row's variables, within
 // the channel's limits and the render budget. A bound passed is a
-// *renderLimitError; ctx ending stops the render with ctx's error.
+// *renderLimitError; ctx ending stops the render with ctx's error. A
+// template that places {{unsubscribe_url}} needs renderFor.
 func (t *messageTemplate) render(ctx context.Context, buf *bytes.Buffer, vars map[string]string) (subject, body string, err error) {
+	return t.renderFor(ctx, buf, vars, "", "")
+}
+
+// renderFor is render for a message of partner to recipient (normalised
+// as stored): {{unsubscribe_url}} gives that recipient's link.
+func (t *messageTemplate) renderFor(ctx context.Context, buf *bytes.Buffer, vars map[string]string, partner, recipient string) (subject, body string, err error) {
+	var unsubURL string
+	if t.unsubAt != nil && t.links != nil && partner != "" && recipient != "" {
+		unsubURL = t.links(partner, recipient)
+	}
 	if t.fastBody != nil {
 		ok := true
 		if t.fastSubject != nil {
-			subject, ok = renderFast(buf, t.fastSubject, vars)
+			subject, ok = renderFast(buf, t.fastSubject, vars, unsubURL)
 		}
 		if ok {
-			if body, ok = renderFast(buf, t.fastBody, vars); ok {
+			if body, ok = renderFast(buf, t.fastBody, vars, unsubURL); ok {
 				// No loops, no functions: the variables alone make it long.
 				if len(subject) > t.maxSubject {
 					return "", "", t.tooLarge("subject", t.maxSubject)
@@ -397,6 +434,7 @@ func (t *messageTemplate) render(ctx context.Context, buf *bytes.Buffer, vars ma
 		return "", "", err
 	}
 	defer t.release(inst)
+	inst.g.unsubURL = unsubURL
 	return t.renderWith(ctx, inst, buf, vars)
 }
 
@@ -404,6 +442,7 @@ func (t *messageTemplate) renderWith(ctx context.Context, inst *tmplInstance, bu
 	inst.g.start(ctx)
 	defer func() {
 		inst.g.ctx = nil // do not keep a finished request's context alive
+		inst.g.unsubURL = ""
 		var le *renderLimitError
 		switch {
 		case err == nil:

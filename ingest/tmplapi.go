@@ -37,6 +37,9 @@ func (in *Ingester) PutTemplate(ctx context.Context, partnerName, name, src stri
 	if err != nil {
 		return store.Template{}, false, err
 	}
+	if err := in.bindLinks(parsed); err != nil {
+		return store.Template{}, false, err
+	}
 	latest, err := in.st.LatestTemplate(ctx, p.cfg.Name, name)
 	if err == nil && latest.Source == src {
 		return latest, false, nil

@@ -56,6 +56,9 @@ func (in *Ingester) ingestTemplate(ctx context.Context, p *partner, rel string) 
 			Msg: fmt.Sprintf("%q is not a usable template name: use letters, digits, '-', '_' or '.', starting with a letter or digit", name)})
 	}
 	parsed, err := parseTemplateBudget(name, src, p.channels, in.budget)
+	if err == nil {
+		err = in.bindLinks(parsed)
+	}
 	if err != nil {
 		var te *templateError
 		if !errors.As(err, &te) {
@@ -182,6 +185,9 @@ func (in *Ingester) template(ctx context.Context, p *partner, name string) (*mes
 		return mt, nil
 	}
 	mt, err = parseTemplateBudget(name, t.Source, p.channels, in.budget)
+	if err == nil {
+		err = in.bindLinks(mt)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("version %d of template %s no longer fits the configuration: %w", t.Version, name, err)
 	}

@@ -43,6 +43,11 @@ type Options struct {
 	// "suppressed" without reaching the provider. Nil means no suppression.
 	Suppressed func(ctx context.Context, partner, channel, recipient string) (bool, error)
 
+	// UnsubscribeURL, when set, makes a recipient's one-click unsubscribe
+	// link: smtp channels send it in List-Unsubscribe with
+	// List-Unsubscribe-Post (RFC 8058).
+	UnsubscribeURL func(partner, recipient string) string
+
 	// RetryBase and RetryCap shape the backoff between transient failures:
 	// RetryBase×2^(attempt-1) with jitter, at most RetryCap. Zero means 1s
 	// and 1h.
@@ -136,7 +141,7 @@ func newDriver(opts Options, i int, cc *config.Channel) (Driver, error) {
 		}
 		return d, nil
 	case config.ChannelSMTP:
-		d, err := newSMTPDriver(field, cc, opts.SMTPTLSConfig)
+		d, err := newSMTPDriver(field, cc, opts.SMTPTLSConfig, opts.UnsubscribeURL)
 		if err != nil {
 			return nil, err
 		}

@@ -138,7 +138,15 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	}
 	st.SetFreeSpace(wm.FreeBytes)
 
-	in, err := ingest.New(ingest.Options{Config: cfg, Store: st, Logger: logger, Space: wm})
+	links, err := setupOptOuts(cfg, logger) // optouts.go
+	if err != nil {
+		return err
+	}
+	var unsubscribeURL func(partner, recipient string) string // nil: no links
+	if links != nil {
+		unsubscribeURL = links.URL
+	}
+	in, err := ingest.New(ingest.Options{Config: cfg, Store: st, Logger: logger, Space: wm, UnsubscribeURL: unsubscribeURL})
 	if err != nil {
 		return fmt.Errorf("cannot start watcher: %w", err)
 	}
@@ -165,7 +173,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	suppressed := func(ctx context.Context, partner, channel, recipient string) (bool, error) {
 		return st.IsSuppressed(ctx, partner, channel, ingest.SuppressionKey(recipient))
 	}
-	snd, err := sender.New(sender.Options{Config: cfg, Store: st, Logger: logger, Observer: metrics, Suppressed: suppressed})
+	snd, err := sender.New(sender.Options{Config: cfg, Store: st, Logger: logger, Observer: metrics, Suppressed: suppressed,
+		UnsubscribeURL: unsubscribeURL})
 	if err != nil {
 		unwind()
 		return fmt.Errorf("cannot start sender: %w", err)
@@ -214,7 +223,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	}
 	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.Compose,
 		Storage: wm, Degraded: degraded(in, snd), PutTemplate: in.PutTemplate, Metrics: metrics,
-		CheckSuppressions: in.CheckSuppressions})
+		CheckSuppressions: in.CheckSuppressions, Unsubscribe: links})
 	if err != nil {
 		unwind()
 		return err

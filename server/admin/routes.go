@@ -1,6 +1,10 @@
 package admin
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/dropgate/dropgate/unsubscribe"
+)
 
 // route is one entry of the API: its method and path pattern, and its
 // handler. The OpenAPI document describes exactly the /api/v1 routes of
@@ -37,6 +41,8 @@ func (s *Server) apiRoutes() []route {
 		{"DELETE", "/api/v1/suppressions", s.authed(s.handleDeleteSuppressionsOf)},
 		{"DELETE", "/api/v1/suppressions/{id}", s.authed(s.handleDeleteSuppression)},
 		{"GET", "/api/v1/bans", s.adminOnly(s.handleBans)},
+		// The channel's own secret, not an API token (inbound.go).
+		{"POST", "/api/v1/inbound/{channel}", s.wrap(s.handleInbound)},
 	}
 }
 
@@ -63,6 +69,9 @@ func (s *Server) routes() http.Handler {
 	// Metrics carry only counts, no partner data: scrapers need no token,
 	// and the admin listener is on loopback unless configured otherwise.
 	mux.Handle("GET /metrics", s.metricsHandler())
+	// One-click unsubscribe (unsubscribe.go): public, the token is the key.
+	mux.Handle("GET "+unsubscribe.PathPrefix+"{token}", s.wrap(s.handleUnsubscribePage))
+	mux.Handle("POST "+unsubscribe.PathPrefix+"{token}", s.wrap(s.handleUnsubscribe))
 	for _, rt := range s.apiRoutes() {
 		mux.Handle(rt.method+" "+rt.path, rt.h)
 	}

@@ -12,9 +12,12 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/ingest"
 	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/unsubscribe"
 )
 
 // Ban is one address refused by the login defender.
@@ -55,6 +58,9 @@ type Options struct {
 	Metrics *Metrics
 	// Now is the clock of the rate limits and deadlines; nil is time.Now.
 	Now func() time.Time
+	// Unsubscribe opens the tokens of one-click unsubscribe links
+	// (unsubscribe.go); nil ([admin] public_url unset) answers /u/ with 404.
+	Unsubscribe *unsubscribe.Links
 }
 
 // Server is the admin HTTP server.
@@ -68,6 +74,8 @@ type Server struct {
 	console *console
 	tlsOn   bool
 	sends   *sendGroups // group commit of API sends (sendgroup.go)
+	// unsubLimit bounds the public unsubscribes (unsubscribe.go).
+	unsubLimit *rate.Limiter
 }
 
 func (s *Server) now() time.Time {
@@ -84,7 +92,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, logger: opts.Logger.With("component", "admin"), tokens: newTokenEntries(opts.Config),
 		limits: newPartnerLimits(opts.Config.Admin.PartnerRate, opts.Config.Admin.PartnerBurst),
-		sends:  &sendGroups{st: opts.Store}}
+		sends:  &sendGroups{st: opts.Store}, unsubLimit: newUnsubscribeLimiter()}
 	key, err := opts.Store.ConsoleKey(context.Background())
 	if err != nil {
 		return nil, err
