@@ -264,6 +264,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateStorage(bad)
+	c.validateWorkflows(bad)
 	return errors.Join(errs...)
 }
 
