@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dropgate/dropgate/segment"
 )
 
 // Workflow is one automated workflow: an event of a partner's contact
@@ -168,6 +170,11 @@ func (c *Config) validateWorkflows(bad func(field, format string, args ...any)) 
 		}
 		if strings.TrimSpace(w.On) == "" {
 			bad(f+".on", "name the event that starts a run, e.g. on = \"cart_abandoned\"")
+		}
+		if w.When != "" {
+			if _, err := segment.Compile(w.When, segment.Options{}); err != nil {
+				bad(f+".when", "%v", err)
+			}
 		}
 		for j, e := range w.ExitOn {
 			if strings.TrimSpace(e) == "" {
