@@ -123,3 +123,9 @@ func (in *Ingester) TemplateChannel(ctx context.Context, partnerName, name strin
 	return t.channel, t.recipient, nil
 }
 
+// SetEvents gives the ingester the workflow engine's Accept, which stores
+// the events of events/ files with the runs they start. Call it before
+// Run.
+func (in *Ingester) SetEvents(accept func(ctx context.Context, events []store.Event) ([]store.EventResult, error)) {
+	in.events = accept
+}

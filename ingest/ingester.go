@@ -47,6 +47,9 @@ type Ingester struct {
 	queue    *workQueue
 	pause    diskPause    // waiting for storage space (diskpause.go)
 	budget   renderBudget // what one render of a partner's template may spend
+	// events accepts the events of events/ files (SetEvents); nil: such
+	// files are refused.
+	events func(ctx context.Context, events []store.Event) ([]store.EventResult, error)
 
 	mu        sync.Mutex
 	templates map[int64]*messageTemplate // compiled template versions by id
