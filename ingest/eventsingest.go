@@ -123,9 +123,9 @@ func (in *Ingester) TemplateChannel(ctx context.Context, partnerName, name strin
 	return t.channel, t.recipient, nil
 }
 
-// SetEvents gives the ingester the workflow engine's Accept, which stores
-// the events of events/ files with the runs they start. Call it before
-// Run.
-func (in *Ingester) SetEvents(accept func(ctx context.Context, events []store.Event) ([]store.EventResult, error)) {
+// SetEvents gives the ingester the workflow engine's AcceptFile, which
+// stores the events of an events/ file with the runs they start and marks
+// the file read, in one transaction. Call it before Run.
+func (in *Ingester) SetEvents(accept func(ctx context.Context, fileID int64, rows int, events []store.Event) ([]store.EventResult, error)) {
 	in.events = accept
 }

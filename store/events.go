@@ -93,6 +93,17 @@ const (
 // that workflow or started one within its reentry time. The answer comes
 // after the commit: an accepted event is stored, with its runs.
 func (s *Store) AcceptEvents(ctx context.Context, events []EventWrite, now time.Time) ([]EventResult, error) {
+	return s.acceptEvents(ctx, events, now, 0, 0)
+}
+
+// AcceptEventsFile is AcceptEvents for the events of an events/ file, and
+// marks the file queued with its row count in the same transaction: a
+// crash leaves either the file unread and no event, or both done.
+func (s *Store) AcceptEventsFile(ctx context.Context, fileID int64, rows int, events []EventWrite, now time.Time) ([]EventResult, error) {
+	return s.acceptEvents(ctx, events, now, fileID, rows)
+}
+
+func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, now time.Time, fileID int64, rows int) ([]EventResult, error) {
 	if err := s.prepare(ctx, eventInsertSQL, runExitSQL, runLatestSQL, runInsertSQL); err != nil {
 		return nil, err
 	}
@@ -171,6 +182,12 @@ func (s *Store) AcceptEvents(ctx context.Context, events []EventWrite, now time.
 				return nil, err
 			}
 			out[i].Started = append(out[i].Started, rid)
+		}
+	}
+	if fileID != 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE files SET status = ?, rows_total = ?, updated_at = ? WHERE id = ?`,
+			FileQueued, rows, ms(now), fileID); err != nil {
+			return nil, fmt.Errorf("cannot record file %d: %w", fileID, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -132,6 +132,16 @@ func (e *Engine) Workflows(partner string) []config.Workflow {
 // the runs their exit events cancel, in one transaction; it returns after
 // the commit. An event whose id was already accepted is a no-op.
 func (e *Engine) Accept(ctx context.Context, events []store.Event) ([]store.EventResult, error) {
+	return e.accept(ctx, events, 0, 0)
+}
+
+// AcceptFile is Accept for the events of an events/ file, which it marks
+// read (queued, with its rows) in the same transaction.
+func (e *Engine) AcceptFile(ctx context.Context, fileID int64, rows int, events []store.Event) ([]store.EventResult, error) {
+	return e.accept(ctx, events, fileID, rows)
+}
+
+func (e *Engine) accept(ctx context.Context, events []store.Event, fileID int64, rows int) ([]store.EventResult, error) {
 	now := e.clock.Now()
 	writes := make([]store.EventWrite, len(events))
 	for i := range events {
@@ -157,7 +167,13 @@ func (e *Engine) Accept(ctx context.Context, events []store.Event) ([]store.Even
 		}
 		writes[i] = w
 	}
-	res, err := e.st.AcceptEvents(ctx, writes, now)
+	var res []store.EventResult
+	var err error
+	if fileID != 0 {
+		res, err = e.st.AcceptEventsFile(ctx, fileID, rows, writes, now)
+	} else {
+		res, err = e.st.AcceptEvents(ctx, writes, now)
+	}
 	if err != nil {
 		return nil, err
 	}

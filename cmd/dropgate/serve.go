@@ -220,7 +220,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		unwind()
 		return fmt.Errorf("cannot start workflows: %w", err)
 	}
-	in.SetEvents(flows.Accept)
+	in.SetEvents(flows.AcceptFile)
 	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.Compose,
 		Storage: wm, Degraded: degraded(in, snd), PutTemplate: in.PutTemplate, Metrics: metrics,
 		CheckSuppressions: in.CheckSuppressions, Workflows: flows, CheckEvents: in.CheckEvents})
