@@ -139,7 +139,7 @@ func TestEventsByAPIStartAndExitRuns(t *testing.T) {
 		t.Fatalf("waiting runs: %d %+v", code, runs)
 	}
 	var detail struct {
-		Run    struct{ Status string } `json:"run"`
+		Run    struct{ Status string }  `json:"run"`
 		Events []struct{ Event string } `json:"events"`
 	}
 	if code := d.API(t, "GET", "/api/v1/runs/"+itoa64(runs.Runs[0].ID), &detail); code != 200 || detail.Run.Status != "waiting" || len(detail.Events) != 1 {
