@@ -1,10 +1,15 @@
 package admin
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dropgate/dropgate/store"
 )
@@ -190,4 +195,38 @@ func (s *Server) handleCancelRunsByKey(w http.ResponseWriter, r *http.Request) e
 	}
 	s.logger.Info("workflow runs cancelled", "partner", partner, "workflow", name, "key", key, "runs", n)
 	return writeJSON(w, http.StatusOK, map[string]any{"cancelled": n})
+}
+
+// runsCollector reports workflow runs by partner, workflow and status at
+// scrape time, from the database (a restart resets nothing).
+type runsCollector struct {
+	st     *store.Store
+	logger *slog.Logger
+	desc   *prometheus.Desc
+}
+
+var _ prometheus.Collector = runsCollector{}
+
+func newRunsCollector(st *store.Store, logger *slog.Logger) runsCollector {
+	return runsCollector{st: st, logger: logger, desc: prometheus.NewDesc("dropgate_workflow_runs",
+		"Workflow runs, by partner, workflow and status (waiting, done, cancelled, suppressed, failed).", []string{"partner", "workflow", "status"}, nil)}
+}
+
+func (c runsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c runsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	counts, err := c.st.RunCounts(ctx, "")
+	if err != nil {
+		c.logger.Warn("metrics: cannot count workflow runs", "err", err)
+		return
+	}
+	for p, wfs := range counts {
+		for w, byStatus := range wfs {
+			for st, n := range byStatus {
+				ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), p, w, st)
+			}
+		}
+	}
 }

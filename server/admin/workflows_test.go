@@ -183,3 +183,24 @@ func TestWorkflowRoutesIsolatePartners(t *testing.T) {
 		t.Fatalf("admin reading beta's run: %d %v", code, body)
 	}
 }
+
+func TestMetricsCountWorkflowRunsByStatus(t *testing.T) {
+	f := newFixture(t)
+	f.send(t, "POST", "/api/v1/events", partnerToken, `{"event": "cart_abandoned", "email": "ana@example.com", "key": "c1"}`)
+	f.send(t, "POST", "/api/v1/events", partnerToken, `{"event": "cart_abandoned", "email": "bob@example.com", "key": "c2"}`)
+	f.send(t, "POST", "/api/v1/events", partnerToken, `{"event": "order_placed", "email": "bob@example.com", "key": "c2"}`)
+	resp, err := http.Get(f.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`dropgate_workflow_runs{partner="acme",status="waiting",workflow="cart"} 1`,
+		`dropgate_workflow_runs{partner="acme",status="cancelled",workflow="cart"} 1`,
+	} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("metrics without %s", want)
+		}
+	}
+}
