@@ -147,6 +147,7 @@ const (
 // no longer waiting at the step read (cancelled meanwhile) fails the whole
 // batch with ErrRunMoved and nothing is stored.
 func (s *Store) AdvanceRuns(ctx context.Context, advs []RunAdvance, now time.Time) (jobs []Job, err error) {
+	ctx = context.WithoutCancel(ctx) // see acceptEvents: a bounded batch, run to its end
 	byPartner := map[string][]int{}
 	var partners []string
 	for i := range advs {

@@ -302,4 +302,3 @@ func vmRSS(b *testing.B) int64 {
 	}
 	return 0
 }
-

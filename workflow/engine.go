@@ -310,9 +310,11 @@ func (e *Engine) tick(ctx context.Context) (time.Duration, error) {
 
 // fire executes the due steps of a batch of runs and stores the outcome.
 func (e *Engine) fire(ctx context.Context, runs []store.Run, now time.Time) error {
+	b := &batch{composed: map[int64]composed{}, channels: map[string]templateChannel{}}
+	e.precompose(ctx, b, runs, now)
 	advs := make([]store.RunAdvance, 0, len(runs))
 	for i := range runs {
-		advs = append(advs, e.advance(ctx, &runs[i], now))
+		advs = append(advs, e.advance(ctx, b, &runs[i], now))
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -329,7 +331,7 @@ func (e *Engine) fire(ctx context.Context, runs []store.Run, now time.Time) erro
 
 // advance executes one run's due steps: every delay up to the next wait,
 // at most one send (a second send waits for the next batch, at once).
-func (e *Engine) advance(ctx context.Context, r *store.Run, now time.Time) store.RunAdvance {
+func (e *Engine) advance(ctx context.Context, b *batch, r *store.Run, now time.Time) store.RunAdvance {
 	a := store.RunAdvance{ID: r.ID, Partner: r.Partner, From: r.Step, To: r.Step, Status: store.RunWaiting, DueAt: now}
 	f := e.flows[r.Partner][r.Workflow]
 	if f == nil {
@@ -348,7 +350,7 @@ func (e *Engine) advance(ctx context.Context, r *store.Run, now time.Time) store
 		if a.Msg != nil {
 			return a // due now, in the next batch
 		}
-		msg, outcome, detail, until := e.send(ctx, f, st, r, now)
+		msg, outcome, detail, until := e.send(ctx, b, f, st, a.To == r.Step, r, now)
 		switch outcome {
 		case store.StepDeferred:
 			a.DueAt = until
@@ -372,8 +374,9 @@ func (e *Engine) advance(ctx context.Context, r *store.Run, now time.Time) store
 
 // send makes a send step's message, or says why not: deferred until the
 // end of quiet hours, suppressed, or failed.
-func (e *Engine) send(ctx context.Context, f *flow, st step, r *store.Run, now time.Time) (*store.Message, string, string, time.Time) {
-	channel, field, err := e.comp.TemplateChannel(ctx, r.Partner, st.template)
+func (e *Engine) send(ctx context.Context, b *batch, f *flow, st step, first bool, r *store.Run, now time.Time) (*store.Message, string, string, time.Time) {
+	tc := b.channel(ctx, e.comp, r.Partner, st.template)
+	channel, field, err := tc.channel, tc.field, tc.err
 	if err != nil {
 		return nil, store.StepFailed, fmt.Sprintf("template %q: %v", st.template, err), time.Time{}
 	}
@@ -390,6 +393,57 @@ func (e *Engine) send(ctx context.Context, f *flow, st step, r *store.Run, now t
 	if to == "" {
 		return nil, store.StepFailed, fmt.Sprintf("template %q sends to a %s, and the contact has none", st.template, field), time.Time{}
 	}
+	c, ok := b.composed[r.ID]
+	if !ok || !first {
+		c = e.composeOne(ctx, r.Partner, st.template, recipient(r, to))
+	}
+	if c.problem != "" {
+		return nil, store.StepFailed, c.problem, time.Time{}
+	}
+	m := c.msg
+	sup, err := e.st.IsSuppressed(ctx, r.Partner, m.Channel, ingest.SuppressionKey(m.Recipient))
+	if err != nil {
+		return nil, store.StepFailed, err.Error(), time.Time{}
+	}
+	if sup {
+		return nil, store.StepSuppressed, m.Recipient + " is suppressed", time.Time{}
+	}
+	m.Ref = r.Ref
+	return &m, store.StepQueued, "", time.Time{}
+}
+
+// batch is what the steps of one batch of runs share: their messages
+// composed ahead, a template's channel looked up once.
+type batch struct {
+	composed map[int64]composed // by run id: its first send step's message
+	channels map[string]templateChannel
+}
+
+// composed is a send step's message, or why it cannot be made.
+type composed struct {
+	msg     store.Message
+	problem string
+}
+
+type templateChannel struct {
+	channel, field string
+	err            error
+}
+
+func (b *batch) channel(ctx context.Context, comp Composer, partner, template string) templateChannel {
+	k := partner + "\x00" + template
+	tc, ok := b.channels[k]
+	if !ok {
+		tc.channel, tc.field, tc.err = comp.TemplateChannel(ctx, partner, template)
+		b.channels[k] = tc
+	}
+	return tc
+}
+
+// recipient is a run's addressee for a send to to: the starting event's
+// data as variables, with email, phone, ref and key where the data has
+// none of that name.
+func recipient(r *store.Run, to string) ingest.APIRecipient {
 	vars := make(map[string]string, len(r.Data)+4)
 	for k, v := range r.Data {
 		vars[k] = v
@@ -399,10 +453,72 @@ func (e *Engine) send(ctx context.Context, f *flow, st step, r *store.Run, now t
 			vars[k] = v
 		}
 	}
-	msgs, problems, err := e.comp.Compose(ctx, r.Partner, ingest.APISend{Template: st.template,
-		Recipients: []ingest.APIRecipient{{To: to, Ref: r.Ref, Vars: vars}}})
+	return ingest.APIRecipient{To: to, Ref: r.Ref, Vars: vars}
+}
+
+// precompose renders, per partner and template, the messages of the runs
+// whose due step is a send, with one Compose call each (as an API send of
+// many recipients): per run, most of a step's cost was setting up the
+// checks that one call shares. A group with a bad recipient is composed
+// run by run instead, so that one bad run fails alone.
+func (e *Engine) precompose(ctx context.Context, b *batch, runs []store.Run, now time.Time) {
+	type group struct {
+		partner, template string
+		ids               []int64
+		recipients        []ingest.APIRecipient
+	}
+	groups := map[string]*group{}
+	var order []*group
+	for i := range runs {
+		r := &runs[i]
+		f := e.flows[r.Partner][r.Workflow]
+		if f == nil || r.Step >= len(f.steps) || !f.steps[r.Step].isSend() {
+			continue
+		}
+		st := f.steps[r.Step]
+		tc := b.channel(ctx, e.comp, r.Partner, st.template)
+		if tc.err != nil || (st.channel != "" && st.channel != tc.channel) {
+			continue
+		}
+		to := r.Email
+		if tc.field == "phone" {
+			if _, quiet := f.quietUntil(now); quiet {
+				continue
+			}
+			to = r.Phone
+		}
+		if to == "" {
+			continue
+		}
+		k := r.Partner + "\x00" + st.template
+		g := groups[k]
+		if g == nil {
+			g = &group{partner: r.Partner, template: st.template}
+			groups[k] = g
+			order = append(order, g)
+		}
+		g.ids = append(g.ids, r.ID)
+		g.recipients = append(g.recipients, recipient(r, to))
+	}
+	for _, g := range order {
+		for start := 0; start < len(g.ids); start += ingest.MaxAPIRecipients {
+			end := min(start+ingest.MaxAPIRecipients, len(g.ids))
+			msgs, problems, err := e.comp.Compose(ctx, g.partner, ingest.APISend{Template: g.template, Recipients: g.recipients[start:end]})
+			if err != nil || len(problems) > 0 || len(msgs) != end-start {
+				continue // each run composes its own, with its own problems
+			}
+			for i, m := range msgs {
+				b.composed[g.ids[start+i]] = composed{msg: m}
+			}
+		}
+	}
+}
+
+// composeOne renders one run's message, or says why it cannot be made.
+func (e *Engine) composeOne(ctx context.Context, partner, template string, rc ingest.APIRecipient) composed {
+	msgs, problems, err := e.comp.Compose(ctx, partner, ingest.APISend{Template: template, Recipients: []ingest.APIRecipient{rc}})
 	if err != nil {
-		return nil, store.StepFailed, err.Error(), time.Time{}
+		return composed{problem: err.Error()}
 	}
 	if len(problems) > 0 {
 		var b strings.Builder
@@ -414,16 +530,7 @@ func (e *Engine) send(ctx context.Context, f *flow, st step, r *store.Run, now t
 			b.WriteString(": ")
 			b.WriteString(p.Message)
 		}
-		return nil, store.StepFailed, b.String(), time.Time{}
+		return composed{problem: b.String()}
 	}
-	m := msgs[0]
-	sup, err := e.st.IsSuppressed(ctx, r.Partner, m.Channel, ingest.SuppressionKey(m.Recipient))
-	if err != nil {
-		return nil, store.StepFailed, err.Error(), time.Time{}
-	}
-	if sup {
-		return nil, store.StepSuppressed, m.Recipient + " is suppressed", time.Time{}
-	}
-	m.Ref = r.Ref
-	return &m, store.StepQueued, "", time.Time{}
+	return composed{msg: msgs[0]}
 }

@@ -286,3 +286,18 @@ func TestRepeatedEventIDIsANoOp(t *testing.T) {
 		}
 	}
 }
+
+func TestARunMissingAVariableFailsAloneInItsBatch(t *testing.T) {
+	e := newEnv(t, cartWorkflow, start0)
+	good := e.event("cart_abandoned", "ana@example.com", "cart-1").Started[0]
+	bad := e.event("cart_abandoned", "bob@example.com", "").Started[0] // the template uses {{.key}}
+	e.clock.Advance(time.Hour)
+	e.waitRun(good, store.RunDone)
+	r := e.waitRun(bad, store.RunFailed)
+	if !strings.Contains(r.LastError, "key") {
+		t.Fatalf("last error %q", r.LastError)
+	}
+	if n := e.messages(); n != 1 {
+		t.Fatalf("%d messages, want 1", n)
+	}
+}
