@@ -147,9 +147,17 @@ func (e *Engine) accept(ctx context.Context, events []store.Event, fileID int64,
 	for i := range events {
 		ev := &events[i]
 		w := store.EventWrite{Event: *ev, Exits: e.exits[ev.Partner+"\x00"+ev.Name]}
+		var values map[string]any // what when sees, read once per event
 		for _, f := range e.starts[ev.Partner+"\x00"+ev.Name] {
 			if x := e.when[f]; x != nil {
-				ok, err := x.Match(whenValues(ev))
+				if values == nil {
+					attrs, err := e.st.ContactAttributes(ctx, ev)
+					if err != nil {
+						return nil, err
+					}
+					values = whenValues(ev, attrs)
+				}
+				ok, err := x.Match(values)
 				if err != nil {
 					e.log.Info("workflow condition failed on an event; no run started", "partner", ev.Partner,
 						"workflow", f.cfg.Name, "event", ev.Name, "error", err)
@@ -187,22 +195,36 @@ func (e *Engine) accept(ctx context.Context, events []store.Event, fileID int64,
 }
 
 // whenValues is what a workflow's when sees: the event's data, each value
-// a number or boolean when it reads as one, and the event's own fields.
-func whenValues(ev *store.Event) map[string]any {
-	v := make(map[string]any, len(ev.Data)+5)
+// a number or boolean when it reads as one, and the event's own fields
+// (event, email, phone, ref, key); the contact's attributes (contacts
+// table) where the event has no value of that name; and both under data
+// and contact, to name one side when both have a name.
+func whenValues(ev *store.Event, attrs map[string]any) map[string]any {
+	data := make(map[string]any, len(ev.Data))
 	for k, s := range ev.Data {
 		switch {
 		case s == "true" || s == "false":
-			v[k] = s == "true"
+			data[k] = s == "true"
 		default:
 			if f, err := strconv.ParseFloat(s, 64); err == nil {
-				v[k] = f
+				data[k] = f
 			} else {
-				v[k] = s
+				data[k] = s
 			}
 		}
 	}
+	if attrs == nil {
+		attrs = map[string]any{}
+	}
+	v := make(map[string]any, len(data)+len(attrs)+7)
+	for k, x := range attrs {
+		v[k] = x
+	}
+	for k, x := range data {
+		v[k] = x
+	}
 	v["event"], v["email"], v["phone"], v["ref"], v["key"] = ev.Name, ev.Email, ev.Phone, ev.Ref, ev.Key
+	v["data"], v["contact"] = data, attrs
 	return v
 }
 

@@ -301,3 +301,37 @@ func TestARunMissingAVariableFailsAloneInItsBatch(t *testing.T) {
 		t.Fatalf("%d messages, want 1", n)
 	}
 }
+
+func TestWhenSeesEventDataAndContactAttributes(t *testing.T) {
+	wf := strings.Replace(cartWorkflow, "exit_on", `when = "total >= 20 && tier == 'gold'"`+"\nexit_on", 1)
+	e := newEnv(t, wf, start0)
+	list, err := e.st.EnsureList(e.ctx, "acme", "customers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for email, tier := range map[string]string{"ana@example.com": "gold", "bob@example.com": "silver"} {
+		if _, _, err := e.st.PutContact(e.ctx, list, store.ContactInput{Email: email, Attributes: map[string]any{"tier": tier}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(email, total string) int {
+		res, err := e.eng.Accept(e.ctx, []store.Event{{Partner: "acme", Name: "cart_abandoned", Email: email, Key: "c-" + total,
+			Data: map[string]string{"total": total}, Source: store.EventFromAPI}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res[0].Started)
+	}
+	if start("bob@example.com", "50") != 0 {
+		t.Error("a silver contact started a gold-only run")
+	}
+	if start("ana@example.com", "10") != 0 {
+		t.Error("a total of 10 started a run for >= 20")
+	}
+	if start("ana@example.com", "35") != 1 {
+		t.Error("a gold contact with a total of 35 started no run")
+	}
+	if start("cid@example.com", "99") != 0 {
+		t.Error("an unknown contact (no tier) started a run")
+	}
+}
