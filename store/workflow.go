@@ -135,7 +135,7 @@ func (s *Store) DueRuns(ctx context.Context, now time.Time, limit int) ([]Run, e
 
 const (
 	runAdvanceSQL = `UPDATE workflow_runs SET step = ?, status = ?, due_at = ?, last_error = ?, updated_at = ?
-		WHERE id = ? AND status = 'waiting' AND step = ?`
+		WHERE status = 'waiting' AND step = ? AND id IN (SELECT value FROM json_each(?))`
 )
 
 // stepChunk is how many steps one insert statement records.
@@ -201,18 +201,37 @@ func (s *Store) AdvanceRuns(ctx context.Context, advs []RunAdvance, now time.Tim
 	if err != nil {
 		return nil, err
 	}
+	// Runs that move the same way (most of a batch: from its send step to
+	// done) move in one statement; the count it changed says whether each
+	// was still where the scheduler read it.
+	type move struct {
+		from, to  int
+		status    string
+		due       int64
+		lastError string
+	}
+	groups := map[move][]int64{}
+	var order []move
 	for i := range advs {
 		a := &advs[i]
-		due := int64(0)
+		m := move{from: a.From, to: a.To, status: a.Status, lastError: a.LastError}
 		if a.Status == RunWaiting {
-			due = ms(a.DueAt)
+			m.due = ms(a.DueAt)
 		}
-		res, err := adv.ExecContext(ctx, a.To, a.Status, due, a.LastError, ms(now), a.ID, a.From)
+		if groups[m] == nil {
+			order = append(order, m)
+		}
+		groups[m] = append(groups[m], a.ID)
+	}
+	for _, m := range order {
+		ids := groups[m]
+		list, _ := json.Marshal(ids)
+		res, err := adv.ExecContext(ctx, m.to, m.status, m.due, m.lastError, ms(now), m.from, string(list))
 		if err != nil {
-			return nil, fmt.Errorf("cannot move run %d on: %w", a.ID, err)
+			return nil, fmt.Errorf("cannot move runs on: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return nil, fmt.Errorf("run %d: %w", a.ID, ErrRunMoved)
+		if n, _ := res.RowsAffected(); n != int64(len(ids)) {
+			return nil, fmt.Errorf("%d of %d runs: %w", int64(len(ids))-n, len(ids), ErrRunMoved)
 		}
 	}
 	msgIDs := make(map[int]int64)
