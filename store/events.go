@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -72,10 +73,18 @@ type EventResult struct {
 	Cancelled int     `json:"runs_cancelled,omitempty"`
 }
 
-// runExitSQL cancels a contact's waiting runs of a workflow: those whose
-// key matches the exit event's, or when either has none.
-const runExitSQL = `UPDATE workflow_runs SET status = 'cancelled', exit_event = ?, updated_at = ?
-	WHERE partner = ? AND contact = ? AND workflow = ? AND status = 'waiting' AND (key = '' OR ? = '' OR key = ?)`
+const (
+	eventInsertSQL = `INSERT INTO events (partner, event_id, name, email, phone, ref, key, data, source, occurred_at, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	// Exit: a waiting run of the contact is cancelled when the two keys
+	// match or either is missing.
+	runExitSQL = `UPDATE workflow_runs SET status = 'cancelled', exit_event = ?, updated_at = ?
+		WHERE partner = ? AND contact = ? AND workflow = ? AND status = 'waiting' AND (key = '' OR ? = '' OR key = ?)`
+	runLatestSQL = `SELECT status, created_at FROM workflow_runs WHERE partner = ? AND contact = ? AND workflow = ?
+		ORDER BY id DESC LIMIT 1`
+	runInsertSQL = `INSERT INTO workflow_runs (partner, workflow, contact, email, phone, ref, key, data, status, step, due_at,
+		event_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
 
 // AcceptEvents stores events in order, in one transaction, each with what
 // it does: an event whose id the partner already sent is a no-op (its
@@ -99,7 +108,7 @@ func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, now time.
 	// runs to its end: with a cancellable context the driver starts a
 	// goroutine per statement to watch it, a fifth of an event's cost.
 	ctx = context.WithoutCancel(ctx)
-	if err := s.prepare(ctx, eventSeenSQL, runExitSQL, runLatestBatchSQL); err != nil {
+	if err := s.prepare(ctx, eventInsertSQL, runExitSQL, runLatestSQL, runInsertSQL); err != nil {
 		return nil, err
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
@@ -107,32 +116,39 @@ func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, now time.
 		return nil, err
 	}
 	defer tx.Rollback()
+	stmt := func(q string) *sql.Stmt {
+		st, _ := s.txStmt(ctx, tx, q) // prepared above
+		return st
+	}
+	ins, exit, latest, start := stmt(eventInsertSQL), stmt(runExitSQL), stmt(runLatestSQL), stmt(runInsertSQL)
 	out := make([]EventResult, len(events))
-	fresh, err := s.freshEvents(ctx, tx, events, out)
-	if err != nil {
-		return nil, err
-	}
-	datas := make([]string, len(events)) // each event's data as stored, for its runs too
-	ids, err := s.insertEvents(ctx, tx, events, fresh, datas, now)
-	if err != nil {
-		return nil, err
-	}
-	latest, err := s.latestRuns(ctx, tx, events, fresh)
-	if err != nil {
-		return nil, err
-	}
-	exit, err := s.txStmt(ctx, tx, runExitSQL)
-	if err != nil {
-		return nil, err
-	}
-	// Events act in order: an exit cancels the stored runs by statement
-	// and the runs this batch started before it in memory; a start sees
-	// both as the contact's latest run.
-	var pending []pendingRun
-	for k, i := range fresh {
+	for i := range events {
 		ew := &events[i]
 		e := &ew.Event
-		id := ids[k]
+		data := "{}"
+		if len(e.Data) > 0 {
+			b, err := json.Marshal(e.Data)
+			if err != nil {
+				return nil, fmt.Errorf("cannot encode event data: %w", err)
+			}
+			data = string(b)
+		}
+		occurred := e.OccurredAt
+		if occurred.IsZero() {
+			occurred = now
+		}
+		res, err := ins.ExecContext(ctx, e.Partner, e.EventID, e.Name, e.Email, e.Phone, e.Ref, e.Key, data, e.Source, ms(occurred), ms(now))
+		if err != nil {
+			return nil, fmt.Errorf("cannot store event %d: %w", i, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			out[i].Duplicate = true
+			continue
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return nil, err
+		}
 		out[i].ID = id
 		contact := e.Contact()
 		for _, wf := range ew.Exits {
@@ -142,44 +158,35 @@ func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, now time.
 			}
 			n, _ := res.RowsAffected()
 			out[i].Cancelled += int(n)
-			if k := (runKey{e.Partner, contact, wf}); n > 0 && latest[k].status == RunWaiting {
-				// A contact has at most one waiting run of a workflow: the
-				// one just cancelled.
-				l := latest[k]
-				l.status = RunCancelled
-				latest[k] = l
-			}
-			for j := range pending {
-				p := &pending[j]
-				if p.status == RunWaiting && p.partner == e.Partner && p.contact == contact && p.workflow == wf &&
-					(p.key == "" || e.Key == "" || p.key == e.Key) {
-					p.status, p.exitEvent = RunCancelled, id
-					latest[runKey{e.Partner, contact, wf}] = latestRun{status: RunCancelled, created: p.created}
-					out[i].Cancelled++
-				}
-			}
 		}
 		for _, rs := range ew.Starts {
-			k := runKey{e.Partner, contact, rs.Workflow}
-			if l, ok := latest[k]; ok {
-				switch {
-				case l.status == RunWaiting, rs.Reentry < 0:
-					continue
-				case rs.Reentry > 0 && now.Before(fromMS(l.created).Add(rs.Reentry)):
-					continue
-				}
+			var status string
+			var created int64
+			err := latest.QueryRowContext(ctx, e.Partner, contact, rs.Workflow).Scan(&status, &created)
+			switch {
+			case err == sql.ErrNoRows:
+			case err != nil:
+				return nil, fmt.Errorf("cannot read the runs of %s: %w", rs.Workflow, err)
+			case status == RunWaiting, rs.Reentry < 0:
+				continue
+			case rs.Reentry > 0 && now.Before(fromMS(created).Add(rs.Reentry)):
+				continue
 			}
 			st := rs.Status
 			if st == "" {
 				st = RunWaiting
 			}
-			pending = append(pending, pendingRun{event: i, partner: e.Partner, workflow: rs.Workflow, contact: contact, key: e.Key,
-				status: st, step: rs.Step, due: ms(rs.DueAt), eventID: id, created: ms(now)})
-			latest[k] = latestRun{status: st, created: ms(now)}
+			res, err := start.ExecContext(ctx, e.Partner, rs.Workflow, contact, e.Email, e.Phone, e.Ref, e.Key, data,
+				st, rs.Step, ms(rs.DueAt), id, ms(now), ms(now))
+			if err != nil {
+				return nil, fmt.Errorf("cannot start a run of %s: %w", rs.Workflow, err)
+			}
+			rid, err := res.LastInsertId()
+			if err != nil {
+				return nil, err
+			}
+			out[i].Started = append(out[i].Started, rid)
 		}
-	}
-	if err := s.insertRuns(ctx, tx, events, pending, datas, out, now); err != nil {
-		return nil, err
 	}
 	if fileID != 0 {
 		if _, err := tx.ExecContext(ctx, `UPDATE files SET status = ?, rows_total = ?, updated_at = ? WHERE id = ?`,
