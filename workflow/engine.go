@@ -341,6 +341,9 @@ func (e *Engine) fire(ctx context.Context, runs []store.Run, now time.Time) erro
 			return ctx.Err()
 		}
 	}
+	if b.err != nil {
+		return fmt.Errorf("cannot execute due steps: %w", b.err)
+	}
 	jobs, err := e.st.AdvanceRuns(ctx, advs, now)
 	if err != nil {
 		return err
@@ -399,6 +402,10 @@ func (e *Engine) advance(ctx context.Context, b *batch, r *store.Run, now time.T
 func (e *Engine) send(ctx context.Context, b *batch, f *flow, st step, first bool, r *store.Run, now time.Time) (*store.Message, string, string, time.Time) {
 	tc := b.channel(ctx, e.comp, r.Partner, st.template)
 	channel, field, err := tc.channel, tc.field, tc.err
+	if err != nil && !isTemplateProblem(err) {
+		b.fail(err)
+		return nil, store.StepFailed, "", time.Time{}
+	}
 	if err != nil {
 		return nil, store.StepFailed, fmt.Sprintf("template %q: %v", st.template, err), time.Time{}
 	}
@@ -419,13 +426,18 @@ func (e *Engine) send(ctx context.Context, b *batch, f *flow, st step, first boo
 	if !ok || !first {
 		c = e.composeOne(ctx, r.Partner, st.template, recipient(r, to))
 	}
+	if c.err != nil {
+		b.fail(c.err)
+		return nil, store.StepFailed, "", time.Time{}
+	}
 	if c.problem != "" {
 		return nil, store.StepFailed, c.problem, time.Time{}
 	}
 	m := c.msg
 	sup, err := e.st.IsSuppressed(ctx, r.Partner, m.Channel, ingest.SuppressionKey(m.Recipient))
 	if err != nil {
-		return nil, store.StepFailed, err.Error(), time.Time{}
+		b.fail(err)
+		return nil, store.StepFailed, "", time.Time{}
 	}
 	if sup {
 		return nil, store.StepSuppressed, m.Recipient + " is suppressed", time.Time{}
@@ -439,12 +451,31 @@ func (e *Engine) send(ctx context.Context, b *batch, f *flow, st step, first boo
 type batch struct {
 	composed map[int64]composed // by run id: its first send step's message
 	channels map[string]templateChannel
+	// err is a failure of the database or the context, not of a run: the
+	// batch stores nothing and is tried again.
+	err error
 }
 
-// composed is a send step's message, or why it cannot be made.
+func (b *batch) fail(err error) {
+	if b.err == nil {
+		b.err = err
+	}
+}
+
+// isTemplateProblem reports whether err says the template cannot serve
+// (none of that name, or a version the config no longer fits): the run
+// fails. Any other error is the database's, and the batch is retried.
+func isTemplateProblem(err error) bool {
+	var te *ingest.TemplateError
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, ingest.ErrUnknownPartner) || errors.As(err, &te)
+}
+
+// composed is a send step's message, or why it cannot be made (problem),
+// or the error that kept it from being made this time (err).
 type composed struct {
 	msg     store.Message
 	problem string
+	err     error
 }
 
 type templateChannel struct {
@@ -540,7 +571,7 @@ func (e *Engine) precompose(ctx context.Context, b *batch, runs []store.Run, now
 func (e *Engine) composeOne(ctx context.Context, partner, template string, rc ingest.APIRecipient) composed {
 	msgs, problems, err := e.comp.Compose(ctx, partner, ingest.APISend{Template: template, Recipients: []ingest.APIRecipient{rc}})
 	if err != nil {
-		return composed{problem: err.Error()}
+		return composed{err: err}
 	}
 	if len(problems) > 0 {
 		var b strings.Builder

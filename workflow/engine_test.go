@@ -2,9 +2,11 @@ package workflow
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -333,5 +335,59 @@ func TestWhenSeesEventDataAndContactAttributes(t *testing.T) {
 	}
 	if start("cid@example.com", "99") != 0 {
 		t.Error("an unknown contact (no tier) started a run")
+	}
+}
+
+// flakyComposer fails its first TemplateChannel calls as a database would.
+type flakyComposer struct {
+	Composer
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *flakyComposer) TemplateChannel(ctx context.Context, partner, name string) (string, string, error) {
+	f.mu.Lock()
+	fail := f.fails > 0
+	if fail {
+		f.fails--
+	}
+	f.mu.Unlock()
+	if fail {
+		return "", "", errors.New("database is locked")
+	}
+	return f.Composer.TemplateChannel(ctx, partner, name)
+}
+
+func TestADatabaseErrorRetriesTheStepInsteadOfFailingTheRun(t *testing.T) {
+	e := newEnv(t, cartWorkflow, start0)
+	e.eng.Close()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng, err := New(Options{Config: e.cfg, Store: e.st, Composer: &flakyComposer{Composer: e.in, fails: 1}, Clock: e.clock, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(e.ctx) }()
+	t.Cleanup(func() { eng.Close(); <-done })
+	res, err := eng.Accept(e.ctx, []store.Event{{Partner: "acme", Name: "cart_abandoned", Email: "ana@example.com", Key: "c1", Source: store.EventFromAPI}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Hour)
+	// The failed attempt retries a second later, on the engine's clock.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, _ := e.st.RunOf(e.ctx, "acme", res[0].Started[0])
+		if r.Status == store.RunDone {
+			break
+		}
+		if r.Status != store.RunWaiting || time.Now().After(deadline) {
+			t.Fatalf("run is %s (%s)", r.Status, r.LastError)
+		}
+		e.clock.Advance(time.Second)
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := e.messages(); n != 1 {
+		t.Fatalf("%d messages, want 1", n)
 	}
 }
