@@ -141,6 +141,10 @@ func TestWorkflowRoutesIsolatePartners(t *testing.T) {
 	betaRun := runIDs(t, out)[0]
 	id := func(n int64) string { return strconv.FormatInt(n, 10) }
 
+	if code, _ := f.send(t, "POST", "/api/v1/events", partnerToken, `{"partner": "beta", "event": "cart_abandoned", "email": "x@example.com"}`); code != 403 {
+		t.Fatalf("events as another partner: %d", code)
+	}
+
 	if code, body := f.do(t, "GET", "/api/v1/workflows", partnerToken); code != 200 || len(body["workflows"].([]any)) != 1 {
 		t.Fatalf("workflows: %d %v", code, body)
 	}
