@@ -3,6 +3,7 @@ package workflow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -389,5 +390,46 @@ func TestADatabaseErrorRetriesTheStepInsteadOfFailingTheRun(t *testing.T) {
 	}
 	if n := e.messages(); n != 1 {
 		t.Fatalf("%d messages, want 1", n)
+	}
+}
+
+// After downtime, overdue steps fire at start in due order: runs stored
+// while no scheduler ran, due at 10:30, 10:10 and 10:20, queue their
+// messages 10:10, 10:20, 10:30 (batches of one, so that order is the
+// order of their transactions).
+func TestOverdueStepsFireAtStartInDueOrder(t *testing.T) {
+	e := newEnv(t, cartWorkflow, start0)
+	e.eng.Close() // the scheduler is down
+	var ids []int64
+	for _, due := range []time.Duration{30 * time.Minute, 10 * time.Minute, 20 * time.Minute} {
+		res, err := e.st.AcceptEvents(e.ctx, []store.EventWrite{{
+			Event:  store.Event{Partner: "acme", Name: "cart_abandoned", Email: fmt.Sprintf("u%d@example.com", due/time.Minute), Key: "c", Source: store.EventFromAPI},
+			Starts: []store.RunStart{{Workflow: "cart", Step: 1, DueAt: start0.Add(due)}}}}, start0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res[0].Started[0])
+	}
+	e.clock.Advance(2 * time.Hour)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng, err := New(Options{Config: e.cfg, Store: e.st, Composer: e.in, Clock: e.clock, Logger: quiet, Batch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(e.ctx) }()
+	t.Cleanup(func() { eng.Close(); <-done })
+	msg := map[int64]int64{}
+	for _, id := range ids {
+		e.waitRun(id, store.RunDone)
+		steps, err := e.st.StepsOfRun(e.ctx, id)
+		if err != nil || len(steps) != 1 {
+			t.Fatalf("steps of %d: %+v %v", id, steps, err)
+		}
+		msg[id] = steps[0].MessageID
+	}
+	// ids[1] was due first, then ids[2], then ids[0].
+	if !(msg[ids[1]] < msg[ids[2]] && msg[ids[2]] < msg[ids[0]]) {
+		t.Fatalf("messages queued out of due order: %v for runs %v", msg, ids)
 	}
 }
