@@ -24,6 +24,8 @@ type Config struct {
 
 	Partners []Partner `toml:"partner"`
 	Channels []Channel `toml:"channel"`
+	// Workflows are the automated workflows (config/workflow.go).
+	Workflows []Workflow `toml:"workflow"`
 
 	// lines maps a field path such as "partner[1].region" to its line in the
 	// file, so validation errors can point at the line to fix.
@@ -159,6 +161,9 @@ type Partner struct {
 	// MaxExpandedBytes rejects a .csv.gz or .zip whose content expands to
 	// more bytes (0: the default); it bounds a decompression bomb.
 	MaxExpandedBytes int64 `toml:"max_expanded_bytes"`
+	// QuietHours is a daily window such as "21:00-08:00", in the partner's
+	// time zone, when workflow steps on phone channels wait (config/workflow.go).
+	QuietHours string `toml:"quiet_hours"`
 }
 
 // Channel is one delivery route: an SMTP server, an HTTP provider or the

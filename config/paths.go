@@ -11,11 +11,13 @@ const (
 	TemplatesDir = "templates"
 	ListsDir     = "lists"
 	SuppressDir  = "suppress"
-	ReportsDir   = "reports"
+	// EventsDir takes workflow events as CSV files (issue #11).
+	EventsDir  = "events"
+	ReportsDir = "reports"
 )
 
 // HomeFolders are created in every partner home at start.
-var HomeFolders = []string{InboxDir, TemplatesDir, ListsDir, SuppressDir, ReportsDir}
+var HomeFolders = []string{InboxDir, TemplatesDir, ListsDir, SuppressDir, EventsDir, ReportsDir}
 
 // DBPath is the SQLite database file.
 func (c *Config) DBPath() string { return filepath.Join(c.DataDir, "dropgate.db") }

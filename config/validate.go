@@ -265,6 +265,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateStorage(bad)
 	c.validateUnsubscribe(bad)
+	c.validateWorkflows(bad)
 	return errors.Join(errs...)
 }
 

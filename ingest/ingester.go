@@ -53,6 +53,9 @@ type Ingester struct {
 	budget   renderBudget // what one render of a partner's template may spend
 	// unsubscribeURL is Options.UnsubscribeURL.
 	unsubscribeURL func(partner, recipient string) string
+	// events accepts the events of events/ files (SetEvents); nil: such
+	// files are refused.
+	events func(ctx context.Context, fileID int64, rows int, events []store.Event) ([]store.EventResult, error)
 
 	mu        sync.Mutex
 	templates map[int64]*messageTemplate // compiled template versions by id
@@ -163,7 +166,7 @@ func New(opts Options) (*Ingester, error) {
 		return nil, fmt.Errorf("cannot start file watcher: %w", err)
 	}
 	for _, p := range in.partners {
-		for _, dir := range []string{config.InboxDir, config.TemplatesDir, config.SuppressDir} {
+		for _, dir := range []string{config.InboxDir, config.TemplatesDir, config.SuppressDir, config.EventsDir} {
 			if err := in.watcher.Add(filepath.Join(p.home, dir)); err != nil {
 				in.watcher.Close()
 				return nil, fmt.Errorf("cannot watch %s of partner %s: %w", dir, p.cfg.Name, err)

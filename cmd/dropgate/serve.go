@@ -20,6 +20,7 @@ import (
 	"github.com/dropgate/dropgate/server/homefs"
 	"github.com/dropgate/dropgate/server/sftp"
 	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/workflow"
 )
 
 const serveUsage = `Usage: dropgate serve [flags]
@@ -221,14 +222,22 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 			closers = append(closers, closeByRunning(srv))
 		}
 	}
+	// The workflow scheduler queues messages like an API send: it starts
+	// with the doors and stops before the sender.
+	flows, err := workflow.New(workflow.Options{Config: cfg, Store: st, Composer: in, Logger: logger})
+	if err != nil {
+		unwind()
+		return fmt.Errorf("cannot start workflows: %w", err)
+	}
+	in.SetEvents(flows.AcceptFile)
 	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.Compose,
 		Storage: wm, Degraded: degraded(in, snd), PutTemplate: in.PutTemplate, Metrics: metrics,
-		CheckSuppressions: in.CheckSuppressions, Unsubscribe: links})
+		CheckSuppressions: in.CheckSuppressions, Unsubscribe: links, Workflows: flows, CheckEvents: in.CheckEvents})
 	if err != nil {
 		unwind()
 		return err
 	}
-	doors, a.Admin = append(doors, adm, in, &storageGuard{wm: wm, st: st, logger: logger}), adm.Addr()
+	doors, a.Admin = append(doors, adm, in, flows, &storageGuard{wm: wm, st: st, logger: logger}), adm.Addr()
 
 	doorCtx, stopDoors := context.WithCancel(context.WithoutCancel(ctx))
 	sendCtx, stopSender := context.WithCancel(context.WithoutCancel(ctx))

@@ -40,7 +40,8 @@ func newFixture(t *testing.T) *fixture {
 		// The other partner's key is given as its SHA-256, as a config would.
 		{Name: "beta", APIKey: "sha256:" + "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8", Channels: []string{"sms"}}, // "password"
 	}
-	s, err := New(Options{Config: cfg, Store: st, Bans: func() []Ban { return []Ban{{Addr: "192.0.2.1", Failures: 5}} }})
+	s, err := New(Options{Config: cfg, Store: st, Bans: func() []Ban { return []Ban{{Addr: "192.0.2.1", Failures: 5}} },
+		Workflows: &fakeWorkflows{st: st}, CheckEvents: fakeCheckEvents})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,6 +99,7 @@ func (s *Server) metricsHandler() http.Handler {
 	reg.MustRegister(
 		newStoreCollector(s.opts.Store, channels, s.logger),
 		filesCollector{m: m, st: s.opts.Store, logger: s.logger},
+		newRunsCollector(s.opts.Store, s.logger),
 		m.uploads, m.uploadBytes, m.messages, m.retries, m.latency, m.provider, m.loginFailures, m.bansTotal,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dropgate_bans", Help: "Addresses banned now by the login defender."}, func() float64 {
 			if s.opts.Bans == nil {

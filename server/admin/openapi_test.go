@@ -103,7 +103,13 @@ func TestOpenAPISchemasMatchTheAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	res, err := (&fakeWorkflows{st: f.store}).Accept(ctx, []store.Event{{Partner: "acme", Name: "cart_abandoned", Email: "a@example.com", Key: "c1", Source: "api"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ids := map[string]string{
+		"/api/v1/workflows/{name}/runs":               "cart",
+		"/api/v1/runs/{id}":                           strconv.FormatInt(res[0].Started[0], 10),
 		"/api/v1/jobs/{id}":                           strconv.FormatInt(j.ID, 10),
 		"/api/v1/jobs/{id}/messages":                  strconv.FormatInt(j.ID, 10),
 		"/api/v1/messages/{id}":                       strconv.FormatInt(cs[1].ID, 10),
@@ -112,6 +118,7 @@ func TestOpenAPISchemasMatchTheAnswers(t *testing.T) {
 		"/api/v1/templates/{name}/versions/{version}": tmpl.Name,
 	}
 	query := map[string]string{
+		"/api/v1/workflows/{name}/runs":               "?partner=acme",
 		"/api/v1/templates/{name}":                    "?partner=acme",
 		"/api/v1/templates/{name}/versions/{version}": "?partner=acme",
 	}

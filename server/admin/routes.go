@@ -40,6 +40,12 @@ func (s *Server) apiRoutes() []route {
 		{"POST", "/api/v1/suppressions", s.authed(s.handleAddSuppressions)},
 		{"DELETE", "/api/v1/suppressions", s.authed(s.handleDeleteSuppressionsOf)},
 		{"DELETE", "/api/v1/suppressions/{id}", s.authed(s.handleDeleteSuppression)},
+		{"POST", "/api/v1/events", s.authed(s.handleEvents)},
+		{"GET", "/api/v1/workflows", s.authed(s.handleListWorkflows)},
+		{"GET", "/api/v1/workflows/{name}/runs", s.authed(s.handleListRuns)},
+		{"DELETE", "/api/v1/workflows/{name}/runs/{id}", s.authed(s.handleCancelRun)},
+		{"POST", "/api/v1/workflows/{name}/cancel", s.authed(s.handleCancelRunsByKey)},
+		{"GET", "/api/v1/runs/{id}", s.authed(s.handleGetRun)},
 		{"GET", "/api/v1/bans", s.adminOnly(s.handleBans)},
 		// The channel's own secret, not an API token (inbound.go).
 		{"POST", "/api/v1/inbound/{channel}", s.wrap(s.handleInbound)},

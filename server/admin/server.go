@@ -53,6 +53,13 @@ type Options struct {
 	// CheckSuppressions checks API suppressions as suppress/ rows are
 	// (ingest.Ingester.CheckSuppressions); nil answers POST with 501.
 	CheckSuppressions func(partner string, entries []ingest.SuppressEntry) ([]store.Suppression, []ingest.Problem, error)
+	// Workflows is the workflow engine (workflow.Engine) behind
+	// POST /api/v1/events and the workflow routes; nil answers events
+	// with 501 and lists no workflow.
+	Workflows Workflows
+	// CheckEvents checks API events as events/ rows are
+	// (ingest.Ingester.CheckEvents).
+	CheckEvents func(partner string, inputs []ingest.EventInput) ([]store.Event, []ingest.Problem, error)
 	// Metrics are the daemon's counters, fed by the sender, the
 	// authenticator and the file servers; nil makes an unfed set.
 	Metrics *Metrics

@@ -30,6 +30,7 @@ var ingestFolders = map[string]bool{
 	config.TemplatesDir: true,
 	config.ListsDir:     true,
 	config.SuppressDir:  true,
+	config.EventsDir:    true,
 }
 
 // place is a client path resolved against the home layout.

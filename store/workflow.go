@@ -1,0 +1,434 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Run statuses. Only waiting runs have a step left; the others are final.
+const (
+	RunWaiting    = "waiting"
+	RunDone       = "done"
+	RunCancelled  = "cancelled"
+	RunSuppressed = "suppressed"
+	RunFailed     = "failed"
+)
+
+// Run is one run of a workflow for one contact.
+type Run struct {
+	ID        int64             `json:"id"`
+	Partner   string            `json:"partner"`
+	Workflow  string            `json:"workflow"`
+	Contact   string            `json:"contact"`
+	Email     string            `json:"email,omitempty"`
+	Phone     string            `json:"phone,omitempty"`
+	Ref       string            `json:"ref,omitempty"`
+	Key       string            `json:"key,omitempty"`
+	Data      map[string]string `json:"data,omitempty"`
+	Status    string            `json:"status"`
+	Step      int               `json:"step"`
+	DueAt     time.Time         `json:"due_at,omitzero"`
+	EventID   int64             `json:"event_id"`
+	ExitEvent int64             `json:"exit_event_id,omitempty"`
+	LastError string            `json:"last_error,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+}
+
+// RunStep is one executed step of a run.
+type RunStep struct {
+	Step      int       `json:"step"`
+	At        time.Time `json:"at"`
+	Outcome   string    `json:"outcome"`
+	MessageID int64     `json:"message_id,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// Step outcomes.
+const (
+	StepQueued     = "queued"     // a send step queued its message
+	StepDeferred   = "deferred"   // a send step waits for the end of quiet hours
+	StepWaiting    = "waiting"    // a delay step set the next due time
+	StepSuppressed = "suppressed" // the contact is suppressed: the run ended
+	StepFailed     = "failed"     // the message could not be made: the run ended
+	StepCancelled  = "cancelled"  // cancelled by an exit event or by hand
+)
+
+// RunAdvance is what the scheduler did with one due run: the run moves
+// from step From to step To with Status and, when still waiting, DueAt.
+// Msg is the message a send step queued (nil for none). Steps are the
+// outcomes to record; a queued step's message id is filled in.
+type RunAdvance struct {
+	ID        int64
+	Partner   string
+	From      int
+	To        int
+	Status    string
+	DueAt     time.Time
+	LastError string
+	Msg       *Message
+	Steps     []RunStep
+}
+
+// ErrRunMoved is returned by AdvanceRuns when a run is no longer where the
+// scheduler read it (cancelled meanwhile): nothing of the batch was
+// stored, and the scheduler reads it again.
+var ErrRunMoved = errors.New("a run changed while its step was executed")
+
+const runColumns = `id, partner, workflow, contact, email, phone, ref, key, data, status, step, due_at, event_id, exit_event,
+	last_error, created_at, updated_at`
+
+func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
+	var r Run
+	var data string
+	var due, created, updated int64
+	if err := sc.Scan(&r.ID, &r.Partner, &r.Workflow, &r.Contact, &r.Email, &r.Phone, &r.Ref, &r.Key, &data, &r.Status,
+		&r.Step, &due, &r.EventID, &r.ExitEvent, &r.LastError, &created, &updated); err != nil {
+		return Run{}, err
+	}
+	if data != "{}" {
+		_ = json.Unmarshal([]byte(data), &r.Data)
+	}
+	if r.Status == RunWaiting {
+		r.DueAt = fromMS(due)
+	}
+	r.CreatedAt, r.UpdatedAt = fromMS(created), fromMS(updated)
+	return r, nil
+}
+
+// NextRunDue returns the earliest due time of a waiting run; ok is false
+// when no run waits. It reads one entry of the due index.
+func (s *Store) NextRunDue(ctx context.Context) (due time.Time, ok bool, err error) {
+	var v sql.NullInt64
+	if err := s.reader.QueryRowContext(ctx, `SELECT MIN(due_at) FROM workflow_runs WHERE status = 'waiting'`).Scan(&v); err != nil {
+		return time.Time{}, false, fmt.Errorf("cannot read the next due run: %w", err)
+	}
+	if !v.Valid {
+		return time.Time{}, false, nil
+	}
+	return fromMS(v.Int64), true, nil
+}
+
+// DueRuns returns up to limit waiting runs due at or before now, in due
+// order.
+func (s *Store) DueRuns(ctx context.Context, now time.Time, limit int) ([]Run, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+runColumns+` FROM workflow_runs INDEXED BY workflow_runs_due
+		WHERE status = 'waiting' AND due_at <= ? ORDER BY due_at, id LIMIT ?`, ms(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read due runs: %w", err)
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+const (
+	runAdvanceSQL = `UPDATE workflow_runs SET step = ?, status = ?, due_at = ?, last_error = ?, updated_at = ?
+		WHERE status = 'waiting' AND step = ? AND id IN (SELECT value FROM json_each(?))`
+)
+
+// stepChunk is how many steps one insert statement records.
+const stepChunk = 100
+
+// stepInsertSQL inserts n steps.
+func stepInsertSQL(n int) string {
+	return `INSERT INTO workflow_steps (run_id, step, at, outcome, message_id, detail) VALUES ` + valuesList(n, 6)
+}
+
+func stepCount(advs []RunAdvance) int {
+	n := 0
+	for i := range advs {
+		n += len(advs[i].Steps)
+	}
+	return n
+}
+
+// AdvanceRuns stores what the scheduler did with a batch of due runs in
+// one transaction: every run moves on, and the messages its send steps
+// made are queued as one job per partner with source workflow. Moving the
+// run and queuing its message commit together, so a crash at any moment
+// leaves either both or neither: a step never queues twice. A run that is
+// no longer waiting at the step read (cancelled meanwhile) fails the whole
+// batch with ErrRunMoved and nothing is stored.
+func (s *Store) AdvanceRuns(ctx context.Context, advs []RunAdvance, now time.Time) (jobs []Job, err error) {
+	ctx = context.WithoutCancel(ctx) // see acceptEvents: a bounded batch, run to its end
+	byPartner := map[string][]int{}
+	var partners []string
+	for i := range advs {
+		if advs[i].Msg == nil {
+			continue
+		}
+		p := advs[i].Partner
+		if byPartner[p] == nil {
+			partners = append(partners, p)
+		}
+		byPartner[p] = append(byPartner[p], i)
+	}
+	smalls := make([]*smallJob, len(partners))
+	qs := []string{runAdvanceSQL, stepInsertSQL(stepChunk)}
+	if rest := stepCount(advs) % stepChunk; rest > 0 {
+		qs = append(qs, stepInsertSQL(rest))
+	}
+	for k, p := range partners {
+		msgs := make([]Message, len(byPartner[p]))
+		for j, i := range byPartner[p] {
+			msgs[j] = *advs[i].Msg
+		}
+		j := Job{Partner: p, Source: SourceWorkflow, Priority: PriorityTransactional, Status: JobQueued, Total: len(msgs)}
+		smalls[k] = newSmallJob(j, msgs, now)
+		qs = append(qs, smalls[k].queries()...)
+	}
+	if err := s.prepare(ctx, qs...); err != nil {
+		return nil, err
+	}
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	adv, err := s.txStmt(ctx, tx, runAdvanceSQL)
+	if err != nil {
+		return nil, err
+	}
+	// Runs that move the same way (most of a batch: from its send step to
+	// done) move in one statement; the count it changed says whether each
+	// was still where the scheduler read it.
+	type move struct {
+		from, to  int
+		status    string
+		due       int64
+		lastError string
+	}
+	groups := map[move][]int64{}
+	var order []move
+	for i := range advs {
+		a := &advs[i]
+		m := move{from: a.From, to: a.To, status: a.Status, lastError: a.LastError}
+		if a.Status == RunWaiting {
+			m.due = ms(a.DueAt)
+		}
+		if groups[m] == nil {
+			order = append(order, m)
+		}
+		groups[m] = append(groups[m], a.ID)
+	}
+	for _, m := range order {
+		ids := groups[m]
+		list, _ := json.Marshal(ids)
+		res, err := adv.ExecContext(ctx, m.to, m.status, m.due, m.lastError, ms(now), m.from, string(list))
+		if err != nil {
+			return nil, fmt.Errorf("cannot move runs on: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != int64(len(ids)) {
+			return nil, fmt.Errorf("%d of %d runs: %w", int64(len(ids))-n, len(ids), ErrRunMoved)
+		}
+	}
+	msgIDs := make(map[int]int64)
+	for k, p := range partners {
+		id, ids, err := s.insertSmallJobTx(ctx, tx, smalls[k])
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range byPartner[p] {
+			msgIDs[i] = ids[j]
+		}
+		job := smalls[k].job
+		job.ID, job.CreatedAt = id, now
+		jobs = append(jobs, job)
+	}
+	// Steps go in multi-row statements of stepChunk rows (and one for the
+	// rest): one statement per step was a third of a batch's time.
+	var args []any
+	flush := func(n int) error {
+		if n == 0 {
+			return nil
+		}
+		q := stepInsertSQL(n)
+		st, err := s.txStmt(ctx, tx, q)
+		if err != nil {
+			return err
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("cannot record the steps of runs: %w", err)
+		}
+		args = args[:0]
+		return nil
+	}
+	n := 0
+	for i := range advs {
+		for _, st := range advs[i].Steps {
+			mid := int64(0)
+			if st.Outcome == StepQueued {
+				mid = msgIDs[i]
+			}
+			at := st.At
+			if at.IsZero() {
+				at = now
+			}
+			args = append(args, advs[i].ID, st.Step, ms(at), st.Outcome, mid, st.Detail)
+			if n++; n == stepChunk {
+				if err := flush(n); err != nil {
+					return nil, err
+				}
+				n = 0
+			}
+		}
+	}
+	if err := flush(n); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	if len(jobs) > 0 {
+		s.jobsQueued()
+	}
+	return jobs, nil
+}
+
+// CancelRun cancels one waiting run of a partner's workflow by hand. A run
+// of another partner or workflow is ErrNotFound; a run that already ended
+// is returned as it is, with changed false.
+func (s *Store) CancelRun(ctx context.Context, partner, workflow string, id int64, now time.Time) (r Run, changed bool, err error) {
+	res, err := s.writer.ExecContext(ctx, `UPDATE workflow_runs SET status = 'cancelled', updated_at = ?
+		WHERE id = ? AND partner = ? AND workflow = ? AND status = 'waiting'`, ms(now), id, partner, workflow)
+	if err != nil {
+		return Run{}, false, fmt.Errorf("cannot cancel run %d: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	if n == 1 {
+		_ = s.recordStep(ctx, id, StepCancelled, "cancelled through the API", now)
+	}
+	r, err = s.RunOf(ctx, partner, id)
+	if err != nil {
+		return Run{}, false, err
+	}
+	if r.Workflow != workflow {
+		return Run{}, false, ErrNotFound
+	}
+	return r, n == 1, nil
+}
+
+// recordStep notes a cancellation in a run's steps, at its current step.
+func (s *Store) recordStep(ctx context.Context, id int64, outcome, detail string, now time.Time) error {
+	_, err := s.writer.ExecContext(ctx, `INSERT INTO workflow_steps (run_id, step, at, outcome, detail)
+		SELECT id, step, ?, ?, ? FROM workflow_runs WHERE id = ?`, ms(now), outcome, detail, id)
+	return err
+}
+
+// CancelRunsByKey cancels every waiting run of a partner's workflow that
+// carries key and returns how many.
+func (s *Store) CancelRunsByKey(ctx context.Context, partner, workflow, key string, now time.Time) (int, error) {
+	res, err := s.writer.ExecContext(ctx, `UPDATE workflow_runs SET status = 'cancelled', updated_at = ?
+		WHERE partner = ? AND workflow = ? AND key = ? AND status = 'waiting'`, ms(now), partner, workflow, key)
+	if err != nil {
+		return 0, fmt.Errorf("cannot cancel runs of %s: %w", workflow, err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// RunOf returns one run of a partner ("" for any partner); another
+// partner's run is ErrNotFound.
+func (s *Store) RunOf(ctx context.Context, partner string, id int64) (Run, error) {
+	r, err := scanRun(s.reader.QueryRowContext(ctx, `SELECT `+runColumns+` FROM workflow_runs WHERE id = ? AND (? = '' OR partner = ?)`,
+		id, partner, partner))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Run{}, ErrNotFound
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("cannot read run %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// StepsOfRun lists a run's executed steps in order.
+func (s *Store) StepsOfRun(ctx context.Context, id int64) ([]RunStep, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT step, at, outcome, message_id, detail FROM workflow_steps
+		WHERE run_id = ? ORDER BY rowid`, id)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the steps of run %d: %w", id, err)
+	}
+	defer rows.Close()
+	var out []RunStep
+	for rows.Next() {
+		var st RunStep
+		var at int64
+		if err := rows.Scan(&st.Step, &at, &st.Outcome, &st.MessageID, &st.Detail); err != nil {
+			return nil, err
+		}
+		st.At = fromMS(at)
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// RunFilter selects runs of one workflow for ListRuns; empty fields match
+// all. After is the cursor: only runs with a larger id.
+type RunFilter struct {
+	Partner  string
+	Workflow string
+	Status   string
+	Email    string
+	Key      string
+	After    int64
+	Limit    int
+}
+
+// ListRuns returns a page of a workflow's runs in id order.
+func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+runColumns+` FROM workflow_runs
+		WHERE partner = ? AND workflow = ? AND (? = '' OR status = ?) AND (? = '' OR email = ?) AND (? = '' OR key = ?) AND id > ?
+		ORDER BY id LIMIT ?`, f.Partner, f.Workflow, f.Status, f.Status, f.Email, f.Email, f.Key, f.Key, f.After, f.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list runs of %s: %w", f.Workflow, err)
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// RunCounts returns how many runs each workflow of a partner ("" for every
+// partner) has in each status: partner → workflow → status → n.
+func (s *Store) RunCounts(ctx context.Context, partner string) (map[string]map[string]map[string]int, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT partner, workflow, status, COUNT(*) FROM workflow_runs
+		WHERE ? = '' OR partner = ? GROUP BY partner, workflow, status`, partner, partner)
+	if err != nil {
+		return nil, fmt.Errorf("cannot count runs: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]map[string]int{}
+	for rows.Next() {
+		var p, w, st string
+		var n int
+		if err := rows.Scan(&p, &w, &st, &n); err != nil {
+			return nil, err
+		}
+		if out[p] == nil {
+			out[p] = map[string]map[string]int{}
+		}
+		if out[p][w] == nil {
+			out[p][w] = map[string]int{}
+		}
+		out[p][w][st] = n
+	}
+	return out, rows.Err()
+}

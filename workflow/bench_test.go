@@ -1,0 +1,304 @@
+package workflow
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/ingest"
+	"github.com/dropgate/dropgate/server/admin"
+	"github.com/dropgate/dropgate/store"
+)
+
+// The workflow benchmarks (workflow/BENCHMARKS.md). Run them alone:
+//
+//	go test ./workflow -run '^$' -bench BenchmarkEventsVsIngest -benchtime=1x
+//	go test ./workflow -run '^$' -bench BenchmarkFire100kDueAtOnce -benchtime=1x
+//	go test ./workflow -run '^$' -bench BenchmarkRSSWith1MWaitingRuns -benchtime=1x
+//
+// DROPGATE_BENCH_ROWS changes the row/event count (default 100,000; the
+// RSS benchmark's runs: DROPGATE_BENCH_RUNS, default 1,000,000).
+
+const benchToken = "bench-admin-token-0123456789"
+
+func benchRows(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// benchEnv is a store, an ingester watching the partner homes, an engine
+// on a fake clock (the scheduler not running) and the admin API.
+type benchEnv struct {
+	cfg   *config.Config
+	st    *store.Store
+	in    *ingest.Ingester
+	eng   *Engine
+	clock *fakeClock
+	api   *httptest.Server
+	ctx   context.Context
+}
+
+func newBenchEnv(b *testing.B) *benchEnv {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	cfg := config.Default()
+	cfg.DataDir = b.TempDir()
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Admin.Tokens = []string{benchToken}
+	cfg.Admin.MaxBody = 8 << 20
+	cfg.Ingest.QuietPeriod = config.Duration(100 * time.Millisecond)
+	cfg.Storage.MinFree = "1MiB"
+	cfg.Partners = []config.Partner{{Name: "acme", Region: "PT", Channels: []string{"sms"}, MaxRows: 10_000_000}}
+	cfg.Workflows = []config.Workflow{{Name: "welcome", Partner: "acme", On: "signup",
+		Steps: []config.WorkflowStep{{Delay: "1h"}, {Send: &config.WorkflowSend{Template: "otp"}}}}}
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(ctx, cfg.DBPath())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	quiet := slog.New(slog.DiscardHandler)
+	in, err := ingest.New(ingest.Options{Config: cfg, Store: st, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	inDone := make(chan error, 1)
+	go func() { inDone <- in.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-inDone })
+	if _, _, err := in.PutTemplate(ctx, "acme", "otp", "channel: sms\n---\nOla {{.name}}, o seu codigo e {{.code}}.\n"); err != nil {
+		b.Fatal(err)
+	}
+	clock := newFakeClock(time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC))
+	eng, err := New(Options{Config: cfg, Store: st, Composer: in, Clock: clock, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: quiet, Workflows: eng, CheckEvents: in.CheckEvents})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
+	adm.Run(stopped) // closes the bound listener: the benchmark uses httptest's
+	api := httptest.NewServer(adm.Handler())
+	b.Cleanup(api.Close)
+	return &benchEnv{cfg: cfg, st: st, in: in, eng: eng, clock: clock, api: api, ctx: ctx}
+}
+
+// postEvents sends n signup events through POST /api/v1/events in batches
+// of 1,000, ids from first.
+func (e *benchEnv) postEvents(b *testing.B, first, n int) {
+	b.Helper()
+	hc := &http.Client{}
+	for start := 0; start < n; start += 1000 {
+		var buf bytes.Buffer
+		buf.WriteString(`{"partner": "acme", "events": [`)
+		for i := start; i < min(start+1000, n); i++ {
+			if i > start {
+				buf.WriteByte(',')
+			}
+			k := first + i
+			fmt.Fprintf(&buf, `{"id": "s-%d", "event": "signup", "phone": "+35191%07d", "data": {"name": "user %d", "code": "%06d"}}`, k, k%10_000_000, k, k%1_000_000)
+		}
+		buf.WriteString(`]}`)
+		req, _ := http.NewRequest("POST", e.api.URL+"/api/v1/events", &buf)
+		req.Header.Set("Authorization", "Bearer "+benchToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			b.Fatalf("POST /api/v1/events: %d %.300s", resp.StatusCode, body)
+		}
+	}
+}
+
+// ingestFile drops an n-row recipient file for the otp template and waits
+// until its job is queued.
+func (e *benchEnv) ingestFile(b *testing.B, name string, n int) time.Duration {
+	b.Helper()
+	dir := filepath.Join(e.cfg.PartnerHome("acme"), "inbox", "otp")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		b.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "."+name+".part")
+	f, err := os.Create(tmp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	w.WriteString("phone,name,code\n")
+	for i := range n {
+		fmt.Fprintf(w, "+35192%07d,user %d,%06d\n", i, i, i%1_000_000)
+	}
+	w.Flush()
+	f.Close()
+	before, _ := e.st.ListJobs(e.ctx, store.JobFilter{Source: store.SourceFile})
+	start := time.Now()
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		jobs, err := e.st.ListJobs(e.ctx, store.JobFilter{Source: store.SourceFile})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(jobs) > len(before) && jobs[0].Status != store.JobIngesting {
+			if jobs[0].Total != n {
+				b.Fatalf("file job has %d messages, want %d", jobs[0].Total, n)
+			}
+			return time.Since(start)
+		}
+		if time.Since(start) > 10*time.Minute {
+			b.Fatal("the file was not ingested within 10 minutes")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// BenchmarkEventsVsIngest accepts N events through the API in batches of
+// 1,000 (each stored with its run) and ingests an N-row recipient file,
+// in the same run, and reports both rates and their ratio.
+func BenchmarkEventsVsIngest(b *testing.B) {
+	n := benchRows("DROPGATE_BENCH_ROWS", 100_000)
+	for it := 0; it < b.N; it++ {
+		e := newBenchEnv(b)
+		fileTime := e.ingestFile(b, "list.csv", n)
+		start := time.Now()
+		e.postEvents(b, 0, n)
+		eventTime := time.Since(start)
+		fileRate, eventRate := float64(n)/fileTime.Seconds(), float64(n)/eventTime.Seconds()
+		b.ReportMetric(fileRate, "file-rows/s")
+		b.ReportMetric(eventRate, "events/s")
+		b.ReportMetric(eventRate/fileRate, "events/file")
+		b.Logf("%d rows: file %v (%.0f rows/s), events through the API %v (%.0f events/s), ratio %.2f",
+			n, fileTime, fileRate, eventTime, eventRate, eventRate/fileRate)
+	}
+}
+
+// BenchmarkFire100kDueAtOnce stores N runs due at the same instant, moves
+// the fake clock there and times the scheduler until the first workflow
+// job is queued and until no run waits; it ingests an N-row recipient
+// file in the same run for comparison.
+func BenchmarkFire100kDueAtOnce(b *testing.B) {
+	n := benchRows("DROPGATE_BENCH_ROWS", 100_000)
+	for it := 0; it < b.N; it++ {
+		e := newBenchEnv(b)
+		fileTime := e.ingestFile(b, "list.csv", n)
+		e.postEvents(b, 0, n)
+		done := make(chan error, 1)
+		ctx, cancel := context.WithCancel(e.ctx)
+		go func() { done <- e.eng.Run(ctx) }()
+		start := time.Now()
+		e.clock.Advance(time.Hour)
+		var first time.Duration
+		for {
+			if first == 0 {
+				if jobs, _ := e.st.ListJobs(e.ctx, store.JobFilter{Source: store.SourceWorkflow, Limit: 1}); len(jobs) > 0 {
+					first = time.Since(start)
+				}
+			}
+			if _, ok, _ := e.st.NextRunDue(e.ctx); !ok {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		all := time.Since(start)
+		cancel()
+		<-done
+		counts, _ := e.st.RunCounts(e.ctx, "acme")
+		if counts["acme"]["welcome"][store.RunDone] != n {
+			b.Fatalf("runs %v, want %d done", counts, n)
+		}
+		b.ReportMetric(first.Seconds()*1000, "ms-to-first")
+		b.ReportMetric(all.Seconds(), "s-all-queued")
+		b.ReportMetric(fileTime.Seconds(), "s-file")
+		b.Logf("%d runs due at once: first message queued after %v, all after %v (%.2f× the %v of ingesting a %d-row file)",
+			n, first, all, all.Seconds()/fileTime.Seconds(), fileTime, n)
+	}
+}
+
+// BenchmarkRSSWith1MWaitingRuns stores N waiting runs (through the store,
+// in batches of 10,000), runs the scheduler while they wait, and reports
+// the process's RSS: the scheduler reads the due index, it does not hold
+// runs.
+func BenchmarkRSSWith1MWaitingRuns(b *testing.B) {
+	n := benchRows("DROPGATE_BENCH_RUNS", 1_000_000)
+	for it := 0; it < b.N; it++ {
+		e := newBenchEnv(b)
+		due := e.clock.Now().Add(time.Hour)
+		for start := 0; start < n; start += 10_000 {
+			ws := make([]store.EventWrite, 0, 10_000)
+			for i := start; i < min(start+10_000, n); i++ {
+				ws = append(ws, store.EventWrite{
+					Event: store.Event{Partner: "acme", Name: "signup", Phone: "+35191" + fmt.Sprintf("%07d", i), Source: store.EventFromAPI,
+						Data: map[string]string{"name": "user", "code": "123456"}},
+					Starts: []store.RunStart{{Workflow: "welcome", Step: 1, DueAt: due.Add(time.Duration(i) * time.Millisecond)}}})
+			}
+			if _, err := e.st.AcceptEvents(e.ctx, ws, e.clock.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithCancel(e.ctx)
+		done := make(chan error, 1)
+		go func() { done <- e.eng.Run(ctx) }()
+		// Let the scheduler read the index and go to sleep, then fire the
+		// first 1,000 runs so that it has worked among a million.
+		time.Sleep(time.Second)
+		e.clock.Advance(time.Hour + time.Second)
+		for {
+			counts, _ := e.st.RunCounts(e.ctx, "acme")
+			if counts["acme"]["welcome"][store.RunDone] >= 1000 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		runtime.GC()
+		debug.FreeOSMemory()
+		rss := vmRSS(b)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		cancel()
+		<-done
+		b.ReportMetric(float64(rss)/(1<<20), "MiB-RSS")
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MiB-heap")
+		b.Logf("%d waiting runs (1,000+ fired): RSS %.1f MiB, Go heap in use %.1f MiB", n, float64(rss)/(1<<20), float64(ms.HeapInuse)/(1<<20))
+	}
+}
+
+// vmRSS reads the process's resident set from /proc.
+func vmRSS(b *testing.B) int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Skip("no /proc/self/status")
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
