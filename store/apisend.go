@@ -26,6 +26,9 @@ var ErrKeyReused = errors.New("idempotency key already used for a different requ
 type APISend struct {
 	Req  APIRequest
 	Msgs []Message
+	// Templates are the template versions Msgs were rendered from, kept
+	// with the job (Job.Templates).
+	Templates []TemplateRef
 }
 
 // APIResult is what became of one APISend: its job and message ids, and
@@ -87,7 +90,7 @@ func (s *Store) CreateAPIJobs(ctx context.Context, sends []APISend) ([]APIResult
 	jobs := make([]*smallJob, len(sends))
 	qs := []string{apiKeyLookupSQL, apiKeyInsertSQL}
 	for i, sd := range sends {
-		j := Job{Partner: sd.Req.Partner, Source: SourceAPI, Priority: PriorityTransactional, Status: JobQueued, Total: len(sd.Msgs)}
+		j := Job{Partner: sd.Req.Partner, Source: SourceAPI, Priority: PriorityTransactional, Status: JobQueued, Total: len(sd.Msgs), Templates: sd.Templates}
 		jobs[i] = newSmallJob(j, sd.Msgs, now)
 		qs = append(qs, jobs[i].queries()...)
 	}

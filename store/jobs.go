@@ -6,19 +6,72 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
-const jobColumns = `id, partner, source, COALESCE(file_id, 0), file_name, status, priority, total, created_at, started_at, finished_at, reported_at`
+const jobColumns = `id, partner, source, COALESCE(file_id, 0), file_name, status, priority, total, templates, created_at, started_at, finished_at, reported_at`
 
 func scanJob(row interface{ Scan(...any) error }) (Job, error) {
 	var j Job
 	var created int64
+	var templates string
 	var started, finished, reported sql.NullInt64
-	err := row.Scan(&j.ID, &j.Partner, &j.Source, &j.FileID, &j.FileName, &j.Status, &j.Priority, &j.Total,
+	err := row.Scan(&j.ID, &j.Partner, &j.Source, &j.FileID, &j.FileName, &j.Status, &j.Priority, &j.Total, &templates,
 		&created, &started, &finished, &reported)
 	j.CreatedAt, j.StartedAt, j.FinishedAt, j.ReportedAt = fromMS(created), nullMS(started), nullMS(finished), nullMS(reported)
+	j.Templates = decodeTemplateRefs(templates)
 	return j, err
+}
+
+// TemplateRef names one version of a template a job's messages were
+// rendered from.
+type TemplateRef struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+}
+
+// String is the ref as the console shows it: otp v3.
+func (r TemplateRef) String() string { return r.Name + " v" + strconv.Itoa(r.Version) }
+
+// encodeTemplateRefs is the jobs.templates column (migration 0032):
+// "name@version" entries separated by spaces; template names hold neither.
+func encodeTemplateRefs(refs []TemplateRef) string {
+	var b strings.Builder
+	for i, r := range refs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(r.Name)
+		b.WriteByte('@')
+		b.WriteString(strconv.Itoa(r.Version))
+	}
+	return b.String()
+}
+
+// decodeTemplateRefs reads the jobs.templates column; nil for ”.
+func decodeTemplateRefs(s string) []TemplateRef {
+	if s == "" {
+		return nil
+	}
+	var refs []TemplateRef
+	for _, f := range strings.Fields(s) {
+		name, v, _ := strings.Cut(f, "@")
+		n, _ := strconv.Atoi(v)
+		refs = append(refs, TemplateRef{Name: name, Version: n})
+	}
+	return refs
+}
+
+// SetJobTemplates records the template versions a job's messages were
+// rendered from. A file job calls it before its commit, once it knows
+// which templates its rows named.
+func (s *Store) SetJobTemplates(ctx context.Context, jobID int64, refs []TemplateRef) error {
+	if _, err := s.writer.ExecContext(ctx, `UPDATE jobs SET templates = ? WHERE id = ?`, encodeTemplateRefs(refs), jobID); err != nil {
+		return fmt.Errorf("cannot record the templates of job %d: %w", jobID, err)
+	}
+	return nil
 }
 
 // Job returns one job with its counts per message status.

@@ -212,7 +212,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 			closers = append(closers, closeByRunning(srv))
 		}
 	}
-	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.Compose,
+	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.ComposeJob,
 		Storage: wm, Degraded: degraded(in, snd), PutTemplate: in.PutTemplate, Metrics: metrics,
 		CheckSuppressions: in.CheckSuppressions})
 	if err != nil {

@@ -81,9 +81,9 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	send, problems := req.toAPISend()
-	var msgs []store.Message
+	var composed ingest.Composed
 	if len(problems) == 0 {
-		msgs, problems, err = s.opts.Compose(r.Context(), partner, send)
+		composed, problems, err = s.opts.Compose(r.Context(), partner, send)
 		if errors.Is(err, ingest.ErrUnknownPartner) {
 			return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request", Message: err.Error(),
 				Details: []ingest.Problem{{Field: "partner", Value: partner, Message: "not a configured partner"}}}
@@ -107,7 +107,8 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) error {
 		// send's time.
 		ar.RequestHash = requestHash(partner, send)
 	}
-	res := s.sends.create(r.Context(), store.APISend{Req: ar, Msgs: msgs})
+	msgs := composed.Msgs
+	res := s.sends.create(r.Context(), store.APISend{Req: ar, Msgs: msgs, Templates: composed.Templates})
 	job, ids, replay, err := res.Job, res.IDs, res.Replay, res.Err
 	if errors.Is(err, store.ErrKeyReused) {
 		return &Error{Status: http.StatusConflict, Code: "idempotency_key_reused", Message: "this Idempotency-Key was already used for a different request"}

@@ -36,7 +36,7 @@ type sendBench struct {
 	hc  *http.Client
 }
 
-func newSendBench(b *testing.B) *sendBench {
+func newSendBench(b testing.TB) *sendBench {
 	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
@@ -66,7 +66,7 @@ func newSendBench(b *testing.B) *sendBench {
 	if _, _, err := in.PutTemplate(ctx, "acme", "otp", "channel: sms\n---\nHi {{.name}}, your code is {{.code}}.\n"); err != nil {
 		b.Fatal(err)
 	}
-	s, err := New(Options{Config: cfg, Store: st, Logger: quiet, Compose: in.Compose, Nudge: func() {}})
+	s, err := New(Options{Config: cfg, Store: st, Logger: quiet, Compose: in.ComposeJob, Nudge: func() {}})
 	if err != nil {
 		b.Fatal(err)
 	}
