@@ -98,6 +98,40 @@ func (s *Store) JobCounts(ctx context.Context, id int64) (map[string]int, error)
 	return j.Counts, err
 }
 
+// readQuery runs q on the reader pool as a statement prepared once (the
+// console's and /metrics's reads: parsing their SQL on every request was
+// a seventh of a page's time).
+func (s *Store) readQuery(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.stmts.stmt(ctx, s.reader, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// readTxStmts prepares qs on the reader pool, then begins a read
+// transaction (readTx) and returns the statements bound to it. Preparing
+// first matters: a statement prepared while the transaction holds a
+// connection would wait for another.
+func (s *Store) readTxStmts(ctx context.Context, qs ...string) (*sql.Tx, []*sql.Stmt, error) {
+	prepared := make([]*sql.Stmt, len(qs))
+	for i, q := range qs {
+		st, err := s.stmts.stmt(ctx, s.reader, q)
+		if err != nil {
+			return nil, nil, err
+		}
+		prepared[i] = st
+	}
+	tx, err := s.readTx(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, st := range prepared {
+		prepared[i] = tx.StmtContext(ctx, st)
+	}
+	return tx, prepared, nil
+}
+
 // readTx begins a read-only transaction on the reader pool: the reads in
 // it see one snapshot of the database.
 func (s *Store) readTx(ctx context.Context) (*sql.Tx, error) {
@@ -152,14 +186,12 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	if f.BeforeID <= 0 {
 		f.BeforeID = 1 << 62
 	}
-	tx, err := s.readTx(ctx)
+	tx, st, err := s.readTxStmts(ctx, listJobsSQL, listCountsSQL)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs
-		WHERE (? = '' OR partner = ?) AND (? = '' OR status = ?) AND (? = '' OR source = ?) AND id < ?
-		ORDER BY id DESC LIMIT ?`, f.Partner, f.Partner, f.Status, f.Status, f.Source, f.Source, f.BeforeID, f.Limit)
+	rows, err := st[0].QueryContext(ctx, f.Partner, f.Partner, f.Status, f.Status, f.Source, f.Source, f.BeforeID, f.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -176,12 +208,20 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	return out, listCounts(ctx, tx, out)
+	return out, listCounts(ctx, st[1], out)
 }
 
+const (
+	listJobsSQL = `SELECT ` + jobColumns + ` FROM jobs
+		WHERE (? = '' OR partner = ?) AND (? = '' OR status = ?) AND (? = '' OR source = ?) AND id < ?
+		ORDER BY id DESC LIMIT ?`
+	listCountsSQL = `SELECT job_id, status, SUM(n) FROM job_counts
+		WHERE job_id IN (SELECT value FROM json_each(?)) AND n <> 0 GROUP BY job_id, status`
+)
+
 // listCounts fills the counts of a page of jobs with one read of their
-// tallies.
-func listCounts(ctx context.Context, tx *sql.Tx, jobs []Job) error {
+// tallies, by st (listCountsSQL in the page's read transaction).
+func listCounts(ctx context.Context, st *sql.Stmt, jobs []Job) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -192,8 +232,7 @@ func listCounts(ctx context.Context, tx *sql.Tx, jobs []Job) error {
 		jobs[i].Counts = map[string]int{}
 	}
 	b, _ := json.Marshal(ids)
-	rows, err := tx.QueryContext(ctx, `SELECT job_id, status, SUM(n) FROM job_counts
-		WHERE job_id IN (SELECT value FROM json_each(?)) AND n <> 0 GROUP BY job_id, status`, string(b))
+	rows, err := st.QueryContext(ctx, string(b))
 	if err != nil {
 		return fmt.Errorf("cannot read job counts: %w", err)
 	}

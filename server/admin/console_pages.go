@@ -37,7 +37,7 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) error {
 	// The per-minute tallies are per channel, across partners: only an
 	// admin sees them.
 	if p.admin {
-		mins, err := s.opts.Store.ChannelMinutes(ctx, now.Add(-24*time.Hour-time.Minute))
+		mins, err := s.minutes.since(ctx, s.opts.Store, s.channelNames(), now.Add(-24*time.Hour-time.Minute), now) // console_minutes.go
 		if err != nil {
 			return err
 		}

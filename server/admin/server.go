@@ -68,6 +68,7 @@ type Server struct {
 	console *console
 	tlsOn   bool
 	sends   *sendGroups // group commit of API sends (sendgroup.go)
+	minutes minuteCache // the overview's chart rows (console_minutes.go)
 }
 
 func (s *Server) now() time.Time {
