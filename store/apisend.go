@@ -97,6 +97,24 @@ func (s *Store) CreateAPIJobs(ctx context.Context, sends []APISend) ([]APIResult
 	if err := s.prepare(ctx, qs...); err != nil {
 		return nil, err
 	}
+	out, err := s.createAPIJobsTx(ctx, jobs, sends, false)
+	if errors.Is(err, errRetryWithSavepoints) {
+		out, err = s.createAPIJobsTx(ctx, jobs, sends, true)
+	}
+	return out, err
+}
+
+// errRetryWithSavepoints says a group without savepoints had a send fail
+// part-way: the group is rolled back and stored again, each send in a
+// savepoint of its own.
+var errRetryWithSavepoints = errors.New("a send failed part-way")
+
+// createAPIJobsTx is CreateAPIJobs' transaction. A savepoint per send (two
+// more statements each, a quarter of a single send's) is needed only when
+// a send fails after it wrote something, which takes a failing insert: so
+// a group first goes without them, and only when such a failure happens
+// (not a reused key, found before any write) is it stored again with them.
+func (s *Store) createAPIJobsTx(ctx context.Context, jobs []*smallJob, sends []APISend, savepoints bool) ([]APIResult, error) {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -104,14 +122,15 @@ func (s *Store) CreateAPIJobs(ctx context.Context, sends []APISend) ([]APIResult
 	defer tx.Rollback()
 	out := make([]APIResult, len(sends))
 	for i, sd := range sends {
-		if len(sends) > 1 {
+		if savepoints {
 			if _, err := tx.ExecContext(ctx, `SAVEPOINT api_send`); err != nil {
 				return nil, err
 			}
 		}
 		out[i] = s.createAPIJobTx(ctx, tx, sd.Req, jobs[i])
-		if len(sends) > 1 {
-			if out[i].Err != nil {
+		switch err := out[i].Err; {
+		case savepoints:
+			if err != nil {
 				if _, err := tx.ExecContext(ctx, `ROLLBACK TO api_send`); err != nil {
 					return nil, err
 				}
@@ -119,6 +138,8 @@ func (s *Store) CreateAPIJobs(ctx context.Context, sends []APISend) ([]APIResult
 			if _, err := tx.ExecContext(ctx, `RELEASE api_send`); err != nil {
 				return nil, err
 			}
+		case err != nil && !errors.Is(err, ErrKeyReused) && len(sends) > 1:
+			return nil, errRetryWithSavepoints
 		}
 	}
 	if len(sends) == 1 && out[0].Err != nil {
