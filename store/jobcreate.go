@@ -54,6 +54,9 @@ type smallJob struct {
 	msgs   []Message
 	now    time.Time
 	chunks []insertChunk
+	// grouped: written with its group's statements (apisend_group.go),
+	// without chunks of its own.
+	grouped bool
 }
 
 // newSmallJob builds the statements of a job of msgs created at now. The
