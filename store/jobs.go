@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -186,7 +187,7 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	if f.BeforeID <= 0 {
 		f.BeforeID = 1 << 62
 	}
-	tx, st, err := s.readTxStmts(ctx, listJobsSQL, listCountsSQL)
+	tx, st, err := s.readTxStmts(ctx, listJobsSQL, listCountsSQL, listCountsRangeSQL)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +209,7 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	return out, listCounts(ctx, st[1], out)
+	return out, listCounts(ctx, st[1], st[2], out)
 }
 
 const (
@@ -217,11 +218,17 @@ const (
 		ORDER BY id DESC LIMIT ?`
 	listCountsSQL = `SELECT job_id, status, SUM(n) FROM job_counts
 		WHERE job_id IN (SELECT value FROM json_each(?)) AND n <> 0 GROUP BY job_id, status`
+	listCountsRangeSQL = `SELECT job_id, status, SUM(n) FROM job_counts
+		WHERE job_id BETWEEN ? AND ? AND n <> 0 GROUP BY job_id, status`
 )
 
 // listCounts fills the counts of a page of jobs with one read of their
-// tallies, by st (listCountsSQL in the page's read transaction).
-func listCounts(ctx context.Context, st *sql.Stmt, jobs []Job) error {
+// tallies: byIDs (listCountsSQL) names the page's jobs; byRange
+// (listCountsRangeSQL) reads the range from the page's oldest job to its
+// newest, for a page whose jobs are most of their range (an unfiltered
+// page is all of it): a range scan of the tally's primary key, without
+// building a list of ids, cost half as much.
+func listCounts(ctx context.Context, byIDs, byRange *sql.Stmt, jobs []Job) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -231,8 +238,15 @@ func listCounts(ctx context.Context, st *sql.Stmt, jobs []Job) error {
 		ids[i], at[jobs[i].ID] = jobs[i].ID, i
 		jobs[i].Counts = map[string]int{}
 	}
-	b, _ := json.Marshal(ids)
-	rows, err := st.QueryContext(ctx, string(b))
+	lo, hi := slices.Min(ids), slices.Max(ids)
+	var rows *sql.Rows
+	var err error
+	if hi-lo < 2*int64(len(ids)) {
+		rows, err = byRange.QueryContext(ctx, lo, hi)
+	} else {
+		b, _ := json.Marshal(ids)
+		rows, err = byIDs.QueryContext(ctx, string(b))
+	}
 	if err != nil {
 		return fmt.Errorf("cannot read job counts: %w", err)
 	}
@@ -244,7 +258,9 @@ func listCounts(ctx context.Context, st *sql.Stmt, jobs []Job) error {
 		if err := rows.Scan(&id, &st, &n); err != nil {
 			return err
 		}
-		jobs[at[id]].Counts[st] = n
+		if i, ok := at[id]; ok { // a range may hold jobs the page filtered out
+			jobs[i].Counts[st] = n
+		}
 	}
 	return rows.Err()
 }
