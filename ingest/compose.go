@@ -142,7 +142,8 @@ func (in *Ingester) compose(ctx context.Context, partnerName string, req APISend
 		return nil, problems, nil
 	}
 
-	phones := newPhoneNormalizer(p.cfg.Region)
+	phones := apiPhones(p.cfg.Region) // composephones.go
+	defer releaseAPIPhones(phones)
 	var buf bytes.Buffer
 	msgs := make([]store.Message, 0, len(req.Recipients))
 	for i, r := range req.Recipients {
