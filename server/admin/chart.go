@@ -3,6 +3,7 @@ package admin
 import (
 	"fmt"
 	"html/template"
+	"iter"
 	"math"
 	"strconv"
 	"strings"
@@ -20,12 +21,12 @@ const (
 // channelChart draws a channel's sent (green) and failed (red) messages per
 // minute over the 24 hours to now as an inline SVG, scaled to the busiest
 // minute. The server draws it, so the page needs no script.
-func channelChart(minutes []store.ChannelMinute, now time.Time) template.HTML {
+func channelChart(minutes iter.Seq[store.ChannelMinute], now time.Time) template.HTML {
 	start := now.Truncate(time.Minute).Add(-chartMinutes * time.Minute)
 	sent := make([]int, chartMinutes+1)
 	failed := make([]int, chartMinutes+1)
 	peak := 1
-	for _, m := range minutes {
+	for m := range minutes {
 		i := int(m.Minute.Sub(start) / time.Minute)
 		if i < 0 || i > chartMinutes {
 			continue

@@ -2,7 +2,7 @@ package admin
 
 import (
 	"context"
-	"slices"
+	"iter"
 	"sync"
 	"time"
 
@@ -18,47 +18,65 @@ import (
 // again on every page, the rest comes from here.
 type minuteCache struct {
 	mu sync.Mutex
-	// rows holds every cached minute, in (channel, minute) order as read,
-	// up to but not including from.
-	rows []store.ChannelMinute
-	from time.Time // the first minute not cached; zero before the first read
+	// settled holds each channel's cached minutes, oldest first, all
+	// before from. A page shares these slices read-only: they are only
+	// ever re-sliced and appended to (past every length handed out).
+	settled map[string][]store.ChannelMinute
+	from    time.Time // the first minute not cached; zero before the first read
 }
 
-// since returns the channels' tallies of minutes at or after since,
+// minuteSeries is one channel's minutes for a page: the cached settled ones
+// and the recent ones read for it.
+type minuteSeries struct{ settled, recent []store.ChannelMinute }
+
+// all yields the series' minutes, oldest first.
+func (m minuteSeries) all() iter.Seq[store.ChannelMinute] {
+	return func(yield func(store.ChannelMinute) bool) {
+		for _, part := range [2][]store.ChannelMinute{m.settled, m.recent} {
+			for _, c := range part {
+				if !yield(c) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// since returns, per channel, the tallies of minutes at or after since,
 // reading from the store only those not cached yet and the two most
 // recent.
-func (c *minuteCache) since(ctx context.Context, st *store.Store, channels []string, since, now time.Time) ([]store.ChannelMinute, error) {
+func (c *minuteCache) since(ctx context.Context, st *store.Store, channels []string, since, now time.Time) (map[string]minuteSeries, error) {
 	since = since.Truncate(time.Minute)
 	settled := now.Truncate(time.Minute).Add(-time.Minute) // this minute and the one before may still change
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.from.IsZero() || c.from.Before(since) || settled.Before(c.from) {
-		c.rows, c.from = nil, since // first page, a long pause, or the clock went back
+		c.settled, c.from = map[string][]store.ChannelMinute{}, since // first page, a long pause, or the clock went back
 	}
 	fresh, err := st.ChannelMinutes(ctx, channels, c.from)
 	if err != nil {
 		return nil, err
 	}
-	// Keep what is settled and still in the window; the minutes after
-	// that are this page's only.
-	kept := make([]store.ChannelMinute, 0, len(c.rows)+len(fresh))
-	for _, m := range c.rows {
-		if !m.Minute.Before(since) {
-			kept = append(kept, m)
-		}
-	}
-	for _, m := range fresh {
+	out := make(map[string]minuteSeries, len(channels))
+	for _, m := range fresh { // newer than every cached minute, by channel then minute
 		if m.Minute.Before(settled) {
-			kept = append(kept, m)
+			c.settled[m.Channel] = append(c.settled[m.Channel], m)
+		} else {
+			sr := out[m.Channel]
+			sr.recent = append(sr.recent, m)
+			out[m.Channel] = sr
 		}
 	}
-	// A later page builds a new slice: the caller may keep this one.
-	c.rows, c.from = kept, settled
-	out := slices.Clip(kept) // appending copies
-	for _, m := range fresh {
-		if !m.Minute.Before(settled) {
-			out = append(out, m)
+	c.from = settled
+	for ch, rows := range c.settled {
+		i := 0
+		for i < len(rows) && rows[i].Minute.Before(since) {
+			i++
 		}
+		c.settled[ch] = rows[i:]
+		sr := out[ch]
+		sr.settled = rows[i:]
+		out[ch] = sr
 	}
 	return out, nil
 }

@@ -39,12 +39,12 @@ func TestMinuteCacheReadsSettledMinutesOnce(t *testing.T) {
 	var c minuteCache
 	get := func(since, now time.Time) map[int64]int {
 		t.Helper()
-		rows, err := c.since(ctx, st, []string{"sms"}, since, now)
+		series, err := c.since(ctx, st, []string{"sms"}, since, now)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out := map[int64]int{}
-		for _, m := range rows {
+		for m := range series["sms"].all() {
 			if _, dup := out[m.Minute.Unix()/60]; dup {
 				t.Fatalf("minute %v twice", m.Minute)
 			}
