@@ -54,6 +54,32 @@ var ErrUnknownPartner = errors.New("unknown partner")
 // It returns the messages ready to store, or every problem found (nothing
 // is sent when one recipient is bad, like a file under reject_file).
 func (in *Ingester) Compose(ctx context.Context, partnerName string, req APISend) ([]store.Message, []Problem, error) {
+	var used store.TemplateRef
+	return in.compose(ctx, partnerName, req, &used)
+}
+
+// Composed is an API send checked and rendered by ComposeJob: its messages
+// and the template version they were rendered from (none for a literal
+// body), which the job records.
+type Composed struct {
+	Msgs      []store.Message
+	Templates []store.TemplateRef
+}
+
+// ComposeJob is Compose, also telling which template version rendered the
+// messages.
+func (in *Ingester) ComposeJob(ctx context.Context, partnerName string, req APISend) (Composed, []Problem, error) {
+	var used store.TemplateRef
+	msgs, problems, err := in.compose(ctx, partnerName, req, &used)
+	c := Composed{Msgs: msgs}
+	if used.Name != "" {
+		c.Templates = []store.TemplateRef{used}
+	}
+	return c, problems, err
+}
+
+// compose is Compose; it sets *used to the template version it renders.
+func (in *Ingester) compose(ctx context.Context, partnerName string, req APISend, used *store.TemplateRef) ([]store.Message, []Problem, error) {
 	p := in.partners[partnerName]
 	if p == nil {
 		return nil, nil, fmt.Errorf("%w %q", ErrUnknownPartner, partnerName)
@@ -88,6 +114,7 @@ func (in *Ingester) Compose(ctx context.Context, partnerName string, req APISend
 			return nil, nil, err
 		default:
 			channel, recipientField = t.channel, t.recipient
+			*used = store.TemplateRef{Name: t.name, Version: t.version}
 		}
 	case strings.TrimSpace(req.Body) != "":
 		ch := p.channels[0]
@@ -115,7 +142,8 @@ func (in *Ingester) Compose(ctx context.Context, partnerName string, req APISend
 		return nil, problems, nil
 	}
 
-	phones := newPhoneNormalizer(p.cfg.Region)
+	phones := apiPhones(p.cfg.Region) // composephones.go
+	defer releaseAPIPhones(phones)
 	var buf bytes.Buffer
 	msgs := make([]store.Message, 0, len(req.Recipients))
 	for i, r := range req.Recipients {

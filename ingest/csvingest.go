@@ -283,6 +283,9 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		log.Info("file rejected", "rows", fj.rows, "bad_rows", fj.bad)
 	default:
 		errs := fj.withExtensionNote(fj.reportedErrors(), facts)
+		if err := fj.recordTemplates(ctx); err != nil { // jobtemplates.go
+			return err
+		}
 		if err := fj.w.Commit(ctx, fj.rows, errs); err != nil {
 			return err
 		}

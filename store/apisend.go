@@ -26,6 +26,9 @@ var ErrKeyReused = errors.New("idempotency key already used for a different requ
 type APISend struct {
 	Req  APIRequest
 	Msgs []Message
+	// Templates are the template versions Msgs were rendered from, kept
+	// with the job (Job.Templates).
+	Templates []TemplateRef
 }
 
 // APIResult is what became of one APISend: its job and message ids, and
@@ -85,30 +88,91 @@ func (s *Store) CreateAPIJob(ctx context.Context, req APIRequest, msgs []Message
 func (s *Store) CreateAPIJobs(ctx context.Context, sends []APISend) ([]APIResult, error) {
 	now := time.Now()
 	jobs := make([]*smallJob, len(sends))
+	var grouped []*smallJob // written with the group's statements (apisend_group.go)
 	qs := []string{apiKeyLookupSQL, apiKeyInsertSQL}
 	for i, sd := range sends {
-		j := Job{Partner: sd.Req.Partner, Source: SourceAPI, Priority: PriorityTransactional, Status: JobQueued, Total: len(sd.Msgs)}
+		j := Job{Partner: sd.Req.Partner, Source: SourceAPI, Priority: PriorityTransactional, Status: JobQueued, Total: len(sd.Msgs), Templates: sd.Templates}
+		if groupable(sd) {
+			jobs[i] = &smallJob{job: j, msgs: sd.Msgs, now: now, grouped: true}
+			grouped = append(grouped, jobs[i])
+			continue
+		}
 		jobs[i] = newSmallJob(j, sd.Msgs, now)
 		qs = append(qs, jobs[i].queries()...)
+	}
+	if len(grouped) == 1 { // alone, its own four statements are cheaper
+		*grouped[0] = *newSmallJob(grouped[0].job, grouped[0].msgs, now)
+		qs = append(qs, grouped[0].queries()...)
+		grouped = nil
+	}
+	if len(grouped) > 0 {
+		qs = append(qs, groupQueries(grouped)...)
 	}
 	if err := s.prepare(ctx, qs...); err != nil {
 		return nil, err
 	}
+	out, err := s.createAPIJobsTx(ctx, jobs, sends, grouped, false)
+	if errors.Is(err, errRetryWithSavepoints) {
+		// Each send on its own, in a savepoint, to fail only the bad one.
+		qs = qs[:0]
+		for _, sj := range grouped {
+			*sj = *newSmallJob(sj.job, sj.msgs, now)
+			qs = append(qs, sj.queries()...)
+		}
+		if err := s.prepare(ctx, qs...); err != nil {
+			return nil, err
+		}
+		out, err = s.createAPIJobsTx(ctx, jobs, sends, nil, true)
+	}
+	return out, err
+}
+
+// errRetryWithSavepoints says a group without savepoints had a send fail
+// part-way: the group is rolled back and stored again, each send in a
+// savepoint of its own.
+var errRetryWithSavepoints = errors.New("a send failed part-way")
+
+// createAPIJobsTx is CreateAPIJobs' transaction. The grouped sends are
+// written first, together. A savepoint per send (two more statements each,
+// a quarter of a single send's) is needed only when a send fails after it
+// wrote something, which takes a failing insert: so a group first goes
+// without them, and only when such a failure happens (not a reused key,
+// found before any write) is it stored again with them, nothing grouped.
+func (s *Store) createAPIJobsTx(ctx context.Context, jobs []*smallJob, sends []APISend, grouped []*smallJob, savepoints bool) ([]APIResult, error) {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
 	out := make([]APIResult, len(sends))
+	if len(grouped) > 0 {
+		jobIDs, msgIDs, err := s.insertGroupTx(ctx, tx, grouped)
+		if err != nil {
+			return nil, errRetryWithSavepoints
+		}
+		k := 0
+		for i, sj := range jobs {
+			if sj.grouped {
+				job := sj.job
+				job.ID = jobIDs[k]
+				out[i] = APIResult{Job: job, IDs: msgIDs[k]}
+				k++
+			}
+		}
+	}
 	for i, sd := range sends {
-		if len(sends) > 1 {
+		if jobs[i].grouped && !savepoints {
+			continue
+		}
+		if savepoints {
 			if _, err := tx.ExecContext(ctx, `SAVEPOINT api_send`); err != nil {
 				return nil, err
 			}
 		}
 		out[i] = s.createAPIJobTx(ctx, tx, sd.Req, jobs[i])
-		if len(sends) > 1 {
-			if out[i].Err != nil {
+		switch err := out[i].Err; {
+		case savepoints:
+			if err != nil {
 				if _, err := tx.ExecContext(ctx, `ROLLBACK TO api_send`); err != nil {
 					return nil, err
 				}
@@ -116,6 +180,8 @@ func (s *Store) CreateAPIJobs(ctx context.Context, sends []APISend) ([]APIResult
 			if _, err := tx.ExecContext(ctx, `RELEASE api_send`); err != nil {
 				return nil, err
 			}
+		case err != nil && !errors.Is(err, ErrKeyReused) && len(sends) > 1:
+			return nil, errRetryWithSavepoints
 		}
 	}
 	if len(sends) == 1 && out[0].Err != nil {

@@ -13,13 +13,14 @@ type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-const insertJobSQL = `INSERT INTO jobs (partner, source, file_id, file_name, status, priority, total, created_at)
-	VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, ?, ?)`
+const insertJobSQL = `INSERT INTO jobs (partner, source, file_id, file_name, status, priority, total, templates, created_at)
+	VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, ?, ?, ?)`
 
 // insertJob creates a job at now, which is also its messages' created_at
 // (messages have none of their own, see migration 0005).
 func (s *Store) insertJob(ctx context.Context, db execer, j Job, now time.Time) (int64, error) {
-	res, err := db.ExecContext(ctx, insertJobSQL, j.Partner, j.Source, j.FileID, j.FileName, j.Status, j.Priority, j.Total, ms(now))
+	res, err := db.ExecContext(ctx, insertJobSQL, j.Partner, j.Source, j.FileID, j.FileName, j.Status, j.Priority, j.Total,
+		encodeTemplateRefs(j.Templates), ms(now))
 	if err != nil {
 		return 0, fmt.Errorf("cannot create job: %w", err)
 	}
@@ -53,6 +54,9 @@ type smallJob struct {
 	msgs   []Message
 	now    time.Time
 	chunks []insertChunk
+	// grouped: written with its group's statements (apisend_group.go),
+	// without chunks of its own.
+	grouped bool
 }
 
 // newSmallJob builds the statements of a job of msgs created at now. The
@@ -145,7 +149,8 @@ func (s *Store) insertSmallJobTx(ctx context.Context, tx *sql.Tx, sj *smallJob) 
 		return 0, nil, err
 	}
 	j := sj.job
-	res, err := st.ExecContext(ctx, j.Partner, j.Source, j.FileID, j.FileName, j.Status, j.Priority, j.Total, ms(sj.now))
+	res, err := st.ExecContext(ctx, j.Partner, j.Source, j.FileID, j.FileName, j.Status, j.Priority, j.Total,
+		encodeTemplateRefs(j.Templates), ms(sj.now))
 	if err != nil {
 		return 0, nil, fmt.Errorf("cannot create job: %w", err)
 	}

@@ -19,7 +19,7 @@ type StatusCount struct {
 // so a scrape costs what is in progress, not everything ever sent (CROSS
 // JOIN: walk the few unfinished jobs, then their tallies).
 func (s *Store) StatusCounts(ctx context.Context) ([]StatusCount, error) {
-	rows, err := s.reader.QueryContext(ctx, `
+	rows, err := s.readQuery(ctx, `
 		SELECT kind, channel, status, SUM(n) FROM (
 			SELECT kind, channel, status, n FROM status_totals
 			UNION ALL SELECT 'messages', c.channel, c.status, c.n FROM jobs j INDEXED BY jobs_unfinished
@@ -44,7 +44,7 @@ func (s *Store) StatusCounts(ctx context.Context) ([]StatusCount, error) {
 // are still to be sent (queued or in flight), so that a start can warn
 // about channels that are no longer configured.
 func (s *Store) WaitingChannels(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT c.channel, SUM(c.n) FROM jobs j
+	rows, err := s.readQuery(ctx, `SELECT c.channel, SUM(c.n) FROM jobs j
 		JOIN job_counts c ON c.job_id = j.id AND c.status IN (?, ?)
 		WHERE j.status IN (?, ?, ?) GROUP BY c.channel HAVING SUM(c.n) > 0`,
 		MsgQueued, MsgSending, JobQueued, JobSending, JobPaused)
@@ -67,7 +67,7 @@ func (s *Store) WaitingChannels(ctx context.Context) (map[string]int64, error) {
 // FilesAfter returns up to limit files with ids above afterID, in id
 // order, without their errors: the metrics follow settled files through it.
 func (s *Store) FilesAfter(ctx context.Context, afterID int64, limit int) ([]File, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+fileColumns+` FROM files WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+	rows, err := s.readQuery(ctx, `SELECT `+fileColumns+` FROM files WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list files after %d: %w", afterID, err)
 	}

@@ -91,6 +91,7 @@ type Job struct {
 	Status     string         `json:"status"`
 	Priority   int            `json:"priority"`
 	Total      int            `json:"total"`
+	Templates  []TemplateRef  `json:"templates,omitempty"`
 	Counts     map[string]int `json:"counts"`
 	CreatedAt  time.Time      `json:"created_at"`
 	StartedAt  time.Time      `json:"started_at,omitzero"`

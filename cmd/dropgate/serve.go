@@ -230,7 +230,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		return fmt.Errorf("cannot start workflows: %w", err)
 	}
 	in.SetEvents(flows.AcceptFile)
-	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.Compose,
+	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.ComposeJob,
 		Storage: wm, Degraded: degraded(in, snd), PutTemplate: in.PutTemplate, Metrics: metrics,
 		CheckSuppressions: in.CheckSuppressions, Unsubscribe: links, Workflows: flows, CheckEvents: in.CheckEvents})
 	if err != nil {

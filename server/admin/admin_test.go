@@ -80,7 +80,8 @@ func (f *fixture) job(t *testing.T, partner string, n int) store.Job {
 	for i := range msgs {
 		msgs[i] = store.Message{Channel: "sms", Recipient: "+351912345678", Body: "hi"}
 	}
-	j, _, err := f.store.CreateJob(context.Background(), store.Job{Partner: partner, Source: store.SourceAPI}, msgs)
+	j, _, err := f.store.CreateJob(context.Background(), store.Job{Partner: partner, Source: store.SourceAPI,
+		Templates: []store.TemplateRef{{Name: "otp", Version: 2}}}, msgs)
 	if err != nil {
 		t.Fatal(err)
 	}

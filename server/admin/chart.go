@@ -3,6 +3,9 @@ package admin
 import (
 	"fmt"
 	"html/template"
+	"iter"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,12 +21,12 @@ const (
 // channelChart draws a channel's sent (green) and failed (red) messages per
 // minute over the 24 hours to now as an inline SVG, scaled to the busiest
 // minute. The server draws it, so the page needs no script.
-func channelChart(minutes []store.ChannelMinute, now time.Time) template.HTML {
+func channelChart(minutes iter.Seq[store.ChannelMinute], now time.Time) template.HTML {
 	start := now.Truncate(time.Minute).Add(-chartMinutes * time.Minute)
 	sent := make([]int, chartMinutes+1)
 	failed := make([]int, chartMinutes+1)
 	peak := 1
-	for _, m := range minutes {
+	for m := range minutes {
 		i := int(m.Minute.Sub(start) / time.Minute)
 		if i < 0 || i > chartMinutes {
 			continue
@@ -34,14 +37,17 @@ func channelChart(minutes []store.ChannelMinute, now time.Time) template.HTML {
 	// A point only where the line bends: a quiet day is a few points, not
 	// 1,441.
 	line := func(vals []int) string {
-		var b strings.Builder
+		b := make([]byte, 0, 4096)
 		for i, v := range vals {
 			if i > 0 && i < len(vals)-1 && vals[i-1] == v && vals[i+1] == v {
 				continue
 			}
-			fmt.Fprintf(&b, "%.1f,%.1f ", float64(i)*chartW/chartMinutes, chartH-float64(v)*(chartH-10)/float64(peak))
+			b = appendTenths(b, float64(i)*chartW/chartMinutes)
+			b = append(b, ',')
+			b = appendTenths(b, chartH-float64(v)*(chartH-10)/float64(peak))
+			b = append(b, ' ')
 		}
-		return b.String()
+		return string(b)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="messages per minute, last 24 hours">`, chartW, chartH+16)
@@ -54,4 +60,13 @@ func channelChart(minutes []store.ChannelMinute, now time.Time) template.HTML {
 	fmt.Fprintf(&b, `<text x="4" y="12" class="axis">peak %d/min</text>`, peak)
 	fmt.Fprintf(&b, `<polyline points="%s" class="sent"/><polyline points="%s" class="failed"/></svg>`, line(sent), line(failed))
 	return template.HTML(b.String())
+}
+
+// appendTenths appends a non-negative v rounded to one decimal, as
+// fmt's %.1f would: the chart's thousands of points were a third of the
+// overview's time with fmt.
+func appendTenths(b []byte, v float64) []byte {
+	t := int64(math.Round(v * 10))
+	b = strconv.AppendInt(b, t/10, 10)
+	return append(b, '.', byte('0'+t%10))
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,9 +13,9 @@ import (
 // to the busiest minute, and draws flat stretches with two points.
 func TestChannelChartPlacesMinutes(t *testing.T) {
 	now := time.Date(2026, 11, 30, 12, 0, 30, 0, time.UTC)
-	svg := string(channelChart([]store.ChannelMinute{
+	svg := string(channelChart(slices.Values([]store.ChannelMinute{
 		{Channel: "sms", Minute: now.Truncate(time.Minute).Add(-time.Minute), Sent: 40, Failed: 4},
-	}, now))
+	}), now))
 	if !strings.Contains(svg, "peak 40/min") {
 		t.Fatalf("no peak label: %s", svg)
 	}

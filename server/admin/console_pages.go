@@ -33,24 +33,19 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var channels []channelView
-	var byChannel map[string][]store.ChannelMinute
+	var series map[string]minuteSeries
 	// The per-minute tallies are per channel, across partners: only an
 	// admin sees them.
 	if p.admin {
-		mins, err := s.opts.Store.ChannelMinutes(ctx, now.Add(-24*time.Hour-time.Minute))
-		if err != nil {
+		if series, err = s.minutes.since(ctx, s.opts.Store, s.channelNames(), now.Add(-24*time.Hour-time.Minute), now); err != nil { // console_minutes.go
 			return err
-		}
-		byChannel = map[string][]store.ChannelMinute{}
-		for _, m := range mins {
-			byChannel[m.Channel] = append(byChannel[m.Channel], m)
 		}
 	}
 	for _, ch := range s.opts.Config.Channels {
 		v := channelView{Name: ch.Name, Queue: queue[ch.Name], Configured: ch.Rate}
 		if p.admin {
 			lastMinute := now.Truncate(time.Minute).Add(-time.Minute)
-			for _, m := range byChannel[ch.Name] {
+			for m := range series[ch.Name].all() {
 				if now.Sub(m.Minute) <= time.Hour {
 					v.SentHour += m.Sent
 					v.Failed += m.Failed
@@ -59,7 +54,7 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request) error {
 					v.Rate = float64(m.Sent) / 60
 				}
 			}
-			v.Chart = channelChart(byChannel[ch.Name], now)
+			v.Chart = channelChart(series[ch.Name].all(), now)
 		}
 		channels = append(channels, v)
 	}

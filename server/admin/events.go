@@ -31,14 +31,14 @@ type Workflows interface {
 
 // eventEntry is one event in a request body.
 type eventEntry struct {
-	ID         string         `json:"id"`
-	Event      string         `json:"event"`
-	Email      string         `json:"email"`
-	Phone      string         `json:"phone"`
-	Ref        string         `json:"ref"`
-	Key        string         `json:"key"`
-	Data       map[string]any `json:"data"`
-	OccurredAt string         `json:"occurred_at"`
+	ID         string   `json:"id"`
+	Event      string   `json:"event"`
+	Email      string   `json:"email"`
+	Phone      string   `json:"phone"`
+	Ref        string   `json:"ref"`
+	Key        string   `json:"key"`
+	Data       sendVars `json:"data"` // read as a send's vars are (sendvars.go)
+	OccurredAt string   `json:"occurred_at"`
 }
 
 // eventsRequest is the body of POST /api/v1/events: one event inline, or
@@ -89,7 +89,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		return errBadRequest(fmt.Sprintf("Idempotency-Key is longer than %d characters", maxIdempotencyKey))
 	}
 	entries := req.Events
-	single := req.Event != "" || req.Email != "" || req.Phone != "" || req.Ref != "" || req.Data != nil || req.ID != ""
+	single := req.Event != "" || req.Email != "" || req.Phone != "" || req.Ref != "" || req.Data.m != nil || req.ID != ""
 	if single {
 		if len(entries) > 0 {
 			return errBadRequest("give one event inline (event, email/phone/ref, key, data) or many in events; not both")
@@ -106,7 +106,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	inputs := make([]ingest.EventInput, len(entries))
 	var problems []ingest.Problem
 	for i, e := range entries {
-		data, bad := textVars(e.Data)
+		data, bad := e.Data.m, e.Data.bad
 		for _, name := range bad {
 			problems = append(problems, ingest.Problem{Field: fmt.Sprintf("events[%d].data.%s", i, name), Message: "a data value must be a string, number, boolean or null"})
 		}

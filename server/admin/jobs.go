@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -112,7 +113,21 @@ func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) error {
 	if len(jobs) > 0 {
 		last = jobs[len(jobs)-1].ID
 	}
-	return writeJSON(w, http.StatusOK, withCursor(map[string]any{"jobs": jobs}, len(jobs), f.Limit, last))
+	return writeCompactJSON(w, http.StatusOK, withCursor(map[string]any{"jobs": jobs}, len(jobs), f.Limit, last))
+}
+
+// writeCompactJSON is writeJSON without indentation, for the answers read
+// by programs on every poll: indenting a page of 100 jobs was more than half
+// of its encoding.
+func writeCompactJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err = w.Write(append(b, '\n'))
+	return err
 }
 
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) error {

@@ -31,8 +31,8 @@ func startServer(t *testing.T, tune func(*config.Config, *Options)) (string, *st
 	cfg.Admin.Tokens = []string{adminToken}
 	cfg.Partners = []config.Partner{{Name: "acme", APIKey: partnerToken, Channels: []string{"sms"}}}
 	opts := Options{Config: cfg, Store: st,
-		Compose: func(ctx context.Context, partner string, req ingest.APISend) ([]store.Message, []ingest.Problem, error) {
-			return nil, []ingest.Problem{{Message: "test server composes nothing"}}, nil
+		Compose: func(ctx context.Context, partner string, req ingest.APISend) (ingest.Composed, []ingest.Problem, error) {
+			return ingest.Composed{}, []ingest.Problem{{Message: "test server composes nothing"}}, nil
 		}}
 	if tune != nil {
 		tune(cfg, &opts)

@@ -38,8 +38,8 @@ type Options struct {
 	// may be nil.
 	Nudge func()
 	// Compose checks and renders an API send as ingest does a CSV row
-	// (ingest.Ingester.Compose); nil answers POST /api/v1/messages with 501.
-	Compose func(ctx context.Context, partner string, req ingest.APISend) ([]store.Message, []ingest.Problem, error)
+	// (ingest.Ingester.ComposeJob); nil answers POST /api/v1/messages with 501.
+	Compose func(ctx context.Context, partner string, req ingest.APISend) (ingest.Composed, []ingest.Problem, error)
 	// Storage refuses sends with 507 and makes /readyz unready while free
 	// space is below the watermark, and feeds its metrics (storage.go);
 	// may be nil.
@@ -83,6 +83,7 @@ type Server struct {
 	sends   *sendGroups // group commit of API sends (sendgroup.go)
 	// unsubLimit bounds the public unsubscribes (unsubscribe.go).
 	unsubLimit *rate.Limiter
+	minutes    minuteCache // the overview's chart rows (console_minutes.go)
 }
 
 func (s *Server) now() time.Time {
