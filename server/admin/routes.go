@@ -36,6 +36,7 @@ func (s *Server) apiRoutes() []route {
 		{"POST", "/api/v1/suppressions", s.authed(s.handleAddSuppressions)},
 		{"DELETE", "/api/v1/suppressions", s.authed(s.handleDeleteSuppressionsOf)},
 		{"DELETE", "/api/v1/suppressions/{id}", s.authed(s.handleDeleteSuppression)},
+		{"POST", "/api/v1/lists/{list}/sends", s.authed(s.handleListSend)},
 		{"GET", "/api/v1/bans", s.adminOnly(s.handleBans)},
 	}
 }

@@ -50,6 +50,9 @@ type Options struct {
 	// CheckSuppressions checks API suppressions as suppress/ rows are
 	// (ingest.Ingester.CheckSuppressions); nil answers POST with 501.
 	CheckSuppressions func(partner string, entries []ingest.SuppressEntry) ([]store.Suppression, []ingest.Problem, error)
+	// SendToList checks and queues a list send (ingest.Ingester.SendToList);
+	// nil answers POST /api/v1/lists/{list}/sends with 501.
+	SendToList func(ctx context.Context, partner string, req ingest.ListSendRequest) (ingest.ListSendResult, []ingest.SendProblem, error)
 	// Metrics are the daemon's counters, fed by the sender, the
 	// authenticator and the file servers; nil makes an unfed set.
 	Metrics *Metrics
