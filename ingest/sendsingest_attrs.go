@@ -20,15 +20,42 @@ import (
 // nested values) goes to store.AttributeValues.
 // TestAttrDecoderAgreesWithAttributeValues holds the two equal.
 type attrDecoder struct {
-	fields map[string]string // the partner's attribute types
-	names  map[string]string // interned attribute names
+	fields map[string]string    // the partner's attribute types
+	names  map[string]*attrName // interned names, with what is wanted of them
+	// wantValues and wantTexts are the names whose typed value (for the
+	// segment) and text (for the template) are wanted; nil means all.
+	wantValues, wantTexts map[string]bool
 }
 
-func newAttrDecoder(fields map[string]string) *attrDecoder {
-	return &attrDecoder{fields: fields, names: map[string]string{}}
+// attrName is an attribute name met in the stored objects.
+type attrName struct {
+	name        string
+	value, text bool
 }
 
-// decode fills values and text (both cleared first) from raw.
+func newAttrDecoder(fields map[string]string, wantValues, wantTexts map[string]bool) *attrDecoder {
+	return &attrDecoder{fields: fields, names: map[string]*attrName{}, wantValues: wantValues, wantTexts: wantTexts}
+}
+
+// clone returns a decoder for another goroutine (the interned names are
+// not shared).
+func (d *attrDecoder) clone() *attrDecoder {
+	return newAttrDecoder(d.fields, d.wantValues, d.wantTexts)
+}
+
+// name returns the interned entry of an attribute name.
+func (d *attrDecoder) name(key []byte) *attrName {
+	if n, ok := d.names[string(key)]; ok {
+		return n
+	}
+	s := string(key)
+	n := &attrName{name: s, value: d.wantValues == nil || d.wantValues[s], text: d.wantTexts == nil || d.wantTexts[s]}
+	d.names[s] = n
+	return n
+}
+
+// decode fills values and text (both cleared first) from raw, with the
+// wanted names only.
 func (d *attrDecoder) decode(raw []byte, values map[string]any, text map[string]string) error {
 	clear(values)
 	clear(text)
@@ -51,12 +78,17 @@ func (d *attrDecoder) slow(raw []byte, values map[string]any, text map[string]st
 		return err
 	}
 	for name, v := range vals {
-		values[name] = v
+		n := d.name([]byte(name))
+		if n.value {
+			values[name] = v
+		}
 		t := texts[name]
 		var s string
-		if len(t) > 0 && t[0] == '"' && json.Unmarshal(t, &s) == nil {
+		switch {
+		case !n.text || bytes.Equal(t, []byte("null")):
+		case len(t) > 0 && t[0] == '"' && json.Unmarshal(t, &s) == nil:
 			text[name] = s
-		} else if !bytes.Equal(t, []byte("null")) {
+		default:
 			text[name] = string(t)
 		}
 	}
@@ -86,13 +118,13 @@ func (d *attrDecoder) scan(b []byte, values map[string]any, text map[string]stri
 		if i >= len(b) {
 			return false
 		}
-		name, seen := d.names[string(key)]
-		if !seen {
-			name = string(key)
-			d.names[name] = name
+		n := d.name(key)
+		name := n.name
+		if _, dup := text[name]; dup {
+			return false // encoding/json keeps the last; leave that to it
 		}
 		if _, dup := values[name]; dup {
-			return false // encoding/json keeps the last; leave that to it
+			return false
 		}
 		switch c := b[i]; {
 		case c == '"':
@@ -101,35 +133,57 @@ func (d *attrDecoder) scan(b []byte, values map[string]any, text map[string]stri
 				return false
 			}
 			i = next
+			if !n.value && !n.text {
+				break
+			}
 			str := string(s)
-			text[name] = str
-			values[name] = str
-			if d.fields[name] == store.FieldTime {
-				if t, err := time.Parse(time.RFC3339Nano, str); err == nil {
-					values[name] = t
+			if n.text {
+				text[name] = str
+			}
+			if n.value {
+				values[name] = str
+				if d.fields[name] == store.FieldTime {
+					if t, err := time.Parse(time.RFC3339Nano, str); err == nil {
+						values[name] = t
+					}
 				}
 			}
 		case c == 't' && bytes.HasPrefix(b[i:], []byte("true")):
-			values[name], text[name] = true, "true"
+			if n.value {
+				values[name] = true
+			}
+			if n.text {
+				text[name] = "true"
+			}
 			i += 4
 		case c == 'f' && bytes.HasPrefix(b[i:], []byte("false")):
-			values[name], text[name] = false, "false"
+			if n.value {
+				values[name] = false
+			}
+			if n.text {
+				text[name] = "false"
+			}
 			i += 5
 		case c == '-' || (c >= '0' && c <= '9'):
 			j := i + 1
 			for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-') {
 				j++
 			}
-			num := string(b[i:j])
+			num := b[i:j]
 			i = j
-			text[name] = num
+			if n.text {
+				text[name] = string(num)
+			}
+			if !n.value {
+				break
+			}
 			if d.fields[name] == store.FieldInteger {
-				if n, err := strconv.ParseInt(num, 10, 64); err == nil {
-					values[name] = n
+				if v, err := strconv.ParseInt(string(num), 10, 64); err == nil {
+					values[name] = v
 					break
 				}
 			}
-			f, err := strconv.ParseFloat(num, 64)
+			f, err := strconv.ParseFloat(string(num), 64)
 			if err != nil {
 				return false
 			}

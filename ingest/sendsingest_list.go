@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/dropgate/dropgate/segment"
 	"github.com/dropgate/dropgate/store"
@@ -27,8 +30,6 @@ const (
 	fieldRef   = "ref"
 )
 
-// memberPage is how many members one read of the list returns.
-const memberPage = 4096
 
 // ListSendRequest is a list send before any check.
 type ListSendRequest struct {
@@ -87,26 +88,23 @@ func (in *Ingester) SendToList(ctx context.Context, partnerName string, req List
 
 // listSend is one list send being made.
 type listSend struct {
-	in     *Ingester
-	p      *partner
-	req    ListSendRequest
-	list   store.List
-	t      *messageTemplate
-	expr   *segment.Expr // nil: every member
-	m0     store.Message
-	dec    *attrDecoder
-	phones *phoneNormalizer
-	buf    bytes.Buffer
-	values map[string]any
-	text   map[string]string
-	res    ListSendResult
-	w      *store.JobWriter
+	in   *Ingester
+	p    *partner
+	req  ListSendRequest
+	list store.List
+	t    *messageTemplate
+	expr *segment.Expr // nil: every member
+	m0   store.Message
+	dec  *attrDecoder // cloned by each worker
+	res  ListSendResult
+	w    *store.JobWriter
+	keys bool // the members' email, phone and ref are read
 }
 
 // sendToList is SendToList for a checked partner; fileID and name are
 // the job's file (a sends/ drop) and the name it is shown under.
 func (in *Ingester) sendToList(ctx context.Context, p *partner, req ListSendRequest, fileID int64, name string) (ListSendResult, []SendProblem, error) {
-	ls := &listSend{in: in, p: p, req: req, values: map[string]any{}, text: map[string]string{}}
+	ls := &listSend{in: in, p: p, req: req}
 	ls.res.DryRun = req.DryRun
 	if problems, err := ls.check(ctx); err != nil || len(problems) > 0 {
 		return ListSendResult{}, problems, err
@@ -115,8 +113,9 @@ func (in *Ingester) sendToList(ctx context.Context, p *partner, req ListSendRequ
 	if err != nil {
 		return ListSendResult{}, nil, err
 	}
-	ls.dec = newAttrDecoder(fields)
-	ls.phones = newPhoneNormalizer(p.cfg.Region)
+	wantValues := ls.wantedValues()
+	ls.dec = newAttrDecoder(fields, wantValues, ls.wantedTexts())
+	ls.keys = !req.DryRun || wantValues == nil || wantValues[fieldEmail] || wantValues[fieldPhone] || wantValues[fieldRef]
 	if !req.DryRun {
 		if ls.w, err = in.st.BeginListJob(ctx, p.cfg.Name, fileID, name, in.cfg.Ingest.BatchSize); err != nil {
 			return ListSendResult{}, nil, err
@@ -202,115 +201,226 @@ func (ls *listSend) check(ctx context.Context) ([]SendProblem, error) {
 	return problems, nil
 }
 
-// page is a page of members read ahead of the one being evaluated.
-type page struct {
-	members []store.ListMember
-	err     error
+// wantedValues are the attributes whose typed values the segment reads
+// (nil: all of them).
+func (ls *listSend) wantedValues() map[string]bool {
+	if ls.expr == nil {
+		return map[string]bool{}
+	}
+	names, all := segmentNames(ls.req.Segment)
+	if all {
+		return nil
+	}
+	return names
 }
 
-// run reads the list page by page, a page ahead of the evaluation, and
-// evaluates, renders and queues each member.
+// wantedTexts are the attributes the template reads as text (nil: all of
+// them): none in a dry run, the variables of a template made only of text
+// and {{.name}} actions, else every attribute, as a CSV row gives every
+// column (a template may read . as a whole), and every attribute too when
+// the channel's driver reads the message's variables.
+func (ls *listSend) wantedTexts() map[string]bool {
+	t := ls.t
+	switch {
+	case ls.req.DryRun:
+		return map[string]bool{}
+	case ls.p.keepVars[t.channel] || t.fastBody == nil || (t.subjectSrc != "" && t.fastSubject == nil):
+		return nil
+	}
+	want := map[string]bool{}
+	for _, v := range t.vars {
+		want[v] = true
+	}
+	return want
+}
+
+// memberRange is how many contact ids one read of the list spans: at
+// most that many members are read, evaluated and held at once per worker.
+const memberRange = 4096
+
+// rangeResult is what a worker made of one range of the list.
+type rangeResult struct {
+	seq                                    int64
+	considered, matched, skipped, rejected int
+	firstSkip                              string
+	errs                                   []store.ListSendError
+	msgs                                   []store.Message
+	problem                                *SendProblem
+	err                                    error
+}
+
+// run splits the span of the list's contact ids into ranges that workers
+// (one per CPU, at most four) read, decode, evaluate and render in
+// parallel, and queues their messages in contact order: reading and
+// evaluating a member cost as much as writing its message, so one
+// goroutine doing them was the send's bottleneck. At most a few ranges
+// are in flight, so memory stays flat whatever the list's size.
 func (ls *listSend) run(ctx context.Context) (*SendProblem, error) {
+	lo, hi, err := ls.in.st.MemberRange(ctx, ls.list.ID)
+	if err != nil || hi == 0 {
+		return nil, err
+	}
+	ranges := (hi-lo)/memberRange + 1
+	workers := min(runtime.GOMAXPROCS(0), 4, int(ranges))
+	window := 2 * workers // ranges read but not yet queued
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pages := make(chan page, 1)
-	free := make(chan []store.ListMember, 2)
-	go ls.read(ctx, pages, free)
-	for pg := range pages {
-		if pg.err != nil {
-			return nil, pg.err
-		}
-		for i := range pg.members {
-			if problem, err := ls.member(ctx, &pg.members[i]); err != nil || problem != nil {
-				return problem, err
+	tokens := make(chan struct{}, window)
+	for range window {
+		tokens <- struct{}{}
+	}
+	results := make(chan rangeResult, window)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ls.work(ctx, lo, ranges, &next, tokens, results)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	pending := map[int64]rangeResult{}
+	var done int64
+	for r := range results {
+		pending[r.seq] = r
+		for {
+			r, ok := pending[done]
+			if !ok {
+				break
 			}
+			delete(pending, done)
+			done++
+			if r.err != nil || r.problem != nil {
+				return r.problem, r.err
+			}
+			if err := ls.take(r); err != nil {
+				return nil, err
+			}
+			tokens <- struct{}{}
 		}
-		select {
-		case free <- pg.members:
-		default:
-		}
+	}
+	if done < ranges && ctx.Err() == nil {
+		return nil, fmt.Errorf("list send stopped after %d of %d ranges", done, ranges)
 	}
 	return nil, ctx.Err()
 }
 
-// read sends the list's subscribed members to pages, a page at a time in
-// contact order, and closes it.
-func (ls *listSend) read(ctx context.Context, pages chan<- page, free chan []store.ListMember) {
-	defer close(pages)
-	var after int64
-	for ctx.Err() == nil {
-		var buf []store.ListMember
+// take adds a range's counts and errors to the send and queues its
+// messages.
+func (ls *listSend) take(r rangeResult) error {
+	ls.res.Considered += r.considered
+	ls.res.Matched += r.matched
+	ls.res.SkippedByError += r.skipped
+	ls.res.Rejected += r.rejected
+	if ls.res.FirstSkipError == "" {
+		ls.res.FirstSkipError = r.firstSkip
+	}
+	for _, e := range r.errs {
+		if len(ls.res.Errors) < maxListedErrors {
+			ls.res.Errors = append(ls.res.Errors, e)
+		}
+	}
+	for i := range r.msgs {
+		if err := ls.w.Add(r.msgs[i]); err != nil {
+			return fmt.Errorf("cannot queue a message of list %q: %w", ls.list.Name, err)
+		}
+	}
+	ls.res.Queued += len(r.msgs)
+	return nil
+}
+
+// worker is one goroutine's state: nothing in it is shared.
+type worker struct {
+	ls      *listSend
+	dec     *attrDecoder
+	phones  *phoneNormalizer
+	buf     bytes.Buffer
+	values  map[string]any
+	text    map[string]string
+	members []store.ListMember
+	r       rangeResult
+}
+
+// work takes ranges until there are none left or ctx ends, and sends what
+// it made of each to results.
+func (ls *listSend) work(ctx context.Context, lo, ranges int64, next *atomic.Int64, tokens chan struct{}, results chan<- rangeResult) {
+	wk := &worker{ls: ls, dec: ls.dec.clone(), phones: newPhoneNormalizer(ls.p.cfg.Region), values: map[string]any{}, text: map[string]string{}}
+	for {
 		select {
-		case buf = <-free:
-		default:
-		}
-		members, err := ls.in.st.SubscribedMembers(ctx, ls.list.ID, after, memberPage, buf)
-		if err != nil || len(members) > 0 {
-			select {
-			case pages <- page{members: members, err: err}:
-			case <-ctx.Done():
-				return
-			}
-		}
-		if err != nil || len(members) < memberPage {
+		case <-tokens:
+		case <-ctx.Done():
 			return
 		}
-		after = members[len(members)-1].ContactID
+		seq := next.Add(1) - 1
+		if seq >= ranges {
+			return
+		}
+		from := lo + seq*memberRange
+		wk.r = rangeResult{seq: seq}
+		wk.members, wk.r.err = ls.in.st.SubscribedMembers(ctx, ls.list.ID, from, from+memberRange-1, ls.keys, wk.members)
+		for i := 0; wk.r.err == nil && wk.r.problem == nil && i < len(wk.members); i++ {
+			wk.member(ctx, &wk.members[i])
+		}
+		select {
+		case results <- wk.r:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
 // member evaluates the segment on one member and, when it matches and
-// this is no dry run, makes and queues its message.
-func (ls *listSend) member(ctx context.Context, m *store.ListMember) (*SendProblem, error) {
-	ls.res.Considered++
-	if err := ls.dec.decode(m.Attributes, ls.values, ls.text); err != nil {
-		ls.skip(m, fmt.Errorf("the contact's stored attributes cannot be read: %w", err))
-		return nil, nil
+// this is no dry run, makes its message.
+func (wk *worker) member(ctx context.Context, m *store.ListMember) {
+	ls := wk.ls
+	wk.r.considered++
+	if err := wk.dec.decode(m.Attributes, wk.values, wk.text); err != nil {
+		wk.skip(m, fmt.Errorf("the contact's stored attributes cannot be read: %w", err))
+		return
 	}
 	for _, f := range [...]struct{ name, v string }{{fieldEmail, m.Email}, {fieldPhone, m.Phone}, {fieldRef, m.Ref}} {
 		if f.v != "" {
-			ls.values[f.name], ls.text[f.name] = f.v, f.v
-		} else {
-			delete(ls.values, f.name)
-			delete(ls.text, f.name)
+			wk.values[f.name], wk.text[f.name] = f.v, f.v
 		}
 	}
 	if ls.expr != nil {
-		ok, err := ls.expr.Match(ls.values)
+		ok, err := ls.expr.Match(wk.values)
 		if err != nil {
-			ls.skip(m, err)
-			return nil, nil
+			wk.skip(m, err)
+			return
 		}
 		if !ok {
-			return nil, nil
+			return
 		}
 	}
-	ls.res.Matched++
-	if ls.req.DryRun {
-		return nil, nil
+	wk.r.matched++
+	if !ls.req.DryRun {
+		wk.message(ctx, m)
 	}
-	return ls.message(ctx, m)
 }
 
 // skip counts a member the segment could not be evaluated on.
-func (ls *listSend) skip(m *store.ListMember, err error) {
-	ls.res.SkippedByError++
-	if ls.res.FirstSkipError == "" {
-		ls.res.FirstSkipError = fmt.Sprintf("contact %d: %v", m.ContactID, err)
+func (wk *worker) skip(m *store.ListMember, err error) {
+	wk.r.skipped++
+	if wk.r.firstSkip == "" {
+		wk.r.firstSkip = fmt.Sprintf("contact %d: %v", m.ContactID, err)
 	}
 }
 
 // reject records a matched member whose message cannot be made.
-func (ls *listSend) reject(m *store.ListMember, column, value, msg string) {
-	ls.res.Rejected++
-	if len(ls.res.Errors) < maxListedErrors {
-		ls.res.Errors = append(ls.res.Errors, store.ListSendError{ContactID: m.ContactID, Column: column, Value: value, Error: msg})
-	}
+func (wk *worker) reject(m *store.ListMember, column, value, msg string) {
+	wk.r.rejected++
+	wk.r.errs = append(wk.r.errs, store.ListSendError{ContactID: m.ContactID, Column: column, Value: value, Error: msg})
 }
 
 // message checks and renders one matched member's message as rows.go does
-// a CSV row's, and queues it.
-func (ls *listSend) message(ctx context.Context, m *store.ListMember) (*SendProblem, error) {
+// a CSV row's.
+func (wk *worker) message(ctx context.Context, m *store.ListMember) {
+	ls := wk.ls
 	t := ls.t
 	msg := ls.m0
 	msg.Partner, msg.Channel, msg.Priority, msg.Ref, msg.Format = ls.p.cfg.Name, t.channel, store.PriorityBulk, m.Ref, "text"
@@ -319,50 +429,47 @@ func (ls *listSend) message(ctx context.Context, m *store.ListMember) (*SendProb
 		to = m.Phone
 	}
 	if to == "" {
-		ls.reject(m, t.recipient, "", fmt.Sprintf("the template %q goes by channel %s, which sends to %s, and this contact has none", t.name, t.channel, recipientNoun(t.recipient)))
-		return nil, nil
+		wk.reject(m, t.recipient, "", fmt.Sprintf("the template %q goes by channel %s, which sends to %s, and this contact has none", t.name, t.channel, recipientNoun(t.recipient)))
+		return
 	}
 	var problem string
 	if t.recipient == colPhone {
-		msg.Recipient, problem = ls.phones.normalize(to)
+		msg.Recipient, problem = wk.phones.normalize(to)
 	} else {
 		msg.Recipient, problem = checkEmail(to)
 	}
 	if problem != "" {
-		ls.reject(m, t.recipient, to, problem)
-		return nil, nil
+		wk.reject(m, t.recipient, to, problem)
+		return
 	}
 	missing := false
 	for _, v := range t.vars {
-		if _, ok := ls.text[v]; !ok {
-			ls.reject(m, v, "", fmt.Sprintf("the template %q uses {{.%s}}, and this contact has no attribute %s; give it one (a list drop or the contacts API), or change the template", t.name, v, v))
+		if _, ok := wk.text[v]; !ok {
+			wk.reject(m, v, "", fmt.Sprintf("the template %q uses {{.%s}}, and this contact has no attribute %s; give it one (a list drop or the contacts API), or change the template", t.name, v, v))
 			missing = true
 		}
 	}
 	if missing {
-		return nil, nil
+		return
 	}
-	subject, body, err := t.render(ctx, &ls.buf, ls.text)
+	subject, body, err := t.render(ctx, &wk.buf, wk.text)
 	if err != nil {
 		var limit *renderLimitError
 		switch {
 		case ctx.Err() != nil:
-			return nil, ctx.Err()
+			wk.r.err = ctx.Err()
 		case errors.As(err, &limit):
 			// The template's bound: every contact would spend it again.
-			return &SendProblem{Problem: Problem{Field: "template", Value: t.name,
-				Message: fmt.Sprintf("the template %q cannot be filled in for contact %d: %s; nothing was queued", t.name, m.ContactID, limit.msg)}}, nil
+			wk.r.problem = &SendProblem{Problem: Problem{Field: "template", Value: t.name,
+				Message: fmt.Sprintf("the template %q cannot be filled in for contact %d: %s; nothing was queued", t.name, m.ContactID, limit.msg)}}
+		default:
+			wk.reject(m, "", "", fmt.Sprintf("the template %q cannot be filled in for this contact: %s", t.name, renderErrorText(err)))
 		}
-		ls.reject(m, "", "", fmt.Sprintf("the template %q cannot be filled in for this contact: %s", t.name, renderErrorText(err)))
-		return nil, nil
+		return
 	}
 	msg.Subject, msg.Body, msg.Format, msg.Sender = subject, body, t.format, t.sender
 	if ls.p.keepVars[t.channel] {
-		msg.Vars = maps.Clone(ls.text)
+		msg.Vars = maps.Clone(wk.text)
 	}
-	if err := ls.w.Add(msg); err != nil {
-		return nil, fmt.Errorf("cannot queue the message of contact %d: %w", m.ContactID, err)
-	}
-	ls.res.Queued++
-	return nil, nil
+	wk.r.msgs = append(wk.r.msgs, msg)
 }
