@@ -30,7 +30,6 @@ const (
 	fieldRef   = "ref"
 )
 
-
 // ListSendRequest is a list send before any check.
 type ListSendRequest struct {
 	List     string
