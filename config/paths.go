@@ -11,11 +11,12 @@ const (
 	TemplatesDir = "templates"
 	ListsDir     = "lists"
 	SuppressDir  = "suppress"
+	SendsDir     = "sends"
 	ReportsDir   = "reports"
 )
 
 // HomeFolders are created in every partner home at start.
-var HomeFolders = []string{InboxDir, TemplatesDir, ListsDir, SuppressDir, ReportsDir}
+var HomeFolders = []string{InboxDir, TemplatesDir, ListsDir, SuppressDir, SendsDir, ReportsDir}
 
 // DBPath is the SQLite database file.
 func (c *Config) DBPath() string { return filepath.Join(c.DataDir, "dropgate.db") }

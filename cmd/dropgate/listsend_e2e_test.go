@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -236,4 +237,90 @@ func TestListSendIsolatesPartners(t *testing.T) {
 	if r := f.send(t, testAdminToken, "vip", `{"partner": "acme", "template": "promo", "dry_run": true}`); r.Status != http.StatusOK || num(r.Body["matched"]) != 1 {
 		t.Errorf("admin dry run as acme: %d %s", r.Status, r.raw)
 	}
+}
+
+// A list send dropped as sends/<name>.toml over the real SFTP server is
+// made like an API send: its counts land in reports/<name>.toml.result.csv,
+// the contacts that cannot be messaged in .errors.csv, and the messages go
+// out through the outbox. A bad file is rejected with every problem at its
+// line and column in the file.
+func TestListSendDroppedOverSFTP(t *testing.T) {
+	f := newListSendFixture(t)
+	f.put(t, store.ContactInput{Phone: "+351912000001", Ref: "c-ana", Attributes: map[string]any{"first_name": "Ana", "city": "Lisbon", "orders": int64(5)}})
+	f.put(t, store.ContactInput{Phone: "+351912000002", Ref: "c-rui", Attributes: map[string]any{"first_name": "Rui", "city": "Porto", "orders": int64(5)}})
+	f.put(t, store.ContactInput{Phone: "+351912000003", Ref: "c-eva", Attributes: map[string]any{"first_name": "Eva", "city": "Lisbon"}})
+	f.put(t, store.ContactInput{Phone: "+351912000004", Ref: "c-anon", Attributes: map[string]any{"city": "Lisbon", "orders": int64(3)}})
+	sc := sftpClient(t, f.d)
+	reports := filepath.Join(f.d.Home("acme"), "reports")
+
+	sftpPut(t, sc, "/sends/spring.toml", "# the spring campaign\nlist = \"vip\"\ntemplate = \"promo\"\nsegment = '''\ncity == \"Lisbon\"\n  && orders > 2'''\n")
+	var result string
+	waitFor(t, 15*time.Second, "reports/spring.toml.result.csv", func() bool {
+		b, err := os.ReadFile(filepath.Join(reports, "spring.toml.result.csv"))
+		result = string(b)
+		return err == nil
+	})
+	rows := readCSV(t, filepath.Join(reports, "spring.toml.result.csv"))
+	if len(rows) != 2 || strings.Join(rows[0], ",") != "job,list,considered,matched,skipped_by_error,rejected,queued,first_skip_error" {
+		t.Fatalf("result report:\n%s", result)
+	}
+	if got := strings.Join(rows[1][1:7], ","); got != "vip,4,2,1,1,1" || rows[1][0] == "0" || !strings.Contains(rows[1][7], "invalid operation") {
+		t.Fatalf("result report:\n%s\nwant list vip, 4 considered, 2 matched, 1 skipped by error, 1 rejected, 1 queued, a job and the skip's error", result)
+	}
+	errRows := readCSV(t, filepath.Join(reports, "spring.toml.errors.csv"))
+	if len(errRows) != 2 || errRows[1][1] != "first_name" || !strings.HasPrefix(errRows[1][3], fmt.Sprintf("contact %d: ", f.byRef["c-anon"])) {
+		t.Errorf("errors report = %v, want c-anon's missing first_name", errRows)
+	}
+	waitFor(t, 15*time.Second, "the dropped send's message in the outbox", func() bool { return len(f.d.OutboxLines(t, "sms")) == 1 })
+	if m := f.d.OutboxLines(t, "sms")[0]; m["to"] != "+351912000001" || !strings.Contains(m["body"].(string), "Olá Ana, Lisbon") {
+		t.Errorf("outbox message = %v", m)
+	}
+	var file struct{ Files []apiFile }
+	f.d.API(t, "GET", "/api/v1/files?partner=acme", &file)
+	var spring *apiFile
+	for i := range file.Files {
+		if file.Files[i].Name == "sends/spring.toml" {
+			spring = &file.Files[i]
+		}
+	}
+	if spring == nil || spring.Status != "queued" || spring.JobID != int64(mustAtoi(t, rows[1][0])) {
+		t.Errorf("files = %+v, want sends/spring.toml queued with the job", file.Files)
+	}
+
+	// Line 2: an unknown key; line 5: the segment's unknown function, on
+	// the expression's second line (column 6 of the file).
+	sftpPut(t, sc, "/sends/bad.toml", "list = \"vip\"\nchannel = \"sms\"\ntemplate = \"promo\"\nsegment = \"\"\"\ncity == \"Lisbon\"\n  && launch(1)\"\"\"\n")
+	waitFor(t, 15*time.Second, "reports/bad.toml.errors.csv", func() bool {
+		_, err := os.Stat(filepath.Join(reports, "bad.toml.errors.csv"))
+		return err == nil
+	})
+	bad := readCSV(t, filepath.Join(reports, "bad.toml.errors.csv"))
+	if len(bad) != 2 || strings.Join(bad[1][:3], ",") != "2,1,channel" {
+		t.Fatalf("bad.toml errors = %v, want the unknown key channel at line 2, column 1", bad)
+	}
+	sftpPut(t, sc, "/sends/bad.toml", "list = \"vip\"\ntemplate = \"promo\"\nsegment = \"\"\"\ncity == \"Lisbon\"\n  && launch(1)\"\"\"\n")
+	waitFor(t, 15*time.Second, "the second bad.toml's report", func() bool {
+		bad = readCSV(t, filepath.Join(reports, "bad.toml.errors.csv"))
+		return len(bad) == 2 && bad[1][0] != "2"
+	})
+	if strings.Join(bad[1][:2], ",") != "5,6" || !strings.Contains(bad[1][3], "unknown function launch()") {
+		t.Errorf("bad segment errors = %v, want line 5, column 6, the unknown function", bad)
+	}
+	if _, err := os.Stat(filepath.Join(reports, "bad.toml.result.csv")); err == nil {
+		t.Error("a rejected sends file has a result report")
+	}
+	var jobs struct{ Jobs []struct{ ID int } }
+	f.d.API(t, "GET", "/api/v1/jobs?source=list", &jobs)
+	if len(jobs.Jobs) != 1 {
+		t.Errorf("%d list jobs, want the good file's only", len(jobs.Jobs))
+	}
+}
+
+func mustAtoi(t *testing.T, s string) float64 {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return float64(n)
 }
