@@ -361,6 +361,11 @@ func (ls *listSend) work(ctx context.Context, lo, ranges int64, next *atomic.Int
 		from := lo + seq*memberRange
 		wk.r = rangeResult{seq: seq}
 		wk.members, wk.r.err = ls.in.st.SubscribedMembers(ctx, ls.list.ID, from, from+memberRange-1, ls.keys, wk.members)
+		if !ls.req.DryRun && wk.r.err == nil {
+			// Sized once: growing a slice of messages by appending copied
+			// each of them about twice.
+			wk.r.msgs = make([]store.Message, 0, len(wk.members))
+		}
 		for i := 0; wk.r.err == nil && wk.r.problem == nil && i < len(wk.members); i++ {
 			wk.member(ctx, &wk.members[i])
 		}
