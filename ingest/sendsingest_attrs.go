@@ -25,12 +25,15 @@ type attrDecoder struct {
 	// wantValues and wantTexts are the names whose typed value (for the
 	// segment) and text (for the template) are wanted; nil means all.
 	wantValues, wantTexts map[string]bool
+	gen                   int // the current decode, to find a name given twice
 }
 
 // attrName is an attribute name met in the stored objects.
 type attrName struct {
 	name        string
+	typ         string // the partner's type of the attribute ("" unknown)
 	value, text bool
+	seen        int // the decode that last met it (attrDecoder.gen)
 }
 
 func newAttrDecoder(fields map[string]string, wantValues, wantTexts map[string]bool) *attrDecoder {
@@ -49,7 +52,7 @@ func (d *attrDecoder) name(key []byte) *attrName {
 		return n
 	}
 	s := string(key)
-	n := &attrName{name: s, value: d.wantValues == nil || d.wantValues[s], text: d.wantTexts == nil || d.wantTexts[s]}
+	n := &attrName{name: s, typ: d.fields[s], value: d.wantValues == nil || d.wantValues[s], text: d.wantTexts == nil || d.wantTexts[s]}
 	d.names[s] = n
 	return n
 }
@@ -97,6 +100,7 @@ func (d *attrDecoder) slow(raw []byte, values map[string]any, text map[string]st
 
 // scan is the fast path; false means "not a plain flat object, use slow".
 func (d *attrDecoder) scan(b []byte, values map[string]any, text map[string]string) bool {
+	d.gen++
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return false
@@ -120,12 +124,10 @@ func (d *attrDecoder) scan(b []byte, values map[string]any, text map[string]stri
 		}
 		n := d.name(key)
 		name := n.name
-		if _, dup := text[name]; dup {
-			return false // encoding/json keeps the last; leave that to it
+		if n.seen == d.gen {
+			return false // a name given twice: encoding/json keeps the last; leave that to it
 		}
-		if _, dup := values[name]; dup {
-			return false
-		}
+		n.seen = d.gen
 		switch c := b[i]; {
 		case c == '"':
 			s, next, ok := plainString(b, i)
@@ -142,7 +144,7 @@ func (d *attrDecoder) scan(b []byte, values map[string]any, text map[string]stri
 			}
 			if n.value {
 				values[name] = str
-				if d.fields[name] == store.FieldTime {
+				if n.typ == store.FieldTime {
 					if t, err := time.Parse(time.RFC3339Nano, str); err == nil {
 						values[name] = t
 					}
@@ -177,7 +179,7 @@ func (d *attrDecoder) scan(b []byte, values map[string]any, text map[string]stri
 			if !n.value {
 				break
 			}
-			if d.fields[name] == store.FieldInteger {
+			if n.typ == store.FieldInteger {
 				if v, err := strconv.ParseInt(string(num), 10, 64); err == nil {
 					values[name] = v
 					break
