@@ -12,12 +12,14 @@ const (
 	ListsDir     = "lists"
 	SuppressDir  = "suppress"
 	// EventsDir takes workflow events as CSV files (issue #11).
-	EventsDir  = "events"
+	EventsDir = "events"
+	// SendsDir takes list sends as small TOML files (issue #10).
+	SendsDir   = "sends"
 	ReportsDir = "reports"
 )
 
 // HomeFolders are created in every partner home at start.
-var HomeFolders = []string{InboxDir, TemplatesDir, ListsDir, SuppressDir, EventsDir, ReportsDir}
+var HomeFolders = []string{InboxDir, TemplatesDir, ListsDir, SuppressDir, EventsDir, SendsDir, ReportsDir}
 
 // DBPath is the SQLite database file.
 func (c *Config) DBPath() string { return filepath.Join(c.DataDir, "dropgate.db") }

@@ -415,6 +415,9 @@ func (in *Ingester) ingestDataFile(ctx context.Context, p *partner, rel string, 
 	if isSuppressItem(workItem{rel: rel}) {
 		return in.ingestSuppressFile(ctx, p, rel, how, mk)
 	}
+	if isSendsItem(rel) {
+		return in.ingestSendsFile(ctx, p, rel, how, mk) // sendsingest.go
+	}
 	if isEventsItem(workItem{rel: rel}) {
 		return in.ingestEventsFile(ctx, p, rel, how, mk)
 	}

@@ -294,6 +294,7 @@ func (in *Ingester) rescan(ctx context.Context, pending map[workItem]*pendingFil
 		in.scanFolder(ctx, p, filepath.Join(p.home, config.TemplatesDir), pending)
 		in.scanFolder(ctx, p, filepath.Join(p.home, config.SuppressDir), pending)
 		in.scanFolder(ctx, p, filepath.Join(p.home, config.EventsDir), pending)
+		in.scanFolder(ctx, p, filepath.Join(p.home, config.SendsDir), pending)
 	}
 	for _, name := range names {
 		p := in.partners[name]
@@ -399,7 +400,7 @@ func isTemplateFolder(rel string) bool {
 func watchedFile(rel string) bool {
 	parts := strings.Split(rel, "/")
 	switch {
-	case len(parts) == 2 && (parts[0] == config.InboxDir || parts[0] == config.TemplatesDir || parts[0] == config.SuppressDir || parts[0] == config.EventsDir):
+	case len(parts) == 2 && (parts[0] == config.InboxDir || parts[0] == config.TemplatesDir || parts[0] == config.SuppressDir || parts[0] == config.EventsDir || parts[0] == config.SendsDir):
 		return true
 	case len(parts) == 3 && parts[0] == config.InboxDir && !config.IsTempName(parts[1]):
 		return true

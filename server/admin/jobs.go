@@ -139,7 +139,11 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, j)
+	out, err := s.withListSend(r.Context(), j) // listsends.go
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleJobMessages(w http.ResponseWriter, r *http.Request) error {

@@ -46,6 +46,7 @@ func (s *Server) apiRoutes() []route {
 		{"DELETE", "/api/v1/workflows/{name}/runs/{id}", s.authed(s.handleCancelRun)},
 		{"POST", "/api/v1/workflows/{name}/cancel", s.authed(s.handleCancelRunsByKey)},
 		{"GET", "/api/v1/runs/{id}", s.authed(s.handleGetRun)},
+		{"POST", "/api/v1/lists/{list}/sends", s.authed(s.handleListSend)},
 		{"GET", "/api/v1/bans", s.adminOnly(s.handleBans)},
 		// The channel's own secret, not an API token (inbound.go).
 		{"POST", "/api/v1/inbound/{channel}", s.wrap(s.handleInbound)},

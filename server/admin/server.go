@@ -60,6 +60,9 @@ type Options struct {
 	// CheckEvents checks API events as events/ rows are
 	// (ingest.Ingester.CheckEvents).
 	CheckEvents func(partner string, inputs []ingest.EventInput) ([]store.Event, []ingest.Problem, error)
+	// SendToList checks and queues a list send (ingest.Ingester.SendToList);
+	// nil answers POST /api/v1/lists/{list}/sends with 501.
+	SendToList func(ctx context.Context, partner string, req ingest.ListSendRequest) (ingest.ListSendResult, []ingest.SendProblem, error)
 	// Metrics are the daemon's counters, fed by the sender, the
 	// authenticator and the file servers; nil makes an unfed set.
 	Metrics *Metrics

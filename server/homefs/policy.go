@@ -31,6 +31,7 @@ var ingestFolders = map[string]bool{
 	config.ListsDir:     true,
 	config.SuppressDir:  true,
 	config.EventsDir:    true,
+	config.SendsDir:     true,
 }
 
 // place is a client path resolved against the home layout.
@@ -59,14 +60,14 @@ func (p place) base() string {
 func (p place) canWriteFile() error {
 	switch {
 	case p.top == config.ReportsDir:
-		return &PolicyError{"reports/ is read-only: dropgate writes results there; upload into inbox/, templates/ or suppress/"}
+		return &PolicyError{"reports/ is read-only: dropgate writes results there; upload into inbox/, templates/, suppress/ or sends/"}
 	case p.top == config.ListsDir:
 		// Contact lists are not built yet: a file accepted here would
 		// never be read, which a partner could take for "done".
 		return &PolicyError{"lists/ is reserved for contact lists, which dropgate does not read yet, so files are not accepted there; " +
 			"upload recipients into inbox/ and addresses never to message again into suppress/"}
 	case p.depth < 2 || !ingestFolders[p.top]:
-		return &PolicyError{fmt.Sprintf("cannot write %q: upload into inbox/, templates/ or suppress/", "/"+strings.TrimPrefix(p.rel, "."))}
+		return &PolicyError{fmt.Sprintf("cannot write %q: upload into inbox/, templates/, suppress/ or sends/", "/"+strings.TrimPrefix(p.rel, "."))}
 	case isUploadTemp(p.base()):
 		return &PolicyError{"names starting with " + uploadTempPrefix + " are reserved for uploads in progress"}
 	}

@@ -1,0 +1,239 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dropgate/dropgate/store"
+)
+
+// attrDecoder turns a contact's stored attributes (a flat JSON object, as
+// store.PutContact and list drops write them) into the values a segment
+// sees (store.AttributeValues's types) and the text a template sees (each
+// value as written in the JSON: numbers as stored, true/false, strings and
+// times as they are). A list send decodes every member it reads; with
+// encoding/json that was most of a dry run's time, so a flat object of
+// scalars without escapes is scanned here, and anything else (escapes,
+// nested values) goes to store.AttributeValues.
+// TestAttrDecoderAgreesWithAttributeValues holds the two equal.
+type attrDecoder struct {
+	fields map[string]string    // the partner's attribute types
+	names  map[string]*attrName // interned names, with what is wanted of them
+	// wantValues and wantTexts are the names whose typed value (for the
+	// segment) and text (for the template) are wanted; nil means all.
+	wantValues, wantTexts map[string]bool
+	gen                   int // the current decode, to find a name given twice
+}
+
+// attrName is an attribute name met in the stored objects.
+type attrName struct {
+	name        string
+	typ         string // the partner's type of the attribute ("" unknown)
+	value, text bool
+	seen        int // the decode that last met it (attrDecoder.gen)
+}
+
+func newAttrDecoder(fields map[string]string, wantValues, wantTexts map[string]bool) *attrDecoder {
+	return &attrDecoder{fields: fields, names: map[string]*attrName{}, wantValues: wantValues, wantTexts: wantTexts}
+}
+
+// clone returns a decoder for another goroutine (the interned names are
+// not shared).
+func (d *attrDecoder) clone() *attrDecoder {
+	return newAttrDecoder(d.fields, d.wantValues, d.wantTexts)
+}
+
+// name returns the interned entry of an attribute name.
+func (d *attrDecoder) name(key []byte) *attrName {
+	if n, ok := d.names[string(key)]; ok {
+		return n
+	}
+	s := string(key)
+	n := &attrName{name: s, typ: d.fields[s], value: d.wantValues == nil || d.wantValues[s], text: d.wantTexts == nil || d.wantTexts[s]}
+	d.names[s] = n
+	return n
+}
+
+// decode fills values and text (both cleared first) from raw, with the
+// wanted names only.
+func (d *attrDecoder) decode(raw []byte, values map[string]any, text map[string]string) error {
+	clear(values)
+	clear(text)
+	if d.scan(raw, values, text) {
+		return nil
+	}
+	clear(values)
+	clear(text)
+	return d.slow(raw, values, text)
+}
+
+// slow decodes with encoding/json (store.AttributeValues).
+func (d *attrDecoder) slow(raw []byte, values map[string]any, text map[string]string) error {
+	vals, err := store.AttributeValues(raw, d.fields)
+	if err != nil {
+		return err
+	}
+	var texts map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &texts); err != nil {
+		return err
+	}
+	for name, v := range vals {
+		n := d.name([]byte(name))
+		if n.value {
+			values[name] = v
+		}
+		t := texts[name]
+		var s string
+		switch {
+		case !n.text || bytes.Equal(t, []byte("null")):
+		case len(t) > 0 && t[0] == '"' && json.Unmarshal(t, &s) == nil:
+			text[name] = s
+		default:
+			text[name] = string(t)
+		}
+	}
+	return nil
+}
+
+// scan is the fast path; false means "not a plain flat object, use slow".
+func (d *attrDecoder) scan(b []byte, values map[string]any, text map[string]string) bool {
+	d.gen++
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return skipSpace(b, i+1) == len(b)
+	}
+	for {
+		key, next, ok := plainString(b, i)
+		if !ok {
+			return false
+		}
+		i = skipSpace(b, next)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+		if i >= len(b) {
+			return false
+		}
+		n := d.name(key)
+		name := n.name
+		if n.seen == d.gen {
+			return false // a name given twice: encoding/json keeps the last; leave that to it
+		}
+		n.seen = d.gen
+		switch c := b[i]; {
+		case c == '"':
+			s, next, ok := plainString(b, i)
+			if !ok {
+				return false
+			}
+			i = next
+			if !n.value && !n.text {
+				break
+			}
+			str := string(s)
+			if n.text {
+				text[name] = str
+			}
+			if n.value {
+				values[name] = str
+				if n.typ == store.FieldTime {
+					if t, err := time.Parse(time.RFC3339Nano, str); err == nil {
+						values[name] = t
+					}
+				}
+			}
+		case c == 't' && bytes.HasPrefix(b[i:], []byte("true")):
+			if n.value {
+				values[name] = true
+			}
+			if n.text {
+				text[name] = "true"
+			}
+			i += 4
+		case c == 'f' && bytes.HasPrefix(b[i:], []byte("false")):
+			if n.value {
+				values[name] = false
+			}
+			if n.text {
+				text[name] = "false"
+			}
+			i += 5
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := i + 1
+			for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-') {
+				j++
+			}
+			num := b[i:j]
+			i = j
+			if n.text {
+				text[name] = string(num)
+			}
+			if !n.value {
+				break
+			}
+			if n.typ == store.FieldInteger {
+				if v, err := strconv.ParseInt(string(num), 10, 64); err == nil {
+					values[name] = v
+					break
+				}
+			}
+			f, err := strconv.ParseFloat(string(num), 64)
+			if err != nil {
+				return false
+			}
+			values[name] = f
+		default:
+			return false // null, objects, arrays
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return skipSpace(b, i+1) == len(b)
+		default:
+			return false
+		}
+	}
+}
+
+// plainString returns the content of the JSON string at b[i], when it has
+// no escapes and no control characters, and the index after it.
+func plainString(b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	ascii := true
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			if !ascii && !utf8.Valid(b[i+1:j]) {
+				return nil, 0, false // encoding/json would replace the bad bytes
+			}
+			return b[i+1 : j], j + 1, true
+		case c == '\\' || c < 0x20:
+			return nil, 0, false
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return nil, 0, false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}

@@ -1,0 +1,70 @@
+package ingest
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dropgate/dropgate/store"
+)
+
+// A list send's send_at schedules its messages as a CSV's send_at column
+// does (in the partner's zone), an email template with conditions sees
+// every attribute, contacts stay in contact order, and a contact whose
+// stored address does not pass the row checks is rejected, not sent.
+func TestListSendSchedulesAndRendersEveryAttribute(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ctx := context.Background()
+	e.template("acme", "news", "channel: email\nsubject: News for {{.first_name}}\n---\n{{if eq .vip \"true\"}}VIP {{end}}{{.first_name}} of {{.city}}, {{.orders}} orders\n")
+	list, err := e.st.EnsureList(ctx, "acme", "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []store.ContactInput{
+		{Email: "ana@example.com", Attributes: map[string]any{"first_name": "Ana", "city": "Lisbon", "vip": true, "orders": int64(3)}},
+		{Email: "rui@example.com", Attributes: map[string]any{"first_name": "Rui", "city": "Porto", "vip": false, "orders": int64(1)}},
+		{Email: "not-an-address", Attributes: map[string]any{"first_name": "X", "city": "Faro", "vip": false, "orders": int64(1)}},
+	} {
+		if _, _, err := e.st.PutContact(ctx, list, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, problems, err := e.in.SendToList(ctx, "acme", ListSendRequest{List: "all", Template: "news", Segment: `orders >= 1`, SendAt: "2026-04-01 09:00"})
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("send: %v %v", err, problems)
+	}
+	if res.Considered != 3 || res.Matched != 3 || res.Rejected != 1 || res.Queued != 2 || len(res.Errors) != 1 || res.Errors[0].Column != "email" {
+		t.Fatalf("result = %+v", res)
+	}
+	msgs := e.messages(res.JobID)
+	var got []string
+	for _, m := range msgs {
+		got = append(got, m.Recipient+"|"+m.Subject+"|"+strings.TrimSpace(m.Body)+"|"+m.NextAttemptAt.UTC().Format(time.RFC3339))
+	}
+	want := []string{
+		"ana@example.com|News for Ana|VIP Ana of Lisbon, 3 orders|2026-04-01T08:00:00Z",
+		"rui@example.com|News for Rui|Rui of Porto, 1 orders|2026-04-01T08:00:00Z",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("messages:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	job, err := e.st.Job(ctx, res.JobID)
+	if err != nil || job.Source != store.SourceList || job.Status != store.JobQueued || job.Total != 2 {
+		t.Errorf("job = %+v, %v", job, err)
+	}
+	ls, err := e.st.ListSendOf(ctx, res.JobID, 10)
+	if err != nil || ls.List != "all" || ls.Template != "news" || ls.Rejected != 1 || len(ls.Errors) != 1 {
+		t.Errorf("list send = %+v, %v", ls, err)
+	}
+
+	// A bad send_at or an unknown template is a problem; nothing is queued.
+	_, problems, err = e.in.SendToList(ctx, "acme", ListSendRequest{List: "all", Template: "nope", SendAt: "tomorrow"})
+	if err != nil || len(problems) != 2 || problems[0].Field != "template" || problems[1].Field != "send_at" {
+		t.Errorf("problems = %+v, %v", problems, err)
+	}
+	// Another partner's list is not found.
+	if _, _, err := e.in.SendToList(ctx, "legacy", ListSendRequest{List: "all", Template: "news"}); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("legacy sending to acme's list: %v", err)
+	}
+}

@@ -1,0 +1,111 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/dropgate/dropgate/ingest"
+	"github.com/dropgate/dropgate/store"
+)
+
+// listSendRequest is the body of POST /api/v1/lists/{list}/sends.
+type listSendRequest struct {
+	Partner  string `json:"partner"`
+	Template string `json:"template"`
+	Segment  string `json:"segment"`
+	SendAt   string `json:"send_at"`
+	DryRun   bool   `json:"dry_run"`
+}
+
+// listSendResponse is its answer.
+type listSendResponse struct {
+	List string `json:"list"`
+	ingest.ListSendResult
+}
+
+// handleListSend sends a template to the subscribed members of a list that
+// a segment chooses. The whole send is made before the answer (read,
+// evaluated, rendered and written through the bulk job writer, the job
+// invisible to the sender until it is whole), so the answer has the
+// counts and the job; a dry run only counts. A client that goes away
+// before the answer cancels the send: nothing is queued.
+func (s *Server) handleListSend(w http.ResponseWriter, r *http.Request) error {
+	if s.opts.SendToList == nil {
+		return &Error{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "this server does not send to lists"}
+	}
+	if !isJSON(r) {
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the request as Content-Type: application/json"}
+	}
+	raw, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	var req listSendRequest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return errBadRequest("the body is not a valid list send request: " + err.Error())
+	}
+	partner, err := sendingPartner(r, req.Partner)
+	if err != nil {
+		return err
+	}
+	list := r.PathValue("list")
+	if !req.DryRun {
+		if err := s.checkStorage(w, nil); err != nil { // storage.go: 507 while space is low
+			return err
+		}
+	}
+	res, problems, err := s.opts.SendToList(r.Context(), partner, ingest.ListSendRequest{List: list, Template: req.Template,
+		Segment: req.Segment, SendAt: req.SendAt, DryRun: req.DryRun})
+	switch {
+	case errors.Is(err, ingest.ErrUnknownPartner):
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request", Message: err.Error(),
+			Details: []ingest.Problem{{Field: "partner", Value: partner, Message: "not a configured partner"}}}
+	case errors.Is(err, store.ErrNotFound):
+		// Another partner's list is not found either.
+		return errNotFound(fmt.Sprintf("list %q", list))
+	case err != nil:
+		return s.checkStorage(w, err)
+	case len(problems) > 0:
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request",
+			Message: fmt.Sprintf("nothing was queued: %d problem(s), the first: %s: %s", len(problems), problems[0].Field, problems[0].Message),
+			Details: problems}
+	}
+	if req.DryRun {
+		return writeJSON(w, http.StatusOK, listSendResponse{List: list, ListSendResult: res})
+	}
+	if s.opts.Nudge != nil {
+		s.opts.Nudge()
+	}
+	return writeJSON(w, http.StatusAccepted, listSendResponse{List: list, ListSendResult: res})
+}
+
+// jobWithListSend is a job of source list with what it was made from.
+type jobWithListSend struct {
+	store.Job
+	ListSend *store.ListSend `json:"list_send,omitempty"`
+}
+
+// maxListSendErrors bounds the rejected contacts shown with a job.
+const maxListSendErrors = 10000
+
+// withListSend adds a list job's send (counts, rejected contacts) to it,
+// for GET /api/v1/jobs/{id}.
+func (s *Server) withListSend(ctx context.Context, j store.Job) (any, error) {
+	if j.Source != store.SourceList {
+		return j, nil
+	}
+	ls, err := s.opts.Store.ListSendOf(ctx, j.ID, maxListSendErrors)
+	if errors.Is(err, store.ErrNotFound) {
+		return j, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return jobWithListSend{Job: j, ListSend: &ls}, nil
+}
