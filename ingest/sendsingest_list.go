@@ -456,7 +456,7 @@ func (wk *worker) message(ctx context.Context, m *store.ListMember) {
 	if missing {
 		return
 	}
-	subject, body, err := t.render(ctx, &wk.buf, wk.text)
+	subject, body, err := t.renderFor(ctx, &wk.buf, wk.text, msg.Partner, msg.Recipient)
 	if err != nil {
 		var limit *renderLimitError
 		switch {

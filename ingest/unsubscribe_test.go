@@ -86,6 +86,28 @@ func TestUnsubscribeURLRendersPerRecipient(t *testing.T) {
 		t.Fatalf("Compose: %v %v %d", problems, err, len(msgs))
 	}
 	checkLink(t, l, msgs[0].Body, "acme", "zoe@example.com")
+
+	// And a list send, for each member.
+	ctx := context.Background()
+	list, err := e.st.EnsureList(ctx, "acme", "news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []store.ContactInput{
+		{Email: "ana@example.com", Attributes: map[string]any{"first_name": "Ana"}},
+		{Email: "bob@example.org", Attributes: map[string]any{"first_name": "Bob"}},
+	} {
+		if _, _, err := e.st.PutContact(ctx, list, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, problems2, err := e.in.SendToList(ctx, "acme", ListSendRequest{List: "news", Template: "news"})
+	if err != nil || len(problems2) > 0 || res.Queued != 2 {
+		t.Fatalf("SendToList: %+v %v %v", res, problems2, err)
+	}
+	for _, m := range e.messages(res.JobID) {
+		checkLink(t, l, m.Body, "acme", m.Recipient)
+	}
 }
 
 func TestUnsubscribeURLRefusedWithoutPublicURL(t *testing.T) {
