@@ -156,6 +156,8 @@ type Partner struct {
 	// MaxExpandedBytes rejects a .csv.gz or .zip whose content expands to
 	// more bytes (0: the default); it bounds a decompression bomb.
 	MaxExpandedBytes int64 `toml:"max_expanded_bytes"`
+	// Lists holds per-list settings ([[partner.list]], config/lists.go).
+	Lists []PartnerList `toml:"list"`
 }
 
 // Channel is one delivery route: an SMTP server, an HTTP provider or the

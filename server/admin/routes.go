@@ -36,6 +36,13 @@ func (s *Server) apiRoutes() []route {
 		{"POST", "/api/v1/suppressions", s.authed(s.handleAddSuppressions)},
 		{"DELETE", "/api/v1/suppressions", s.authed(s.handleDeleteSuppressionsOf)},
 		{"DELETE", "/api/v1/suppressions/{id}", s.authed(s.handleDeleteSuppression)},
+		{"GET", "/api/v1/lists", s.authed(s.handleListLists)},
+		{"POST", "/api/v1/lists", s.authed(s.handleCreateList)},
+		{"GET", "/api/v1/lists/{list}", s.authed(s.handleGetList)},
+		{"GET", "/api/v1/lists/{list}/contacts", s.authed(s.handleListMembers)},
+		{"POST", "/api/v1/lists/{list}/contacts", s.authed(s.handlePutContacts)},
+		{"DELETE", "/api/v1/lists/{list}/contacts", s.authed(s.handleRemoveMember)},
+		{"GET", "/api/v1/contacts", s.authed(s.handleGetContact)},
 		{"GET", "/api/v1/bans", s.adminOnly(s.handleBans)},
 	}
 }
