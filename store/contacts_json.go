@@ -146,3 +146,118 @@ func mergeRaw(stored, over json.RawMessage) (json.RawMessage, error) {
 	}
 	return append(b, '}'), nil
 }
+
+// attrMember is one name and raw value of a canonical attributes object.
+type attrMember struct {
+	name, value []byte // name as written, without quotes
+}
+
+// splitCanonical splits a canonical object (contacts_json.go's encoding)
+// into its members, in order, appending to out. ok is false for anything
+// else (a name with an escape, spaces): the caller then decodes.
+func splitCanonical(b []byte, out []attrMember) ([]attrMember, bool) {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return out, false
+	}
+	i, end := 1, len(b)-1
+	for i < end {
+		if b[i] != '"' {
+			return out, false
+		}
+		j := i + 1
+		for j < end && b[j] != '"' {
+			if b[j] == '\\' {
+				return out, false
+			}
+			j++
+		}
+		if j+1 >= end || b[j+1] != ':' {
+			return out, false
+		}
+		name := b[i+1 : j]
+		k := j + 2
+		v := k
+		if k < end && b[k] == '"' {
+			k++
+			for k < end && b[k] != '"' {
+				if b[k] == '\\' {
+					k++
+				}
+				k++
+			}
+			k++
+		} else {
+			for k < end && b[k] != ',' {
+				if b[k] == ' ' || b[k] == '{' || b[k] == '[' {
+					return out, false
+				}
+				k++
+			}
+		}
+		if k > end || v == k {
+			return out, false
+		}
+		out = append(out, attrMember{name, b[v:k]})
+		if k < end {
+			if b[k] != ',' {
+				return out, false
+			}
+			k++
+		}
+		i = k
+	}
+	return out, true
+}
+
+// mergeCanonical is mergeRaw for two canonical objects, by merging their
+// sorted members without decoding; scratch is reused between calls. ok is
+// false when either is not canonical.
+func mergeCanonical(dst, stored, over []byte, scratch *[2][]attrMember) ([]byte, bool) {
+	a, ok := splitCanonical(stored, scratch[0][:0])
+	scratch[0] = a
+	if !ok {
+		return nil, false
+	}
+	b, ok := splitCanonical(over, scratch[1][:0])
+	scratch[1] = b
+	if !ok {
+		return nil, false
+	}
+	dst = append(dst[:0], '{')
+	first := true
+	put := func(m attrMember) {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, '"')
+		dst = append(dst, m.name...)
+		dst = append(dst, '"', ':')
+		dst = append(dst, m.value...)
+	}
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b):
+			put(a[i])
+			i++
+		case i == len(a):
+			put(b[j])
+			j++
+		default:
+			switch c := bytes.Compare(a[i].name, b[j].name); {
+			case c < 0:
+				put(a[i])
+				i++
+			case c > 0:
+				put(b[j])
+				j++
+			default:
+				put(b[j])
+				i++
+				j++
+			}
+		}
+	}
+	return append(dst, '}'), true
+}

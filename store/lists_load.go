@@ -1,11 +1,11 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -51,6 +51,9 @@ type ListLoadOptions struct {
 	Fields map[string]string
 }
 
+// listLoadCacheKiB is the writer's page cache while a list loads.
+const listLoadCacheKiB = 64 << 10
+
 // listLoadBatch is how many rows go to the writing goroutine at once.
 const listLoadBatch = 512
 
@@ -81,16 +84,12 @@ type ListLoad struct {
 	counts   ListCounts
 	problems []ContactRowError
 
-	byKey         [3]*sql.Stmt // email, phone, ref
-	insContact    *sql.Stmt
-	updContact    *sql.Stmt
-	insMember     *sql.Stmt
-	keepMember    *sql.Stmt
-	setMember     *sql.Stmt
-	markSeen      *sql.Stmt
-	foundScratch  []foundContact
-	attrsScratch  []byte
-	storedScratch []byte
+	// The writing goroutine's: statements by shape (lists_batch.go) and
+	// per-batch scratch.
+	stmts   map[string]*sql.Stmt
+	scratch batchScratch
+	// optimistic skips lookups while they find nothing (lists_batch.go).
+	optimistic bool
 }
 
 // BeginListLoad starts a load into the partner's list name, creating the
@@ -119,6 +118,17 @@ func (s *Store) BeginListLoad(ctx context.Context, partner, name string, opts Li
 	if err := l.prepare(); err != nil {
 		return fail(err)
 	}
+	var any bool
+	if err := l.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM contacts WHERE partner = ?)`, partner).Scan(&any); err != nil {
+		return fail(fmt.Errorf("cannot look up contacts: %w", err))
+	}
+	l.optimistic = !any
+	// A load's transaction writes index pages all over the contacts'
+	// b-trees; with the writer's usual 8 MB cache they are spilled to
+	// the WAL and read back again many times over.
+	if _, err := l.tx.ExecContext(ctx, `PRAGMA cache_size = -`+strconv.Itoa(listLoadCacheKiB)); err != nil {
+		return fail(err)
+	}
 	l.wg.Add(1)
 	go l.write()
 	return l, nil
@@ -128,43 +138,13 @@ func (s *Store) BeginListLoad(ctx context.Context, partner, name string, opts Li
 func (l *ListLoad) List() List { return l.list }
 
 func (l *ListLoad) prepare() error {
-	ctx, tx := l.ctx, l.tx
-	var err error
-	prep := func(q string) *sql.Stmt {
-		if err != nil {
-			return nil
-		}
-		var st *sql.Stmt
-		st, err = tx.PrepareContext(ctx, q)
-		return st
-	}
-	const cols = `SELECT id, email, phone, ref, attributes FROM contacts WHERE partner = ? AND `
-	l.byKey[0] = prep(cols + `email = ?`)
-	l.byKey[1] = prep(cols + `phone = ?`)
-	l.byKey[2] = prep(cols + `ref = ?`)
-	l.insContact = prep(`INSERT INTO contacts (partner, email, phone, ref, attributes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	l.updContact = prep(`UPDATE contacts SET email = ?, phone = ?, ref = ?, attributes = ?, updated_at = ? WHERE id = ?`)
-	l.insMember = prep(`INSERT INTO list_members (list_id, contact_id, status, updated_at) VALUES (?, ?, ?, ?)`)
-	l.keepMember = prep(`INSERT INTO list_members (list_id, contact_id, status, updated_at) VALUES (?, ?, 'subscribed', ?)
-		ON CONFLICT (list_id, contact_id) DO NOTHING`)
-	l.setMember = prep(`INSERT INTO list_members (list_id, contact_id, status, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at
-		WHERE status <> excluded.status`)
-	if err != nil {
-		return fmt.Errorf("cannot prepare list load: %w", err)
-	}
 	if l.replace {
 		// The members this load names, for Commit to keep: the connection's
 		// own in-memory table (temp_store = MEMORY), a few bytes a row.
-		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS list_seen (contact_id INTEGER PRIMARY KEY)`); err != nil {
-			return fmt.Errorf("cannot prepare list load: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM temp.list_seen`); err != nil {
-			return fmt.Errorf("cannot prepare list load: %w", err)
-		}
-		l.markSeen = prep(`INSERT OR IGNORE INTO temp.list_seen (contact_id) VALUES (?)`)
-		if err != nil {
-			return fmt.Errorf("cannot prepare list load: %w", err)
+		for _, q := range []string{`CREATE TEMP TABLE IF NOT EXISTS list_seen (contact_id INTEGER PRIMARY KEY)`, `DELETE FROM temp.list_seen`} {
+			if _, err := l.tx.ExecContext(l.ctx, q); err != nil {
+				return fmt.Errorf("cannot prepare list load: %w", err)
+			}
 		}
 	}
 	return nil
@@ -277,13 +257,12 @@ func (l *ListLoad) closeAll() {
 		return
 	}
 	l.done = true
-	for _, st := range []*sql.Stmt{l.byKey[0], l.byKey[1], l.byKey[2], l.insContact, l.updContact, l.insMember, l.keepMember, l.setMember, l.markSeen} {
-		if st != nil {
-			st.Close()
-		}
+	for _, st := range l.stmts {
+		st.Close()
 	}
 	if l.tx != nil {
 		l.tx.Rollback() // after Commit: sql.ErrTxDone, nothing done
+		l.s.writer.ExecContext(context.WithoutCancel(l.ctx), `PRAGMA cache_size = -8000`)
 	}
 	if l.bulk {
 		l.s.endBulk(context.WithoutCancel(l.ctx))
@@ -298,133 +277,12 @@ func (l *ListLoad) write() {
 		if l.failed() != nil {
 			continue
 		}
-		for i := range batch {
-			if err := l.apply(&batch[i]); err != nil {
-				l.mu.Lock()
-				l.err = err
-				l.mu.Unlock()
-				break
-			}
+		if err := l.applyBatch(batch); err != nil {
+			l.mu.Lock()
+			l.err = err
+			l.mu.Unlock()
 		}
 	}
-}
-
-// foundContact is a stored contact a row's key names.
-type foundContact struct {
-	id                int64
-	email, phone, ref sql.NullString
-	attrs             []byte
-}
-
-// apply writes one row.
-func (l *ListLoad) apply(r *ContactRow) error {
-	ctx := l.ctx
-	keys := [3]string{r.Email, r.Phone, r.Ref}
-	var found *foundContact
-	l.foundScratch = l.foundScratch[:0]
-	for k, v := range keys {
-		if v == "" {
-			continue
-		}
-		var fc foundContact
-		err := l.byKey[k].QueryRowContext(ctx, l.list.Partner, v).Scan(&fc.id, &fc.email, &fc.phone, &fc.ref, &fc.attrs)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("cannot look up contact: %w", err)
-		}
-		if found != nil && found.id != fc.id {
-			l.problems = append(l.problems, ContactRowError{Line: r.Line, Column: keyColumns[k], Value: v,
-				Message: fmt.Sprintf("this %s belongs to another contact than the row's %s; a row's email, phone and ref must name one contact: correct the row, or change the stored contact first", keyColumns[k], keyName(keys, found, k))})
-			return nil
-		}
-		l.foundScratch = append(l.foundScratch, fc)
-		found = &l.foundScratch[len(l.foundScratch)-1]
-	}
-	attrs := r.Attrs
-	if len(attrs) == 0 {
-		attrs = emptyObject
-	}
-	var id int64
-	if found == nil {
-		res, err := l.insContact.ExecContext(ctx, l.list.Partner, nullString(r.Email), nullString(r.Phone), nullString(r.Ref), string(attrs), l.now, l.now)
-		if err != nil {
-			return fmt.Errorf("cannot insert contact of line %d: %w", r.Line, err)
-		}
-		if id, err = res.LastInsertId(); err != nil {
-			return err
-		}
-		status := r.Status
-		if status == "" {
-			status = Subscribed
-		}
-		if _, err := l.insMember.ExecContext(ctx, l.list.ID, id, status, l.now); err != nil {
-			return fmt.Errorf("cannot store list membership: %w", err)
-		}
-		l.counts.Inserted++
-		return l.seen(id)
-	}
-	id = found.id
-	changed := false
-	email, phone, ref := orKeep(r.Email, found.email.String), orKeep(r.Phone, found.phone.String), orKeep(r.Ref, found.ref.String)
-	merged := found.attrs
-	if !bytes.Equal(attrs, found.attrs) && !bytes.Equal(attrs, emptyObject) {
-		m, err := mergeRaw(found.attrs, attrs)
-		if err != nil {
-			return fmt.Errorf("contact %d: %w", id, err)
-		}
-		merged = m
-	}
-	if email != found.email.String || phone != found.phone.String || ref != found.ref.String || !bytes.Equal(merged, found.attrs) {
-		if _, err := l.updContact.ExecContext(ctx, nullString(email), nullString(phone), nullString(ref), string(merged), l.now, id); err != nil {
-			return fmt.Errorf("cannot update contact of line %d: %w", r.Line, err)
-		}
-		changed = true
-	}
-	var res sql.Result
-	var err error
-	if r.Status == "" {
-		res, err = l.keepMember.ExecContext(ctx, l.list.ID, id, l.now)
-	} else {
-		res, err = l.setMember.ExecContext(ctx, l.list.ID, id, r.Status, l.now)
-	}
-	if err != nil {
-		return fmt.Errorf("cannot store list membership: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		changed = true
-	}
-	if changed {
-		l.counts.Updated++
-	} else {
-		l.counts.Unchanged++
-	}
-	return l.seen(id)
-}
-
-func (l *ListLoad) seen(id int64) error {
-	if l.markSeen == nil {
-		return nil
-	}
-	if _, err := l.markSeen.ExecContext(l.ctx, id); err != nil {
-		return fmt.Errorf("cannot note member: %w", err)
-	}
-	return nil
-}
-
-var emptyObject = []byte("{}")
-
-var keyColumns = [3]string{"email", "phone", "ref"}
-
-// keyName names the earlier key of the row that found the other contact.
-func keyName(keys [3]string, found *foundContact, k int) string {
-	for j := 0; j < k; j++ {
-		if keys[j] != "" {
-			return keyColumns[j] + " " + keys[j]
-		}
-	}
-	return "other keys"
 }
 
 // ensureListTx returns the partner's list name, creating it.

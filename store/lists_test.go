@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -78,5 +79,33 @@ func TestListLoadInsertsUpdatesReplacesAndRefusesConflicts(t *testing.T) {
 	c, outcome, err := s.PutContact(ctx, li.List, ContactInput{Email: "ana@example.com", Attributes: map[string]any{"city": "Porto"}})
 	if err != nil || outcome != ContactUnchanged || c.ID != ana.ID {
 		t.Fatalf("put: %s %v", outcome, err)
+	}
+}
+
+// A first import skips lookups; a contact named again in a later batch
+// (the unique index refuses the insert) makes that batch go again with
+// lookups, and one named twice in a batch is one contact.
+func TestListLoadFirstImportWithRepeatedContacts(t *testing.T) {
+	s := openTest(t)
+	var rows []ContactRow
+	for i := range 1200 {
+		rows = append(rows, ContactRow{Line: i + 2, Email: fmt.Sprintf("c%d@example.com", i), Attrs: []byte(`{"n":1}`)})
+	}
+	rows = append(rows, ContactRow{Line: 1202, Email: "c3@example.com", Phone: "+351912345678"}) // c3 again, a later batch
+	rows[10] = ContactRow{Line: 12, Email: "c1@example.com", Attrs: []byte(`{"n":2}`)}           // c1 again, same batch
+	counts, problems := loadRows(t, s, ListLoadOptions{Fields: map[string]string{"n": FieldInteger}}, rows...)
+	if len(problems) > 0 || counts != (ListCounts{Inserted: 1199, Updated: 2}) {
+		t.Fatalf("counts %+v, problems %+v", counts, problems)
+	}
+	c1, err := s.FindContact(context.Background(), "acme", "c1@example.com", "", "")
+	if err != nil || string(c1.Attributes) != `{"n":2}` {
+		t.Fatalf("c1 = %s %v", c1.Attributes, err)
+	}
+	if c3, err := s.FindContact(context.Background(), "acme", "", "+351912345678", ""); err != nil || c3.Email != "c3@example.com" {
+		t.Fatalf("c3 = %+v %v", c3, err)
+	}
+	li, _ := s.ListInfoByName(context.Background(), "acme", "news")
+	if li.Subscribed != 1199 {
+		t.Fatalf("members = %d", li.Subscribed)
 	}
 }
