@@ -2,8 +2,10 @@ package ingest
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/store"
@@ -114,4 +116,23 @@ func TestValueFits(t *testing.T) {
 			t.Errorf("%q: %s, want %s", v, got, want)
 		}
 	}
+}
+
+// A list file there before the start is taken by the rescan; one written
+// in place into a list folder made afterwards is seen by the watcher.
+func TestListFilesAreWatchedAndRescanned(t *testing.T) {
+	e := newTestEnv(t, nil)
+	e.write("acme", "lists/news/early.csv", []byte("email\nana@example.com\n"))
+	e.runScanned()
+	e.waitStatus("acme", "lists/news/early.csv", store.FileQueued)
+	if err := os.Mkdir(e.home("acme", "lists/later"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.waitWatched(e.home("acme", "lists/later"))
+	e.write("acme", "lists/later/a.csv", []byte("email\nbia@example.com\n"))
+	e.waitStatus("acme", "lists/later/a.csv", store.FileQueued)
+	if li, err := e.st.ListInfoByName(context.Background(), "acme", "later"); err != nil || li.Subscribed != 1 {
+		t.Fatalf("later = %+v %v", li, err)
+	}
+	waitFor(t, "the file archived", 30*time.Second, func() bool { return !e.exists("acme", "lists/later/a.csv") })
 }
