@@ -60,9 +60,9 @@ const listLoadBatch = 512
 // ListLoad writes the contacts of one file or request into a list in one
 // transaction on the writer connection: nothing is visible until Commit,
 // and Abort (or any failure) leaves the store as it was. Rows are written
-// by a goroutine of the load as they are added, with prepared statements
-// and lookups by the unique key indexes, so the caller reads and checks
-// the next rows meanwhile.
+// by a goroutine of the load, a batch at a time with a few multi-row
+// statements (lists_batch.go), so the caller reads and checks the next
+// rows meanwhile.
 type ListLoad struct {
 	s       *Store
 	ctx     context.Context
