@@ -342,6 +342,30 @@ func (l *ListLoad) resolve(r *ContactRow) error {
 	return nil
 }
 
+// writeMembers writes the list statuses of chunk; existing is false for
+// contacts this batch inserted, which cannot be members yet (a plain
+// insert, cheaper than the upsert).
+func (l *ListLoad) writeMembers(chunk []*liveContact, existing bool) error {
+	sc := &l.scratch
+	q := `INSERT INTO list_members (list_id, updated_at, contact_id, status)
+		SELECT ?, ?, column1, column2 FROM (VALUES ` + placeholders(len(chunk), 2) + `)`
+	if existing {
+		q += ` WHERE true ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at`
+	}
+	st, err := l.stmt(q)
+	if err != nil {
+		return err
+	}
+	sc.args = append(sc.args[:0], l.list.ID, l.now)
+	for _, c := range chunk {
+		sc.args = append(sc.args, c.id, c.status)
+	}
+	if _, err := st.ExecContext(context.WithoutCancel(l.ctx), sc.args...); err != nil {
+		return fmt.Errorf("cannot store list memberships: %w", err)
+	}
+	return nil
+}
+
 // writeBatch writes what resolve decided: updates, inserts, memberships
 // and, for replace loads, the members seen.
 func (l *ListLoad) writeBatch() error {
@@ -398,22 +422,13 @@ func (l *ListLoad) writeBatch() error {
 		for i, c := range chunk {
 			c.id = last - int64(len(chunk)-1-i)
 		}
-		members = append(members, chunk...)
-	}
-	for start := 0; start < len(members); start += batchChunk {
-		chunk := members[start:min(start+batchChunk, len(members))]
-		st, err := l.stmt(`INSERT INTO list_members (list_id, updated_at, contact_id, status)
-			SELECT ?, ?, column1, column2 FROM (VALUES ` + placeholders(len(chunk), 2) + `) WHERE true
-			ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at`)
-		if err != nil {
+		if err := l.writeMembers(chunk, false); err != nil {
 			return err
 		}
-		sc.args = append(sc.args[:0], l.list.ID, l.now)
-		for _, c := range chunk {
-			sc.args = append(sc.args, c.id, c.status)
-		}
-		if _, err := st.ExecContext(ctx, sc.args...); err != nil {
-			return fmt.Errorf("cannot store list memberships: %w", err)
+	}
+	for start := 0; start < len(members); start += batchChunk {
+		if err := l.writeMembers(members[start:min(start+batchChunk, len(members))], true); err != nil {
+			return err
 		}
 	}
 	if !l.replace {
