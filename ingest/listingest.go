@@ -181,6 +181,17 @@ func (lf *listFile) typeCSV(ctx context.Context, r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	known := true
+	for _, col := range cols.attrs {
+		if _, ok := lf.stored[cr.names[col]]; !ok {
+			known = false
+		}
+	}
+	if known {
+		// Every column has its type already (a file of a shape sent
+		// before): nothing to learn from the values.
+		return nil
+	}
 	fits := make([]int, len(cols.attrs))
 	for i, col := range cols.attrs {
 		fits[i] = fitsAny
@@ -228,7 +239,9 @@ func (lf *listFile) loadCSV(ctx context.Context, r io.Reader) error {
 	types := make([]string, len(cols.attrs))
 	for i, col := range cols.attrs {
 		names[i] = cr.names[col]
-		types[i] = lf.types[names[i]]
+		if types[i] = lf.types[names[i]]; types[i] == "" {
+			types[i] = lf.stored[names[i]]
+		}
 	}
 	if cap(lf.values) < len(names) {
 		lf.values = make([]any, len(names))
