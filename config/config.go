@@ -164,6 +164,8 @@ type Partner struct {
 	// QuietHours is a daily window such as "21:00-08:00", in the partner's
 	// time zone, when workflow steps on phone channels wait (config/workflow.go).
 	QuietHours string `toml:"quiet_hours"`
+	// Lists holds per-list settings ([[partner.list]], config/lists.go).
+	Lists []PartnerList `toml:"list"`
 }
 
 // Channel is one delivery route: an SMTP server, an HTTP provider or the

@@ -257,6 +257,7 @@ func (c *Config) Validate() error {
 		if p.MaxExpandedBytes < 0 {
 			bad(f+".max_expanded_bytes", "must not be negative (0 means the default, %d)", int64(DefaultMaxExpandedBytes))
 		}
+		p.validateLists(f, bad)
 		if p.APIKey != "" {
 			if h, ok := strings.CutPrefix(p.APIKey, "sha256:"); ok && !isHex(h, 64) {
 				bad(f+".api_key", "sha256: must be followed by 64 hex digits")

@@ -230,7 +230,7 @@ func TestWatcherAddsNoWatchPastMaxFolders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const warning = "partner has more folders in inbox/ than max_folders allows"
+	const warning = "partner has more folders in inbox/ and lists/ than max_folders allows"
 	waitFor(t, "the warning", 30*time.Second, func() bool { return strings.Count(logs.String(), warning) > 0 })
 	// A file written after the last mkdir is seen after the mkdir events:
 	// once it is taken, every folder event has been handled.

@@ -166,7 +166,7 @@ func New(opts Options) (*Ingester, error) {
 		return nil, fmt.Errorf("cannot start file watcher: %w", err)
 	}
 	for _, p := range in.partners {
-		for _, dir := range []string{config.InboxDir, config.TemplatesDir, config.SuppressDir, config.EventsDir, config.SendsDir} {
+		for _, dir := range []string{config.InboxDir, config.TemplatesDir, config.SuppressDir, config.EventsDir, config.SendsDir, config.ListsDir} {
 			if err := in.watcher.Add(filepath.Join(p.home, dir)); err != nil {
 				in.watcher.Close()
 				return nil, fmt.Errorf("cannot watch %s of partner %s: %w", dir, p.cfg.Name, err)

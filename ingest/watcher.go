@@ -139,7 +139,7 @@ func (in *Ingester) handleEvent(ctx context.Context, ev, prev fsnotify.Event, pe
 		return
 	}
 	if fi.IsDir() {
-		if ev.Has(fsnotify.Create) && isTemplateFolder(rel) {
+		if ev.Has(fsnotify.Create) && (isTemplateFolder(rel) || isListFolder(rel)) {
 			in.watchFolder(ctx, p, ev.Name, pending)
 		}
 		return
@@ -298,22 +298,27 @@ func (in *Ingester) rescan(ctx context.Context, pending map[workItem]*pendingFil
 	}
 	for _, name := range names {
 		p := in.partners[name]
-		inbox := filepath.Join(p.home, config.InboxDir)
-		entries, err := os.ReadDir(inbox)
-		if err != nil {
-			in.log.Error("cannot read inbox", "partner", name, "err", err)
-			continue
-		}
-		for _, e := range entries {
-			if e.IsDir() && !config.IsTempName(e.Name()) {
-				in.watchFolder(ctx, p, filepath.Join(inbox, e.Name()), pending)
+		for _, top := range []string{config.InboxDir, config.ListsDir} {
+			dir := filepath.Join(p.home, top)
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				in.log.Error("cannot read folder", "partner", name, "folder", top, "err", err)
+				continue
+			}
+			for _, e := range entries {
+				if e.IsDir() && !config.IsTempName(e.Name()) {
+					in.watchFolder(ctx, p, filepath.Join(dir, e.Name()), pending)
+				}
+			}
+			if top == config.InboxDir {
+				in.scanFolder(ctx, p, dir, pending)
 			}
 		}
-		in.scanFolder(ctx, p, inbox, pending)
 	}
 }
 
-// watchFolder starts watching a template folder in an inbox, then scans it:
+// watchFolder starts watching a template folder in inbox/ or a list folder
+// in lists/, then scans it:
 // files written into it before the watch began give no event. Past the
 // partner's max_folders no watch is added (each costs the kernel memory,
 // and the limit on watches is shared by every partner); that is logged once.
@@ -322,7 +327,7 @@ func (in *Ingester) watchFolder(ctx context.Context, p *partner, dir string, pen
 		if len(p.watched) >= p.cfg.MaxFolders {
 			if !p.capWarned {
 				p.capWarned = true
-				in.log.Warn("partner has more folders in inbox/ than max_folders allows; files in the folders past it are not watched",
+				in.log.Warn("partner has more folders in inbox/ and lists/ than max_folders allows; files in the folders past it are not watched",
 					"partner", p.cfg.Name, "max_folders", p.cfg.MaxFolders, "folder", dir)
 			}
 			return
@@ -395,14 +400,21 @@ func isTemplateFolder(rel string) bool {
 	return len(parts) == 2 && parts[0] == config.InboxDir && !config.IsTempName(parts[1])
 }
 
+// isListFolder reports whether rel is lists/<list>.
+func isListFolder(rel string) bool {
+	parts := strings.Split(rel, "/")
+	return len(parts) == 2 && parts[0] == config.ListsDir && !config.IsTempName(parts[1])
+}
+
 // watchedFile reports whether rel is where ingest takes files from:
-// inbox/<file>, inbox/<template>/<file>, templates/<file> or suppress/<file>.
+// inbox/<file>, inbox/<template>/<file>, templates/<file>, suppress/<file>
+// or lists/<list>/<file>.
 func watchedFile(rel string) bool {
 	parts := strings.Split(rel, "/")
 	switch {
 	case len(parts) == 2 && (parts[0] == config.InboxDir || parts[0] == config.TemplatesDir || parts[0] == config.SuppressDir || parts[0] == config.EventsDir || parts[0] == config.SendsDir):
 		return true
-	case len(parts) == 3 && parts[0] == config.InboxDir && !config.IsTempName(parts[1]):
+	case len(parts) == 3 && (parts[0] == config.InboxDir || parts[0] == config.ListsDir) && !config.IsTempName(parts[1]):
 		return true
 	}
 	return false

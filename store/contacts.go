@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 )
 
@@ -301,33 +300,15 @@ func checkFieldsTx(ctx context.Context, tx *sql.Tx, partner string, attrs map[st
 	return nil
 }
 
-// mergeAttributes lays attrs over the stored JSON object and encodes the
-// result with sorted names, so equal attributes give equal bytes and an
-// unchanged contact is recognised by comparing them.
+// mergeAttributes lays attrs over the stored JSON object and returns the
+// canonical encoding (contacts_json.go), so equal attributes give equal
+// bytes and an unchanged contact is recognised by comparing them.
 func mergeAttributes(stored json.RawMessage, attrs map[string]any) (json.RawMessage, error) {
-	merged := map[string]any{}
-	if len(stored) > 0 {
-		// json.Number keeps integers beyond 2^53 exact through the round trip.
-		dec := json.NewDecoder(bytes.NewReader(stored))
-		dec.UseNumber()
-		if err := dec.Decode(&merged); err != nil {
-			return nil, fmt.Errorf("cannot read stored attributes: %w", err)
-		}
+	over, err := EncodeAttributes(attrs)
+	if err != nil {
+		return nil, err
 	}
-	for name, v := range attrs {
-		switch v := v.(type) {
-		case time.Time:
-			merged[name] = v.UTC().Format(time.RFC3339Nano)
-		case float64:
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("attribute %q: %v is not a number that can be stored", name, v)
-			}
-			merged[name] = v
-		default:
-			merged[name] = v
-		}
-	}
-	return json.Marshal(merged) // encoding/json writes map keys sorted
+	return mergeRaw(stored, over)
 }
 
 // AttributeValues decodes a contact's attributes into typed values: JSON

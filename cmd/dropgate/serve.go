@@ -233,7 +233,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	adm, err := admin.New(admin.Options{Config: cfg, Store: st, Logger: logger, Bans: bans, Nudge: snd.Nudge, Compose: in.ComposeJob,
 		Storage: wm, Degraded: degraded(in, snd), PutTemplate: in.PutTemplate, Metrics: metrics,
 		CheckSuppressions: in.CheckSuppressions, Unsubscribe: links, Workflows: flows, CheckEvents: in.CheckEvents,
-		SendToList: in.SendToList})
+		SendToList: in.SendToList, PutContacts: in.PutContacts, ContactKey: in.ContactKey})
 	if err != nil {
 		unwind()
 		return err

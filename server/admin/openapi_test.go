@@ -107,9 +107,18 @@ func TestOpenAPISchemasMatchTheAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	news, err := f.store.EnsureList(ctx, "acme", "news")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.store.PutContact(ctx, news, store.ContactInput{Email: "ana@example.com", Attributes: map[string]any{"orders": int64(3)}}); err != nil {
+		t.Fatal(err)
+	}
 	ids := map[string]string{
 		"/api/v1/workflows/{name}/runs":               "cart",
 		"/api/v1/runs/{id}":                           strconv.FormatInt(res[0].Started[0], 10),
+		"/api/v1/lists/{list}":                        news.Name,
+		"/api/v1/lists/{list}/contacts":               news.Name,
 		"/api/v1/jobs/{id}":                           strconv.FormatInt(j.ID, 10),
 		"/api/v1/jobs/{id}/messages":                  strconv.FormatInt(j.ID, 10),
 		"/api/v1/messages/{id}":                       strconv.FormatInt(cs[1].ID, 10),
@@ -119,6 +128,9 @@ func TestOpenAPISchemasMatchTheAnswers(t *testing.T) {
 	}
 	query := map[string]string{
 		"/api/v1/workflows/{name}/runs":               "?partner=acme",
+		"/api/v1/lists/{list}":                        "?partner=acme",
+		"/api/v1/lists/{list}/contacts":               "?partner=acme",
+		"/api/v1/contacts":                            "?partner=acme&email=Ana@example.com",
 		"/api/v1/templates/{name}":                    "?partner=acme",
 		"/api/v1/templates/{name}/versions/{version}": "?partner=acme",
 	}
@@ -156,7 +168,7 @@ func TestOpenAPISchemasMatchTheAnswers(t *testing.T) {
 		}
 		path := rt.path
 		if id, ok := ids[rt.path]; ok {
-			path = strings.Replace(strings.Replace(path, "{id}", id, 1), "{name}", id, 1)
+			path = strings.Replace(strings.Replace(strings.Replace(path, "{id}", id, 1), "{name}", id, 1), "{list}", id, 1)
 			path = strings.Replace(path, "{version}", strconv.Itoa(tmpl.Version), 1)
 		}
 		path += query[rt.path]

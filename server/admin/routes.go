@@ -47,6 +47,13 @@ func (s *Server) apiRoutes() []route {
 		{"POST", "/api/v1/workflows/{name}/cancel", s.authed(s.handleCancelRunsByKey)},
 		{"GET", "/api/v1/runs/{id}", s.authed(s.handleGetRun)},
 		{"POST", "/api/v1/lists/{list}/sends", s.authed(s.handleListSend)},
+		{"GET", "/api/v1/lists", s.authed(s.handleListLists)},
+		{"POST", "/api/v1/lists", s.authed(s.handleCreateList)},
+		{"GET", "/api/v1/lists/{list}", s.authed(s.handleGetList)},
+		{"GET", "/api/v1/lists/{list}/contacts", s.authed(s.handleListMembers)},
+		{"POST", "/api/v1/lists/{list}/contacts", s.authed(s.handlePutContacts)},
+		{"DELETE", "/api/v1/lists/{list}/contacts", s.authed(s.handleRemoveMember)},
+		{"GET", "/api/v1/contacts", s.authed(s.handleGetContact)},
 		{"GET", "/api/v1/bans", s.adminOnly(s.handleBans)},
 		// The channel's own secret, not an API token (inbound.go).
 		{"POST", "/api/v1/inbound/{channel}", s.wrap(s.handleInbound)},

@@ -63,6 +63,12 @@ type Options struct {
 	// SendToList checks and queues a list send (ingest.Ingester.SendToList);
 	// nil answers POST /api/v1/lists/{list}/sends with 501.
 	SendToList func(ctx context.Context, partner string, req ingest.ListSendRequest) (ingest.ListSendResult, []ingest.SendProblem, error)
+	// PutContacts upserts API contacts into a list as list files are read
+	// (ingest.Ingester.PutContacts); nil answers POST with 501.
+	PutContacts func(ctx context.Context, partner, list string, entries []ingest.ContactEntry) (store.ListCounts, []ingest.Problem, error)
+	// ContactKey normalises a contact key of a query as files' keys are
+	// (ingest.Ingester.ContactKey); nil uses keys as given.
+	ContactKey func(partner, column, value string) (key, msg string, err error)
 	// Metrics are the daemon's counters, fed by the sender, the
 	// authenticator and the file servers; nil makes an unfed set.
 	Metrics *Metrics

@@ -34,6 +34,10 @@ var ingestFolders = map[string]bool{
 	config.SendsDir:     true,
 }
 
+// listNameRule is the partner's message for a folder in lists/ that cannot
+// name a list.
+const listNameRule = "a list's folder name is 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit"
+
 // place is a client path resolved against the home layout.
 type place struct {
 	rel   string // relative to the home, "." for the home itself
@@ -60,14 +64,15 @@ func (p place) base() string {
 func (p place) canWriteFile() error {
 	switch {
 	case p.top == config.ReportsDir:
-		return &PolicyError{"reports/ is read-only: dropgate writes results there; upload into inbox/, templates/, suppress/ or sends/"}
-	case p.top == config.ListsDir:
-		// Contact lists are not built yet: a file accepted here would
-		// never be read, which a partner could take for "done".
-		return &PolicyError{"lists/ is reserved for contact lists, which dropgate does not read yet, so files are not accepted there; " +
-			"upload recipients into inbox/ and addresses never to message again into suppress/"}
+		return &PolicyError{"reports/ is read-only: dropgate writes results there; upload into inbox/, templates/, lists/<list>/, suppress/, events/ or sends/"}
+	case p.top == config.ListsDir && p.depth != 3:
+		// Only lists/<list>/<file> is read: a file anywhere else in lists/
+		// would never be, which a partner could take for "done".
+		return &PolicyError{fmt.Sprintf("cannot write %q: contact files go into a folder named after their list, lists/<list>/<file>.csv (make the folder first)", "/"+p.rel)}
+	case p.top == config.ListsDir && !config.ValidListName(strings.Split(p.rel, "/")[1]):
+		return &PolicyError{fmt.Sprintf("cannot write %q: %s", "/"+p.rel, listNameRule)}
 	case p.depth < 2 || !ingestFolders[p.top]:
-		return &PolicyError{fmt.Sprintf("cannot write %q: upload into inbox/, templates/, suppress/ or sends/", "/"+strings.TrimPrefix(p.rel, "."))}
+		return &PolicyError{fmt.Sprintf("cannot write %q: upload into inbox/, templates/, lists/<list>/, suppress/, events/ or sends/", "/"+strings.TrimPrefix(p.rel, "."))}
 	case isUploadTemp(p.base()):
 		return &PolicyError{"names starting with " + uploadTempPrefix + " are reserved for uploads in progress"}
 	}
@@ -78,6 +83,8 @@ func (p place) canMkdir() error {
 	switch {
 	case p.top == config.ReportsDir:
 		return &PolicyError{"reports/ is read-only: dropgate writes results there"}
+	case p.depth == 2 && p.top == config.ListsDir && !isUploadTemp(p.base()) && !config.ValidListName(p.base()):
+		return &PolicyError{fmt.Sprintf("cannot make %q: %s", "/"+p.rel, listNameRule)}
 	case p.depth == 2 && (p.top == config.InboxDir || p.top == config.ListsDir) && !isUploadTemp(p.base()):
 		return nil
 	}

@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ListInfo is a list with its members counted by status.
+type ListInfo struct {
+	List
+	Subscribed   int `json:"subscribed"`
+	Unsubscribed int `json:"unsubscribed"`
+}
+
+// Member is a contact of a list with its status there.
+type Member struct {
+	Contact
+	Status string `json:"status"`
+}
+
+// Membership is one list a contact belongs to.
+type Membership struct {
+	List      string    `json:"list"`
+	Status    string    `json:"status"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// CreateList creates the partner's list name; created is false when it
+// existed already (it is then returned as it is).
+func (s *Store) CreateList(ctx context.Context, partner, name string) (l List, created bool, err error) {
+	l = List{Partner: partner, Name: name}
+	var at int64
+	err = s.writer.QueryRowContext(ctx, `INSERT INTO lists (partner, name, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (partner, name) DO NOTHING RETURNING id, created_at`, partner, name, ms(time.Now())).Scan(&l.ID, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		l, err = s.ListByName(ctx, partner, name)
+		return l, false, err
+	}
+	if err != nil {
+		return List{}, false, fmt.Errorf("cannot create list %q: %w", name, err)
+	}
+	l.CreatedAt = fromMS(at)
+	return l, true, nil
+}
+
+const listInfoSelect = `SELECT l.id, l.partner, l.name, l.created_at,
+		(SELECT count(*) FROM list_members m WHERE m.list_id = l.id AND m.status = 'subscribed'),
+		(SELECT count(*) FROM list_members m WHERE m.list_id = l.id AND m.status = 'unsubscribed')
+	FROM lists l `
+
+func scanListInfo(r interface{ Scan(...any) error }) (ListInfo, error) {
+	var li ListInfo
+	var at int64
+	if err := r.Scan(&li.ID, &li.Partner, &li.Name, &at, &li.Subscribed, &li.Unsubscribed); err != nil {
+		return ListInfo{}, err
+	}
+	li.CreatedAt = fromMS(at)
+	return li, nil
+}
+
+// Lists returns a partner's lists ("" partner: every partner's) by name,
+// with their counts.
+func (s *Store) Lists(ctx context.Context, partner string) ([]ListInfo, error) {
+	rows, err := s.reader.QueryContext(ctx, listInfoSelect+`WHERE (? = '' OR l.partner = ?) ORDER BY l.partner, l.name`, partner, partner)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list lists: %w", err)
+	}
+	defer rows.Close()
+	out := []ListInfo{}
+	for rows.Next() {
+		li, err := scanListInfo(rows)
+		if err != nil {
+			return nil, fmt.Errorf("cannot list lists: %w", err)
+		}
+		out = append(out, li)
+	}
+	return out, rows.Err()
+}
+
+// ListInfoByName returns one list of the partner with its counts, or
+// ErrNotFound.
+func (s *Store) ListInfoByName(ctx context.Context, partner, name string) (ListInfo, error) {
+	li, err := scanListInfo(s.reader.QueryRowContext(ctx, listInfoSelect+`WHERE l.partner = ? AND l.name = ?`, partner, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return ListInfo{}, fmt.Errorf("list %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return ListInfo{}, fmt.Errorf("cannot read list %q: %w", name, err)
+	}
+	return li, nil
+}
+
+const contactColumns = `c.id, c.partner, c.email, c.phone, c.ref, c.attributes, c.created_at, c.updated_at`
+
+func scanContact(r interface{ Scan(...any) error }, extra ...any) (Contact, error) {
+	var c Contact
+	var email, phone, ref sql.NullString
+	var attrs string
+	var created, updated int64
+	if err := r.Scan(append([]any{&c.ID, &c.Partner, &email, &phone, &ref, &attrs, &created, &updated}, extra...)...); err != nil {
+		return Contact{}, err
+	}
+	c.Email, c.Phone, c.Ref = email.String, phone.String, ref.String
+	c.Attributes, c.CreatedAt, c.UpdatedAt = json.RawMessage(attrs), fromMS(created), fromMS(updated)
+	return c, nil
+}
+
+// ListMembers returns a list's members with contact id > after, in id
+// order, at most limit; status "" is every status.
+func (s *Store) ListMembers(ctx context.Context, listID int64, status string, after int64, limit int) ([]Member, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+contactColumns+`, m.status FROM list_members m JOIN contacts c ON c.id = m.contact_id
+		WHERE m.list_id = ? AND m.contact_id > ? AND (? = '' OR m.status = ?) ORDER BY m.contact_id LIMIT ?`, listID, after, status, status, limit)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list members: %w", err)
+	}
+	defer rows.Close()
+	out := []Member{}
+	for rows.Next() {
+		var m Member
+		c, err := scanContact(rows, &m.Status)
+		if err != nil {
+			return nil, fmt.Errorf("cannot list members: %w", err)
+		}
+		m.Contact = c
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// FindContact returns the partner's contact with that email, phone or ref
+// (normalised as stored; the first non-empty of them is used), or
+// ErrNotFound.
+func (s *Store) FindContact(ctx context.Context, partner, email, phone, ref string) (Contact, error) {
+	q, v := `c.email = ?`, email
+	switch {
+	case email != "":
+	case phone != "":
+		q, v = `c.phone = ?`, phone
+	case ref != "":
+		q, v = `c.ref = ?`, ref
+	default:
+		return Contact{}, errors.New("give an email, a phone or a ref")
+	}
+	c, err := scanContact(s.reader.QueryRowContext(ctx, `SELECT `+contactColumns+` FROM contacts c WHERE c.partner = ? AND `+q, partner, v))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Contact{}, fmt.Errorf("contact: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Contact{}, fmt.Errorf("cannot read contact: %w", err)
+	}
+	return c, nil
+}
+
+// ContactLists returns the lists a contact belongs to, by name.
+func (s *Store) ContactLists(ctx context.Context, contactID int64) ([]Membership, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT l.name, m.status, m.updated_at FROM list_members m JOIN lists l ON l.id = m.list_id
+		WHERE m.contact_id = ? ORDER BY l.name`, contactID)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read a contact's lists: %w", err)
+	}
+	defer rows.Close()
+	out := []Membership{}
+	for rows.Next() {
+		var m Membership
+		var at int64
+		if err := rows.Scan(&m.List, &m.Status, &at); err != nil {
+			return nil, fmt.Errorf("cannot read a contact's lists: %w", err)
+		}
+		m.UpdatedAt = fromMS(at)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// RemoveMember takes a contact off a list (the contact stays); ErrNotFound
+// when it is not a member.
+func (s *Store) RemoveMember(ctx context.Context, listID, contactID int64) error {
+	res, err := s.writer.ExecContext(ctx, `DELETE FROM list_members WHERE list_id = ? AND contact_id = ?`, listID, contactID)
+	if err != nil {
+		return fmt.Errorf("cannot remove member: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("member: %w", ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,452 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// A list load writes a batch of rows with a handful of statements, not
+// four per row: the batch's keys are looked up with IN lists, its
+// members' statuses likewise, then every row is resolved in memory (a
+// contact named twice in one batch is one record), and the changes go out
+// as multi-row statements of up to batchChunk rows: new contacts, updated
+// contacts (UPDATE ... FROM VALUES), memberships (an upsert), and for
+// replace loads the members seen. Statements run with a context that
+// cannot be cancelled: modernc.org/sqlite starts a goroutine per
+// statement to watch a cancellable one, which cost more than the
+// statement; the load checks its context between batches instead.
+
+var keyColumns = [3]string{"email", "phone", "ref"}
+
+var emptyObject = []byte("{}")
+
+// batchChunk is the most rows (or keys) one statement carries. Plain ?
+// parameters only: numbered ones bind in quadratic time (ingest/BENCHMARKS.md).
+const batchChunk = 64
+
+// liveContact is a contact as the batch being applied has it.
+type liveContact struct {
+	id                int64 // 0 for a contact this batch inserts
+	email, phone, ref string
+	attrs             []byte
+	status            string // in this list; "" when not a member
+	isNew, dirty      bool   // inserted by this batch; row to update
+	memberDirty       bool
+	seen              bool // noted for a replace load
+}
+
+// batchScratch is reused from batch to batch.
+type batchScratch struct {
+	byKey    [3]map[string]*liveContact // email, phone, ref
+	byID     map[int64]*liveContact
+	touched  []*liveContact // in the order first named: inserted and found
+	args     []any
+	keys     []string
+	ids      []int64
+	merge    [2][]attrMember
+	mergeBuf []byte
+}
+
+// stmt returns the statement for q, prepared once per load.
+func (l *ListLoad) stmt(q string) (*sql.Stmt, error) {
+	if st, ok := l.stmts[q]; ok {
+		return st, nil
+	}
+	if l.stmts == nil {
+		l.stmts = map[string]*sql.Stmt{}
+	}
+	st, err := l.tx.PrepareContext(context.WithoutCancel(l.ctx), q)
+	if err != nil {
+		return nil, fmt.Errorf("cannot prepare list load statement: %w", err)
+	}
+	l.stmts[q] = st
+	return st, nil
+}
+
+// placeholders is "(?, ?), (?, ?)" for rows of width columns.
+func placeholders(rows, width int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", width), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
+}
+
+// in is "?, ?, ?" for n values.
+func in(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// applyBatch applies rows in order.
+//
+// A load into a partner with no contacts yet (a first import) skips the
+// lookups, which are a third of the writer's work, and inserts every
+// contact the batch does not name twice: the unique key indexes still
+// refuse a contact named in an earlier batch too. The batch then runs in
+// a savepoint; on any failure it is rolled back and done again with
+// lookups, as are the batches after it.
+func (l *ListLoad) applyBatch(rows []ContactRow) error {
+	if err := l.ctx.Err(); err != nil {
+		return err
+	}
+	if !l.optimistic {
+		return l.resolveAndWrite(rows, true)
+	}
+	ctx := context.WithoutCancel(l.ctx)
+	if _, err := l.tx.ExecContext(ctx, `SAVEPOINT list_batch`); err != nil {
+		return err
+	}
+	counts, problems := l.counts, len(l.problems)
+	err := l.resolveAndWrite(rows, false)
+	if err == nil {
+		_, err = l.tx.ExecContext(ctx, `RELEASE list_batch`)
+		return err
+	}
+	if _, rerr := l.tx.ExecContext(ctx, `ROLLBACK TO list_batch`); rerr != nil {
+		return rerr
+	}
+	if _, rerr := l.tx.ExecContext(ctx, `RELEASE list_batch`); rerr != nil {
+		return rerr
+	}
+	l.optimistic = false
+	l.counts, l.problems = counts, l.problems[:problems]
+	return l.resolveAndWrite(rows, true)
+}
+
+// resolveAndWrite applies rows, looking the stored contacts up first
+// unless lookups is false.
+func (l *ListLoad) resolveAndWrite(rows []ContactRow, lookups bool) error {
+	sc := &l.scratch
+	for k := range sc.byKey {
+		if sc.byKey[k] == nil {
+			sc.byKey[k] = map[string]*liveContact{}
+		}
+		clear(sc.byKey[k])
+	}
+	if sc.byID == nil {
+		sc.byID = map[int64]*liveContact{}
+	}
+	clear(sc.byID)
+	sc.touched = sc.touched[:0]
+	if lookups {
+		if err := l.lookUp(rows); err != nil {
+			return err
+		}
+		if err := l.lookUpStatuses(); err != nil {
+			return err
+		}
+	}
+	for i := range rows {
+		if err := l.resolve(&rows[i]); err != nil {
+			return err
+		}
+	}
+	return l.writeBatch()
+}
+
+// lookUp loads the stored contacts any of the rows' keys names.
+func (l *ListLoad) lookUp(rows []ContactRow) error {
+	sc := &l.scratch
+	cols := [3]string{"email", "phone", "ref"}
+	for k, col := range cols {
+		sc.keys = sc.keys[:0]
+		seen := map[string]bool{}
+		for i := range rows {
+			v := [3]string{rows[i].Email, rows[i].Phone, rows[i].Ref}[k]
+			if v != "" && !seen[v] {
+				seen[v] = true
+				sc.keys = append(sc.keys, v)
+			}
+		}
+		for start := 0; start < len(sc.keys); start += batchChunk {
+			chunk := sc.keys[start:min(start+batchChunk, len(sc.keys))]
+			st, err := l.stmt(`SELECT id, email, phone, ref, attributes FROM contacts WHERE partner = ? AND ` + col + ` IN (` + in(len(chunk)) + `)`)
+			if err != nil {
+				return err
+			}
+			sc.args = append(sc.args[:0], l.list.Partner)
+			for _, v := range chunk {
+				sc.args = append(sc.args, v)
+			}
+			if err := l.scanContacts(st, sc.args); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (l *ListLoad) scanContacts(st *sql.Stmt, args []any) error {
+	sc := &l.scratch
+	rs, err := st.QueryContext(context.WithoutCancel(l.ctx), args...)
+	if err != nil {
+		return fmt.Errorf("cannot look up contacts: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var id int64
+		var email, phone, ref sql.NullString
+		var attrs []byte
+		if err := rs.Scan(&id, &email, &phone, &ref, &attrs); err != nil {
+			return fmt.Errorf("cannot look up contacts: %w", err)
+		}
+		if sc.byID[id] != nil {
+			continue
+		}
+		c := &liveContact{id: id, email: email.String, phone: phone.String, ref: ref.String, attrs: attrs}
+		sc.byID[id] = c
+		l.index(c)
+	}
+	return rs.Err()
+}
+
+// index makes c findable by each of its keys.
+func (l *ListLoad) index(c *liveContact) {
+	for k, v := range [3]string{c.email, c.phone, c.ref} {
+		if v != "" {
+			l.scratch.byKey[k][v] = c
+		}
+	}
+}
+
+// lookUpStatuses reads the list statuses of the contacts found.
+func (l *ListLoad) lookUpStatuses() error {
+	sc := &l.scratch
+	sc.ids = sc.ids[:0]
+	for id := range sc.byID {
+		sc.ids = append(sc.ids, id)
+	}
+	for start := 0; start < len(sc.ids); start += batchChunk {
+		chunk := sc.ids[start:min(start+batchChunk, len(sc.ids))]
+		st, err := l.stmt(`SELECT contact_id, status FROM list_members WHERE list_id = ? AND contact_id IN (` + in(len(chunk)) + `)`)
+		if err != nil {
+			return err
+		}
+		sc.args = append(sc.args[:0], l.list.ID)
+		for _, id := range chunk {
+			sc.args = append(sc.args, id)
+		}
+		rs, err := st.QueryContext(context.WithoutCancel(l.ctx), sc.args...)
+		if err != nil {
+			return fmt.Errorf("cannot look up list members: %w", err)
+		}
+		for rs.Next() {
+			var id int64
+			var status string
+			if err := rs.Scan(&id, &status); err != nil {
+				rs.Close()
+				return fmt.Errorf("cannot look up list members: %w", err)
+			}
+			sc.byID[id].status = status
+		}
+		if err := rs.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolve applies one row to the batch's contacts in memory and counts it.
+func (l *ListLoad) resolve(r *ContactRow) error {
+	sc := &l.scratch
+	keys := [3]string{r.Email, r.Phone, r.Ref}
+	var found *liveContact
+	foundBy := -1
+	for k, v := range keys {
+		if v == "" {
+			continue
+		}
+		c := sc.byKey[k][v]
+		if c == nil {
+			continue
+		}
+		if found != nil && found != c {
+			l.problems = append(l.problems, ContactRowError{Line: r.Line, Column: keyColumns[k], Value: v,
+				Message: fmt.Sprintf("this %s belongs to another contact than the row's %s %s; a row's email, phone and ref must name one contact: correct the row, or change the stored contact first",
+					keyColumns[k], keyColumns[foundBy], keys[foundBy])})
+			return nil
+		}
+		found, foundBy = c, k
+	}
+	attrs := r.Attrs
+	if len(attrs) == 0 {
+		attrs = emptyObject
+	}
+	if found == nil {
+		c := &liveContact{email: r.Email, phone: r.Phone, ref: r.Ref, attrs: attrs, isNew: true, memberDirty: true, status: r.Status}
+		if c.status == "" {
+			c.status = Subscribed
+		}
+		sc.touched = append(sc.touched, c)
+		l.index(c)
+		l.counts.Inserted++
+		return nil
+	}
+	c := found
+	changed := false
+	for k, v := range keys {
+		var have *string
+		switch k {
+		case 0:
+			have = &c.email
+		case 1:
+			have = &c.phone
+		default:
+			have = &c.ref
+		}
+		if v != "" && *have != v {
+			*have = v
+			sc.byKey[k][v] = c
+			changed = true
+		}
+	}
+	if !bytes.Equal(attrs, emptyObject) && !bytes.Equal(attrs, c.attrs) {
+		merged, ok := mergeCanonical(sc.mergeBuf, c.attrs, attrs, &sc.merge)
+		if !ok {
+			m, err := mergeRaw(c.attrs, attrs)
+			if err != nil {
+				return fmt.Errorf("contact %d: %w", c.id, err)
+			}
+			merged = m
+		} else {
+			sc.mergeBuf = merged
+		}
+		if !bytes.Equal(merged, c.attrs) {
+			c.attrs = append([]byte(nil), merged...)
+			changed = true
+		}
+	}
+	if changed && !c.isNew {
+		c.dirty = true
+	}
+	switch {
+	case c.status == "":
+		c.status = r.Status
+		if c.status == "" {
+			c.status = Subscribed
+		}
+		c.memberDirty, changed = true, true
+	case r.Status != "" && r.Status != c.status:
+		c.status = r.Status
+		c.memberDirty, changed = true, true
+	}
+	if changed {
+		l.counts.Updated++
+	} else {
+		l.counts.Unchanged++
+	}
+	if !c.isNew && !c.seen {
+		c.seen = true
+		sc.touched = append(sc.touched, c)
+	}
+	return nil
+}
+
+// writeMembers writes the list statuses of chunk; existing is false for
+// contacts this batch inserted, which cannot be members yet (a plain
+// insert, cheaper than the upsert).
+func (l *ListLoad) writeMembers(chunk []*liveContact, existing bool) error {
+	sc := &l.scratch
+	q := `INSERT INTO list_members (list_id, updated_at, contact_id, status)
+		SELECT ?, ?, column1, column2 FROM (VALUES ` + placeholders(len(chunk), 2) + `)`
+	if existing {
+		q += ` WHERE true ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at`
+	}
+	st, err := l.stmt(q)
+	if err != nil {
+		return err
+	}
+	sc.args = append(sc.args[:0], l.list.ID, l.now)
+	for _, c := range chunk {
+		sc.args = append(sc.args, c.id, c.status)
+	}
+	if _, err := st.ExecContext(context.WithoutCancel(l.ctx), sc.args...); err != nil {
+		return fmt.Errorf("cannot store list memberships: %w", err)
+	}
+	return nil
+}
+
+// writeBatch writes what resolve decided: updates, inserts, memberships
+// and, for replace loads, the members seen.
+func (l *ListLoad) writeBatch() error {
+	sc := &l.scratch
+	ctx := context.WithoutCancel(l.ctx)
+	var fresh, updated, members []*liveContact
+	for _, c := range sc.touched {
+		switch {
+		case c.isNew:
+			fresh = append(fresh, c)
+		case c.dirty:
+			updated = append(updated, c)
+		}
+		if c.memberDirty && !c.isNew {
+			members = append(members, c)
+		}
+	}
+	for start := 0; start < len(updated); start += batchChunk {
+		chunk := updated[start:min(start+batchChunk, len(updated))]
+		st, err := l.stmt(`UPDATE contacts SET email = v.column2, phone = v.column3, ref = v.column4, attributes = v.column5, updated_at = ?
+			FROM (VALUES ` + placeholders(len(chunk), 5) + `) AS v WHERE contacts.id = v.column1`)
+		if err != nil {
+			return err
+		}
+		sc.args = append(sc.args[:0], l.now)
+		for _, c := range chunk {
+			sc.args = append(sc.args, c.id, nullString(c.email), nullString(c.phone), nullString(c.ref), string(c.attrs))
+		}
+		if _, err := st.ExecContext(ctx, sc.args...); err != nil {
+			return fmt.Errorf("cannot update contacts: %w", err)
+		}
+	}
+	for start := 0; start < len(fresh); start += batchChunk {
+		chunk := fresh[start:min(start+batchChunk, len(fresh))]
+		st, err := l.stmt(`INSERT INTO contacts (partner, created_at, updated_at, email, phone, ref, attributes)
+			SELECT ?, ?, ?, column1, column2, column3, column4 FROM (VALUES ` + placeholders(len(chunk), 4) + `)`)
+		if err != nil {
+			return err
+		}
+		sc.args = append(sc.args[:0], l.list.Partner, l.now, l.now)
+		for _, c := range chunk {
+			sc.args = append(sc.args, nullString(c.email), nullString(c.phone), nullString(c.ref), string(c.attrs))
+		}
+		res, err := st.ExecContext(ctx, sc.args...)
+		if err != nil {
+			return fmt.Errorf("cannot insert contacts: %w", err)
+		}
+		// One statement's rows get consecutive rowids, each the table's
+		// largest plus one (as the job writer relies on too).
+		last, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		for i, c := range chunk {
+			c.id = last - int64(len(chunk)-1-i)
+		}
+		if err := l.writeMembers(chunk, false); err != nil {
+			return err
+		}
+	}
+	for start := 0; start < len(members); start += batchChunk {
+		if err := l.writeMembers(members[start:min(start+batchChunk, len(members))], true); err != nil {
+			return err
+		}
+	}
+	if !l.replace {
+		return nil
+	}
+	for start := 0; start < len(sc.touched); start += batchChunk {
+		chunk := sc.touched[start:min(start+batchChunk, len(sc.touched))]
+		st, err := l.stmt(`INSERT OR IGNORE INTO temp.list_seen (contact_id) VALUES ` + placeholders(len(chunk), 1))
+		if err != nil {
+			return err
+		}
+		sc.args = sc.args[:0]
+		for _, c := range chunk {
+			sc.args = append(sc.args, c.id)
+		}
+		if _, err := st.ExecContext(ctx, sc.args...); err != nil {
+			return fmt.Errorf("cannot note list members: %w", err)
+		}
+	}
+	return nil
+}
