@@ -143,6 +143,7 @@ func (fj *fileJob) readCSV(ctx context.Context, r io.Reader) error {
 		return ferr
 	}
 	rowsBefore := fj.rows
+	var pe *csv.ParseError // outside the loop: errors.As would move it to the heap at every row
 	for n := 0; ; n++ {
 		if n&4095 == 0 && ctx.Err() != nil {
 			return ctx.Err()
@@ -151,7 +152,6 @@ func (fj *fileJob) readCSV(ctx context.Context, r io.Reader) error {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		var pe *csv.ParseError
 		if line <= fj.skipThrough && (err == nil || errors.As(err, &pe)) {
 			fj.skip(line) // the earlier upload's job had it
 			continue
