@@ -43,13 +43,13 @@ func (e *recordTooLongError) Error() string {
 // one record (bounded by maxRow bytes) plus its read-ahead buffer, whatever
 // the file size.
 type csvReader struct {
-	r *csv.Reader
+	r *recordReader
 	// header holds the column names as written; names the trimmed,
 	// lower-case names used to match columns.
 	header []string
 	names  []string
 	comma  rune
-	// checkUTF8 is set for UTF-8 input: encoding/csv passes invalid bytes
+	// checkUTF8 is set for UTF-8 input: the CSV parser passes invalid bytes
 	// through, and they must be reported rather than sent.
 	checkUTF8 bool
 	counter   *countingReader
@@ -59,7 +59,7 @@ type csvReader struct {
 	// before a record are not counted in it.
 	nextLine int
 	// recordStart is the offset where the record being read begins.
-	// csv.Reader's InputOffset moves on line by line inside a quoted
+	// The reader's offset moves on line by line inside a quoted
 	// multi-line value, so it cannot bound a record by itself.
 	recordStart int64
 }
@@ -90,12 +90,10 @@ func newCSVReader(src io.Reader, encodingName string, maxRow int) (*csvReader, e
 	br := bufio.NewReaderSize(cr.counter, readBufferSize)
 	first, _ := br.Peek(readBufferSize)
 	cr.comma = sniffDelimiter(first)
-	cr.r = csv.NewReader(br)
-	cr.r.Comma = cr.comma
-	cr.r.FieldsPerRecord = -1 // ragged rows are row errors, reported by the caller
-	cr.r.ReuseRecord = true
+	// Ragged rows are row errors, reported by the caller.
+	cr.r = newRecordReader(br, byte(cr.comma))
 
-	header, err := cr.r.Read()
+	header, err := cr.r.read()
 	if errors.Is(err, io.EOF) {
 		return nil, errEmptyFile
 	}
@@ -110,8 +108,8 @@ func newCSVReader(src io.Reader, encodingName string, maxRow int) (*csvReader, e
 	if err != nil {
 		return nil, err
 	}
-	cr.nextLine = cr.endLine(header)
-	cr.recordStart = cr.r.InputOffset()
+	cr.nextLine = cr.r.endLine + 1
+	cr.recordStart = cr.r.inputOffset()
 	cr.header = append([]string(nil), header...)
 	cr.names = make([]string, len(header))
 	for i, h := range header {
@@ -125,8 +123,8 @@ func newCSVReader(src io.Reader, encodingName string, maxRow int) (*csvReader, e
 // returned slice is reused by the next call. A *csv.ParseError is returned
 // with the record's line; reading may go on after it.
 func (cr *csvReader) read() (fields []string, line int, err error) {
-	fields, err = cr.r.Read()
-	cr.recordStart = cr.r.InputOffset()
+	fields, err = cr.r.read()
+	cr.recordStart = cr.r.inputOffset()
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
@@ -139,18 +137,14 @@ func (cr *csvReader) read() (fields []string, line int, err error) {
 		}
 		return nil, cr.nextLine, err
 	}
-	line, _ = cr.r.FieldPos(0)
-	cr.nextLine = cr.endLine(fields)
-	return fields, line, nil
+	cr.nextLine = cr.r.endLine + 1
+	return fields, cr.r.startLine, nil
 }
 
-// endLine returns the line after the record just read: its last field
-// starts on a known line, and a quoted value may span lines (encoding/csv
-// turns each line end inside it into "\n").
-func (cr *csvReader) endLine(fields []string) int {
-	last := len(fields) - 1
-	line, _ := cr.r.FieldPos(last)
-	return line + strings.Count(fields[last], "\n") + 1
+// validUTF8 reports whether every field of the record read last is valid
+// UTF-8; for a plain line, in one look at the whole line.
+func (cr *csvReader) validUTF8(fields []string) bool {
+	return cr.r.validUTF8(fields)
 }
 
 // headerParseError is the partner's message for a header encoding/csv

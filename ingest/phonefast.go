@@ -36,6 +36,9 @@ type fastPhone struct {
 	ccs    [1000]*ccMatch
 	budget dfaBudget
 	limit  int // maxPhoneDFAStates; smaller in tests
+	// digits is normalize's scratch: an array on its stack escaped (the
+	// callees take a slice of it), one allocation a number.
+	digits [24]byte
 }
 
 // ccMatch is a calling code's regions, in the library's order (the first
@@ -94,7 +97,7 @@ func (f *fastPhone) normalize(s string) (string, bool) {
 	if f == nil || len(s) > phonenumbers.MAX_INPUT_STRING_LENGTH {
 		return "", false
 	}
-	var buf [24]byte
+	buf := &f.digits
 	n := 0
 	plus := false
 	for i := 0; i < len(s); i++ {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"strings"
 	"unicode/utf8"
 
@@ -33,8 +32,9 @@ type columns struct {
 	email, phone, template, sendAt, ref, message, channel int
 	vars                                                  []int // positions of variable columns
 	// missing caches, per template, the variables it uses that no column
-	// of this file holds.
+	// of this file holds; plans, its column plan (rowvars.go).
 	missing map[*messageTemplate][]string
+	plans   map[*messageTemplate]*columnPlan
 }
 
 func newColumns(names []string) (*columns, *fileLevelError) {
@@ -143,6 +143,7 @@ func (fj *fileJob) readCSV(ctx context.Context, r io.Reader) error {
 		return ferr
 	}
 	rowsBefore := fj.rows
+	var pe *csv.ParseError // outside the loop: errors.As would move it to the heap at every row
 	for n := 0; ; n++ {
 		if n&4095 == 0 && ctx.Err() != nil {
 			return ctx.Err()
@@ -151,7 +152,6 @@ func (fj *fileJob) readCSV(ctx context.Context, r io.Reader) error {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		var pe *csv.ParseError
 		if line <= fj.skipThrough && (err == nil || errors.As(err, &pe)) {
 			fj.skip(line) // the earlier upload's job had it
 			continue
@@ -212,7 +212,7 @@ func (fj *fileJob) row(ctx context.Context, cols *columns, cr *csvReader, fields
 			len(fields), len(cols.names), cr.comma, cr.comma))
 		return nil
 	}
-	if cr.checkUTF8 {
+	if cr.checkUTF8 && !cr.validUTF8(fields) {
 		bad := false
 		for i, f := range fields {
 			if !utf8.ValidString(f) {
@@ -295,17 +295,10 @@ func (fj *fileJob) row(ctx context.Context, cols *columns, cr *csvReader, fields
 		}
 		m.NextAttemptAt = at
 	}
-	// One map per file, filled again for each row: only a channel whose
-	// driver reads the variables gets a copy stored with the message.
-	if fj.vars == nil {
-		fj.vars = make(map[string]string, len(cols.vars))
-	}
-	clear(fj.vars)
-	for _, i := range cols.vars {
-		fj.vars[cols.names[i]] = fields[i]
-	}
-	if len(fj.vars) > 0 && fj.p.keepVars[channel] {
-		m.Vars = maps.Clone(fj.vars)
+	// Only a channel whose driver reads the variables gets them stored
+	// with the message; the render reads the fields (rowvars.go).
+	if len(cols.vars) > 0 && fj.p.keepVars[channel] {
+		m.Vars = cols.varsMap(fields)
 	}
 	if t != nil {
 		missing := cols.missingVars(t)
@@ -317,7 +310,7 @@ func (fj *fileJob) row(ctx context.Context, cols *columns, cr *csvReader, fields
 			fj.rowError(line, v, "", msg)
 		}
 		if len(missing) == 0 && fj.bad == startBad {
-			subject, body, err := t.renderFor(ctx, &fj.buf, fj.vars, m.Partner, m.Recipient)
+			subject, body, err := fj.renderRow(ctx, cols, t, fields, m.Vars, m.Partner, m.Recipient)
 			if err != nil {
 				if stop := renderStop(ctx, t, line, err); stop != nil {
 					return stop

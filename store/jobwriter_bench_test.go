@@ -26,3 +26,17 @@ func BenchmarkBuildInsert(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/row")
 }
+
+// BenchmarkVarsJSON encodes the variables of a row of ten variable
+// columns, as a file job on a channel that stores them does for every row:
+//
+//	go test ./store -run '^$' -bench BenchmarkVarsJSON -benchmem -count 5
+func BenchmarkVarsJSON(b *testing.B) {
+	vars := map[string]string{"first_name": "Ana", "last_name": "Silva", "order_id": "ORD-0001234", "city": "São Paulo",
+		"product": "Widget 12", "amount": "123.45", "delivery_date": "2026-12-03", "store": "Loja 7",
+		"tracking": "TRK000001234", "segment": "returning"}
+	b.ReportAllocs()
+	for b.Loop() {
+		varsJSON(vars)
+	}
+}

@@ -1,32 +1,41 @@
 package store
 
 import (
-	"sort"
+	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
 // varsJSON encodes a message's variables as a JSON object with sorted keys,
 // like json.Marshal but without its reflection, which the insert goroutine
-// of a large file otherwise spends a good part of its time in.
+// of a large file otherwise spends a good part of its time in. The keys
+// are sorted in an array on the stack (up to 16 of them) and the object is
+// built where the returned string lives: one allocation for a row's usual
+// few variables instead of three (BenchmarkVarsJSON).
 func varsJSON(vars map[string]string) string {
-	keys := make([]string, 0, len(vars))
+	var stack [16]string
+	keys := stack[:0]
 	size := 2
 	for k, v := range vars {
 		keys = append(keys, k)
 		size += len(k) + len(v) + 6
 	}
-	sort.Strings(keys)
-	b := make([]byte, 0, size)
-	b = append(b, '{')
+	slices.Sort(keys)
+	var b strings.Builder
+	b.Grow(size)
+	buf := make([]byte, 0, 64)
+	b.WriteByte('{')
 	for i, k := range keys {
 		if i > 0 {
-			b = append(b, ',')
+			b.WriteByte(',')
 		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		b = appendJSONString(b, vars[k])
+		buf = appendJSONString(buf[:0], k)
+		buf = append(buf, ':')
+		buf = appendJSONString(buf, vars[k])
+		b.Write(buf)
 	}
-	return string(append(b, '}'))
+	b.WriteByte('}')
+	return b.String()
 }
 
 // appendJSONString appends s as a JSON string: quotes, backslashes and

@@ -6,7 +6,9 @@ package ftp_test
 //
 // DROPGATE_BENCH_BYTES sets the upload size (default 512 MiB) and
 // DROPGATE_BENCH_RUNS the interleaved runs (default 5); medians are
-// reported. The anchor is the least any receiver can do: accept a TCP
+// reported. DROPGATE_BENCH_SFTPGO, the path of an SFTPGo binary, adds
+// SFTPGo's FTP server to every round (see startSFTPGo and
+// bench/sftpgo_compare.sh). The anchor is the least any receiver can do: accept a TCP
 // connection and io.Copy it into a file. Both clients are processes of
 // their own (curl -T for FTP, bash's /dev/tcp for the anchor), so the
 // CPU of this process (getrusage) is the server's alone.
@@ -104,10 +106,24 @@ func BenchmarkFTPUploadVsIOCopy(b *testing.B) {
 	}()
 	anchorCmd := fmt.Sprintf("cat %s > /dev/tcp/127.0.0.1/%d", local, ln.Addr().(*net.TCPAddr).Port)
 
-	var ftpMBs, ftpCPU, ftpEvents, copyMBs, copyCPU, ftpClient, copyClient []float64
+	// SFTPGo's FTP server, when DROPGATE_BENCH_SFTPGO names its binary
+	// (sftpgo_test.go): the same curl command, in the same rounds.
+	sg := startSFTPGo(b)
+
+	var ftpMBs, ftpCPU, ftpEvents, copyMBs, copyCPU, ftpClient, copyClient, sgMBs, sgCPU []float64
 	b.ResetTimer()
 	for range b.N {
 		for range runs {
+			if sg != nil {
+				cpu0, t0 := sg.cpuSeconds(b), time.Now()
+				if out, err := exec.Command("curl", "-sS", "--user", sg.user+":"+sg.password, "-T", local, sg.url("upload.bin")).CombinedOutput(); err != nil {
+					b.Fatalf("curl to SFTPGo: %v\n%s", err, out)
+				}
+				sgMBs = append(sgMBs, float64(n)/1e6/time.Since(t0).Seconds())
+				sgCPU = append(sgCPU, sg.cpuSeconds(b)-cpu0)
+				os.Remove(filepath.Join(sg.home, "upload.bin"))
+			}
+
 			cpu0, client0, t0 := cpuSeconds(), childCPUSeconds(), time.Now()
 			if out, err := exec.Command("bash", "-c", anchorCmd).CombinedOutput(); err != nil {
 				b.Fatalf("anchor client: %v\n%s", err, out)
@@ -144,6 +160,17 @@ func BenchmarkFTPUploadVsIOCopy(b *testing.B) {
 	b.ReportMetric(median(copyClient)*perHalfGiB, "cat-cpu-s/512MiB")
 	b.Logf("ftp MB/s %.0f, cpu s %.2f, events %.0f, curl cpu s %.2f; io.Copy MB/s %.0f, cpu s %.2f, cat cpu s %.2f",
 		ftpMBs, ftpCPU, ftpEvents, ftpClient, copyMBs, copyCPU, copyClient)
+	if sg != nil {
+		b.ReportMetric(median(sgMBs), "sftpgo-MB/s")
+		b.ReportMetric(median(sgCPU)*perHalfGiB, "sftpgo-cpu-s/512MiB")
+		b.ReportMetric(median(ftpMBs)/median(sgMBs), "ftp/sftpgo")
+		ratios := make([]float64, len(ftpMBs))
+		for i := range ftpMBs {
+			ratios[i] = ftpMBs[i] / sgMBs[i]
+		}
+		b.ReportMetric(median(ratios), "ftp/sftpgo-per-round")
+		b.Logf("sftpgo MB/s %.0f, cpu s %.2f; dropgate/sftpgo per round %.2f", sgMBs, sgCPU, ratios)
+	}
 }
 
 // cpuSeconds is this process's user and system CPU time so far.
