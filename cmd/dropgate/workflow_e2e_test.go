@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/csv"
 	"encoding/json"
 	"io"
@@ -103,6 +104,20 @@ func TestEventsDroppedOverFTPStartRunsReportBadRowsAndIgnoreRepeats(t *testing.T
 	if n := len(d.OutboxLines(t, "email")); n != 1 {
 		t.Fatalf("%d messages after the repeat, want 1", n)
 	}
+
+	// A gzipped file is read like a recipient file's .gz.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("id,event,email,key,name,total\ne4,cart_abandoned,dan@example.com,c4,Dan,50\n"))
+	zw.Close()
+	if err := c.Stor("events/more.csv.gz", &gz); err != nil {
+		t.Fatal(err)
+	}
+	res = readFTPReport(t, d, "more.csv.gz.result.csv")
+	if strings.Join(res[1], ",") != "1,1,0,1,0,0" {
+		t.Fatalf("result report %v, want 1 event accepted and 1 run", res)
+	}
+	waitFor(t, 20*time.Second, "the reminder to dan", func() bool { return len(d.OutboxLines(t, "email")) == 2 })
 }
 
 func TestEventsByAPIStartAndExitRuns(t *testing.T) {
