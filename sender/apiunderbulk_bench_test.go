@@ -102,6 +102,7 @@ func BenchmarkAPISendUnderBulkLoad(b *testing.B) {
 
 	b.ResetTimer()
 	lat := make([]time.Duration, 0, apiUnderBulkSends)
+	stored := make([]time.Duration, 0, apiUnderBulkSends) // the store call's share
 	bulk0, start := bulkSeen.Load(), time.Now()
 	for i := range apiUnderBulkSends {
 		msg := store.Message{Channel: "sms", Recipient: fmt.Sprintf("+35196%07d", i), Body: fmt.Sprintf("api send %d", i)}
@@ -109,6 +110,7 @@ func BenchmarkAPISendUnderBulkLoad(b *testing.B) {
 		if _, _, _, err := st.CreateAPIJob(ctx, store.APIRequest{Partner: "acme"}, []store.Message{msg}); err != nil {
 			b.Fatal(err)
 		}
+		stored = append(stored, time.Since(t0))
 		s.Nudge()
 		select {
 		case at := <-arrived:
@@ -124,9 +126,11 @@ func BenchmarkAPISendUnderBulkLoad(b *testing.B) {
 		b.Logf("the bulk job finished before the API sends did: raise DROPGATE_BENCH_BULK")
 	}
 	slices.Sort(lat)
-	pct := func(p int) time.Duration { return lat[(len(lat)*p+99)/100-1] }
-	b.ReportMetric(float64(pct(50))/1e6, "p50_ms")
-	b.ReportMetric(float64(pct(99))/1e6, "p99_ms")
-	b.ReportMetric(float64(lat[len(lat)-1])/1e6, "max_ms")
+	slices.Sort(stored)
+	pct := func(d []time.Duration, p int) float64 { return float64(d[(len(d)*p+99)/100-1]) / 1e6 }
+	b.ReportMetric(pct(lat, 50), "p50_ms")
+	b.ReportMetric(pct(lat, 99), "p99_ms")
+	b.ReportMetric(pct(lat, 100), "max_ms")
+	b.ReportMetric(pct(stored, 99), "store_p99_ms")
 	b.ReportMetric(bulkRate, "bulk_msgs/s")
 }
