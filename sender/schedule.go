@@ -15,18 +15,15 @@ type scheduler struct {
 	lastPartner string // the bulk partner served last
 }
 
-// next picks from jobs, which come ordered by priority, then id; the group
-// keeps that order.
-func (s *scheduler) next(jobs []store.RunnableJob) ([]store.RunnableJob, bool) {
+// next picks from jobs, which come ordered by id (within priority); the
+// group keeps that order. urgent says the group is transactional
+// (store.UrgentSource), for the channel's urgent lane.
+func (s *scheduler) next(jobs []store.RunnableJob) (group []store.RunnableJob, urgent bool) {
 	if len(jobs) == 0 {
 		return nil, false
 	}
-	if jobs[0].Priority < store.PriorityBulk {
-		n := 1
-		for n < len(jobs) && jobs[n].Priority == jobs[0].Priority {
-			n++
-		}
-		return jobs[:n], true
+	if u := urgentJobs(jobs); len(u) > 0 {
+		return u, true
 	}
 	// The partner that follows the last one served, in name order, wrapping
 	// around.
@@ -45,11 +42,21 @@ func (s *scheduler) next(jobs []store.RunnableJob) ([]store.RunnableJob, bool) {
 		pick = after
 	}
 	s.lastPartner = pick
-	var group []store.RunnableJob
 	for _, j := range jobs {
 		if j.Partner == pick {
 			group = append(group, j)
 		}
 	}
-	return group, true
+	return group, false
+}
+
+// urgentJobs returns the transactional jobs of jobs, in their order.
+func urgentJobs(jobs []store.RunnableJob) []store.RunnableJob {
+	var u []store.RunnableJob
+	for _, j := range jobs {
+		if j.Urgent {
+			u = append(u, j)
+		}
+	}
+	return u
 }

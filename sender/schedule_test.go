@@ -99,11 +99,12 @@ func TestSchedulerRotatesPartnersAndPrefersTransactional(t *testing.T) {
 	if !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("picks = %v, want %v", got, want)
 	}
-	urgent := append([]store.RunnableJob{{ID: 9, Partner: "z", Priority: 0}, {ID: 11, Partner: "a", Priority: 0}}, jobs...)
-	if g, _ := s.next(urgent); !slices.Equal(groupIDs(g), []int64{9, 11}) {
-		t.Errorf("picked %v, want every transactional job, oldest first", groupIDs(g))
+	urgent := append([]store.RunnableJob{{ID: 9, Partner: "z", Source: store.SourceAPI, Urgent: true},
+		{ID: 11, Partner: "a", Source: store.SourceWorkflow, Urgent: true}}, jobs...)
+	if g, u := s.next(urgent); !slices.Equal(groupIDs(g), []int64{9, 11}) || !u {
+		t.Errorf("picked %v (urgent %v), want every transactional job, oldest first, urgent", groupIDs(g), u)
 	}
-	if _, ok := s.next(nil); ok {
+	if g, _ := s.next(nil); g != nil {
 		t.Error("picked a job from none")
 	}
 }

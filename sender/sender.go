@@ -5,7 +5,10 @@
 // One dispatcher per channel picks runnable jobs (every transactional one
 // first, then one bulk partner's at a time, partners in turn), claims a
 // batch of their due messages with a lease, and hands them to the channel's
-// workers. Workers call the driver and append the outcome to the delivery
+// workers. Transactional messages (store.UrgentSource: API and workflow
+// jobs) take an urgent lane that the workers read first and that the
+// dispatcher serves even while it waits to hand over a bulk batch
+// (channel.go). Workers call the driver and append the outcome to the delivery
 // log (journal.go) before their next provider call, so a crash sends at
 // most the in-flight messages twice; the committer moves logged outcomes
 // into the database in batches.

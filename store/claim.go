@@ -15,8 +15,24 @@ import (
 type RunnableJob struct {
 	ID        int64
 	Partner   string
+	Source    string
 	Priority  int
 	CreatedAt time.Time
+	// Urgent is UrgentSource(Source): the sender claims and delivers this
+	// job's messages ahead of any bulk work on the channel.
+	Urgent bool
+}
+
+// UrgentSource says whether jobs of source are transactional: one
+// recipient waiting on the other end (an API send, a workflow step), to be
+// delivered ahead of bulk files however large. This is the one place that
+// decides it.
+func UrgentSource(source string) bool {
+	switch source {
+	case SourceAPI, SourceWorkflow:
+		return true
+	}
+	return false
 }
 
 // RunnableJobs returns the queued or sending jobs that have at least one
@@ -37,16 +53,16 @@ func (s *Store) RunnableJobs(ctx context.Context, channel string, now time.Time)
 	for rows.Next() {
 		var j RunnableJob
 		var created int64
-		if err := rows.Scan(&j.ID, &j.Partner, &j.Priority, &created); err != nil {
+		if err := rows.Scan(&j.ID, &j.Partner, &j.Source, &j.Priority, &created); err != nil {
 			return nil, fmt.Errorf("cannot list runnable jobs: %w", err)
 		}
-		j.CreatedAt = fromMS(created)
+		j.CreatedAt, j.Urgent = fromMS(created), UrgentSource(j.Source)
 		out = append(out, j)
 	}
 	return out, rows.Err()
 }
 
-const runnableJobsSQL = `SELECT j.id, j.partner, j.priority, j.created_at FROM jobs j
+const runnableJobsSQL = `SELECT j.id, j.partner, j.source, j.priority, j.created_at FROM jobs j
 	WHERE j.status IN (?, ?) AND EXISTS (SELECT 1 FROM messages m
 		WHERE m.job_id = j.id AND m.channel = ? AND m.status = 'queued' AND m.next_attempt_at <= ?)
 	ORDER BY j.priority, j.id`
@@ -68,15 +84,15 @@ type Claim struct {
 func (s *Store) ClaimMessages(ctx context.Context, jobID int64, channel string, now time.Time, lease time.Duration, limit int) ([]Claim, error) {
 	j := RunnableJob{ID: jobID}
 	var created int64
-	err := s.reader.QueryRowContext(ctx, `SELECT partner, priority, created_at FROM jobs WHERE id = ?`, jobID).
-		Scan(&j.Partner, &j.Priority, &created)
+	err := s.reader.QueryRowContext(ctx, `SELECT partner, source, priority, created_at FROM jobs WHERE id = ?`, jobID).
+		Scan(&j.Partner, &j.Source, &j.Priority, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot claim messages of job %d: %w", jobID, err)
 	}
-	j.CreatedAt = fromMS(created)
+	j.CreatedAt, j.Urgent = fromMS(created), UrgentSource(j.Source)
 	return s.ClaimFromJobs(ctx, []RunnableJob{j}, channel, now, lease, limit)
 }
 
