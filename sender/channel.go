@@ -305,7 +305,7 @@ func (ch *channel) waitTurn(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		stop()
-		r.CancelAt(ch.s.clock.Now())
+		ch.throttle.cancel(r, ch.s.clock.Now())
 		return ctx.Err()
 	}
 }

@@ -32,6 +32,11 @@ type throttle struct {
 
 	mu    sync.Mutex
 	lim   *rate.Limiter
+	// latest is the latest time given: the bucket is only ever asked at
+	// it or later. Workers read the clock before they take mu, so times
+	// arrive out of order, and x/time/rate counts the span before an
+	// earlier time twice (it moves its own last time back), minting tokens.
+	latest time.Time
 	rate  float64 // configured, messages per second; 0 = unlimited
 	burst int     // configured bucket size
 
@@ -63,15 +68,32 @@ func newThrottle(log *slog.Logger, perSecond float64, burst int) *throttle {
 }
 
 // reserve takes the next token at now and returns it; the caller acts at
-// now + r.DelayFrom(now), or gives the token back with r.CancelAt.
+// now + r.DelayFrom(now), or gives the token back with cancel.
 func (t *throttle) reserve(now time.Time) *rate.Reservation {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now = t.monotonic(now)
 	t.recover(now)
 	if t.rate == 0 {
 		t.count(now)
 	}
 	return t.lim.ReserveN(now, 1)
+}
+
+// cancel gives back the token of r, not yet used, at now.
+func (t *throttle) cancel(r *rate.Reservation, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r.CancelAt(t.monotonic(now))
+}
+
+// monotonic returns now, or the latest time given when now is earlier.
+func (t *throttle) monotonic(now time.Time) time.Time {
+	if now.Before(t.latest) {
+		return t.latest
+	}
+	t.latest = now
+	return now
 }
 
 // count keeps the pace of an unlimited channel, so a throttle signal has a
@@ -92,6 +114,7 @@ func (t *throttle) count(now time.Time) {
 func (t *throttle) signal(now time.Time, why string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now = t.monotonic(now)
 	t.recover(now)
 	if t.eff > 0 && now.Sub(t.cutAt) < throttleHold {
 		return
@@ -163,6 +186,7 @@ func (t *throttle) apply(now time.Time) {
 func (t *throttle) state(now time.Time) (perSecond float64, throttled bool, cuts int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now = t.monotonic(now)
 	t.recover(now)
 	if t.eff == 0 {
 		return t.rate, false, t.cuts
