@@ -90,9 +90,7 @@ func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 		&r.Step, &due, &r.EventID, &r.ExitEvent, &r.LastError, &created, &updated); err != nil {
 		return Run{}, err
 	}
-	if data != "{}" {
-		_ = json.Unmarshal([]byte(data), &r.Data)
-	}
+	r.Data = runData(data)
 	if r.Status == RunWaiting {
 		r.DueAt = fromMS(due)
 	}
