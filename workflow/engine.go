@@ -302,6 +302,14 @@ func (e *Engine) Close() error {
 // tick executes every run due now and returns how long to sleep until the
 // next one (-1: none waits).
 func (e *Engine) tick(ctx context.Context) (time.Duration, error) {
+	// A full batch means more are due: the store checkpoints its WAL
+	// rarely until the burst is over, as for a large file.
+	burst := false
+	defer func() {
+		if burst {
+			e.st.EndRunBurst(ctx)
+		}
+	}()
 	for {
 		now := e.clock.Now()
 		runs, err := e.st.DueRuns(ctx, now, e.batch)
@@ -317,6 +325,10 @@ func (e *Engine) tick(ctx context.Context) (time.Duration, error) {
 				return 0, err
 			}
 			if len(runs) == e.batch {
+				if !burst {
+					burst = true
+					e.st.BeginRunBurst(ctx)
+				}
 				continue
 			}
 		}
