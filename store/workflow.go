@@ -117,11 +117,22 @@ func (s *Store) NextRunDue(ctx context.Context) (due time.Time, ok bool, err err
 // update, the events and the last error are left zero; scanning every
 // column was a third of reading a batch).
 func (s *Store) DueRuns(ctx context.Context, now time.Time, limit int) ([]Run, error) {
-	st, err := s.readStmt(ctx, dueRunsSQL)
+	return s.dueRuns(ctx, dueRunsSQL, ms(now), limit)
+}
+
+// DueRunsAfter is DueRuns for the runs after run after in due order (due
+// time, then id): the next batch, read while the previous one is stored.
+func (s *Store) DueRunsAfter(ctx context.Context, now time.Time, after Run, limit int) ([]Run, error) {
+	return s.dueRuns(ctx, dueRunsAfterSQL, ms(now), ms(after.DueAt), after.ID, limit)
+}
+
+func (s *Store) dueRuns(ctx context.Context, q string, args ...any) ([]Run, error) {
+	limit := args[len(args)-1].(int)
+	st, err := s.readStmt(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := st.QueryContext(ctx, ms(now), limit)
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read due runs: %w", err)
 	}
@@ -140,8 +151,13 @@ func (s *Store) DueRuns(ctx context.Context, now time.Time, limit int) ([]Run, e
 	return out, rows.Err()
 }
 
-const dueRunsSQL = `SELECT id, partner, workflow, contact, email, phone, ref, key, data, step, due_at
+const (
+	dueRunsSQL = `SELECT id, partner, workflow, contact, email, phone, ref, key, data, step, due_at
 	FROM workflow_runs INDEXED BY workflow_runs_due WHERE status = 'waiting' AND due_at <= ? ORDER BY due_at, id LIMIT ?`
+	dueRunsAfterSQL = `SELECT id, partner, workflow, contact, email, phone, ref, key, data, step, due_at
+	FROM workflow_runs INDEXED BY workflow_runs_due WHERE status = 'waiting' AND due_at <= ? AND (due_at, id) > (?, ?)
+	ORDER BY due_at, id LIMIT ?`
+)
 
 const (
 	runAdvanceSQL = `UPDATE workflow_runs SET step = ?, status = ?, due_at = ?, last_error = ?, updated_at = ?
