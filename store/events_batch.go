@@ -66,6 +66,7 @@ type eventBatch struct {
 	ctx     context.Context
 	tx      *sql.Tx
 	now     int64
+	nowArg  any // now, boxed once for every row that binds it
 	nextEv  int64
 	nextRun int64
 	latest  map[string]latestRun // partner \x00 contact \x00 workflow
@@ -215,7 +216,8 @@ func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, now time.
 		return nil, err
 	}
 	defer tx.Rollback()
-	b := &eventBatch{s: s, ctx: ctx, tx: tx, now: ms(now), latest: map[string]latestRun{}}
+	b := &eventBatch{s: s, ctx: ctx, tx: tx, now: ms(now), nowArg: ms(now), latest: make(map[string]latestRun, len(events)),
+		evArgs: make([]any, 0, min(len(events), eventChunk*4)*(eventCols+1)), runArgs: make([]any, 0, min(len(events), eventChunk*4)*runCols)}
 	if err := b.stmt(maxEventIDSQL).QueryRowContext(ctx).Scan(&b.nextEv); err != nil {
 		return nil, fmt.Errorf("cannot read the last event id: %w", err)
 	}
@@ -271,15 +273,20 @@ func (b *eventBatch) accept(ew *EventWrite, res *EventResult, known map[string]b
 	if len(e.Data) > 0 {
 		data = varsJSON(e.Data)
 	}
-	occurred := b.now
+	occurred := b.nowArg
 	if !e.OccurredAt.IsZero() {
 		occurred = ms(e.OccurredAt)
 	}
 	b.nextEv++
 	id := b.nextEv
 	res.ID = id
-	b.evArgs = append(b.evArgs, id, e.Partner, e.EventID, e.Name, e.Email, e.Phone, e.Ref, e.Key, data, e.Source, occurred, b.now)
+	b.evArgs = append(b.evArgs, id, e.Partner, e.EventID, e.Name, e.Email, e.Phone, e.Ref, e.Key, data, e.Source, occurred, b.nowArg)
 	b.evRows++
+	if b.evRows == eventChunk*4 {
+		if err := b.flushEvents(); err != nil {
+			return err
+		}
+	}
 	contact := e.Contact()
 	if len(ew.Exits) > 0 {
 		if err := b.flushEvents(); err != nil {
@@ -318,8 +325,13 @@ func (b *eventBatch) accept(ew *EventWrite, res *EventResult, known map[string]b
 		}
 		b.nextRun++
 		b.runArgs = append(b.runArgs, b.nextRun, e.Partner, rs.Workflow, contact, e.Email, e.Phone, e.Ref, e.Key, data,
-			st, rs.Step, ms(rs.DueAt), id, b.now, b.now)
+			st, rs.Step, ms(rs.DueAt), id, b.nowArg, b.nowArg)
 		b.runRows++
+		if b.runRows == eventChunk*4 {
+			if err := b.flushRuns(); err != nil {
+				return err
+			}
+		}
 		b.latest[k] = latestRun{found: true, status: st, created: b.now}
 		res.Started = append(res.Started, b.nextRun)
 	}
