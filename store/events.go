@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -74,16 +73,12 @@ type EventResult struct {
 }
 
 const (
-	eventInsertSQL = `INSERT INTO events (partner, event_id, name, email, phone, ref, key, data, source, occurred_at, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	// Exit: a waiting run of the contact is cancelled when the two keys
 	// match or either is missing.
 	runExitSQL = `UPDATE workflow_runs SET status = 'cancelled', exit_event = ?, updated_at = ?
 		WHERE partner = ? AND contact = ? AND workflow = ? AND status = 'waiting' AND (key = '' OR ? = '' OR key = ?)`
 	runLatestSQL = `SELECT status, created_at FROM workflow_runs WHERE partner = ? AND contact = ? AND workflow = ?
 		ORDER BY id DESC LIMIT 1`
-	runInsertSQL = `INSERT INTO workflow_runs (partner, workflow, contact, email, phone, ref, key, data, status, step, due_at,
-		event_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
 // AcceptEvents stores events in order, in one transaction, each with what
@@ -101,103 +96,6 @@ func (s *Store) AcceptEvents(ctx context.Context, events []EventWrite, now time.
 // crash leaves either the file unread and no event, or both done.
 func (s *Store) AcceptEventsFile(ctx context.Context, fileID int64, rows int, events []EventWrite, now time.Time) ([]EventResult, error) {
 	return s.acceptEvents(ctx, events, now, fileID, rows)
-}
-
-func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, now time.Time, fileID int64, rows int) ([]EventResult, error) {
-	// The transaction is bounded (10,000 events at most from the API) and
-	// runs to its end: with a cancellable context the driver starts a
-	// goroutine per statement to watch it, a fifth of an event's cost.
-	ctx = context.WithoutCancel(ctx)
-	if err := s.prepare(ctx, eventInsertSQL, runExitSQL, runLatestSQL, runInsertSQL); err != nil {
-		return nil, err
-	}
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	stmt := func(q string) *sql.Stmt {
-		st, _ := s.txStmt(ctx, tx, q) // prepared above
-		return st
-	}
-	ins, exit, latest, start := stmt(eventInsertSQL), stmt(runExitSQL), stmt(runLatestSQL), stmt(runInsertSQL)
-	out := make([]EventResult, len(events))
-	for i := range events {
-		ew := &events[i]
-		e := &ew.Event
-		data := "{}"
-		if len(e.Data) > 0 {
-			b, err := json.Marshal(e.Data)
-			if err != nil {
-				return nil, fmt.Errorf("cannot encode event data: %w", err)
-			}
-			data = string(b)
-		}
-		occurred := e.OccurredAt
-		if occurred.IsZero() {
-			occurred = now
-		}
-		res, err := ins.ExecContext(ctx, e.Partner, e.EventID, e.Name, e.Email, e.Phone, e.Ref, e.Key, data, e.Source, ms(occurred), ms(now))
-		if err != nil {
-			return nil, fmt.Errorf("cannot store event %d: %w", i, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			out[i].Duplicate = true
-			continue
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return nil, err
-		}
-		out[i].ID = id
-		contact := e.Contact()
-		for _, wf := range ew.Exits {
-			res, err := exit.ExecContext(ctx, id, ms(now), e.Partner, contact, wf, e.Key, e.Key)
-			if err != nil {
-				return nil, fmt.Errorf("cannot cancel runs of %s: %w", wf, err)
-			}
-			n, _ := res.RowsAffected()
-			out[i].Cancelled += int(n)
-		}
-		for _, rs := range ew.Starts {
-			var status string
-			var created int64
-			err := latest.QueryRowContext(ctx, e.Partner, contact, rs.Workflow).Scan(&status, &created)
-			switch {
-			case err == sql.ErrNoRows:
-			case err != nil:
-				return nil, fmt.Errorf("cannot read the runs of %s: %w", rs.Workflow, err)
-			case status == RunWaiting, rs.Reentry < 0:
-				continue
-			case rs.Reentry > 0 && now.Before(fromMS(created).Add(rs.Reentry)):
-				continue
-			}
-			st := rs.Status
-			if st == "" {
-				st = RunWaiting
-			}
-			res, err := start.ExecContext(ctx, e.Partner, rs.Workflow, contact, e.Email, e.Phone, e.Ref, e.Key, data,
-				st, rs.Step, ms(rs.DueAt), id, ms(now), ms(now))
-			if err != nil {
-				return nil, fmt.Errorf("cannot start a run of %s: %w", rs.Workflow, err)
-			}
-			rid, err := res.LastInsertId()
-			if err != nil {
-				return nil, err
-			}
-			out[i].Started = append(out[i].Started, rid)
-		}
-	}
-	if fileID != 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE files SET status = ?, rows_total = ?, updated_at = ? WHERE id = ?`,
-			FileQueued, rows, ms(now), fileID); err != nil {
-			return nil, fmt.Errorf("cannot record file %d: %w", fileID, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // EventsOfRun returns the event that started a run and the one that

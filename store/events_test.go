@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -62,5 +63,57 @@ func TestAcceptEventsActsInOrderWithinABatch(t *testing.T) {
 	res, err = s.AcceptEvents(ctx, []EventWrite{start("e9", "c7")}, now.Add(3*time.Hour))
 	if err != nil || len(res[0].Started) != 1 {
 		t.Fatalf("after the reentry window: %+v, %v", res, err)
+	}
+}
+
+// A batch larger than one insert statement: every event is stored with its
+// own id, every run points at the event that started it, and a second
+// batch repeating half of the ids stores only the new half.
+func TestAcceptEventsLargeBatchKeepsIDsStraight(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	batch := func(from, n int) []EventWrite {
+		var ws []EventWrite
+		for i := from; i < from+n; i++ {
+			ws = append(ws, EventWrite{Event: Event{Partner: "acme", EventID: fmt.Sprintf("e%d", i), Name: "signup",
+				Phone: fmt.Sprintf("+3519100%05d", i), Data: map[string]string{"n": fmt.Sprint(i)}, Source: EventFromAPI},
+				Starts: []RunStart{{Workflow: "welcome", Step: 1, DueAt: now.Add(time.Hour)}}})
+		}
+		return ws
+	}
+	res, err := s.AcceptEvents(ctx, batch(0, 700), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2, err := s.AcceptEvents(ctx, batch(350, 700), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range append(res, res2...) {
+		if i >= 700 && i < 1050 {
+			if !r.Duplicate || r.ID != 0 || len(r.Started) != 0 {
+				t.Fatalf("result %d of a repeated id: %+v", i, r)
+			}
+			continue
+		}
+		if r.Duplicate || len(r.Started) != 1 {
+			t.Fatalf("result %d: %+v", i, r)
+		}
+		if i%97 != 0 {
+			continue
+		}
+		run, err := s.RunOf(ctx, "acme", r.Started[0])
+		if err != nil || run.EventID != r.ID {
+			t.Fatalf("run of result %d: %+v %v", i, run, err)
+		}
+		evs, err := s.EventsOfRun(ctx, run)
+		n := i
+		if i >= 700 {
+			n = i - 350
+		}
+		if err != nil || len(evs) != 1 || evs[0].EventID != fmt.Sprintf("e%d", n) || evs[0].Data["n"] != fmt.Sprint(n) || run.Data["n"] != fmt.Sprint(n) {
+			t.Fatalf("events of run %d (result %d): %+v %v", run.ID, i, evs, err)
+		}
 	}
 }

@@ -302,23 +302,52 @@ func (e *Engine) Close() error {
 // tick executes every run due now and returns how long to sleep until the
 // next one (-1: none waits).
 func (e *Engine) tick(ctx context.Context) (time.Duration, error) {
-	for {
-		now := e.clock.Now()
-		runs, err := e.st.DueRuns(ctx, now, e.batch)
-		if err != nil {
-			return 0, err
+	// A full batch means more are due: the store checkpoints its WAL
+	// rarely until the burst is over, as for a large file.
+	burst := false
+	defer func() {
+		if burst {
+			e.st.EndRunBurst(ctx)
 		}
-		if len(runs) > 0 {
-			err := e.fire(ctx, runs, now)
+	}()
+	for {
+		p := e.prepare(ctx, e.clock.Now(), nil)
+		moved := false
+		for p.err == nil && len(p.runs) > 0 {
+			// While a full batch is stored, the next one (after it in due
+			// order) is read and executed: reading and rendering a batch
+			// took as long as storing one.
+			var next chan prepared
+			if len(p.runs) == e.batch {
+				if !burst {
+					burst = true
+					e.st.BeginRunBurst(ctx)
+				}
+				next = make(chan prepared, 1)
+				last := p.runs[len(p.runs)-1]
+				go func() { next <- e.prepare(ctx, e.clock.Now(), &last) }()
+			}
+			err := e.store(ctx, p)
+			if err != nil && next != nil {
+				<-next
+			}
 			if errors.Is(err, store.ErrRunMoved) {
-				continue // cancelled meanwhile: read the batch again
+				moved = true // cancelled meanwhile: read the runs again
+				break
 			}
 			if err != nil {
 				return 0, err
 			}
-			if len(runs) == e.batch {
-				continue
+			if next == nil {
+				break
 			}
+			p = <-next
+		}
+		if p.err != nil {
+			return 0, p.err
+		}
+		if moved {
+			continue
 		}
 		next, ok, err := e.st.NextRunDue(ctx)
 		if err != nil || !ok {
@@ -330,21 +359,34 @@ func (e *Engine) tick(ctx context.Context) (time.Duration, error) {
 	}
 }
 
-// fire executes the due steps of a batch of runs and stores the outcome.
-func (e *Engine) fire(ctx context.Context, runs []store.Run, now time.Time) error {
-	b := &batch{composed: map[int64]composed{}, channels: map[string]templateChannel{}}
-	e.precompose(ctx, b, runs, now)
-	advs := make([]store.RunAdvance, 0, len(runs))
-	for i := range runs {
-		advs = append(advs, e.advance(ctx, b, &runs[i], now))
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+// prepared is a batch of due runs read and executed, not yet stored.
+type prepared struct {
+	runs []store.Run
+	advs []store.RunAdvance
+	now  time.Time
+	err  error
+}
+
+// prepare reads the runs due at now (after run after, if not nil) and
+// executes their due steps.
+func (e *Engine) prepare(ctx context.Context, now time.Time, after *store.Run) prepared {
+	var runs []store.Run
+	var err error
+	if after != nil {
+		runs, err = e.st.DueRunsAfter(ctx, now, *after, e.batch)
+	} else {
+		runs, err = e.st.DueRuns(ctx, now, e.batch)
 	}
-	if b.err != nil {
-		return fmt.Errorf("cannot execute due steps: %w", b.err)
+	if err != nil || len(runs) == 0 {
+		return prepared{err: err}
 	}
-	jobs, err := e.st.AdvanceRuns(ctx, advs, now)
+	advs, err := e.execute(ctx, runs, now)
+	return prepared{runs: runs, advs: advs, now: now, err: err}
+}
+
+// store stores what a batch's steps did.
+func (e *Engine) store(ctx context.Context, p prepared) error {
+	jobs, err := e.st.AdvanceRuns(ctx, p.advs, p.now)
 	if err != nil {
 		return err
 	}
@@ -352,6 +394,23 @@ func (e *Engine) fire(ctx context.Context, runs []store.Run, now time.Time) erro
 		e.log.Info("workflow messages queued", "partner", j.Partner, "job", j.ID, "messages", j.Total)
 	}
 	return nil
+}
+
+// execute executes the due steps of a batch of runs.
+func (e *Engine) execute(ctx context.Context, runs []store.Run, now time.Time) ([]store.RunAdvance, error) {
+	b := &batch{composed: map[int64]composed{}, channels: map[string]templateChannel{}}
+	e.precompose(ctx, b, runs, now)
+	advs := make([]store.RunAdvance, 0, len(runs))
+	for i := range runs {
+		advs = append(advs, e.advance(ctx, b, &runs[i], now))
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	if b.err != nil {
+		return nil, fmt.Errorf("cannot execute due steps: %w", b.err)
+	}
+	return advs, nil
 }
 
 // advance executes one run's due steps: every delay up to the next wait,

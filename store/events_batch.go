@@ -1,0 +1,339 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// A batch of events is written with a few statements per batch rather
+// than three per event (workflow/BENCHMARKS.md, session 5): the ids the
+// partner already sent and the contacts' latest runs are read once per
+// partner with json_each, the new events and runs get their ids from the
+// tables' largest (the transaction holds the only writer) and go in
+// multi-row inserts of up to eventChunk rows.
+
+// eventChunk is the most rows one multi-row insert of events or runs
+// writes; smaller remainders go in power-of-two shapes so that a few
+// statements stay prepared.
+const eventChunk = 64
+
+const (
+	eventCols = 11
+	runCols   = 15
+	// knownEventsSQL reads which of a partner's event ids are stored.
+	knownEventsSQL = `SELECT event_id FROM events WHERE partner = ? AND event_id <> '' AND event_id IN (SELECT value FROM json_each(?))`
+	// latestRunsSQL reads, per contact and workflow, the latest run of a
+	// partner's contacts: the bare columns come from the row of MAX(id).
+	latestRunsSQL = `SELECT contact, workflow, status, created_at, MAX(id) FROM workflow_runs
+		WHERE partner = ? AND contact IN (SELECT value FROM json_each(?)) GROUP BY contact, workflow`
+	maxEventIDSQL = `SELECT COALESCE(MAX(id), 0) FROM events`
+	maxRunIDSQL   = `SELECT COALESCE(MAX(id), 0) FROM workflow_runs`
+)
+
+func eventInsertRowsSQL(n int) string {
+	return `INSERT INTO events (id, partner, event_id, name, email, phone, ref, key, data, source, occurred_at, received_at) VALUES ` +
+		valuesList(n, eventCols+1)
+}
+
+func runInsertRowsSQL(n int) string {
+	return `INSERT INTO workflow_runs (id, partner, workflow, contact, email, phone, ref, key, data, status, step, due_at,
+		event_id, created_at, updated_at) VALUES ` + valuesList(n, runCols)
+}
+
+// eventShapes are the statements a batch may use, to prepare before its
+// transaction.
+func eventShapes() []string {
+	qs := []string{knownEventsSQL, latestRunsSQL, maxEventIDSQL, maxRunIDSQL, runExitSQL, runLatestSQL}
+	for n := eventChunk; n > 0; n /= 2 {
+		qs = append(qs, eventInsertRowsSQL(n), runInsertRowsSQL(n))
+	}
+	return qs
+}
+
+// latestRun is what reentry needs of a contact's latest run of a workflow.
+type latestRun struct {
+	found   bool
+	status  string
+	created int64
+}
+
+// eventBatch is one acceptEvents transaction's state.
+type eventBatch struct {
+	s       *Store
+	ctx     context.Context
+	tx      *sql.Tx
+	now     int64
+	nowArg  any // now, boxed once for every row that binds it
+	nextEv  int64
+	nextRun int64
+	latest  map[string]latestRun // partner \x00 contact \x00 workflow
+	evArgs  []any
+	evRows  int
+	runArgs []any
+	runRows int
+}
+
+func latestKey(partner, contact, workflow string) string {
+	return partner + "\x00" + contact + "\x00" + workflow
+}
+
+func (b *eventBatch) stmt(q string) *sql.Stmt {
+	st, _ := b.s.txStmt(b.ctx, b.tx, q) // prepared by acceptEvents
+	return st
+}
+
+// readKnown returns the stored event ids among the batch's, by partner.
+func (b *eventBatch) readKnown(events []EventWrite) (map[string]bool, error) {
+	ids := map[string][]string{}
+	for i := range events {
+		e := &events[i].Event
+		if e.EventID != "" {
+			ids[e.Partner] = append(ids[e.Partner], e.EventID)
+		}
+	}
+	known := map[string]bool{}
+	for p, list := range ids {
+		js, _ := json.Marshal(list)
+		rows, err := b.stmt(knownEventsSQL).QueryContext(b.ctx, p, string(js))
+		if err != nil {
+			return nil, fmt.Errorf("cannot read the stored event ids: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			known[p+"\x00"+id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return known, nil
+}
+
+// readLatest reads the latest run of every contact of the batch that
+// starts one.
+func (b *eventBatch) readLatest(events []EventWrite) error {
+	contacts := map[string][]string{}
+	seen := map[string]bool{}
+	for i := range events {
+		if len(events[i].Starts) == 0 {
+			continue
+		}
+		e := &events[i].Event
+		c := e.Contact()
+		if k := e.Partner + "\x00" + c; !seen[k] {
+			seen[k] = true
+			contacts[e.Partner] = append(contacts[e.Partner], c)
+		}
+	}
+	for p, list := range contacts {
+		js, _ := json.Marshal(list)
+		rows, err := b.stmt(latestRunsSQL).QueryContext(b.ctx, p, string(js))
+		if err != nil {
+			return fmt.Errorf("cannot read the contacts' runs: %w", err)
+		}
+		for rows.Next() {
+			var c, wf string
+			var l latestRun
+			var id int64
+			if err := rows.Scan(&c, &wf, &l.status, &l.created, &id); err != nil {
+				rows.Close()
+				return err
+			}
+			l.found = true
+			b.latest[latestKey(p, c, wf)] = l
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reread reads one contact's latest run of a workflow again, after an
+// exit changed it.
+func (b *eventBatch) reread(partner, contact, workflow string) error {
+	var l latestRun
+	err := b.stmt(runLatestSQL).QueryRowContext(b.ctx, partner, contact, workflow).Scan(&l.status, &l.created)
+	switch {
+	case err == sql.ErrNoRows:
+	case err != nil:
+		return fmt.Errorf("cannot read the runs of %s: %w", workflow, err)
+	default:
+		l.found = true
+	}
+	b.latest[latestKey(partner, contact, workflow)] = l
+	return nil
+}
+
+// flushEvents and flushRuns insert the pending rows, in chunks.
+func (b *eventBatch) flushEvents() error {
+	err := b.flush(b.evArgs, b.evRows, eventCols+1, eventInsertRowsSQL)
+	b.evArgs, b.evRows = b.evArgs[:0], 0
+	if err != nil {
+		return fmt.Errorf("cannot store events: %w", err)
+	}
+	return nil
+}
+
+func (b *eventBatch) flushRuns() error {
+	err := b.flush(b.runArgs, b.runRows, runCols, runInsertRowsSQL)
+	b.runArgs, b.runRows = b.runArgs[:0], 0
+	if err != nil {
+		return fmt.Errorf("cannot start runs: %w", err)
+	}
+	return nil
+}
+
+func (b *eventBatch) flush(args []any, rows, width int, q func(int) string) error {
+	for _, n := range chunkSizes(rows, eventChunk) {
+		if _, err := b.stmt(q(n)).ExecContext(b.ctx, args[:n*width]...); err != nil {
+			return err
+		}
+		args = args[n*width:]
+	}
+	return nil
+}
+
+func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, now time.Time, fileID int64, rows int) ([]EventResult, error) {
+	// The transaction is bounded (10,000 events at most from the API) and
+	// runs to its end: with a cancellable context the driver starts a
+	// goroutine per statement to watch it, a fifth of an event's cost.
+	ctx = context.WithoutCancel(ctx)
+	if err := s.prepare(ctx, eventShapes()...); err != nil {
+		return nil, err
+	}
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	b := &eventBatch{s: s, ctx: ctx, tx: tx, now: ms(now), nowArg: ms(now), latest: make(map[string]latestRun, len(events)),
+		evArgs: make([]any, 0, min(len(events), eventChunk*4)*(eventCols+1)), runArgs: make([]any, 0, min(len(events), eventChunk*4)*runCols)}
+	if err := b.stmt(maxEventIDSQL).QueryRowContext(ctx).Scan(&b.nextEv); err != nil {
+		return nil, fmt.Errorf("cannot read the last event id: %w", err)
+	}
+	if err := b.stmt(maxRunIDSQL).QueryRowContext(ctx).Scan(&b.nextRun); err != nil {
+		return nil, fmt.Errorf("cannot read the last run id: %w", err)
+	}
+	known, err := b.readKnown(events)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.readLatest(events); err != nil {
+		return nil, err
+	}
+	out := make([]EventResult, len(events))
+	for i := range events {
+		if err := b.accept(&events[i], &out[i], known); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+	}
+	if err := b.flushEvents(); err != nil {
+		return nil, err
+	}
+	if err := b.flushRuns(); err != nil {
+		return nil, err
+	}
+	if fileID != 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE files SET status = ?, rows_total = ?, updated_at = ? WHERE id = ?`,
+			FileQueued, rows, ms(now), fileID); err != nil {
+			return nil, fmt.Errorf("cannot record file %d: %w", fileID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// accept does what one event does, in order: a repeat of a stored (or
+// earlier in the batch) id nothing; else its exits cancel the contact's
+// waiting runs (pending rows written first, so that runs started earlier
+// in the batch are among them), then its starts start runs.
+func (b *eventBatch) accept(ew *EventWrite, res *EventResult, known map[string]bool) error {
+	e := &ew.Event
+	if e.EventID != "" {
+		k := e.Partner + "\x00" + e.EventID
+		if known[k] {
+			res.Duplicate = true
+			return nil
+		}
+		known[k] = true
+	}
+	data := "{}"
+	if len(e.Data) > 0 {
+		data = varsJSON(e.Data)
+	}
+	occurred := b.nowArg
+	if !e.OccurredAt.IsZero() {
+		occurred = ms(e.OccurredAt)
+	}
+	b.nextEv++
+	id := b.nextEv
+	res.ID = id
+	b.evArgs = append(b.evArgs, id, e.Partner, e.EventID, e.Name, e.Email, e.Phone, e.Ref, e.Key, data, e.Source, occurred, b.nowArg)
+	b.evRows++
+	if b.evRows == eventChunk*4 {
+		if err := b.flushEvents(); err != nil {
+			return err
+		}
+	}
+	contact := e.Contact()
+	if len(ew.Exits) > 0 {
+		if err := b.flushEvents(); err != nil {
+			return err
+		}
+		if err := b.flushRuns(); err != nil {
+			return err
+		}
+		for _, wf := range ew.Exits {
+			r, err := b.stmt(runExitSQL).ExecContext(b.ctx, id, b.now, e.Partner, contact, wf, e.Key, e.Key)
+			if err != nil {
+				return fmt.Errorf("cannot cancel runs of %s: %w", wf, err)
+			}
+			n, _ := r.RowsAffected()
+			res.Cancelled += int(n)
+			if n > 0 {
+				if err := b.reread(e.Partner, contact, wf); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, rs := range ew.Starts {
+		k := latestKey(e.Partner, contact, rs.Workflow)
+		l := b.latest[k]
+		switch {
+		case !l.found:
+		case l.status == RunWaiting, rs.Reentry < 0:
+			continue
+		case rs.Reentry > 0 && b.now < l.created+rs.Reentry.Milliseconds():
+			continue
+		}
+		st := rs.Status
+		if st == "" {
+			st = RunWaiting
+		}
+		b.nextRun++
+		b.runArgs = append(b.runArgs, b.nextRun, e.Partner, rs.Workflow, contact, e.Email, e.Phone, e.Ref, e.Key, data,
+			st, rs.Step, ms(rs.DueAt), id, b.nowArg, b.nowArg)
+		b.runRows++
+		if b.runRows == eventChunk*4 {
+			if err := b.flushRuns(); err != nil {
+				return err
+			}
+		}
+		b.latest[k] = latestRun{found: true, status: st, created: b.now}
+		res.Started = append(res.Started, b.nextRun)
+	}
+	return nil
+}
