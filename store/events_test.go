@@ -117,3 +117,55 @@ func TestAcceptEventsLargeBatchKeepsIDsStraight(t *testing.T) {
 		}
 	}
 }
+
+// The run counts the workflow routes and /metrics read are kept by
+// triggers; they must equal a count of the runs after starts, exits,
+// repeats and hand cancels.
+func TestRunCountsFollowEveryRunMove(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	start := func(id, email, key string) EventWrite {
+		return EventWrite{Event: Event{Partner: "acme", EventID: id, Name: "cart_abandoned", Email: email, Key: key, Source: EventFromAPI},
+			Starts: []RunStart{{Workflow: "cart", Step: 1, DueAt: now.Add(time.Hour)}}}
+	}
+	exit := func(id, email, key string) EventWrite {
+		return EventWrite{Event: Event{Partner: "acme", EventID: id, Name: "order_placed", Email: email, Key: key, Source: EventFromAPI},
+			Exits: []string{"cart"}}
+	}
+	res, err := s.AcceptEvents(ctx, []EventWrite{start("e1", "a@example.com", "c1"), start("e2", "b@example.com", "c2"),
+		start("e3", "c@example.com", "c3"), exit("e4", "a@example.com", "c1"), start("e1", "a@example.com", "c1")}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.CancelRun(ctx, "acme", "cart", res[1].Started[0], now); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := s.RunCounts(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recount := map[string]int{}
+	rows, err := s.reader.QueryContext(ctx, `SELECT status, COUNT(*) FROM workflow_runs WHERE partner = 'acme' AND workflow = 'cart' GROUP BY status`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var st string
+		var n int
+		rows.Scan(&st, &n)
+		recount[st] = n
+	}
+	rows.Close()
+	if got := counts["acme"]["cart"]; len(got) != len(recount) || got[RunWaiting] != 1 || got[RunCancelled] != 2 {
+		t.Fatalf("counts %v, recount %v; want 1 waiting and 2 cancelled", got, recount)
+	}
+	for st, n := range recount {
+		if counts["acme"]["cart"][st] != n {
+			t.Fatalf("counts %v, recount %v", counts["acme"]["cart"], recount)
+		}
+	}
+	if other, _ := s.RunCounts(ctx, "beta"); len(other) != 0 {
+		t.Fatalf("beta sees %v", other)
+	}
+}
