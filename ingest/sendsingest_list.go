@@ -98,6 +98,10 @@ type listSend struct {
 	res  ListSendResult
 	w    *store.JobWriter
 	keys bool // the members' email, phone and ref are read
+	// spent are message slices whose messages the job writer has taken,
+	// for the workers to fill again: a fresh slice per range was most
+	// of a send's garbage.
+	spent chan []store.Message
 }
 
 // sendToList is SendToList for a checked partner; fileID and name are
@@ -269,6 +273,7 @@ func (ls *listSend) run(ctx context.Context) (*SendProblem, error) {
 		tokens <- struct{}{}
 	}
 	results := make(chan rangeResult, window)
+	ls.spent = make(chan []store.Message, window)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
@@ -329,6 +334,10 @@ func (ls *listSend) take(r rangeResult) error {
 		}
 	}
 	ls.res.Queued += len(r.msgs)
+	select {
+	case ls.spent <- r.msgs[:0]:
+	default:
+	}
 	return nil
 }
 
@@ -336,6 +345,7 @@ func (ls *listSend) take(r rangeResult) error {
 type worker struct {
 	ls      *listSend
 	dec     *attrDecoder
+	match   *segment.Matcher // nil: every member
 	phones  *phoneNormalizer
 	buf     bytes.Buffer
 	values  map[string]any
@@ -348,6 +358,9 @@ type worker struct {
 // it made of each to results.
 func (ls *listSend) work(ctx context.Context, lo, ranges int64, next *atomic.Int64, tokens chan struct{}, results chan<- rangeResult) {
 	wk := &worker{ls: ls, dec: ls.dec.clone(), phones: newPhoneNormalizer(ls.p.cfg.Region), values: map[string]any{}, text: map[string]string{}}
+	if ls.expr != nil {
+		wk.match = ls.expr.Matcher()
+	}
 	for {
 		select {
 		case <-tokens:
@@ -364,7 +377,13 @@ func (ls *listSend) work(ctx context.Context, lo, ranges int64, next *atomic.Int
 		if !ls.req.DryRun && wk.r.err == nil {
 			// Sized once: growing a slice of messages by appending copied
 			// each of them about twice.
-			wk.r.msgs = make([]store.Message, 0, len(wk.members))
+			select {
+			case wk.r.msgs = <-ls.spent:
+			default:
+			}
+			if cap(wk.r.msgs) < len(wk.members) {
+				wk.r.msgs = make([]store.Message, 0, len(wk.members))
+			}
 		}
 		for i := 0; wk.r.err == nil && wk.r.problem == nil && i < len(wk.members); i++ {
 			wk.member(ctx, &wk.members[i])
@@ -391,8 +410,8 @@ func (wk *worker) member(ctx context.Context, m *store.ListMember) {
 			wk.values[f.name], wk.text[f.name] = f.v, f.v
 		}
 	}
-	if ls.expr != nil {
-		ok, err := ls.expr.Match(wk.values)
+	if wk.match != nil {
+		ok, err := wk.match.Match(wk.values)
 		if err != nil {
 			wk.skip(m, err)
 			return

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -66,5 +67,51 @@ func TestListSendSchedulesAndRendersEveryAttribute(t *testing.T) {
 	// Another partner's list is not found.
 	if _, _, err := e.in.SendToList(ctx, "legacy", ListSendRequest{List: "all", Template: "news"}); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("legacy sending to acme's list: %v", err)
+	}
+}
+
+// A list longer than a few of the workers' ranges is sent whole and in
+// contact order, each member's message made from its own attributes
+// (the workers reuse their decoders, matchers and message slices from
+// range to range), and a dry run counts the same members.
+func TestListSendAcrossRangesSendsEveryMember(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ctx := context.Background()
+	e.template("acme", "welcome", benchTemplate)
+	list, err := e.st.EnsureList(ctx, "acme", "customers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 3*memberRange + 100
+	if err := insertBenchContacts(ctx, e.cfg.DBPath(), "acme", list.ID, n); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range n {
+		if i%6 > 2 {
+			want = append(want, fmt.Sprintf("+35191%07d|Ola %s, a sua encomenda ORD-%07d foi enviada.", i, benchNames[i%8], i))
+		}
+	}
+	req := ListSendRequest{List: "customers", Template: "welcome", Segment: benchSegment, DryRun: true}
+	dry, problems, err := e.in.SendToList(ctx, "acme", req)
+	if err != nil || len(problems) > 0 || dry.Considered != n || dry.Matched != len(want) || dry.Queued != 0 {
+		t.Fatalf("dry run: %+v %v %v", dry, problems, err)
+	}
+	req.DryRun = false
+	res, problems, err := e.in.SendToList(ctx, "acme", req)
+	if err != nil || len(problems) > 0 || res.Considered != n || res.Matched != len(want) || res.Queued != len(want) || res.Rejected != 0 {
+		t.Fatalf("send: %+v %v %v", res, problems, err)
+	}
+	var got []string
+	for _, m := range e.messages(res.JobID) {
+		got = append(got, m.Recipient+"|"+strings.TrimSpace(m.Body))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d messages, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("message %d = %q, want %q", i, got[i], want[i])
+		}
 	}
 }
