@@ -20,10 +20,13 @@ type ListMember struct {
 
 // MemberRange returns the lowest and highest contact id of a list's
 // members (0, 0 for an empty list): a list send splits that span into
-// ranges its workers read in parallel.
+// ranges its workers read in parallel. Two subqueries: SQLite finds a
+// lone min() or max() at one end of the primary key, but both in one
+// SELECT read every member of the list.
 func (s *Store) MemberRange(ctx context.Context, listID int64) (lo, hi int64, err error) {
 	var l, h sql.NullInt64
-	err = s.reader.QueryRowContext(ctx, `SELECT min(contact_id), max(contact_id) FROM list_members WHERE list_id = ?`, listID).Scan(&l, &h)
+	err = s.reader.QueryRowContext(ctx, `SELECT (SELECT min(contact_id) FROM list_members WHERE list_id = ?1),
+		(SELECT max(contact_id) FROM list_members WHERE list_id = ?1)`, listID).Scan(&l, &h)
 	if err != nil {
 		return 0, 0, fmt.Errorf("cannot read members of list %d: %w", listID, err)
 	}
