@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dropgate/dropgate/segment"
 	"github.com/dropgate/dropgate/store"
@@ -181,7 +182,11 @@ func (ls *listSend) check(ctx context.Context) ([]SendProblem, error) {
 		ls.t = t
 	}
 	if strings.TrimSpace(req.Segment) != "" {
-		expr, err := segment.Compile(req.Segment, segment.Options{Now: ls.in.now})
+		// One now() for the whole send: the first and the last member of
+		// a long list are judged at the same instant (and the clock is
+		// not read once per member).
+		now := ls.in.now()
+		expr, err := segment.Compile(req.Segment, segment.Options{Now: func() time.Time { return now }})
 		var se *segment.Error
 		switch {
 		case errors.As(err, &se):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,5 +114,31 @@ func TestListSendAcrossRangesSendsEveryMember(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("message %d = %q, want %q", i, got[i], want[i])
 		}
+	}
+}
+
+// A segment's now() is the send's start for every member, however long
+// the send takes (here, a clock that moves an hour each time it is read).
+func TestListSendJudgesEveryMemberAtOneInstant(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ctx := context.Background()
+	e.template("acme", "hello", "channel: email\nsubject: Hi\n---\nHello {{.first_name}}\n")
+	list, err := e.st.EnsureList(ctx, "acme", "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	const n = 30
+	for i := range n {
+		if _, _, err := e.st.PutContact(ctx, list, store.ContactInput{Email: fmt.Sprintf("c%d@example.com", i),
+			Attributes: map[string]any{"first_name": "C", "due": t0.Add(10 * time.Hour)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls atomic.Int64
+	e.in.now = func() time.Time { return t0.Add(time.Duration(calls.Add(1)-1) * time.Hour) }
+	res, problems, err := e.in.SendToList(ctx, "acme", ListSendRequest{List: "all", Template: "hello", Segment: `due >= now()`, DryRun: true})
+	if err != nil || len(problems) > 0 || res.Considered != n || res.Matched != n {
+		t.Fatalf("dry run: %+v %v %v (the clock was read %d times)", res, problems, err, calls.Load())
 	}
 }
