@@ -34,6 +34,25 @@ func BenchmarkAttrDecode(b *testing.B) {
 			}
 		})
 	}
+	// Every value new (no two members share a time or a count): the
+	// decoder's memo of each name's last value never helps.
+	b.Run("segment/distinct", func(b *testing.B) {
+		objects := make([][]byte, 1000)
+		t0 := time.Date(2026, 10, 31, 9, 0, 0, 0, time.UTC)
+		for i := range objects {
+			objects[i] = fmt.Appendf(nil, `{"city":"Lisboa","first_name":"Gabriela","last_order_at":%q,"order_id":"ORD-%07d","orders":%d,"vip":true}`,
+				t0.Add(time.Duration(i)*time.Minute).Format(time.RFC3339), i, 1000+i)
+		}
+		d := newAttrDecoder(benchAttrFields, names, map[string]bool{})
+		values, text := map[string]any{}, map[string]string{}
+		i := 0
+		for b.Loop() {
+			if err := d.decode(objects[i%len(objects)], values, text); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 	b.Run("AttributeValues", func(b *testing.B) {
 		for b.Loop() {
 			store.AttributeValues(benchAttrs, benchAttrFields)
@@ -46,6 +65,16 @@ func BenchmarkAttrDecode(b *testing.B) {
 		d.decode(benchAttrs, values, text)
 		for b.Loop() {
 			e.Match(values)
+		}
+	})
+	b.Run("matcher", func(b *testing.B) {
+		e, _ := segment.Compile(benchSegment, segment.Options{})
+		m := e.Matcher()
+		d := newAttrDecoder(benchAttrFields, nil, nil)
+		values, text := map[string]any{}, map[string]string{}
+		d.decode(benchAttrs, values, text)
+		for b.Loop() {
+			m.Match(values)
 		}
 	})
 }
