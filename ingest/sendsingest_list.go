@@ -98,7 +98,7 @@ type listSend struct {
 	dec  *attrDecoder // cloned by each worker
 	res  ListSendResult
 	w    *store.JobWriter
-	keys bool // the members' email, phone and ref are read
+	keys store.MemberKeys // the contact keys read with each member
 	// spent are message slices whose messages the job writer has taken,
 	// for the workers to fill again: a fresh slice per range was most
 	// of a send's garbage.
@@ -118,8 +118,9 @@ func (in *Ingester) sendToList(ctx context.Context, p *partner, req ListSendRequ
 		return ListSendResult{}, nil, err
 	}
 	wantValues := ls.wantedValues()
-	ls.dec = newAttrDecoder(fields, wantValues, ls.wantedTexts())
-	ls.keys = !req.DryRun || wantValues == nil || wantValues[fieldEmail] || wantValues[fieldPhone] || wantValues[fieldRef]
+	wantTexts := ls.wantedTexts()
+	ls.dec = newAttrDecoder(fields, wantValues, wantTexts)
+	ls.keys = ls.memberKeys(wantValues, wantTexts)
 	if !req.DryRun {
 		if ls.w, err = in.st.BeginListJob(ctx, p.cfg.Name, fileID, name, in.cfg.Ingest.BatchSize); err != nil {
 			return ListSendResult{}, nil, err
@@ -240,6 +241,30 @@ func (ls *listSend) wantedTexts() map[string]bool {
 		want[v] = true
 	}
 	return want
+}
+
+// memberKeys are the contact keys each member is read with: those the
+// segment reads, those the template reads as text, and in a send the
+// channel's recipient and the ref its messages carry.
+func (ls *listSend) memberKeys(wantValues, wantTexts map[string]bool) store.MemberKeys {
+	var keys store.MemberKeys
+	for _, k := range [...]struct {
+		name string
+		key  store.MemberKeys
+	}{{fieldEmail, store.MemberEmail}, {fieldPhone, store.MemberPhone}, {fieldRef, store.MemberRef}} {
+		if wantValues == nil || wantValues[k.name] || wantTexts == nil || wantTexts[k.name] {
+			keys |= k.key
+		}
+	}
+	if !ls.req.DryRun {
+		keys |= store.MemberRef
+		if ls.t.recipient == colPhone {
+			keys |= store.MemberPhone
+		} else {
+			keys |= store.MemberEmail
+		}
+	}
+	return keys
 }
 
 // memberRange is how many contact ids one read of the list spans: at

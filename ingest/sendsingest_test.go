@@ -142,3 +142,38 @@ func TestListSendJudgesEveryMemberAtOneInstant(t *testing.T) {
 		t.Fatalf("dry run: %+v %v %v (the clock was read %d times)", res, problems, err, calls.Load())
 	}
 }
+
+// A send reads the contact keys its segment, its template and its
+// channel need, and no fewer: an SMS template that shows the email, and a
+// dry run of a segment on phone and ref.
+func TestListSendReadsTheKeysItUses(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ctx := context.Background()
+	e.template("acme", "note", "channel: sms\n---\n{{.ref}} {{.email}} {{.first_name}}\n")
+	list, err := e.st.EnsureList(ctx, "acme", "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, email := range []string{"a@one.example", "b@two.example", "c@one.example"} {
+		if _, _, err := e.st.PutContact(ctx, list, store.ContactInput{Email: email, Phone: fmt.Sprintf("+35191200000%d", i),
+			Ref: fmt.Sprintf("r%d", i), Attributes: map[string]any{"first_name": "N"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, problems, err := e.in.SendToList(ctx, "acme", ListSendRequest{List: "all", Template: "note", Segment: `ref != "r1"`})
+	if err != nil || len(problems) > 0 || res.Matched != 2 || res.Queued != 2 {
+		t.Fatalf("send: %+v %v %v", res, problems, err)
+	}
+	var got []string
+	for _, m := range e.messages(res.JobID) {
+		got = append(got, m.Recipient+"|"+m.Ref+"|"+strings.TrimSpace(m.Body))
+	}
+	want := "+351912000000|r0|r0 a@one.example N\n+351912000002|r2|r2 c@one.example N"
+	if strings.Join(got, "\n") != want {
+		t.Errorf("messages:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
+	}
+	dry, problems, err := e.in.SendToList(ctx, "acme", ListSendRequest{List: "all", Template: "note", Segment: `phone == "+351912000001" || ref == "r2"`, DryRun: true})
+	if err != nil || len(problems) > 0 || dry.Considered != 3 || dry.Matched != 2 || dry.SkippedByError != 0 {
+		t.Errorf("dry run: %+v %v %v", dry, problems, err)
+	}
+}
