@@ -26,6 +26,11 @@ type attrDecoder struct {
 	// segment) and text (for the template) are wanted; nil means all.
 	wantValues, wantTexts map[string]bool
 	gen                   int // the current decode, to find a name given twice
+	// order is the names of the last object decoded, by position: the
+	// store writes every contact's names in the same (sorted) order, so
+	// the name at a position is checked with one comparison instead of a
+	// map lookup.
+	order []*attrName
 }
 
 // attrName is an attribute name met in the stored objects.
@@ -34,6 +39,28 @@ type attrName struct {
 	typ         string // the partner's type of the attribute ("" unknown)
 	value, text bool
 	seen        int // the decode that last met it (attrDecoder.gen)
+	// The last value decoded under this name: members of a list share
+	// many values (a city, a date, a count), and a value met again is
+	// taken from here without a string, a time.Parse or a boxing.
+	last lastValue
+}
+
+// lastValue is one decoded value with the JSON it was decoded from.
+type lastValue struct {
+	kind  byte // '"' a string, '0' a number, 0 none yet
+	raw   []byte
+	value any
+	text  string
+}
+
+// memo returns the value and text last decoded from raw of this kind.
+func (n *attrName) memo(kind byte, raw []byte) (*lastValue, bool) {
+	return &n.last, n.last.kind == kind && bytes.Equal(n.last.raw, raw)
+}
+
+// remember records the value and text decoded from raw.
+func (l *lastValue) remember(kind byte, raw []byte, value any, text string) {
+	l.kind, l.raw, l.value, l.text = kind, append(l.raw[:0], raw...), value, text
 }
 
 func newAttrDecoder(fields map[string]string, wantValues, wantTexts map[string]bool) *attrDecoder {
@@ -101,6 +128,7 @@ func (d *attrDecoder) slow(raw []byte, values map[string]any, text map[string]st
 // scan is the fast path; false means "not a plain flat object, use slow".
 func (d *attrDecoder) scan(b []byte, values map[string]any, text map[string]string) bool {
 	d.gen++
+	k := 0 // the position of the next name
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return false
@@ -122,7 +150,18 @@ func (d *attrDecoder) scan(b []byte, values map[string]any, text map[string]stri
 		if i >= len(b) {
 			return false
 		}
-		n := d.name(key)
+		var n *attrName
+		if k < len(d.order) && d.order[k].name == string(key) {
+			n = d.order[k]
+		} else {
+			n = d.name(key)
+			if k < len(d.order) {
+				d.order[k] = n
+			} else {
+				d.order = append(d.order, n)
+			}
+		}
+		k++
 		name := n.name
 		if n.seen == d.gen {
 			return false // a name given twice: encoding/json keeps the last; leave that to it
@@ -138,17 +177,22 @@ func (d *attrDecoder) scan(b []byte, values map[string]any, text map[string]stri
 			if !n.value && !n.text {
 				break
 			}
-			str := string(s)
-			if n.text {
-				text[name] = str
-			}
-			if n.value {
-				values[name] = str
+			l, ok := n.memo('"', s)
+			if !ok {
+				str := string(s)
+				var v any = str
 				if n.typ == store.FieldTime {
 					if t, err := time.Parse(time.RFC3339Nano, str); err == nil {
-						values[name] = t
+						v = t
 					}
 				}
+				l.remember('"', s, v, str)
+			}
+			if n.text {
+				text[name] = l.text
+			}
+			if n.value {
+				values[name] = l.value
 			}
 		case c == 't' && bytes.HasPrefix(b[i:], []byte("true")):
 			if n.value {
@@ -173,23 +217,32 @@ func (d *attrDecoder) scan(b []byte, values map[string]any, text map[string]stri
 			}
 			num := b[i:j]
 			i = j
-			if n.text {
-				text[name] = string(num)
-			}
-			if !n.value {
+			if !n.value && !n.text {
 				break
 			}
-			if n.typ == store.FieldInteger {
-				if v, err := strconv.ParseInt(string(num), 10, 64); err == nil {
-					values[name] = v
-					break
+			l, ok := n.memo('0', num)
+			if !ok {
+				var v any
+				if n.typ == store.FieldInteger {
+					if iv, err := strconv.ParseInt(string(num), 10, 64); err == nil {
+						v = iv
+					}
 				}
+				if v == nil {
+					f, err := strconv.ParseFloat(string(num), 64)
+					if err != nil && n.value {
+						return false
+					}
+					v = f
+				}
+				l.remember('0', num, v, string(num))
 			}
-			f, err := strconv.ParseFloat(string(num), 64)
-			if err != nil {
-				return false
+			if n.text {
+				text[name] = l.text
 			}
-			values[name] = f
+			if n.value {
+				values[name] = l.value
+			}
 		default:
 			return false // null, objects, arrays
 		}

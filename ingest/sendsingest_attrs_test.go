@@ -3,6 +3,8 @@ package ingest
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +34,25 @@ func BenchmarkAttrDecode(b *testing.B) {
 			}
 		})
 	}
+	// Every value new (no two members share a time or a count): the
+	// decoder's memo of each name's last value never helps.
+	b.Run("segment/distinct", func(b *testing.B) {
+		objects := make([][]byte, 1000)
+		t0 := time.Date(2026, 10, 31, 9, 0, 0, 0, time.UTC)
+		for i := range objects {
+			objects[i] = fmt.Appendf(nil, `{"city":"Lisboa","first_name":"Gabriela","last_order_at":%q,"order_id":"ORD-%07d","orders":%d,"vip":true}`,
+				t0.Add(time.Duration(i)*time.Minute).Format(time.RFC3339), i, 1000+i)
+		}
+		d := newAttrDecoder(benchAttrFields, names, map[string]bool{})
+		values, text := map[string]any{}, map[string]string{}
+		i := 0
+		for b.Loop() {
+			if err := d.decode(objects[i%len(objects)], values, text); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 	b.Run("AttributeValues", func(b *testing.B) {
 		for b.Loop() {
 			store.AttributeValues(benchAttrs, benchAttrFields)
@@ -46,6 +67,16 @@ func BenchmarkAttrDecode(b *testing.B) {
 			e.Match(values)
 		}
 	})
+	b.Run("matcher", func(b *testing.B) {
+		e, _ := segment.Compile(benchSegment, segment.Options{})
+		m := e.Matcher()
+		d := newAttrDecoder(benchAttrFields, nil, nil)
+		values, text := map[string]any{}, map[string]string{}
+		d.decode(benchAttrs, values, text)
+		for b.Loop() {
+			m.Match(values)
+		}
+	})
 }
 
 // The scanner gives what store.AttributeValues gives (and each value's
@@ -54,7 +85,7 @@ func BenchmarkAttrDecode(b *testing.B) {
 func TestAttrDecoderAgreesWithAttributeValues(t *testing.T) {
 	fields := map[string]string{"n": store.FieldInteger, "x": store.FieldNumber, "b": store.FieldBoolean, "at": store.FieldTime, "s": store.FieldString,
 		"big": store.FieldInteger, "badtime": store.FieldTime}
-	for _, raw := range []string{
+	objects := []string{
 		`{}`,
 		` { } `,
 		`{"n":42,"x":1.5,"b":true,"at":"2026-01-02T03:04:05Z","s":"Lisboa"}`,
@@ -69,7 +100,20 @@ func TestAttrDecoderAgreesWithAttributeValues(t *testing.T) {
 		`{"n":1,"n":2}`,
 		`{ "s" : "a" , "n" : 2 }`,
 		"{\"s\":\"bad \xff byte\"}",
-	} {
+		// The same bytes as another kind, and values met again: the
+		// decoder's memo of each name's last value must tell them apart.
+		`{"n":"42","s":42,"at":"2026-01-02T03:04:05Z"}`,
+		`{"n":42,"s":"42","at":"2026-01-02T03:04:05Z","x":1.5}`,
+		`{"n":42,"s":"42","at":"not a time","x":"1.5"}`,
+		`{"n":1.5,"x":1.5,"b":true,"at":"2026-01-02T03:04:05Z"}`,
+	}
+	// One decoder across all the objects, in order and back, as a list
+	// send's worker uses it: each decode must be what a fresh one gives.
+	shared := newAttrDecoder(fields, nil, nil)
+	sharedPart := newAttrDecoder(fields, map[string]bool{"n": true, "at": true}, map[string]bool{"s": true})
+	objects = append(objects, objects...)
+	slices.Reverse(objects[len(objects)/2:])
+	for _, raw := range objects {
 		want, err := store.AttributeValues([]byte(raw), fields)
 		if err != nil {
 			t.Fatalf("%s: %v", raw, err)
@@ -99,11 +143,25 @@ func TestAttrDecoderAgreesWithAttributeValues(t *testing.T) {
 				t.Errorf("%s: text of %s = %q (%v), want %q", raw, name, got, has, wantText)
 			}
 		}
+		sv, st := map[string]any{"stale": 1}, map[string]string{"stale": ""}
+		if err := shared.decode([]byte(raw), sv, st); err != nil {
+			t.Fatalf("%s: shared decoder: %v", raw, err)
+		}
+		if !reflect.DeepEqual(sv, values) || !reflect.DeepEqual(st, text) {
+			t.Errorf("%s: shared decoder gives %v %q, a fresh one %v %q", raw, sv, st, values, text)
+		}
 		// Asking for some names gives those names' values and texts only.
 		part := newAttrDecoder(fields, map[string]bool{"n": true, "at": true}, map[string]bool{"s": true})
 		pv, pt := map[string]any{}, map[string]string{}
 		if err := part.decode([]byte(raw), pv, pt); err != nil {
 			t.Fatal(err)
+		}
+		spv, spt := map[string]any{}, map[string]string{}
+		if err := sharedPart.decode([]byte(raw), spv, spt); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(spv, pv) || !reflect.DeepEqual(spt, pt) {
+			t.Errorf("%s: shared partial decoder gives %v %q, a fresh one %v %q", raw, spv, spt, pv, pt)
 		}
 		for name, v := range pv {
 			if name != "n" && name != "at" || fmt.Sprint(v) != fmt.Sprint(want[name]) {
@@ -154,6 +212,7 @@ func TestSegmentNamesGiveTheSameMatches(t *testing.T) {
 		if all {
 			part = newAttrDecoder(fields, nil, map[string]bool{})
 		}
+		matcher := e.Matcher() // one per worker, reused across members
 		for _, c := range contacts {
 			fv, ft := map[string]any{"email": "ana@example.com"}, map[string]string{}
 			full.decode([]byte(c), fv, ft)
@@ -165,6 +224,10 @@ func TestSegmentNamesGiveTheSameMatches(t *testing.T) {
 			m2, err2 := e.Match(pv)
 			if m1 != m2 || (err1 == nil) != (err2 == nil) {
 				t.Errorf("%s on %s: %v %v with every attribute, %v %v with %v", src, c, m1, err1, m2, err2, names)
+			}
+			m3, err3 := matcher.Match(pv)
+			if m3 != m1 || fmt.Sprint(err3) != fmt.Sprint(err1) {
+				t.Errorf("%s on %s: the reused matcher gives %v %v, Match %v %v", src, c, m3, err3, m1, err1)
 			}
 		}
 	}

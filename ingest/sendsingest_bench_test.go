@@ -83,7 +83,7 @@ func BenchmarkListSend1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	if err := insertBenchContacts(ctx, cfg.DBPath(), list.ID, contacts); err != nil {
+	if err := insertBenchContacts(ctx, cfg.DBPath(), "bench", list.ID, contacts); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("%d contacts inserted in %.1fs", contacts, time.Since(start).Seconds())
@@ -183,10 +183,10 @@ func processCPU() float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
-// insertBenchContacts makes n contacts of partner bench, all subscribed
+// insertBenchContacts makes n contacts of a partner, all subscribed
 // members of the list, with plain multi-row inserts: contact i has phone
 // +35191xxxxxxx, ref c<i>, and orders i%6 (so half have orders > 2).
-func insertBenchContacts(ctx context.Context, dbPath string, listID int64, n int) error {
+func insertBenchContacts(ctx context.Context, dbPath, partner string, listID int64, n int) error {
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(OFF)", "foreign_keys(OFF)"} {
 		q.Add("_pragma", p)
@@ -200,7 +200,7 @@ func insertBenchContacts(ctx context.Context, dbPath string, listID int64, n int
 	now := time.Now().UnixMilli()
 	recent := time.Now().Add(-30 * 24 * time.Hour).UTC().Format(time.RFC3339)
 	for _, f := range [][2]string{{"city", "string"}, {"first_name", "string"}, {"last_order_at", "time"}, {"order_id", "string"}, {"orders", "integer"}, {"vip", "boolean"}} {
-		if _, err := db.ExecContext(ctx, `INSERT INTO contact_fields (partner, name, type) VALUES ('bench', ?, ?) ON CONFLICT DO NOTHING`, f[0], f[1]); err != nil {
+		if _, err := db.ExecContext(ctx, `INSERT INTO contact_fields (partner, name, type) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, partner, f[0], f[1]); err != nil {
 			return err
 		}
 	}
@@ -220,10 +220,10 @@ func insertBenchContacts(ctx context.Context, dbPath string, listID int64, n int
 		}
 		if _, err := tx.ExecContext(ctx, `WITH RECURSIVE s(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM s WHERE i + 1 < ?)
 			INSERT INTO contacts (id, partner, phone, ref, attributes, created_at, updated_at)
-			SELECT i + 1, 'bench', printf('+35191%07d', i % 10000000), 'c' || i,
+			SELECT i + 1, ?, printf('+35191%07d', i % 10000000), 'c' || i,
 				json_object('city', 'Lisboa', 'first_name', `+names+`, 'last_order_at', ?, 'order_id', printf('ORD-%07d', i),
 					'orders', i % 6, 'vip', json(CASE WHEN i % 2 = 0 THEN 'true' ELSE 'false' END)), ?, ?
-			FROM s`, lo, hi, recent, now, now); err != nil {
+			FROM s`, lo, hi, partner, recent, now, now); err != nil {
 			tx.Rollback()
 			return err
 		}

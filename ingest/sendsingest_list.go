@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dropgate/dropgate/segment"
 	"github.com/dropgate/dropgate/store"
@@ -97,7 +98,11 @@ type listSend struct {
 	dec  *attrDecoder // cloned by each worker
 	res  ListSendResult
 	w    *store.JobWriter
-	keys bool // the members' email, phone and ref are read
+	keys store.MemberKeys // the contact keys read with each member
+	// spent are message slices whose messages the job writer has taken,
+	// for the workers to fill again: a fresh slice per range was most
+	// of a send's garbage.
+	spent chan []store.Message
 }
 
 // sendToList is SendToList for a checked partner; fileID and name are
@@ -113,8 +118,9 @@ func (in *Ingester) sendToList(ctx context.Context, p *partner, req ListSendRequ
 		return ListSendResult{}, nil, err
 	}
 	wantValues := ls.wantedValues()
-	ls.dec = newAttrDecoder(fields, wantValues, ls.wantedTexts())
-	ls.keys = !req.DryRun || wantValues == nil || wantValues[fieldEmail] || wantValues[fieldPhone] || wantValues[fieldRef]
+	wantTexts := ls.wantedTexts()
+	ls.dec = newAttrDecoder(fields, wantValues, wantTexts)
+	ls.keys = ls.memberKeys(wantValues, wantTexts)
 	if !req.DryRun {
 		if ls.w, err = in.st.BeginListJob(ctx, p.cfg.Name, fileID, name, in.cfg.Ingest.BatchSize); err != nil {
 			return ListSendResult{}, nil, err
@@ -177,7 +183,11 @@ func (ls *listSend) check(ctx context.Context) ([]SendProblem, error) {
 		ls.t = t
 	}
 	if strings.TrimSpace(req.Segment) != "" {
-		expr, err := segment.Compile(req.Segment, segment.Options{Now: ls.in.now})
+		// One now() for the whole send: the first and the last member of
+		// a long list are judged at the same instant (and the clock is
+		// not read once per member).
+		now := ls.in.now()
+		expr, err := segment.Compile(req.Segment, segment.Options{Now: func() time.Time { return now }})
 		var se *segment.Error
 		switch {
 		case errors.As(err, &se):
@@ -233,6 +243,30 @@ func (ls *listSend) wantedTexts() map[string]bool {
 	return want
 }
 
+// memberKeys are the contact keys each member is read with: those the
+// segment reads, those the template reads as text, and in a send the
+// channel's recipient and the ref its messages carry.
+func (ls *listSend) memberKeys(wantValues, wantTexts map[string]bool) store.MemberKeys {
+	var keys store.MemberKeys
+	for _, k := range [...]struct {
+		name string
+		key  store.MemberKeys
+	}{{fieldEmail, store.MemberEmail}, {fieldPhone, store.MemberPhone}, {fieldRef, store.MemberRef}} {
+		if wantValues == nil || wantValues[k.name] || wantTexts == nil || wantTexts[k.name] {
+			keys |= k.key
+		}
+	}
+	if !ls.req.DryRun {
+		keys |= store.MemberRef
+		if ls.t.recipient == colPhone {
+			keys |= store.MemberPhone
+		} else {
+			keys |= store.MemberEmail
+		}
+	}
+	return keys
+}
+
 // memberRange is how many contact ids one read of the list spans: at
 // most that many members are read, evaluated and held at once per worker.
 const memberRange = 4096
@@ -269,6 +303,7 @@ func (ls *listSend) run(ctx context.Context) (*SendProblem, error) {
 		tokens <- struct{}{}
 	}
 	results := make(chan rangeResult, window)
+	ls.spent = make(chan []store.Message, window)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
@@ -329,6 +364,10 @@ func (ls *listSend) take(r rangeResult) error {
 		}
 	}
 	ls.res.Queued += len(r.msgs)
+	select {
+	case ls.spent <- r.msgs[:0]:
+	default:
+	}
 	return nil
 }
 
@@ -336,6 +375,7 @@ func (ls *listSend) take(r rangeResult) error {
 type worker struct {
 	ls      *listSend
 	dec     *attrDecoder
+	match   *segment.Matcher // nil: every member
 	phones  *phoneNormalizer
 	buf     bytes.Buffer
 	values  map[string]any
@@ -348,6 +388,9 @@ type worker struct {
 // it made of each to results.
 func (ls *listSend) work(ctx context.Context, lo, ranges int64, next *atomic.Int64, tokens chan struct{}, results chan<- rangeResult) {
 	wk := &worker{ls: ls, dec: ls.dec.clone(), phones: newPhoneNormalizer(ls.p.cfg.Region), values: map[string]any{}, text: map[string]string{}}
+	if ls.expr != nil {
+		wk.match = ls.expr.Matcher()
+	}
 	for {
 		select {
 		case <-tokens:
@@ -364,7 +407,13 @@ func (ls *listSend) work(ctx context.Context, lo, ranges int64, next *atomic.Int
 		if !ls.req.DryRun && wk.r.err == nil {
 			// Sized once: growing a slice of messages by appending copied
 			// each of them about twice.
-			wk.r.msgs = make([]store.Message, 0, len(wk.members))
+			select {
+			case wk.r.msgs = <-ls.spent:
+			default:
+			}
+			if cap(wk.r.msgs) < len(wk.members) {
+				wk.r.msgs = make([]store.Message, 0, len(wk.members))
+			}
 		}
 		for i := 0; wk.r.err == nil && wk.r.problem == nil && i < len(wk.members); i++ {
 			wk.member(ctx, &wk.members[i])
@@ -391,8 +440,8 @@ func (wk *worker) member(ctx context.Context, m *store.ListMember) {
 			wk.values[f.name], wk.text[f.name] = f.v, f.v
 		}
 	}
-	if ls.expr != nil {
-		ok, err := ls.expr.Match(wk.values)
+	if wk.match != nil {
+		ok, err := wk.match.Match(wk.values)
 		if err != nil {
 			wk.skip(m, err)
 			return

@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,5 +68,112 @@ func TestListSendSchedulesAndRendersEveryAttribute(t *testing.T) {
 	// Another partner's list is not found.
 	if _, _, err := e.in.SendToList(ctx, "legacy", ListSendRequest{List: "all", Template: "news"}); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("legacy sending to acme's list: %v", err)
+	}
+}
+
+// A list longer than a few of the workers' ranges is sent whole and in
+// contact order, each member's message made from its own attributes
+// (the workers reuse their decoders, matchers and message slices from
+// range to range), and a dry run counts the same members.
+func TestListSendAcrossRangesSendsEveryMember(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ctx := context.Background()
+	e.template("acme", "welcome", benchTemplate)
+	list, err := e.st.EnsureList(ctx, "acme", "customers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 3*memberRange + 100
+	if err := insertBenchContacts(ctx, e.cfg.DBPath(), "acme", list.ID, n); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range n {
+		if i%6 > 2 {
+			want = append(want, fmt.Sprintf("+35191%07d|Ola %s, a sua encomenda ORD-%07d foi enviada.", i, benchNames[i%8], i))
+		}
+	}
+	req := ListSendRequest{List: "customers", Template: "welcome", Segment: benchSegment, DryRun: true}
+	dry, problems, err := e.in.SendToList(ctx, "acme", req)
+	if err != nil || len(problems) > 0 || dry.Considered != n || dry.Matched != len(want) || dry.Queued != 0 {
+		t.Fatalf("dry run: %+v %v %v", dry, problems, err)
+	}
+	req.DryRun = false
+	res, problems, err := e.in.SendToList(ctx, "acme", req)
+	if err != nil || len(problems) > 0 || res.Considered != n || res.Matched != len(want) || res.Queued != len(want) || res.Rejected != 0 {
+		t.Fatalf("send: %+v %v %v", res, problems, err)
+	}
+	var got []string
+	for _, m := range e.messages(res.JobID) {
+		got = append(got, m.Recipient+"|"+strings.TrimSpace(m.Body))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d messages, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("message %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+}
+
+// A segment's now() is the send's start for every member, however long
+// the send takes (here, a clock that moves an hour each time it is read).
+func TestListSendJudgesEveryMemberAtOneInstant(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ctx := context.Background()
+	e.template("acme", "hello", "channel: email\nsubject: Hi\n---\nHello {{.first_name}}\n")
+	list, err := e.st.EnsureList(ctx, "acme", "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	const n = 30
+	for i := range n {
+		if _, _, err := e.st.PutContact(ctx, list, store.ContactInput{Email: fmt.Sprintf("c%d@example.com", i),
+			Attributes: map[string]any{"first_name": "C", "due": t0.Add(10 * time.Hour)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls atomic.Int64
+	e.in.now = func() time.Time { return t0.Add(time.Duration(calls.Add(1)-1) * time.Hour) }
+	res, problems, err := e.in.SendToList(ctx, "acme", ListSendRequest{List: "all", Template: "hello", Segment: `due >= now()`, DryRun: true})
+	if err != nil || len(problems) > 0 || res.Considered != n || res.Matched != n {
+		t.Fatalf("dry run: %+v %v %v (the clock was read %d times)", res, problems, err, calls.Load())
+	}
+}
+
+// A send reads the contact keys its segment, its template and its
+// channel need, and no fewer: an SMS template that shows the email, and a
+// dry run of a segment on phone and ref.
+func TestListSendReadsTheKeysItUses(t *testing.T) {
+	e := newTestEnv(t, nil)
+	ctx := context.Background()
+	e.template("acme", "note", "channel: sms\n---\n{{.ref}} {{.email}} {{.first_name}}\n")
+	list, err := e.st.EnsureList(ctx, "acme", "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, email := range []string{"a@one.example", "b@two.example", "c@one.example"} {
+		if _, _, err := e.st.PutContact(ctx, list, store.ContactInput{Email: email, Phone: fmt.Sprintf("+35191200000%d", i),
+			Ref: fmt.Sprintf("r%d", i), Attributes: map[string]any{"first_name": "N"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, problems, err := e.in.SendToList(ctx, "acme", ListSendRequest{List: "all", Template: "note", Segment: `ref != "r1"`})
+	if err != nil || len(problems) > 0 || res.Matched != 2 || res.Queued != 2 {
+		t.Fatalf("send: %+v %v %v", res, problems, err)
+	}
+	var got []string
+	for _, m := range e.messages(res.JobID) {
+		got = append(got, m.Recipient+"|"+m.Ref+"|"+strings.TrimSpace(m.Body))
+	}
+	want := "+351912000000|r0|r0 a@one.example N\n+351912000002|r2|r2 c@one.example N"
+	if strings.Join(got, "\n") != want {
+		t.Errorf("messages:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
+	}
+	dry, problems, err := e.in.SendToList(ctx, "acme", ListSendRequest{List: "all", Template: "note", Segment: `phone == "+351912000001" || ref == "r2"`, DryRun: true})
+	if err != nil || len(problems) > 0 || dry.Considered != 3 || dry.Matched != 2 || dry.SkippedByError != 0 {
+		t.Errorf("dry run: %+v %v %v", dry, problems, err)
 	}
 }

@@ -20,34 +20,60 @@ type ListMember struct {
 
 // MemberRange returns the lowest and highest contact id of a list's
 // members (0, 0 for an empty list): a list send splits that span into
-// ranges its workers read in parallel.
+// ranges its workers read in parallel. Two subqueries: SQLite finds a
+// lone min() or max() at one end of the primary key, but both in one
+// SELECT read every member of the list.
 func (s *Store) MemberRange(ctx context.Context, listID int64) (lo, hi int64, err error) {
 	var l, h sql.NullInt64
-	err = s.reader.QueryRowContext(ctx, `SELECT min(contact_id), max(contact_id) FROM list_members WHERE list_id = ?`, listID).Scan(&l, &h)
+	err = s.reader.QueryRowContext(ctx, `SELECT (SELECT min(contact_id) FROM list_members WHERE list_id = ?1),
+		(SELECT max(contact_id) FROM list_members WHERE list_id = ?1)`, listID).Scan(&l, &h)
 	if err != nil {
 		return 0, 0, fmt.Errorf("cannot read members of list %d: %w", listID, err)
 	}
 	return l.Int64, h.Int64, nil
 }
 
+// MemberKeys are the contact keys a read of list members returns, as a
+// set of bits.
+type MemberKeys uint8
+
+// The keys a read of list members may return.
+const (
+	MemberEmail MemberKeys = 1 << iota
+	MemberPhone
+	MemberRef
+)
+
 // SubscribedMembers returns the subscribed members of the list whose
 // contact id is in [lo, hi], in contact order, appended to buf[:0] (whose
 // slots' attribute arrays are reused). A send reads a list range by range,
 // so no list is ever held in memory whole, and each range is its own short
 // read: a long one would hold the WAL from being checkpointed while the
-// send's messages are written. keys false leaves Email, Phone and Ref
-// empty (a dry run whose segment reads none of them): each column read
-// costs about as much as a contact's decoding.
+// send's messages are written. Only the keys asked for are read (the
+// others are left empty): each column read costs about as much as a
+// contact's decoding, and a send needs its channel's recipient and the
+// ref, a dry run often none.
 //
 // It reads through the driver's own interfaces: database/sql's Scan
-// conversions were half of reading a member.
-func (s *Store) SubscribedMembers(ctx context.Context, listID, lo, hi int64, keys bool, buf []ListMember) ([]ListMember, error) {
-	q := `SELECT c.id, c.attributes FROM list_members m JOIN contacts c ON c.id = m.contact_id
-		WHERE m.list_id = ? AND m.contact_id BETWEEN ? AND ? AND m.status = 'subscribed' ORDER BY m.contact_id`
-	if keys {
-		q = `SELECT c.id, c.attributes, c.email, c.phone, c.ref FROM list_members m JOIN contacts c ON c.id = m.contact_id
-		WHERE m.list_id = ? AND m.contact_id BETWEEN ? AND ? AND m.status = 'subscribed' ORDER BY m.contact_id`
+// conversions were half of reading a member. ctx is checked before the
+// read, not during it: the driver watches a cancellable context on every
+// row it steps, and a range is a short read.
+func (s *Store) SubscribedMembers(ctx context.Context, listID, lo, hi int64, keys MemberKeys, buf []ListMember) ([]ListMember, error) {
+	if err := ctx.Err(); err != nil {
+		return buf[:0], err
 	}
+	ctx = context.WithoutCancel(ctx)
+	q := `SELECT c.id, c.attributes`
+	for _, k := range [...]struct {
+		key MemberKeys
+		col string
+	}{{MemberEmail, "c.email"}, {MemberPhone, "c.phone"}, {MemberRef, "c.ref"}} {
+		if keys&k.key != 0 {
+			q += ", " + k.col
+		}
+	}
+	q += ` FROM list_members m JOIN contacts c ON c.id = m.contact_id
+		WHERE m.list_id = ? AND m.contact_id BETWEEN ? AND ? AND m.status = 'subscribed' ORDER BY m.contact_id`
 	conn, err := s.reader.Conn(ctx)
 	if err != nil {
 		return buf[:0], fmt.Errorf("cannot read members of list %d: %w", listID, err)
@@ -82,10 +108,16 @@ func (s *Store) SubscribedMembers(ctx context.Context, listID, lo, hi int64, key
 			m := &out[n]
 			m.ContactID, _ = dest[0].(int64)
 			m.Attributes = appendText(m.Attributes[:0], dest[1])
-			if keys {
-				m.Email, m.Phone, m.Ref = textValue(dest[2]), textValue(dest[3]), textValue(dest[4])
-			} else {
-				m.Email, m.Phone, m.Ref = "", "", ""
+			m.Email, m.Phone, m.Ref = "", "", ""
+			col := 2
+			if keys&MemberEmail != 0 {
+				m.Email, col = textValue(dest[col]), col+1
+			}
+			if keys&MemberPhone != 0 {
+				m.Phone, col = textValue(dest[col]), col+1
+			}
+			if keys&MemberRef != 0 {
+				m.Ref = textValue(dest[col])
 			}
 		}
 	})
