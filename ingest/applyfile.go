@@ -41,44 +41,12 @@ type appliedFile interface {
 // no good row) rejects the file with reports/<file>.errors.csv; an applied
 // file gets reports/<file>.result.csv with its counts.
 func (in *Ingester) ingestAppliedFile(ctx context.Context, p *partner, rel string, how arrival, mk *markerCheck, af appliedFile) error {
-	abs := filepath.Join(p.home, filepath.FromSlash(rel))
-	src, err := os.Open(abs)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	tf, err := in.takeFile(ctx, p, rel, how)
+	if tf == nil || err != nil {
 		return err
 	}
-	defer src.Close()
-	fi, err := src.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return err
-	}
-	facts, err := inspectFile(src, nil)
-	if err != nil {
-		return err
-	}
-	last, err := in.st.LastFileNamed(ctx, p.cfg.Name, rel)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	stillHeld := err == nil && last.Status == store.FileHeld && last.SHA256 == facts.sha
-	reason := holdReason(p, rel, how, facts)
-	if reason == "" && how == arrivedUnknown && stillHeld {
-		reason = last.Error
-	}
-	if reason != "" {
-		if stillHeld && last.Error == reason {
-			return nil
-		}
-		return in.holdFile(ctx, p, rel, facts, reason)
-	}
-	if err == nil && last.Status == store.FileHeld {
-		if err := in.st.ReplaceHeldFiles(ctx, p.cfg.Name, rel); err != nil {
-			return err
-		}
-	}
-	upload := openUpload{abs: abs, info: fi}
+	defer tf.src.Close()
+	src, facts, upload := tf.src, tf.facts, tf.upload
 	var fileErr *fileLevelError
 	if mk != nil && mk.problem != "" {
 		fileErr = &fileLevelError{Msg: mk.problem + "; " + af.nothing() + ": upload the marker again"}
@@ -172,4 +140,64 @@ func (in *Ingester) ingestAppliedFile(ctx context.Context, p *partner, rel strin
 // good rows apply when others are bad.
 func (p *partner) skipsBadRows() bool {
 	return p.cfg.OnBadRows == config.SkipRows
+}
+
+// takenFile is a drop that counts as complete, open for its one read.
+type takenFile struct {
+	src    *os.File
+	facts  fileFacts
+	upload openUpload
+}
+
+// takeFile opens a drop of sends/, suppress/, events/ or lists/ and
+// applies the partner's completion rule: it returns nil, and no error,
+// when the file is gone, or held (recorded as held, with its reason,
+// unless it already was). A held file that is now whole is marked
+// replaced. The caller closes src.
+func (in *Ingester) takeFile(ctx context.Context, p *partner, rel string, how arrival) (*takenFile, error) {
+	abs := filepath.Join(p.home, filepath.FromSlash(rel))
+	src, err := os.Open(abs)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	tf, err := in.takeOpenFile(ctx, p, rel, how, abs, src)
+	if tf == nil {
+		src.Close()
+	}
+	return tf, err
+}
+
+func (in *Ingester) takeOpenFile(ctx context.Context, p *partner, rel string, how arrival, abs string, src *os.File) (*takenFile, error) {
+	fi, err := src.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, err
+	}
+	facts, err := inspectFile(src, nil)
+	if err != nil {
+		return nil, err
+	}
+	last, err := in.st.LastFileNamed(ctx, p.cfg.Name, rel)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	stillHeld := err == nil && last.Status == store.FileHeld && last.SHA256 == facts.sha
+	reason := holdReason(p, rel, how, facts)
+	if reason == "" && how == arrivedUnknown && stillHeld {
+		reason = last.Error
+	}
+	if reason != "" {
+		if stillHeld && last.Error == reason {
+			return nil, nil
+		}
+		return nil, in.holdFile(ctx, p, rel, facts, reason)
+	}
+	if err == nil && last.Status == store.FileHeld {
+		if err := in.st.ReplaceHeldFiles(ctx, p.cfg.Name, rel); err != nil {
+			return nil, err
+		}
+	}
+	return &takenFile{src: src, facts: facts, upload: openUpload{abs: abs, info: fi}}, nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -52,44 +51,12 @@ func isSendsItem(rel string) bool {
 // ingestSendsFile reads one file of sends/ and, when it is good, makes
 // its list send.
 func (in *Ingester) ingestSendsFile(ctx context.Context, p *partner, rel string, how arrival, mk *markerCheck) error {
-	abs := filepath.Join(p.home, filepath.FromSlash(rel))
-	src, err := os.Open(abs)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	tf, err := in.takeFile(ctx, p, rel, how)
+	if tf == nil || err != nil {
 		return err
 	}
-	defer src.Close()
-	fi, err := src.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return err
-	}
-	facts, err := inspectFile(src, nil)
-	if err != nil {
-		return err
-	}
-	last, err := in.st.LastFileNamed(ctx, p.cfg.Name, rel)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	stillHeld := err == nil && last.Status == store.FileHeld && last.SHA256 == facts.sha
-	reason := holdReason(p, rel, how, facts)
-	if reason == "" && how == arrivedUnknown && stillHeld {
-		reason = last.Error
-	}
-	if reason != "" {
-		if stillHeld && last.Error == reason {
-			return nil
-		}
-		return in.holdFile(ctx, p, rel, facts, reason)
-	}
-	if err == nil && last.Status == store.FileHeld {
-		if err := in.st.ReplaceHeldFiles(ctx, p.cfg.Name, rel); err != nil {
-			return err
-		}
-	}
-	upload := openUpload{abs: abs, info: fi}
+	defer tf.src.Close()
+	abs, facts, upload := tf.upload.abs, tf.facts, tf.upload
 	var errs []store.FileError
 	fail := func(line, col int, column, value, msg string) {
 		if col > 0 {
