@@ -558,60 +558,20 @@ func quotedToken(msg string) string {
 // appendVars adds the names of the fields the tree reads from its data
 // ({{.first_name}}, {{$.first_name}}) to vars, once each.
 func appendVars(vars []string, n parse.Node) []string {
-	add := func(name string) {
-		if !contains(vars, name) {
-			vars = append(vars, name)
-		}
-	}
-	var walk func(parse.Node)
-	walk = func(n parse.Node) {
+	walkTemplate(n, func(n parse.Node) {
+		name := ""
 		switch n := n.(type) {
-		case nil:
-		case *parse.ListNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Nodes {
-				walk(c)
-			}
-		case *parse.ActionNode:
-			walk(n.Pipe)
-		case *parse.PipeNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Cmds {
-				walk(c)
-			}
-		case *parse.CommandNode:
-			for _, a := range n.Args {
-				walk(a)
-			}
 		case *parse.FieldNode:
-			add(n.Ident[0])
+			name = n.Ident[0]
 		case *parse.VariableNode:
 			if len(n.Ident) > 1 && n.Ident[0] == "$" {
-				add(n.Ident[1])
+				name = n.Ident[1]
 			}
-		case *parse.ChainNode:
-			walk(n.Node)
-		case *parse.IfNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.RangeNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.WithNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.TemplateNode:
-			walk(n.Pipe)
 		}
-	}
-	walk(n)
+		if name != "" && !contains(vars, name) {
+			vars = append(vars, name)
+		}
+	})
 	return vars
 }
 

@@ -25,56 +25,12 @@ const noPublicURL = "{{unsubscribe_url}} needs the server's public address, and 
 // or nil.
 func findUnsubscribe(trees []*parse.Tree) parse.Node {
 	var found parse.Node
-	var walk func(parse.Node)
-	walk = func(n parse.Node) {
-		if found != nil {
-			return
-		}
-		switch n := n.(type) {
-		case *parse.ListNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Nodes {
-				walk(c)
-			}
-		case *parse.ActionNode:
-			walk(n.Pipe)
-		case *parse.PipeNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Cmds {
-				walk(c)
-			}
-		case *parse.CommandNode:
-			for _, a := range n.Args {
-				walk(a)
-			}
-		case *parse.IdentifierNode:
-			if n.Ident == unsubscribeFunc {
+	for _, t := range trees {
+		walkTemplate(t.Root, func(n parse.Node) {
+			if id, ok := n.(*parse.IdentifierNode); ok && found == nil && id.Ident == unsubscribeFunc {
 				found = n
 			}
-		case *parse.ChainNode:
-			walk(n.Node)
-		case *parse.IfNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.RangeNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.WithNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.TemplateNode:
-			walk(n.Pipe)
-		}
-	}
-	for _, t := range trees {
-		walk(t.Root)
+		})
 	}
 	return found
 }
