@@ -118,8 +118,13 @@ func (s *Store) BeginListLoad(ctx context.Context, partner, name string, opts Li
 	if err := l.prepare(); err != nil {
 		return fail(err)
 	}
+	// Each EXISTS reads one of the key indexes (a contact has at least
+	// one key), not the table.
 	var any bool
-	if err := l.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM contacts WHERE partner = ?)`, partner).Scan(&any); err != nil {
+	if err := l.tx.QueryRowContext(ctx, `
+		SELECT EXISTS (SELECT 1 FROM contacts WHERE partner = ?1 AND email IS NOT NULL)
+			OR EXISTS (SELECT 1 FROM contacts WHERE partner = ?1 AND phone IS NOT NULL)
+			OR EXISTS (SELECT 1 FROM contacts WHERE partner = ?1 AND ref IS NOT NULL)`, partner).Scan(&any); err != nil {
 		return fail(fmt.Errorf("cannot look up contacts: %w", err))
 	}
 	l.optimistic = !any
