@@ -104,8 +104,9 @@ func (lf *listFile) read(ctx context.Context, f *os.File) error {
 	}
 	lf.types = decideTypes(lf.fits, lf.stored)
 	// The second pass reports every row problem, the first one's included.
+	firstPassRows := lf.rows
 	lf.rows, lf.bad, lf.lastBad, lf.errs, lf.unlisted = 0, 0, 0, nil, 0
-	if lf.load, err = lf.in.st.BeginListLoad(ctx, lf.p.cfg.Name, lf.list, store.ListLoadOptions{Replace: lf.replace, Fields: lf.types}, true); err != nil {
+	if lf.load, err = lf.in.st.BeginListLoad(ctx, lf.p.cfg.Name, lf.list, store.ListLoadOptions{Replace: lf.replace, Fields: lf.types, Rows: firstPassRows}, true); err != nil {
 		var fe *store.FieldTypeError
 		if errors.As(err, &fe) {
 			// The stored type changed since the first pass (an API request).

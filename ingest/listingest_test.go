@@ -136,3 +136,31 @@ func TestListFilesAreWatchedAndRescanned(t *testing.T) {
 	}
 	waitFor(t, "the file archived", 30*time.Second, func() bool { return !e.exists("acme", "lists/later/a.csv") })
 }
+
+// plainEmail's fast path accepts only what checkEmail accepts unchanged.
+func TestPlainEmailAgreesWithCheckEmail(t *testing.T) {
+	cases := []string{"ana@example.com", "Ana.Silva+news@mail.example.pt", "a_b%c-d@x-y.io", "ana@example", "ana@.com", "ana@example.com.",
+		"a..b@example.com", ".a@example.com", "a.@example.com", "@example.com", "ana@", "ana", "Ana <ana@example.com>", "ana@@example.com",
+		"ana@exa_mple.com", "ana@-example.com", "ana@example..com", "ana smith@example.com", "ana@example.com ", "\"ana\"@example.com",
+		"ana!#$&'*/=?^`{|}~@example.com", "ana@[127.0.0.1]", "añа@example.com", "a@b.c", "ana@example.com,bia@example.com"}
+	for i := range 2000 {
+		b := []byte("ab.c@d.e-f")
+		for j := range b {
+			b[j] = "a.@-_+%Z9 "[(i*7+j*13+i*j)%10]
+		}
+		cases = append(cases, string(b))
+	}
+	fast := 0
+	for _, c := range cases {
+		if !plainEmail(c) {
+			continue
+		}
+		fast++
+		if got, msg := checkEmail(c); msg != "" || got != c {
+			t.Errorf("plainEmail(%q) but checkEmail says %q %q", c, got, msg)
+		}
+	}
+	if !plainEmail("ana@example.com") || fast < 5 {
+		t.Fatalf("fast path took %d cases", fast)
+	}
+}

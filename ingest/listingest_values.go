@@ -169,7 +169,10 @@ func contactKeys(phones *phoneNormalizer, email, phone, ref string, bad func(col
 	var r store.ContactRow
 	ok := true
 	if e := strings.TrimSpace(email); e != "" {
-		addr, msg := checkEmail(e)
+		addr, msg := e, ""
+		if !plainEmail(e) {
+			addr, msg = checkEmail(e)
+		}
 		if msg != "" {
 			bad(colEmail, email, msg)
 			ok = false
@@ -220,4 +223,38 @@ func decideTypes(inferred map[string]int, stored map[string]string) map[string]s
 		out[name] = typeOf(fits)
 	}
 	return out
+}
+
+// plainEmail reports whether s is an address checkEmail accepts as it
+// stands, for the common shape only: dot-atoms of letters, digits and
+// ._%+- around one '@', with a dot in the domain. Anything else goes to
+// checkEmail (net/mail), which was most of a list row's key checks.
+func plainEmail(s string) bool {
+	at := strings.IndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 {
+		return false
+	}
+	return dotAtom(s[:at], "._%+-") && dotAtom(s[at+1:], ".-") && strings.IndexByte(s[at+1:], '.') > 0
+}
+
+// dotAtom reports whether s is non-empty runs of letters, digits and the
+// bytes of extra other than '.', joined by single dots.
+func dotAtom(s, extra string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.':
+			if s[i-1] == '.' {
+				return false
+			}
+		case strings.IndexByte(extra, c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -155,10 +155,15 @@ func (s *Store) FindContact(ctx context.Context, partner, email, phone, ref stri
 	return c, nil
 }
 
-// ContactLists returns the lists a contact belongs to, by name.
+// ContactLists returns the lists a contact belongs to, by name. It tries
+// each of the partner's lists by primary key: list_members has no index by
+// contact (migration 0019).
 func (s *Store) ContactLists(ctx context.Context, contactID int64) ([]Membership, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT l.name, m.status, m.updated_at FROM list_members m JOIN lists l ON l.id = m.list_id
-		WHERE m.contact_id = ? ORDER BY l.name`, contactID)
+	rows, err := s.reader.QueryContext(ctx, `
+		SELECT l.name, m.status, m.updated_at FROM contacts c
+		JOIN lists l ON l.partner = c.partner
+		JOIN list_members m ON m.list_id = l.id AND m.contact_id = c.id
+		WHERE c.id = ? ORDER BY l.name`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read a contact's lists: %w", err)
 	}

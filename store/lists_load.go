@@ -49,6 +49,9 @@ type ListLoadOptions struct {
 	// partner has no type for yet gets this one, and a name it has with
 	// another type fails Begin with a *FieldTypeError.
 	Fields map[string]string
+	// Rows, when known, is about how many rows the load will get (a
+	// first pass counted them): it sizes the first import's key filter.
+	Rows int
 }
 
 // listLoadCacheKiB is the writer's page cache while a list loads.
@@ -88,8 +91,9 @@ type ListLoad struct {
 	// per-batch scratch.
 	stmts   map[string]*sql.Stmt
 	scratch batchScratch
-	// optimistic skips lookups while they find nothing (lists_batch.go).
-	optimistic bool
+	// filter, in a first import, holds the keys written so far
+	// (applyBatch, lists_filter.go); nil otherwise.
+	filter *keyFilter
 }
 
 // BeginListLoad starts a load into the partner's list name, creating the
@@ -118,11 +122,18 @@ func (s *Store) BeginListLoad(ctx context.Context, partner, name string, opts Li
 	if err := l.prepare(); err != nil {
 		return fail(err)
 	}
+	// Each EXISTS reads one of the key indexes (a contact has at least
+	// one key), not the table.
 	var any bool
-	if err := l.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM contacts WHERE partner = ?)`, partner).Scan(&any); err != nil {
+	if err := l.tx.QueryRowContext(ctx, `
+		SELECT EXISTS (SELECT 1 FROM contacts WHERE partner = ?1 AND email IS NOT NULL)
+			OR EXISTS (SELECT 1 FROM contacts WHERE partner = ?1 AND phone IS NOT NULL)
+			OR EXISTS (SELECT 1 FROM contacts WHERE partner = ?1 AND ref IS NOT NULL)`, partner).Scan(&any); err != nil {
 		return fail(fmt.Errorf("cannot look up contacts: %w", err))
 	}
-	l.optimistic = !any
+	if !any {
+		l.filter = newKeyFilter(3 * opts.Rows)
+	}
 	// A load's transaction writes index pages all over the contacts'
 	// b-trees; with the writer's usual 8 MB cache they are spilled to
 	// the WAL and read back again many times over.

@@ -82,9 +82,9 @@ func TestListLoadInsertsUpdatesReplacesAndRefusesConflicts(t *testing.T) {
 	}
 }
 
-// A first import skips lookups; a contact named again in a later batch
-// (the unique index refuses the insert) makes that batch go again with
-// lookups, and one named twice in a batch is one contact.
+// A first import looks up only the rows whose keys an earlier batch may
+// have written: a contact named again in a later batch is found, and one
+// named twice in a batch is one contact.
 func TestListLoadFirstImportWithRepeatedContacts(t *testing.T) {
 	s := openTest(t)
 	var rows []ContactRow
@@ -107,5 +107,42 @@ func TestListLoadFirstImportWithRepeatedContacts(t *testing.T) {
 	li, _ := s.ListInfoByName(context.Background(), "acme", "news")
 	if li.Subscribed != 1199 {
 		t.Fatalf("members = %d", li.Subscribed)
+	}
+}
+
+func TestKeyFilterKeepsEveryKeyAndFewOthers(t *testing.T) {
+	f := newKeyFilter(0)
+	const n = 300_000
+	false_ := 0
+	for i := range n {
+		if f.note(0, fmt.Sprintf("user%d@example.com", i)) {
+			false_++
+		}
+		f.note(1, fmt.Sprintf("+3519%08d", i))
+	}
+	for i := range n {
+		if !f.note(0, fmt.Sprintf("user%d@example.com", i)) || !f.note(1, fmt.Sprintf("+3519%08d", i)) {
+			t.Fatalf("key %d forgotten", i)
+		}
+	}
+	// A false "maybe" costs a lookup; a few percent is cheap.
+	if false_ > n/20 {
+		t.Fatalf("%d of %d absent keys answered maybe", false_, n)
+	}
+	t.Logf("%d of %d absent keys answered maybe", false_, n)
+}
+
+// In a first import, a row whose keys name two contacts of earlier batches
+// is a conflict, as in any load.
+func TestListLoadFirstImportConflictAcrossBatches(t *testing.T) {
+	s := openTest(t)
+	var rows []ContactRow
+	for i := range 1100 {
+		rows = append(rows, ContactRow{Line: i + 2, Email: fmt.Sprintf("c%d@example.com", i), Phone: fmt.Sprintf("+3519123%05d", i)})
+	}
+	rows = append(rows, ContactRow{Line: 1102, Email: "c2@example.com", Phone: "+351912300007"})
+	_, problems := loadRows(t, s, ListLoadOptions{}, rows...)
+	if len(problems) != 1 || problems[0].Line != 1102 || problems[0].Column != "phone" {
+		t.Fatalf("problems %+v", problems)
 	}
 }

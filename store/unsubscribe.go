@@ -29,10 +29,11 @@ func (s *Store) UnsubscribeEverywhere(ctx context.Context, partner, recipient, r
 	}
 	defer tx.Rollback()
 	// Contacts are partner-scoped, so their memberships are only of that
-	// partner's lists.
+	// partner's lists; naming them lets each (list, contact) be found by
+	// the primary key (list_members has no index by contact, 0019).
 	res, err := tx.ExecContext(ctx, `
 		UPDATE list_members SET status = 'unsubscribed', updated_at = ?3
-		WHERE status <> 'unsubscribed' AND contact_id IN (
+		WHERE status <> 'unsubscribed' AND list_id IN (SELECT id FROM lists WHERE partner = ?1) AND contact_id IN (
 			SELECT id FROM contacts WHERE partner = ?1 AND (email = ?2 OR phone = ?2))`,
 		partner, recipient, ms(time.Now()))
 	if err != nil {
@@ -58,8 +59,8 @@ func (s *Store) UnsubscribeEverywhere(ctx context.Context, partner, recipient, r
 func (s *Store) Memberships(ctx context.Context, partner, recipient string) (map[string]string, error) {
 	rows, err := s.reader.QueryContext(ctx, `
 		SELECT l.name, m.status FROM contacts c
-		JOIN list_members m ON m.contact_id = c.id
-		JOIN lists l ON l.id = m.list_id
+		JOIN lists l ON l.partner = c.partner
+		JOIN list_members m ON m.list_id = l.id AND m.contact_id = c.id
 		WHERE c.partner = ?1 AND (c.email = ?2 OR c.phone = ?2)`, partner, recipient)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read list memberships: %w", err)
