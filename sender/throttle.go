@@ -30,15 +30,15 @@ const (
 type throttle struct {
 	log *slog.Logger
 
-	mu    sync.Mutex
-	lim   *rate.Limiter
+	mu  sync.Mutex
+	lim *rate.Limiter
 	// latest is the latest time given: the bucket is only ever asked at
 	// it or later. Workers read the clock before they take mu, so times
 	// arrive out of order, and x/time/rate counts the span before an
 	// earlier time twice (it moves its own last time back), minting tokens.
 	latest time.Time
-	rate  float64 // configured, messages per second; 0 = unlimited
-	burst int     // configured bucket size
+	rate   float64 // configured, messages per second; 0 = unlimited
+	burst  int     // configured bucket size
 
 	// While throttled (eff > 0):
 	ceiling   float64   // the rate recovered to: the configured one, or for an unlimited channel its pace when first throttled
