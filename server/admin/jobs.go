@@ -40,15 +40,34 @@ const (
 // pageParams reads the listing parameters ?limit= and ?before= (an id:
 // only rows older than it; the cursor a full page answers as next_before).
 func pageParams(r *http.Request) (limit int, before int64, err error) {
-	if limit, err = queryInt(r, "limit"); err != nil {
+	if limit, err = pageLimit(r); err != nil {
 		return 0, 0, err
+	}
+	b, err := queryInt(r, "before")
+	return limit, int64(b), err
+}
+
+// afterPage reads the parameters of listings paged forward: ?limit= and
+// ?after= (an id: only rows newer than it; a full page answers
+// next_after).
+func afterPage(r *http.Request) (limit int, after int64, err error) {
+	if limit, err = pageLimit(r); err != nil {
+		return 0, 0, err
+	}
+	a, err := queryInt(r, "after")
+	return limit, int64(a), err
+}
+
+// pageLimit reads ?limit=: defaultPage when absent, at most maxPage.
+func pageLimit(r *http.Request) (int, error) {
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		return 0, err
 	}
 	if limit == 0 {
 		limit = defaultPage
 	}
-	limit = min(limit, maxPage)
-	b, err := queryInt(r, "before")
-	return limit, int64(b), err
+	return min(limit, maxPage), nil
 }
 
 // withCursor adds next_before to a listing when its page is full: the
@@ -154,15 +173,7 @@ func (s *Server) handleJobMessages(w http.ResponseWriter, r *http.Request) error
 	if _, err := s.visibleJob(r.Context(), id); err != nil {
 		return err
 	}
-	limit, err := queryInt(r, "limit")
-	if err != nil {
-		return err
-	}
-	if limit == 0 {
-		limit = defaultPage
-	}
-	limit = min(limit, maxPage)
-	after, err := queryInt(r, "after")
+	limit, after, err := afterPage(r)
 	if err != nil {
 		return err
 	}

@@ -150,15 +150,7 @@ func (s *Server) handleListMembers(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	limit, err := queryInt(r, "limit")
-	if err != nil {
-		return err
-	}
-	if limit == 0 {
-		limit = defaultPage
-	}
-	limit = min(limit, maxPage)
-	after, err := queryInt(r, "after")
+	limit, after, err := afterPage(r)
 	if err != nil {
 		return err
 	}

@@ -36,14 +36,10 @@ func (s *Server) handleListTemplates(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	limit, err := queryInt(r, "limit")
+	limit, err := pageLimit(r)
 	if err != nil {
 		return err
 	}
-	if limit == 0 {
-		limit = defaultPage
-	}
-	limit = min(limit, maxPage)
 	afterPartner, afterName, _ := strings.Cut(r.URL.Query().Get("after"), "/")
 	ts, err := s.opts.Store.TemplatePage(r.Context(), partner, afterPartner, afterName, limit)
 	if err != nil {

@@ -80,15 +80,7 @@ func (s *Server) handleListRuns(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	limit, err := queryInt(r, "limit")
-	if err != nil {
-		return err
-	}
-	if limit == 0 {
-		limit = defaultPage
-	}
-	limit = min(limit, maxPage)
-	after, err := queryInt(r, "after")
+	limit, after, err := afterPage(r)
 	if err != nil {
 		return err
 	}
