@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dropgate/dropgate/clock"
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/store"
 )
@@ -58,7 +59,7 @@ type Options struct {
 	RetryCap  time.Duration
 
 	// clock, when set, replaces the wall clock (tests).
-	clock clock
+	clock clock.Clock
 	// Observer, when set, is told of every delivery (for metrics).
 	Observer Observer
 }
@@ -72,7 +73,7 @@ type Sender struct {
 	observer  Observer
 	retryBase time.Duration
 	retryCap  time.Duration
-	clock     clock
+	clock     clock.Clock
 	// claimBatch bounds the messages claimed in one transaction.
 	claimBatch int
 
@@ -118,7 +119,7 @@ func New(opts Options) (*Sender, error) {
 		s.retryCap = time.Hour
 	}
 	if s.clock == nil {
-		s.clock = realClock{}
+		s.clock = clock.Real{}
 	}
 	for i := range opts.Config.Channels {
 		cc := &opts.Config.Channels[i]

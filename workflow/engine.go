@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dropgate/dropgate/clock"
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/ingest"
 	"github.com/dropgate/dropgate/segment"
@@ -42,7 +43,7 @@ type Options struct {
 	Store    *store.Store
 	Composer Composer
 	// Clock is the engine's time; nil means the wall clock.
-	Clock  Clock
+	Clock  clock.Clock
 	Logger *slog.Logger
 	// Batch is how many due runs one transaction executes (0: DefaultBatch).
 	Batch int
@@ -52,7 +53,7 @@ type Options struct {
 type Engine struct {
 	st     *store.Store
 	comp   Composer
-	clock  Clock
+	clock  clock.Clock
 	log    *slog.Logger
 	batch  int
 	flows  map[string]map[string]*flow // partner → workflow name → flow
@@ -71,7 +72,7 @@ type Engine struct {
 // New builds an engine for the config's workflows.
 func New(opts Options) (*Engine, error) {
 	if opts.Clock == nil {
-		opts.Clock = realClock{}
+		opts.Clock = clock.Real{}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
