@@ -1,9 +1,7 @@
 package admin
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -66,19 +64,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.Workflows == nil || s.opts.CheckEvents == nil {
 		return &Error{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "this server does not take events"}
 	}
-	if !isJSON(r) {
-		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the request as Content-Type: application/json"}
-	}
-	raw, err := s.readBody(w, r)
-	if err != nil {
-		return err
-	}
 	var req eventsRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(&req); err != nil {
-		return errBadRequest("the body is not a valid events request: " + err.Error())
+	if err := s.decodeJSON(w, r, &req, "events"); err != nil {
+		return err
 	}
 	partner, err := sendingPartner(r, req.Partner)
 	if err != nil {

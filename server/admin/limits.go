@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -90,4 +92,24 @@ func errRateLimited(wait time.Duration) error {
 	secs := int(math.Ceil(wait.Seconds()))
 	return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", retryAfter: secs,
 		Message: "too many requests for this partner key (admin.partner_rate); retry after " + strconv.Itoa(secs) + " s"}
+}
+
+// decodeJSON reads a JSON request body (within the body limits) strictly
+// into v: unknown fields are errors; what names the request for the
+// client's message.
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any, what string) error {
+	if !isJSON(r) {
+		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the request as Content-Type: application/json"}
+	}
+	raw, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return errBadRequest("the body is not a valid " + what + " request: " + err.Error())
+	}
+	return nil
 }

@@ -105,24 +105,6 @@ func (s *Server) knownPartner(name string) bool {
 	return false
 }
 
-// decodeJSON reads a JSON request body strictly into v.
-func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, v any, what string) error {
-	if !isJSON(r) {
-		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the request as Content-Type: application/json"}
-	}
-	raw, err := s.readBody(w, r)
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return errBadRequest("the body is not a valid " + what + " request: " + err.Error())
-	}
-	return nil
-}
-
 // handleGetList answers one list with its members counted by status.
 func (s *Server) handleGetList(w http.ResponseWriter, r *http.Request) error {
 	partner, err := listPartner(r)

@@ -1,9 +1,7 @@
 package admin
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -37,18 +35,9 @@ func (s *Server) handleListSend(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.SendToList == nil {
 		return &Error{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "this server does not send to lists"}
 	}
-	if !isJSON(r) {
-		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the request as Content-Type: application/json"}
-	}
-	raw, err := s.readBody(w, r)
-	if err != nil {
-		return err
-	}
 	var req listSendRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return errBadRequest("the body is not a valid list send request: " + err.Error())
+	if err := s.decodeJSON(w, r, &req, "list send"); err != nil {
+		return err
 	}
 	partner, err := sendingPartner(r, req.Partner)
 	if err != nil {

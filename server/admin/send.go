@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -55,19 +54,9 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.Compose == nil {
 		return &Error{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "this server does not send messages"}
 	}
-	if !isJSON(r) {
-		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the request as Content-Type: application/json"}
-	}
-	raw, err := s.readBody(w, r)
-	if err != nil {
-		return err
-	}
 	var req sendRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(&req); err != nil {
-		return errBadRequest("the body is not a valid send request: " + err.Error())
+	if err := s.decodeJSON(w, r, &req, "send"); err != nil {
+		return err
 	}
 	partner, err := sendingPartner(r, req.Partner)
 	if err != nil {

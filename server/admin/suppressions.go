@@ -1,8 +1,6 @@
 package admin
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -89,18 +87,9 @@ func (s *Server) handleAddSuppressions(w http.ResponseWriter, r *http.Request) e
 	if s.opts.CheckSuppressions == nil {
 		return &Error{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "this server does not take suppressions"}
 	}
-	if !isJSON(r) {
-		return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "send the request as Content-Type: application/json"}
-	}
-	raw, err := s.readBody(w, r)
-	if err != nil {
-		return err
-	}
 	var req suppressRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return errBadRequest("the body is not a valid suppression request: " + err.Error())
+	if err := s.decodeJSON(w, r, &req, "suppression"); err != nil {
+		return err
 	}
 	partner, err := sendingPartner(r, req.Partner)
 	if err != nil {
