@@ -279,25 +279,15 @@ func findContactTx(ctx context.Context, tx *sql.Tx, partner string, in ContactIn
 // has for the partner, and records the type of names seen for the first
 // time.
 func checkFieldsTx(ctx context.Context, tx *sql.Tx, partner string, attrs map[string]any) error {
+	fields := make(map[string]string, len(attrs))
 	for name, v := range attrs {
 		got := FieldType(v)
 		if got == "" {
 			return fmt.Errorf("attribute %q: values of type %T cannot be stored", name, v)
 		}
-		var want string
-		err := tx.QueryRowContext(ctx, `SELECT type FROM contact_fields WHERE partner = ? AND name = ?`, partner, name).Scan(&want)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			if _, err := tx.ExecContext(ctx, `INSERT INTO contact_fields (partner, name, type) VALUES (?, ?, ?)`, partner, name, got); err != nil {
-				return fmt.Errorf("cannot record attribute %q: %w", name, err)
-			}
-		case err != nil:
-			return fmt.Errorf("cannot read attribute %q: %w", name, err)
-		case !FieldFits(want, got):
-			return &FieldTypeError{Name: name, Want: want, Got: got}
-		}
+		fields[name] = got
 	}
-	return nil
+	return checkFieldTypesTx(ctx, tx, partner, fields) // lists_load.go
 }
 
 // mergeAttributes lays attrs over the stored JSON object and returns the
