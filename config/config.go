@@ -21,6 +21,7 @@ type Config struct {
 	Sender   SenderConfig   `toml:"sender"`
 	Defender DefenderConfig `toml:"defender"`
 	Storage  StorageConfig  `toml:"storage"`
+	Store    StoreConfig    `toml:"store"`
 
 	Partners []Partner `toml:"partner"`
 	Channels []Channel `toml:"channel"`

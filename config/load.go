@@ -138,6 +138,7 @@ func (c *Config) expand(getenv func(string) string) {
 		})
 	}
 	c.DataDir = x(c.DataDir)
+	c.Store.DSN = x(c.Store.DSN)
 	c.SFTP.Listen, c.SFTP.HostKey = x(c.SFTP.Listen), x(c.SFTP.HostKey)
 	c.FTP.Listen, c.FTP.TLSCert, c.FTP.TLSKey, c.FTP.PublicHost = x(c.FTP.Listen), x(c.FTP.TLSCert), x(c.FTP.TLSKey), x(c.FTP.PublicHost)
 	c.Admin.Listen, c.Admin.TLSCert, c.Admin.TLSKey = x(c.Admin.Listen), x(c.Admin.TLSCert), x(c.Admin.TLSKey)

@@ -28,6 +28,7 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.DataDir) == "" {
 		bad("data_dir", "must not be empty")
 	}
+	c.Store.validate(bad)
 	checkAddr := func(field, addr string, optional bool) {
 		if addr == "" {
 			if !optional {

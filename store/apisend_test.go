@@ -3,19 +3,13 @@ package store
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
 )
 
 func openAPITestStore(t *testing.T) *Store {
 	t.Helper()
-	st, err := Open(context.Background(), filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	return openTestStore(t)
 }
 
 func apiSend(partner, key, hash string, recipients ...string) APISend {

@@ -27,7 +27,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations/postgres/*.sql
 var migrationFS embed.FS
 
 // ErrNotFound is returned when a looked-up row does not exist.
@@ -39,7 +39,8 @@ var ErrSchemaTooNew = errors.New("database schema is newer than this dropgate")
 
 // Store is an open dropgate database.
 type Store struct {
-	path     string
+	path     string // SQLite's file; "" on PostgreSQL
+	pg       bool   // PostgreSQL (dialect.go) rather than SQLite
 	writer   *sql.DB
 	reader   *sql.DB
 	instance string      // random id of this database, prefixed to idempotency keys
@@ -93,6 +94,43 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	return s, nil
 }
+
+// OpenPostgres opens the PostgreSQL database named by dsn and applies
+// pending migrations. Several dropgate nodes may share it.
+func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
+	s := &Store{pg: true}
+	var err error
+	if s.writer, err = openPostgres(dsn); err != nil {
+		return nil, err
+	}
+	// One writer connection per node, as on SQLite: the store's writes
+	// were written for one writer at a time within a node. Nodes write
+	// beside each other; what they share is guarded in SQL (claims with
+	// SKIP LOCKED, unique keys, reserved id ranges).
+	s.writer.SetMaxOpenConns(1)
+	s.writer.SetMaxIdleConns(1)
+	if err := s.writer.PingContext(ctx); err != nil {
+		s.writer.Close()
+		return nil, fmt.Errorf("cannot reach PostgreSQL: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.writer.Close()
+		return nil, err
+	}
+	if s.reader, err = openPostgres(dsn); err != nil {
+		s.writer.Close()
+		return nil, err
+	}
+	s.reader.SetMaxOpenConns(4)
+	if s.instance, err = s.instanceID(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Postgres reports whether the store is on PostgreSQL.
+func (s *Store) Postgres() bool { return s.pg }
 
 // dbFileMode is the mode of the database and its -wal and -shm files.
 const dbFileMode = 0o600
@@ -193,19 +231,32 @@ type migration struct {
 	sql     string
 }
 
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+// migrationDir is where each engine's migrations are.
+func migrationDir(pg bool) string {
+	if pg {
+		return "migrations/postgres"
+	}
+	return "migrations"
+}
+
+func loadMigrations() ([]migration, error) { return loadMigrationsFrom(migrationDir(false)) }
+
+func loadMigrationsFrom(dir string) ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFS, dir)
 	if err != nil {
 		return nil, err
 	}
 	var ms []migration
 	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
 		num, _, ok := strings.Cut(e.Name(), "_")
 		v, err := strconv.Atoi(num)
 		if !ok || err != nil {
 			return nil, fmt.Errorf("migration %s: name must start with a number", e.Name())
 		}
-		b, err := migrationFS.ReadFile("migrations/" + e.Name())
+		b, err := migrationFS.ReadFile(dir + "/" + e.Name())
 		if err != nil {
 			return nil, err
 		}
@@ -230,12 +281,23 @@ func SchemaVersion() int {
 // (parallel work) is still applied. It refuses a database that has
 // migrations this binary lacks.
 func (s *Store) migrate(ctx context.Context) error {
-	ms, err := loadMigrations()
+	ms, err := loadMigrationsFrom(migrationDir(s.pg))
 	if err != nil {
 		return fmt.Errorf("cannot load migrations: %w", err)
 	}
-	if _, err := s.writer.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
+	table := `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`
+	if s.pg {
+		// Nodes starting together migrate one at a time.
+		table = `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`
+		unlock, err := s.lockMigrations(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	if _, err := s.writer.ExecContext(ctx, table); err != nil {
 		return fmt.Errorf("cannot create migrations table: %w", err)
 	}
 	applied, err := s.appliedMigrations(ctx)
@@ -286,6 +348,9 @@ func (s *Store) appliedMigrations(ctx context.Context) (map[int]bool, error) {
 // the pragma is a no-op inside a transaction), and checks every foreign key
 // before it commits, so a migration cannot leave a dangling reference.
 func (s *Store) apply(ctx context.Context, m migration) error {
+	if s.pg {
+		return s.applyPostgres(ctx, m)
+	}
 	conn, err := s.writer.Conn(ctx)
 	if err != nil {
 		return err

@@ -11,12 +11,7 @@ import (
 
 func openTest(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "dropgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return openTestStore(t)
 }
 
 func TestOpenMigratesAndReopens(t *testing.T) {
@@ -185,7 +180,7 @@ func TestOpenNarrowsTheModesOfAnExistingDatabase(t *testing.T) {
 
 func openAt(t *testing.T, path string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), path)
+	s, err := openTestAt(t, path)
 	if err != nil {
 		t.Fatal(err)
 	}

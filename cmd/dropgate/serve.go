@@ -127,7 +127,7 @@ type runner interface {
 // and watcher) so no new work arrives, then the sender, which finishes its
 // in-flight deliveries within the configured grace, then the store.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready func(addrs)) error {
-	st, err := store.Open(ctx, cfg.DBPath())
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("cannot open store: %w", err)
 	}
@@ -324,4 +324,13 @@ func partnerNames(cfg *config.Config) string {
 		names[i] = p.Name
 	}
 	return strings.Join(names, ",")
+}
+
+// openStore opens the configured database: SQLite in data_dir, or the
+// PostgreSQL database that several nodes may share.
+func openStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
+	if cfg.Store.OnPostgres() {
+		return store.OpenPostgres(ctx, cfg.Store.DSN)
+	}
+	return store.Open(ctx, cfg.DBPath())
 }
