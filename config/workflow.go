@@ -28,6 +28,12 @@ type Workflow struct {
 	// another: "" while none is waiting, a duration such as "7d", or
 	// "never".
 	Reentry string `toml:"reentry"`
+	// Data names the event data fields every starting event must carry:
+	// an event of On without one of them is refused (the API answers 422,
+	// an events/ file is rejected with the row and column), and
+	// check-config checks that the send steps' templates read nothing
+	// else from the event. Empty: no fields are required.
+	Data []string `toml:"data"`
 	// QuietHours overrides the partner's quiet_hours for this workflow's
 	// SMS steps ("21:00-08:00", or "off").
 	QuietHours string `toml:"quiet_hours"`
@@ -180,6 +186,16 @@ func (c *Config) validateWorkflows(bad func(field, format string, args ...any)) 
 			if strings.TrimSpace(e) == "" {
 				bad(fmt.Sprintf("%s.exit_on[%d]", f, j), "must not be empty")
 			}
+		}
+		fields := map[string]bool{}
+		for j, d := range w.Data {
+			switch {
+			case strings.TrimSpace(d) == "" || d != strings.TrimSpace(d):
+				bad(fmt.Sprintf("%s.data[%d]", f, j), "%q is not a data field name", d)
+			case fields[d]:
+				bad(fmt.Sprintf("%s.data[%d]", f, j), "%q is named twice", d)
+			}
+			fields[d] = true
 		}
 		if w.Reentry != "" && w.Reentry != ReentryNever {
 			if _, err := ParseDelay(w.Reentry); err != nil {

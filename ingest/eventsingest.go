@@ -33,8 +33,9 @@ type EventInput struct {
 
 // eventChecker checks the events of one partner.
 type eventChecker struct {
-	p      *partner
-	phones *phoneNormalizer
+	p        *partner
+	phones   *phoneNormalizer
+	required requiredData
 }
 
 // check turns one input into an event, or reports problems (column, value,
@@ -79,6 +80,9 @@ func (ec *eventChecker) check(in EventInput, source string, bad func(column, val
 		}
 		e.OccurredAt = at
 	}
+	if e.Name != "" {
+		ec.required.check(&e, fail)
+	}
 	return e, ok
 }
 
@@ -90,12 +94,12 @@ func (in *Ingester) CheckEvents(partnerName string, inputs []EventInput) ([]stor
 	if p == nil {
 		return nil, nil, fmt.Errorf("%w %q", ErrUnknownPartner, partnerName)
 	}
-	ec := &eventChecker{p: p, phones: newPhoneNormalizer(p.cfg.Region)}
+	ec := &eventChecker{p: p, phones: newPhoneNormalizer(p.cfg.Region), required: in.required}
 	out := make([]store.Event, 0, len(inputs))
 	var problems []Problem
 	for i, x := range inputs {
 		e, ok := ec.check(x, store.EventFromAPI, func(column, value, msg string) {
-			problems = append(problems, Problem{Field: fmt.Sprintf("events[%d].%s", i, column), Value: value, Message: msg})
+			problems = append(problems, Problem{Field: fmt.Sprintf("events[%d].%s", i, apiEventField(column)), Value: value, Message: msg})
 		})
 		if ok {
 			out = append(out, e)
@@ -128,4 +132,14 @@ func (in *Ingester) TemplateChannel(ctx context.Context, partnerName, name strin
 // the file read, in one transaction. Call it before Run.
 func (in *Ingester) SetEvents(accept func(ctx context.Context, fileID int64, rows int, events []store.Event) ([]store.EventResult, error)) {
 	in.events = accept
+}
+
+// apiEventField names an event's column as the API's JSON does: the data
+// fields are under "data".
+func apiEventField(column string) string {
+	switch column {
+	case colEvent, colEventID, colKey, colOccurredAt, colEmail, colPhone, colRef:
+		return column
+	}
+	return "data." + column
 }

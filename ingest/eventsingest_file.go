@@ -25,7 +25,7 @@ func isEventsItem(it workItem) bool {
 // file read, and reports/<file>.result.csv says how many were accepted,
 // repeated (an id already accepted) and how many runs started.
 func (in *Ingester) ingestEventsFile(ctx context.Context, p *partner, rel string, how arrival, mk *markerCheck) error {
-	ef := &eventsFile{fileJob: fileJob{in: in, p: p, rel: rel}, checker: eventChecker{p: p, phones: newPhoneNormalizer(p.cfg.Region)}}
+	ef := &eventsFile{fileJob: fileJob{in: in, p: p, rel: rel}, checker: eventChecker{p: p, phones: newPhoneNormalizer(p.cfg.Region), required: in.required}}
 	return in.ingestAppliedFile(ctx, p, rel, how, mk, ef)
 }
 

@@ -41,6 +41,7 @@ type Options struct {
 // complete (workQueue).
 type Ingester struct {
 	cfg      *config.Config
+	required requiredData // event data that workflows require (workflowdata.go)
 	st       *store.Store
 	log      *slog.Logger
 	now      func() time.Time
@@ -137,7 +138,7 @@ func New(opts Options) (*Ingester, error) {
 	in := &Ingester{
 		cfg: cfg, st: opts.Store, log: logger.With("component", "ingest"), now: now,
 		quiet: cfg.Ingest.QuietPeriod.D(), root: root, partners: map[string]*partner{},
-		queue: newWorkQueue(), templates: map[int64]*messageTemplate{},
+		queue: newWorkQueue(), templates: map[int64]*messageTemplate{}, required: newRequiredData(cfg),
 		arrivals: map[workItem]arrival{}, wake: make(chan struct{}, 1), scanned: make(chan struct{}), clock: time.Now,
 		pause: diskPause{space: opts.Space, cleanup: true}, // until Run's startupCleanup
 	}

@@ -2,13 +2,16 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/ingest"
 	"github.com/dropgate/dropgate/server/auth"
+	"github.com/dropgate/dropgate/store"
 )
 
 func runCheckConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -25,6 +28,13 @@ func runCheckConfig(args []string, getenv func(string) string, stdout, stderr io
 	if err == nil {
 		err = cfg.Validate()
 	}
+	var notes []string
+	if err == nil {
+		notes, err = checkWorkflowTemplates(context.Background(), cfg)
+	}
+	for _, n := range notes {
+		fmt.Fprintln(stdout, "note: "+n)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid:\n", *path)
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -34,6 +44,38 @@ func runCheckConfig(args []string, getenv func(string) string, stdout, stderr io
 	}
 	fmt.Fprintln(stdout, "ok")
 	return nil
+}
+
+// checkWorkflowTemplates checks the workflows' send steps against the
+// templates stored in the configured database, read-only (the daemon may
+// be running). Without a database yet there is nothing to check against.
+func checkWorkflowTemplates(ctx context.Context, cfg *config.Config) (notes []string, err error) {
+	if len(cfg.Workflows) == 0 {
+		return nil, nil
+	}
+	var st *store.Store
+	if cfg.Store.OnPostgres() {
+		st, err = store.OpenPostgresReadOnly(ctx, cfg.Store.DSN)
+	} else {
+		st, err = store.OpenReadOnly(ctx, cfg.DBPath())
+	}
+	if errors.Is(err, store.ErrNoDatabase) {
+		return []string{"the workflows' templates were not checked: there is no database yet (dropgate serve creates it)"}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the database to check the workflows' templates: %w", err)
+	}
+	defer st.Close()
+	return cfg.CheckWorkflowTemplates(func(partner, name string) (config.TemplateFacts, error) {
+		t, err := st.LatestTemplate(ctx, partner, name)
+		if errors.Is(err, store.ErrNotFound) {
+			return config.TemplateFacts{}, config.ErrNoTemplate
+		}
+		if err != nil {
+			return config.TemplateFacts{}, err
+		}
+		return ingest.TemplateFacts(cfg, partner, t)
+	})
 }
 
 func runHashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
