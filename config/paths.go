@@ -37,8 +37,15 @@ func (c *Config) ArchiveDir() string { return filepath.Join(c.DataDir, "archive"
 func (c *Config) OutboxDir() string { return filepath.Join(c.DataDir, "outbox") }
 
 // DeliveryLogDir is where the sender logs delivery outcomes before the
-// database has them (see sender/journal.go).
-func (c *Config) DeliveryLogDir() string { return filepath.Join(c.DataDir, "deliveries") }
+// database has them (see sender/journal.go). Nodes sharing a PostgreSQL
+// database share data_dir too, but each keeps and replays its own log:
+// deliveries/<node>. One node on SQLite keeps deliveries/ as before.
+func (c *Config) DeliveryLogDir() string {
+	if c.Store.OnPostgres() {
+		return filepath.Join(c.DataDir, "deliveries", c.Store.NodeName())
+	}
+	return filepath.Join(c.DataDir, "deliveries")
+}
 
 // SecretsDir holds generated secrets (mode 0700, files 0600).
 func (c *Config) SecretsDir() string { return filepath.Join(c.DataDir, "secrets") }

@@ -43,3 +43,35 @@ func TestStoreSectionRejectsWithItsFieldAndKeepsThePasswordOut(t *testing.T) {
 		}
 	}
 }
+
+func TestNodesOnPostgresKeepTheirOwnDeliveryLogs(t *testing.T) {
+	cfg := Default()
+	cfg.DataDir = "/srv/dropgate"
+	if got := cfg.DeliveryLogDir(); got != "/srv/dropgate/deliveries" {
+		t.Fatalf("SQLite: %s", got)
+	}
+	cfg.Store = StoreConfig{Driver: StorePostgres, DSN: "postgres://h/db", Node: "node-a"}
+	a := cfg.DeliveryLogDir()
+	cfg.Store.Node = "node-b"
+	if b := cfg.DeliveryLogDir(); a != "/srv/dropgate/deliveries/node-a" || b != "/srv/dropgate/deliveries/node-b" {
+		t.Fatalf("two nodes on one data_dir: %s and %s", a, b)
+	}
+	defer func(h func() (string, error)) { hostname = h }(hostname)
+	hostname = func() (string, error) { return "box7", nil }
+	cfg.Store.Node = ""
+	if got := cfg.DeliveryLogDir(); got != "/srv/dropgate/deliveries/box7" {
+		t.Fatalf("default node name: %s", got)
+	}
+	for _, c := range []struct{ toml, field string }{
+		{"driver = \"postgres\"\ndsn = \"postgres://h/db\"\nnode = \"../x\"", "store.node"},
+		{"node = \"a\"", "store.node"},
+	} {
+		cfg, err := Parse(strings.NewReader("[store]\n"+c.toml+"\n"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s: Validate = %v, want a %s error", c.toml, err, c.field)
+		}
+	}
+}
