@@ -61,6 +61,16 @@ const UploadTempPrefix = ".dropgate-upload-"
 // emptied at start: what is left there was cut off by a stop.
 const UploadsDir = ".dropgate-uploads"
 
+// UploadsNode names this node's folder inside UploadsDir when several
+// nodes share the homes (PostgreSQL); "" for one node, whose uploads are
+// in UploadsDir itself.
+func (c *Config) UploadsNode() string {
+	if c.Store.OnPostgres() {
+		return c.Store.NodeName()
+	}
+	return ""
+}
+
 // IsTempName reports whether a file name (a path or a base name) is a
 // dotfile or a client's temporary upload name (WinSCP's ".filepart",
 // FileZilla's ".part", "~" backups). Such a file is never ingested: the

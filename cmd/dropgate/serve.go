@@ -185,7 +185,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	if cfg.SFTP.Listen != "" || cfg.FTP.Listen != "" {
 		for _, p := range cfg.Partners {
 			// Uploads cut off by the last stop; none is in flight yet.
-			if err := homefs.CleanUploads(cfg.PartnerHome(p.Name)); err != nil {
+			if err := homefs.CleanUploads(cfg.PartnerHome(p.Name), cfg.UploadsNode()); err != nil {
 				logger.Warn("cannot remove uploads cut off by the last stop", "partner", p.Name, "err", err)
 			}
 		}

@@ -104,6 +104,7 @@ func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ft
 	}
 	home, err := homefs.Open(d.cfg.PartnerHome(name), homefs.Options{
 		Partner: name, MaxUploadBytes: maxUpload, MaxFolders: maxFolders, Notifier: notifier, Logger: logger, Space: d.space,
+		Node: d.cfg.UploadsNode(),
 	})
 	if err != nil {
 		logger.Error("cannot open partner home", "err", err)

@@ -58,6 +58,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Space refuses uploads while storage is short (space.go); nil: never.
 	Space Space
+	// Node names this node's own folder of uploads in progress when
+	// several nodes share the homes (config.Config.UploadsNode); "" for
+	// one node. A node empties only its own folder at start, so it never
+	// removes another node's uploads in flight.
+	Node string
 }
 
 // FS is one partner's home, seen as "/". It is safe for concurrent use.
@@ -69,6 +74,7 @@ type FS struct {
 	notifier  Notifier
 	logger    *slog.Logger
 	space     Space
+	uploadDir string // the folder of uploads in progress, relative to the home
 
 	// The root stays open while uploads are in flight: an FTP session can
 	// end while its transfer goroutine is still finishing the upload.
@@ -99,9 +105,10 @@ func Open(home string, opts Options) (*FS, error) {
 			return nil, fmt.Errorf("cannot create %s/ in partner home: %w", dir, err)
 		}
 	}
-	if err := root.Mkdir(uploadsDir, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+	uploads := nodeUploads(opts.Node)
+	if err := root.MkdirAll(uploads, dirMode); err != nil {
 		root.Close()
-		return nil, fmt.Errorf("cannot create %s/ in partner home: %w", uploadsDir, err)
+		return nil, fmt.Errorf("cannot create %s/ in partner home: %w", uploads, err)
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -115,6 +122,7 @@ func Open(home string, opts Options) (*FS, error) {
 		notifier:  opts.Notifier,
 		logger:    logger,
 		space:     opts.Space,
+		uploadDir: uploads,
 	}, nil
 }
 
@@ -333,11 +341,12 @@ func (h *FS) refuse(op string, p place, err error) error {
 	return &fs.PathError{Op: op, Path: "/" + strings.TrimPrefix(p.rel, "."), Err: err}
 }
 
-// CleanUploads empties the uploads folder of the partner home at home: an
-// upload found there at start was cut off by a stop, and its client was
-// told it failed. Call it before the servers start.
-func CleanUploads(home string) error {
-	dir := filepath.Join(home, uploadsDir)
+// CleanUploads empties this node's uploads folder of the partner home at
+// home (node as in Options): an upload found there at start was cut off
+// by a stop, and its client was told it failed. Call it before the
+// servers start.
+func CleanUploads(home, node string) error {
+	dir := filepath.Join(home, nodeUploads(node))
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("cannot empty %s: %w", dir, err)
 	}
@@ -353,4 +362,13 @@ func rel(name string) string {
 		return "."
 	}
 	return r
+}
+
+// nodeUploads is a node's folder of uploads in progress, relative to the
+// home.
+func nodeUploads(node string) string {
+	if node == "" {
+		return uploadsDir
+	}
+	return path.Join(uploadsDir, node)
 }

@@ -395,7 +395,7 @@ func TestCleanUploadsRemovesCutOffUploads(t *testing.T) {
 	}
 	io.WriteString(u, "email\nhalf")
 	// A stop cut it off: the file stays, its Close never came.
-	if err := CleanUploads(dir); err != nil {
+	if err := CleanUploads(dir, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, config.UploadsDir)); !errors.Is(err, fs.ErrNotExist) {
@@ -411,6 +411,46 @@ func TestCleanUploadsRemovesCutOffUploads(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = h
+}
+
+// Nodes sharing the homes keep their uploads in flight apart: a node
+// starting again empties only its own folder, never the upload another
+// node is still receiving.
+func TestCleanUploadsOfOneNodeLeavesAnotherNodesUploadInFlight(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Open(dir, Options{Partner: "acme", Node: "node-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(dir, Options{Partner: "acme", Node: "node-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ua, err := a.Create("inbox/a.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(ua, "email\nx@example.com\n")
+	ub, err := b.Create("inbox/b.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(ub, "email\n")
+	if err := CleanUploads(dir, "node-b"); err != nil { // node b restarts
+		t.Fatal(err)
+	}
+	if err := ua.Close(); err != nil {
+		t.Fatalf("node a's upload after node b's start: %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "inbox", "a.csv")); err != nil || string(got) != "email\nx@example.com\n" {
+		t.Fatalf("node a's upload in place: %q, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, config.UploadsDir, "node-b")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("node b's folder after its clean: %v", err)
+	}
+	ub.Close()
 }
 
 // FTP uploads come through ReadFrom (io.Copy's path, splice from the

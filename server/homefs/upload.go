@@ -56,7 +56,7 @@ func (h *FS) Create(name string) (*Upload, error) {
 	if err := h.acquire(); err != nil {
 		return nil, err
 	}
-	tmp := path.Join(uploadsDir, uploadTempName(p.base()))
+	tmp := path.Join(h.uploadDir, uploadTempName(p.base()))
 	f, err := h.root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
 		h.release()

@@ -63,6 +63,7 @@ func (s *Server) serveSFTP(ch ssh.Channel, partner string, sess *sessions.Sessio
 		MaxFolders:     maxFolders,
 		Notifier:       notifier,
 		Space:          s.space,
+		Node:           s.cfg.UploadsNode(),
 		Logger:         logger,
 	})
 	if err != nil {
