@@ -24,12 +24,13 @@ func scanFile(row interface{ Scan(...any) error }) (File, error) {
 // CreateFile records a received file and returns its id.
 func (s *Store) CreateFile(ctx context.Context, f File) (int64, error) {
 	now := ms(time.Now())
-	res, err := s.writer.ExecContext(ctx, `INSERT INTO files (partner, name, size, sha256, status, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, f.Partner, f.Name, f.Size, f.SHA256, FileReceived, now, now)
+	var id int64
+	err := s.writer.QueryRowContext(ctx, `INSERT INTO files (partner, name, size, sha256, status, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, f.Partner, f.Name, f.Size, f.SHA256, FileReceived, now, now).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("cannot record file %s: %w", f.Name, err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 // FileBySHA256 returns the partner's queued file with that content hash, if
@@ -63,7 +64,7 @@ func (s *Store) LastFileNamed(ctx context.Context, partner, name string) (File, 
 func (s *Store) LaterFileWithBase(ctx context.Context, partner string, fileID int64, base string) (bool, error) {
 	var n int
 	err := s.reader.QueryRowContext(ctx, `SELECT count(*) FROM files WHERE partner = ?1 AND id > ?2
-		AND (name = ?3 OR substr(name, -length(?3) - 1) = '/' || ?3)
+		AND (name = ?3 OR substr(name, length(name) - length(?3)) = '/' || ?3)
 		AND sha256 != (SELECT sha256 FROM files WHERE id = ?2)`, partner, fileID, base).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("cannot look for later uploads of %s: %w", base, err)
