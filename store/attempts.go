@@ -106,7 +106,7 @@ func (s *Store) QuarantineFile(ctx context.Context, f File, reason string) (int6
 	if err != nil {
 		return 0, fmt.Errorf("cannot quarantine file %s: %w", f.Name, err)
 	}
-	if err := insertFileErrors(ctx, tx, id, []FileError{{Line: 0, Error: reason}}); err != nil {
+	if err := s.insertFileErrors(ctx, tx, id, []FileError{{Line: 0, Error: reason}}); err != nil {
 		return 0, err
 	}
 	return id, tx.Commit()

@@ -20,7 +20,8 @@ const sqliteFull = 13
 const pgDiskFull = "53100"
 
 // IsDiskFull reports whether err comes from a full disk: SQLite's
-// "database or disk is full", or ENOSPC/EDQUOT from a file write. Work that
+// "database or disk is full", PostgreSQL's disk_full (the server's disk),
+// or ENOSPC/EDQUOT from a file write. Work that
 // fails so is paused and retried when space returns, never reported as
 // the partner's fault.
 func IsDiskFull(err error) bool {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // writeFileJob writes and commits a file job of n sms messages shaped like
@@ -82,5 +84,14 @@ func TestIsDiskFullKnowsSQLiteAndENOSPC(t *testing.T) {
 	}
 	if IsDiskFull(fmt.Errorf("some other problem")) || IsDiskFull(nil) {
 		t.Error("an unrelated error counted as a full disk")
+	}
+}
+
+func TestIsDiskFullKnowsPostgreSQLsDiskFull(t *testing.T) {
+	if !IsDiskFull(fmt.Errorf("cannot insert messages: %w", &pgconn.PgError{Code: "53100", Message: "could not extend file"})) {
+		t.Error("SQLSTATE 53100 not recognised")
+	}
+	if IsDiskFull(&pgconn.PgError{Code: "23505"}) {
+		t.Error("a unique violation counted as a full disk")
 	}
 }

@@ -83,7 +83,7 @@ func (s *Store) RejectFile(ctx context.Context, id int64, summary string, rowsTo
 		FileRejected, summary, rowsTotal, countRows(errs), ms(time.Now()), id); err != nil {
 		return fmt.Errorf("cannot reject file %d: %w", id, err)
 	}
-	if err := insertFileErrors(ctx, tx, id, errs); err != nil {
+	if err := s.insertFileErrors(ctx, tx, id, errs); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -100,9 +100,12 @@ func countRows(errs []FileError) int {
 	return len(seen)
 }
 
-func insertFileErrors(ctx context.Context, tx *sql.Tx, fileID int64, errs []FileError) error {
+func (s *Store) insertFileErrors(ctx context.Context, tx *sql.Tx, fileID int64, errs []FileError) error {
 	if len(errs) == 0 {
 		return nil
+	}
+	if s.pg {
+		return insertFileErrorsPg(ctx, tx, fileID, errs)
 	}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO file_errors (file_id, line, col, value, error) VALUES (?, ?, ?, ?, ?)`)
 	if err != nil {

@@ -32,7 +32,7 @@ func (s *Store) HoldFile(ctx context.Context, f File, reason string) (int64, err
 	if err != nil {
 		return 0, fmt.Errorf("cannot record held file %s: %w", f.Name, err)
 	}
-	if err := insertFileErrors(ctx, tx, id, []FileError{{Line: 0, Error: reason}}); err != nil {
+	if err := s.insertFileErrors(ctx, tx, id, []FileError{{Line: 0, Error: reason}}); err != nil {
 		return 0, err
 	}
 	return id, tx.Commit()

@@ -142,3 +142,17 @@ func insertRowsPg(ctx context.Context, tx *sql.Tx, table string, cols []string, 
 	}
 	return nil
 }
+
+// insertFileErrorsPg is insertFileErrors on PostgreSQL, where a statement
+// per error would be a round trip per error (a skip_rows file may have
+// many): multi-row INSERTs, in the errors' order.
+func insertFileErrorsPg(ctx context.Context, tx *sql.Tx, fileID int64, errs []FileError) error {
+	rows := make([][]any, len(errs))
+	for i, e := range errs {
+		rows[i] = []any{fileID, e.Line, e.Column, e.Value, e.Error}
+	}
+	if err := insertRowsPg(ctx, tx, "file_errors", []string{"file_id", "line", "col", "value", "error"}, rows); err != nil {
+		return fmt.Errorf("cannot store file errors: %w", err)
+	}
+	return nil
+}
