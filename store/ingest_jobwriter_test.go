@@ -33,11 +33,7 @@ func TestVarsJSONMatchesEncodingJSON(t *testing.T) {
 
 func TestJobWriterInsertsMultiRowBatchesInOrder(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTest(t)
 	fileID, err := s.CreateFile(ctx, File{Partner: "p", Name: "inbox/a.csv"})
 	if err != nil {
 		t.Fatal(err)
@@ -71,11 +67,7 @@ func TestJobWriterInsertsMultiRowBatchesInOrder(t *testing.T) {
 
 func TestJobWriterStoresEveryValueWhateverItsChunkShares(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTest(t)
 	fileID, err := s.CreateFile(ctx, File{Partner: "p", Name: "inbox/a.csv"})
 	if err != nil {
 		t.Fatal(err)
