@@ -336,7 +336,9 @@ func ensureListTx(ctx context.Context, tx *sql.Tx, partner, name string, now tim
 
 // checkFieldTypesTx records the types of names new to the partner and
 // fails with a *FieldTypeError on a name stored with a type the values
-// do not fit.
+// do not fit. Its read-then-insert is safe across PostgreSQL nodes
+// because both callers (a list load, PutContact) hold the partner's
+// contacts lock (contacts_pg.go).
 func checkFieldTypesTx(ctx context.Context, tx *sql.Tx, partner string, fields map[string]string) error {
 	for name, got := range fields {
 		var want string
