@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// openNodes opens n stores on one database, as n dropgate nodes sharing
+// openAudienceNodes opens n stores on one database, as n dropgate nodes sharing
 // one PostgreSQL. Several nodes share only PostgreSQL: on SQLite the
 // daemon is the database's only writer.
-func openNodes(t *testing.T, n int) []*Store {
+func openAudienceNodes(t *testing.T, n int) []*Store {
 	t.Helper()
 	if !onPostgres {
 		t.Skip("several nodes share a PostgreSQL database, not a SQLite file")
@@ -33,7 +33,7 @@ func openNodes(t *testing.T, n int) []*Store {
 // A suppression stored or removed through one node holds at once for the
 // sender of another, whatever that node read before.
 func TestNodesSeeEachOthersSuppressions(t *testing.T) {
-	nodes := openNodes(t, 2)
+	nodes := openAudienceNodes(t, 2)
 	a, b := nodes[0], nodes[1]
 	ctx := context.Background()
 	check := func(want bool) {
@@ -62,7 +62,7 @@ func TestNodesSeeEachOthersSuppressions(t *testing.T) {
 // has its own id, and a contact's events sent to two nodes start one run
 // (the second sees the first's waiting run).
 func TestNodesAcceptEventsAtOnce(t *testing.T) {
-	nodes := openNodes(t, 3)
+	nodes := openAudienceNodes(t, 3)
 	ctx := context.Background()
 	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 	const contacts, batches = 60, 8
@@ -139,7 +139,7 @@ func TestNodesAcceptEventsAtOnce(t *testing.T) {
 // is lost. (Loads into one list wait for each other anyway, on the list's
 // row.)
 func TestNodesLoadOneList(t *testing.T) {
-	nodes := openNodes(t, 2)
+	nodes := openAudienceNodes(t, 2)
 	ctx := context.Background()
 	const n = 1500
 	rows := func(attr string) []ContactRow {
