@@ -170,6 +170,9 @@ func (s *Store) CreateJob(ctx context.Context, j Job, msgs []Message) (Job, []in
 	if len(msgs) == 0 {
 		j.Status = JobDone
 	}
+	if s.pg {
+		return s.createJobPG(ctx, j, msgs)
+	}
 	sj := newSmallJob(j, msgs, time.Now())
 	if err := s.prepare(ctx, sj.queries()...); err != nil {
 		return Job{}, nil, err
