@@ -13,21 +13,23 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// claimPGSQL claims, in one statement, up to a limit of the due messages
-// of the listed jobs on one channel, for this node. Several nodes claim
-// from one queue at once: FOR UPDATE SKIP LOCKED passes over the rows
-// another node's claim holds, and a row another node claimed and
-// committed meanwhile fails the status recheck, so no message is claimed
-// twice and no node waits for another's claim. The job list is
-// materialised once; a job paused or cancelled meanwhile gives nothing.
+// claimPGSQL claims, in one statement, those of the first limit due
+// messages of the listed jobs on one channel whose job is still queued or
+// sending (one paused or cancelled since it was listed gives nothing, as
+// on SQLite), for this node. Several nodes claim from one queue at once:
+// FOR UPDATE SKIP LOCKED passes over the rows another node's claim holds,
+// and a row another node claimed and committed meanwhile fails the status
+// recheck, so no message is claimed twice and no node waits for another's
+// claim.
 const claimPGSQL = `WITH c AS (
 		SELECT m.id AS cid FROM messages m
-		WHERE m.job_id IN (SELECT id FROM jobs WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?)) AND status IN ('queued', 'sending'))
+		WHERE m.job_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))
 			AND m.status = 'queued' AND m.channel = ? AND m.next_attempt_at <= ?
 		ORDER BY m.job_id, m.next_attempt_at, m.id LIMIT ?
 		FOR UPDATE OF m SKIP LOCKED)
 	UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ?, node = ?
 	FROM c WHERE messages.id = c.cid
+		AND messages.job_id IN (SELECT id FROM jobs WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?)) AND status IN ('queued', 'sending'))
 	RETURNING job_id, ` + claimColumns + `, next_attempt_at`
 
 // startJobsPGSQL is startJobsSQL with the ids' text cast (json_each's
@@ -50,7 +52,8 @@ func (s *Store) claimFromJobsPG(ctx context.Context, jobs []RunnableJob, channel
 	var out []Claim
 	err := s.retryPG(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		rows, err := tx.QueryContext(ctx, claimPGSQL, idList(jobIDs), channel, ms(now), limit, leaseUntil, ms(now), s.node.id.Load())
+		list := idList(jobIDs)
+		rows, err := tx.QueryContext(ctx, claimPGSQL, list, channel, ms(now), limit, leaseUntil, ms(now), s.node.id.Load(), list)
 		if err != nil {
 			return err
 		}
