@@ -152,15 +152,6 @@ func scanClaimPG(s *Store, rows *sql.Rows, c *Claim, next *int64) error {
 	return nil
 }
 
-// tallyMovesPG's upserts: PostgreSQL wants the updated row's columns
-// named with their table beside excluded's.
-const (
-	tallyAddPGSQL = `INSERT INTO job_counts (job_id, channel, status, n) VALUES (?, ?, ?, ?)
-		ON CONFLICT (job_id, channel, status) DO UPDATE SET n = job_counts.n + excluded.n`
-	tallySentMinutePGSQL = `INSERT INTO channel_minutes (channel, minute, sent, failed) VALUES (?, ?, ?, 0)
-		ON CONFLICT (channel, minute) DO UPDATE SET sent = channel_minutes.sent + excluded.sent`
-)
-
 // tallyMovesPG is tallyMovesTx with the job_counts rows taken in one
 // order, (job, channel), so that two nodes tallying the same jobs wait
 // for each other rather than deadlock.
@@ -177,7 +168,7 @@ func tallyMovesPG(ctx context.Context, tx *sql.Tx, m moves, from, to string, now
 		if _, err := tx.ExecContext(ctx, tallyTakeSQL, n, k.job, k.channel, from); err != nil {
 			return fmt.Errorf("cannot tally job %d: %w", k.job, err)
 		}
-		if _, err := tx.ExecContext(ctx, tallyAddPGSQL, k.job, k.channel, to, n); err != nil {
+		if _, err := tx.ExecContext(ctx, tallyAddSQL, k.job, k.channel, to, n); err != nil {
 			return fmt.Errorf("cannot tally job %d: %w", k.job, err)
 		}
 		if perChannel[k.channel] == 0 {
@@ -190,7 +181,7 @@ func tallyMovesPG(ctx context.Context, tx *sql.Tx, m moves, from, to string, now
 	}
 	slices.Sort(channels)
 	for _, ch := range channels {
-		if _, err := tx.ExecContext(ctx, tallySentMinutePGSQL, ch, now.Unix()/60, perChannel[ch]); err != nil {
+		if _, err := tx.ExecContext(ctx, tallySentMinuteSQL, ch, now.Unix()/60, perChannel[ch]); err != nil {
 			return fmt.Errorf("cannot tally deliveries of channel %s: %w", ch, err)
 		}
 	}
