@@ -153,9 +153,9 @@ func (s *Store) FileClaimOf(ctx context.Context, partner, name string) (FileClai
 	return c, nil
 }
 
-// errClaimLost fails a job's commit when its file's claim is no longer the
+// ErrClaimLost fails a job's commit when its file's claim is no longer the
 // writing node's: another node took the file over, and its ingest wins.
-var errClaimLost = errors.New("the file's claim was taken over by another node")
+var ErrClaimLost = errors.New("the file's claim was taken over by another node")
 
 // HoldClaim makes the job's Commit check, inside its transaction, that
 // node still holds the claim on partner's name: a node that stalled past
@@ -178,7 +178,7 @@ func (w *JobWriter) checkClaimTx(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("cannot check the claim on %s: %w", c.Name, err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("cannot queue %s: %w", c.Name, errClaimLost)
+		return fmt.Errorf("cannot queue %s: %w", c.Name, ErrClaimLost)
 	}
 	return nil
 }

@@ -84,8 +84,8 @@ func TestJobCommitFailsOnceTheFileWasTakenOver(t *testing.T) {
 	if out, _, err := s.ClaimFile(ctx, b, now); err != nil || out != ClaimTakenOver {
 		t.Fatalf("takeover: %v, %v", out, err)
 	}
-	if err := w.Commit(ctx, 5, nil); !errors.Is(err, errClaimLost) {
-		t.Fatalf("commit after takeover: %v, want errClaimLost", err)
+	if err := w.Commit(ctx, 5, nil); !errors.Is(err, ErrClaimLost) {
+		t.Fatalf("commit after takeover: %v, want ErrClaimLost", err)
 	}
 	if err := s.AbandonIngestOf(ctx, "acme", "inbox/x.csv"); err != nil {
 		t.Fatal(err)
