@@ -72,8 +72,31 @@ func newNode(t *testing.T, cfg *config.Config, st *store.Store, node string) *te
 
 func nodesConfig(t *testing.T) *config.Config {
 	t.Helper()
+	return nodeConfig(t, t.TempDir())
+}
+
+// sharedNodeConfig is a node's config with a data_dir of its own whose
+// partners/ and archive/ are links into the shared folder, as the README
+// lays two nodes out (one mount, so the archive's links stay on one
+// filesystem).
+func sharedNodeConfig(t *testing.T, shared string) *config.Config {
+	t.Helper()
+	dir := t.TempDir()
+	for _, sub := range []string{"partners", "archive"} {
+		if err := os.MkdirAll(filepath.Join(shared, sub), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(shared, sub), filepath.Join(dir, sub)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return nodeConfig(t, dir)
+}
+
+func nodeConfig(t *testing.T, dataDir string) *config.Config {
+	t.Helper()
 	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
+	cfg.DataDir = dataDir
 	cfg.Ingest.QuietPeriod = config.Duration(testQuiet)
 	cfg.Ingest.BatchSize = 500
 	cfg.Partners = []config.Partner{{Name: "acme", Region: "PT", Timezone: "Europe/Lisbon", Channels: []string{"sms"}}}
@@ -99,9 +122,11 @@ func bigCSV(tag string, n int) []byte {
 // is read by one node only: one file record, one job, no duplicate report.
 func TestTwoNodesSharingTheHomesIngestEachFileOnce(t *testing.T) {
 	onEngines(t, true, func(t *testing.T, open opener) {
-		cfg := nodesConfig(t)
-		a := newNode(t, cfg, open(t, cfg.DBPath()), "A")
-		b := newNode(t, cfg, open(t, cfg.DBPath()), "B")
+		shared := t.TempDir()
+		cfgA, cfgB := sharedNodeConfig(t, shared), sharedNodeConfig(t, shared)
+		db := filepath.Join(shared, "dropgate.db") // one database (a schema on PostgreSQL)
+		a := newNode(t, cfgA, open(t, db), "A")
+		b := newNode(t, cfgB, open(t, db), "B")
 		a.runScanned()
 		b.runScanned()
 		const files, rows = 24, 2000
