@@ -193,7 +193,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 				logger.Warn("cannot remove uploads cut off by the last stop", "partner", p.Name, "err", err)
 			}
 		}
-		authn, err := auth.New(auth.Options{Config: cfg, Logger: logger, OnLoginFailed: metrics.LoginFailed})
+		ao := auth.Options{Config: cfg, Logger: logger, OnLoginFailed: metrics.LoginFailed}
+		if st.Postgres() {
+			ao.Shared, ao.Node = st, in.Node() // bans hold on every node
+		}
+		authn, err := auth.New(ao)
 		if err != nil {
 			unwind()
 			return fmt.Errorf("cannot set up authentication: %w", err)
