@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
+	"strconv"
 	"time"
 
 	"github.com/dropgate/dropgate/store"
@@ -19,18 +19,15 @@ type node struct {
 	id     int64
 }
 
-// registerNode records this process as a node and logs its id.
-func registerNode(ctx context.Context, st *store.Store, logger *slog.Logger) (*node, error) {
-	host, err := os.Hostname()
-	if err != nil {
-		host = "unknown"
-	}
-	id, err := st.RegisterNode(ctx, host, time.Now())
+// registerNode records this process as a node named name ([store] node,
+// by default the host name) and logs its id.
+func registerNode(ctx context.Context, st *store.Store, name string, logger *slog.Logger) (*node, error) {
+	id, err := st.RegisterNode(ctx, name, time.Now())
 	if err != nil {
 		return nil, err
 	}
 	n := &node{st: st, logger: logger.With("component", "node"), id: id}
-	n.logger.Info("node registered", "node", id, "hostname", host, "postgres", st.Postgres())
+	n.logger.Info("node registered", "node", id, "name", name, "postgres", st.Postgres())
 	return n, nil
 }
 
@@ -62,3 +59,8 @@ func (n *node) stop(ctx context.Context) {
 		n.logger.Info("returned the node's leased messages to the queue", "count", released)
 	}
 }
+
+// claimName is what this process writes in the file claims and bans it
+// shares: its node id, new at each start, so that a restarted node does
+// not take its previous life's claims for live ones of its own.
+func (n *node) claimName() string { return "node-" + strconv.FormatInt(n.id, 10) }

@@ -132,7 +132,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		return fmt.Errorf("cannot open store: %w", err)
 	}
 	defer st.Close()
-	nd, err := registerNode(ctx, st, logger) // node.go
+	nd, err := registerNode(ctx, st, cfg.Store.NodeName(), logger) // node.go
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,8 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	if links != nil {
 		unsubscribeURL = links.URL
 	}
-	in, err := ingest.New(ingest.Options{Config: cfg, Store: st, Logger: logger, Space: wm, UnsubscribeURL: unsubscribeURL})
+	in, err := ingest.New(ingest.Options{Config: cfg, Store: st, Logger: logger, Space: wm, UnsubscribeURL: unsubscribeURL,
+		Node: nd.claimName()})
 	if err != nil {
 		return fmt.Errorf("cannot start watcher: %w", err)
 	}
