@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -81,6 +82,23 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// mallocs is how many heap objects this process allocated so far: unlike
+// time, the count per message does not move with the machine's load, and
+// each allocation costs its share of the garbage collector's work.
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}
+
+// senderRun is what senderRate measured: messages per second, and the
+// process's CPU time and heap allocations while the sender ran.
+type senderRun struct {
+	rate   float64
+	cpu    time.Duration
+	allocs uint64
+}
+
 // benchStore is a validated configuration with the one channel cc over a
 // temporary data dir, and a store there, closed when the benchmark ends.
 func benchStore(b *testing.B, cc config.Channel) (*config.Config, *store.Store) {
@@ -101,8 +119,8 @@ func benchStore(b *testing.B, cc config.Channel) (*config.Config, *store.Store) 
 
 // senderRate queues benchMessages messages (not timed), runs a Sender until
 // the job is done, and returns messages per second with every status
-// persisted, and the process's CPU time meanwhile.
-func senderRate(b *testing.B, cc config.Channel, opts ...func(*Options)) (float64, time.Duration) {
+// persisted, and the process's CPU time and allocations meanwhile.
+func senderRate(b *testing.B, cc config.Channel, opts ...func(*Options)) senderRun {
 	cfg, st := benchStore(b, cc)
 	msgs := make([]store.Message, benchMessages)
 	for i := range msgs {
@@ -126,7 +144,7 @@ func senderRate(b *testing.B, cc config.Channel, opts ...func(*Options)) (float6
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	start, cpu := time.Now(), cpuTime()
+	start, cpu, allocs := time.Now(), cpuTime(), mallocs()
 	go func() { done <- s.Run(ctx) }()
 	// Poll the job's status only: counting 100,000 messages every few
 	// milliseconds would cost more than the sender itself.
@@ -142,12 +160,13 @@ func senderRate(b *testing.B, cc config.Channel, opts ...func(*Options)) (float6
 	}
 	elapsed := time.Since(start)
 	cpu = cpuTime() - cpu
+	allocs = mallocs() - allocs
 	cancel()
 	<-done
 	if got, _ := st.Job(context.Background(), j.ID); got.Counts[store.MsgSent] != benchMessages {
 		b.Fatalf("job = %+v", got)
 	}
-	return benchMessages / elapsed.Seconds(), cpu
+	return senderRun{rate: benchMessages / elapsed.Seconds(), cpu: cpu, allocs: allocs}
 }
 
 // BenchmarkHTTPDelivery compares a bare client loop with the sender over
@@ -158,18 +177,20 @@ func BenchmarkHTTPDelivery(b *testing.B) {
 	srv, hits := newBenchSink(b)
 	// The bare loop runs before and after the sender and the two are
 	// averaged: on a shared machine the ceiling itself drifts.
-	cpu0 := cpuTime()
+	cpu0, allocs0 := cpuTime(), mallocs()
 	bare1 := bareClientRate(b, srv.URL+"/v1/messages")
-	bareCPU := cpuTime() - cpu0
+	bareCPU, bareAllocs := cpuTime()-cpu0, mallocs()-allocs0
 	hits.Store(0)
 	cc := config.Channel{Name: "sms", Type: config.ChannelHTTP, URL: srv.URL + "/v1/messages", IDPath: "/id", Concurrency: benchConcurrency}
-	sent, senderCPU := senderRate(b, cc)
+	run := senderRate(b, cc)
+	sent, senderCPU := run.rate, run.cpu
 	if hits.Load() < benchMessages {
 		b.Fatalf("sink saw %d requests", hits.Load())
 	}
-	cpu1 := cpuTime()
+	cpu1, allocs1 := cpuTime(), mallocs()
 	bare2 := bareClientRate(b, srv.URL+"/v1/messages")
 	bareCPU = (bareCPU + cpuTime() - cpu1) / 2
+	bareAllocs = (bareAllocs + mallocs() - allocs1) / 2
 	bare := (bare1 + bare2) / 2
 	b.ReportMetric(bare1, "bare_before_msgs/s")
 	b.ReportMetric(bare2, "bare_after_msgs/s")
@@ -180,6 +201,10 @@ func BenchmarkHTTPDelivery(b *testing.B) {
 	b.ReportMetric(float64(bareCPU.Microseconds())/benchMessages, "bare_cpu_us/msg")
 	b.ReportMetric(float64(senderCPU.Microseconds())/benchMessages, "sender_cpu_us/msg")
 	b.ReportMetric(float64(bareCPU)/float64(senderCPU), "cpu_ratio")
+	// Heap allocations per message, the sink's included in both: a figure
+	// the machine's load does not move.
+	b.ReportMetric(float64(bareAllocs)/benchMessages, "bare_allocs/msg")
+	b.ReportMetric(float64(run.allocs)/benchMessages, "sender_allocs/msg")
 }
 
 // BenchmarkSMTPDelivery sends through the in-process SMTP sink over
@@ -188,8 +213,8 @@ func BenchmarkSMTPDelivery(b *testing.B) {
 	k := newSMTPSink(b)
 	cc := config.Channel{Name: "email", Type: config.ChannelSMTP, Host: "127.0.0.1", Port: k.port, TLS: "starttls",
 		Username: "apikey", Password: "s3cret", From: "a@acme.example", Concurrency: benchConcurrency}
-	sent, _ := senderRate(b, cc, func(o *Options) { o.SMTPTLSConfig = k.client })
-	b.ReportMetric(sent, "smtp_msgs/s")
+	run := senderRate(b, cc, func(o *Options) { o.SMTPTLSConfig = k.client })
+	b.ReportMetric(run.rate, "smtp_msgs/s")
 }
 
 // BenchmarkManyAPIJobs sends 3,000 one-message transactional jobs (a burst

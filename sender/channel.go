@@ -271,6 +271,8 @@ func (ch *channel) sleep(ctx context.Context, d time.Duration) {
 // send at most concurrency messages of the channel twice, the ones in
 // flight.
 func (ch *channel) work(ctx, deliverCtx context.Context, col *committer) {
+	call := newCallTimeout(deliverCtx)
+	defer call.close()
 	for {
 		var c *store.Claim
 		select {
@@ -286,7 +288,7 @@ func (ch *channel) work(ctx, deliverCtx context.Context, col *committer) {
 		if ctx.Err() != nil {
 			return // Run releases it
 		}
-		col.record(ch.s.observed(ch.cfg.Name, c, ch.deliver(ctx, deliverCtx, c)))
+		col.record(ch.s.observed(ch.cfg.Name, c, ch.deliver(ctx, call, c)))
 	}
 }
 

@@ -11,9 +11,10 @@ import (
 )
 
 // deliver runs one claimed message through the channel and says what became
-// of it. ctx stops waiting (the message is released untried); deliverCtx
-// bounds the provider call itself, which a stop lets finish within its grace.
-func (ch *channel) deliver(ctx, deliverCtx context.Context, c *store.Claim) store.Outcome {
+// of it. ctx stops waiting (the message is released untried); call bounds
+// the provider call itself (its parent, the deliveries' context, lets a
+// stop finish it within its grace).
+func (ch *channel) deliver(ctx context.Context, call *callTimeout, c *store.Claim) store.Outcome {
 	clk := ch.s.clock
 	out := store.Outcome{ID: c.ID, JobID: c.JobID, Attempt: c.Attempt}
 	release := func() store.Outcome {
@@ -52,16 +53,16 @@ func (ch *channel) deliver(ctx, deliverCtx context.Context, c *store.Claim) stor
 	if c.LeaseUntil.Sub(clk.Now()) < min(ch.timeout, ch.s.cfg.Sender.Lease.D()/4) {
 		return release()
 	}
-	sctx, cancel := context.WithTimeout(deliverCtx, ch.timeout)
+	sctx := call.begin(ch.timeout)
 	sendStart := time.Now()
 	id, err := ch.driver.Send(sctx, &c.Message)
-	cancel()
+	call.end()
 	ch.s.observeProvider(ch.cfg.Name, time.Since(sendStart), err)
 	if err == nil {
 		out.Kind, out.At, out.ProviderID = store.OutcomeSent, clk.Now(), id
 		return out
 	}
-	if deliverCtx.Err() != nil {
+	if call.parent.Err() != nil {
 		// Abandoned at shutdown: the provider may or may not have it; the
 		// message goes out again later under the same idempotency key.
 		return release()

@@ -2,6 +2,7 @@ package sender
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -189,5 +190,53 @@ func TestHTTPTimeoutIsRetried(t *testing.T) {
 	if m.Attempts < 2 || len(atts) != m.Attempts || atts[0].Outcome != store.OutcomeRetry || !strings.Contains(atts[0].Error, "deadline exceeded") ||
 		atts[len(atts)-1].Outcome != store.OutcomeSent {
 		t.Errorf("message = %+v, attempts %+v", m, atts)
+	}
+}
+
+// The driver reuses what it can between requests (fixed header values, the
+// answer buffer, the body's starting size): each request must still carry
+// its own body, headers and id, whatever the sizes before it.
+func TestHTTPRequestsKeepTheirOwnBodiesHeadersAndAnswers(t *testing.T) {
+	p := newProviderSink(t, func(w http.ResponseWriter, r sinkRequest, n int) {
+		// Answers larger than the pooled buffer's first size, the id last.
+		io.WriteString(w, `{"pad": "`+strings.Repeat("x", 10_000*(len(r.Body)%3))+`", "id": "id-`+r.Header.Get("Idempotency-Key")+`"}`)
+	})
+	cc := httpChannel(p.URL)
+	cc.Concurrency = 1 // one after another, so each follows the one before
+	cc.Headers = map[string]string{"User-Agent": "acme-gw/{{.Ref}}"}
+	cfg := testConfig(t, cc)
+	st := openStore(t, cfg)
+	bodies := []string{strings.Repeat("long ", 400), "short", strings.Repeat("mid ", 50), "", "s"}
+	msgs := make([]store.Message, len(bodies))
+	for i, b := range bodies {
+		msgs[i] = store.Message{Channel: "sms", Recipient: fmt.Sprintf("+1555000%04d", i), Body: b, Ref: fmt.Sprint("r", i)}
+	}
+	j, ids, err := st.CreateJob(context.Background(), store.Job{Partner: "acme", Source: store.SourceAPI}, msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, newSender(t, cfg, st))
+	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
+
+	byKey := map[string]sinkRequest{}
+	for _, r := range p.Requests() {
+		byKey[r.Header.Get("Idempotency-Key")] = r
+	}
+	for i, id := range ids {
+		key := st.MessageKey(id)
+		r, ok := byKey[key]
+		if !ok {
+			t.Fatalf("no request for message %d", i)
+		}
+		want := `{"to": "` + msgs[i].Recipient + `", "body": "` + bodies[i] + `", "subject": "", "id": "` + key + `", "ref": "` + msgs[i].Ref + `"}`
+		if r.Body != want {
+			t.Errorf("message %d: body = %.80s…, want %.80s…", i, r.Body, want)
+		}
+		if ua, ct := r.Header.Get("User-Agent"), r.Header.Get("Content-Type"); ua != "acme-gw/"+msgs[i].Ref || ct != "application/json" {
+			t.Errorf("message %d: User-Agent %q, Content-Type %q", i, ua, ct)
+		}
+		if m, _ := st.Message(context.Background(), id); m.Status != store.MsgSent || m.ProviderID != "id-"+key {
+			t.Errorf("message %d = %s with provider id %q, want sent with id-%s", i, m.Status, m.ProviderID, key)
+		}
 	}
 }

@@ -129,7 +129,7 @@ func (d *smtpDriver) Send(ctx context.Context, m *store.Message) (string, error)
 	stop := context.AfterFunc(ctx, func() { conn.c.Close() })
 	err = d.client.SendWithSMTPClient(conn.c, msg)
 	if !stop() {
-		return "", transient(fmt.Errorf("sending to %s: %w", d.addr, ctx.Err()))
+		return "", transient(fmt.Errorf("sending to %s: %w", d.addr, context.Cause(ctx)))
 	}
 	if err != nil {
 		conn.c.Close() // its state after a failed transaction is unknown

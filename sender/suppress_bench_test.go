@@ -44,8 +44,8 @@ func BenchmarkHTTPDeliverySuppressed(b *testing.B) {
 			}
 		}
 	}
-	none, noneCPU := senderRate(b, cc, hook(0))
-	many, manyCPU := senderRate(b, cc, hook(benchSuppressions))
+	noneRun, manyRun := senderRate(b, cc, hook(0)), senderRate(b, cc, hook(benchSuppressions))
+	none, noneCPU, many, manyCPU := noneRun.rate, noneRun.cpu, manyRun.rate, manyRun.cpu
 	cpu1 := cpuTime()
 	bare2 := bareClientRate(b, srv.URL+"/v1/messages")
 	bareCPU = (bareCPU + cpuTime() - cpu1) / 2
