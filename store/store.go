@@ -42,11 +42,13 @@ type Store struct {
 	path     string
 	writer   *sql.DB
 	reader   *sql.DB
-	instance string      // random id of this database, prefixed to idempotency keys
-	stmts    stmtCache   // prepared hot-path statements of the sender (delivery_stmts.go)
-	queued   queuedHooks // OnJobsQueued (delivery_wake.go)
-	bulk     bulkWAL     // WAL checkpointing while file jobs are written (jobwriter.go)
-	apiHook  apiHookSlot // SetAPICommitHook (apisend.go)
+	instance string        // random id of this database, prefixed to idempotency keys
+	stmts    stmtCache     // prepared hot-path statements of the sender (delivery_stmts.go)
+	queued   queuedHooks   // OnJobsQueued (delivery_wake.go)
+	bulk     bulkWAL       // WAL checkpointing while file jobs are written (jobwriter.go)
+	ckpt     *checkpointer // WAL checkpoints off the writer's path (checkpoint.go)
+	gate     writerGate    // urgent writes first (writergate.go)
+	apiHook  apiHookSlot   // SetAPICommitHook (apisend.go)
 	// templates are the newest versions read (templates_cache.go).
 	templates templateCache
 	// freeSpace is the data folder's free space (diskfull.go); nil: unknown.
@@ -71,6 +73,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.writer.SetMaxOpenConns(1)
 	s.writer.SetMaxIdleConns(1)
 	s.writer.SetConnMaxLifetime(0)
+	// The checkpointer copies the WAL, not the writer (checkpoint.go).
+	if _, err := s.writer.ExecContext(ctx, `PRAGMA wal_autocheckpoint = `+strconv.Itoa(autoCheckpointPages)); err != nil {
+		s.writer.Close()
+		return nil, fmt.Errorf("cannot open database: %w", err)
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.writer.Close()
 		return nil, err
@@ -88,6 +95,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	s.reader.SetMaxOpenConns(4)
 	if s.instance, err = s.instanceID(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.startCheckpointer(); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -146,7 +157,7 @@ func openDB(path string, writer bool) (*sql.DB, error) {
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	var errs []error
+	errs := []error{s.stopCheckpointer()}
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
 	}
