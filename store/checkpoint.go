@@ -11,9 +11,9 @@ import (
 // syncs both) from the connection whose commit crossed wal_autocheckpoint
 // pages: here always the writer, so whichever write happened to cross the
 // line (an API send, a claim, the sender's outcomes) held the only writer
-// connection for the whole copy, and every write queued behind it. Under a
-// bulk send that was most of an API send's p99 (BENCHMARKS.md of sender/
-// and server/admin/). The writer's automatic checkpoint is off
+// connection for the whole copy, and every write queued behind it: commits
+// of 20-40 ms in an API send's p99 under a bulk send (sender/BENCHMARKS.md,
+// session 6). The writer's automatic checkpoint is off
 // (autoCheckpointPages) and a checkpointer of its own, on its own
 // connection, copies the WAL in PASSIVE mode, which never blocks the
 // writer nor waits for it: writes go on meanwhile.

@@ -3,7 +3,9 @@
 //
 // The database runs in WAL mode with one writer connection (SQLite allows one
 // writer at a time; a single connection turns lock contention into queueing
-// in database/sql) and a separate pool of readers.
+// in database/sql, and writerGate orders the busiest writes), a separate pool
+// of readers, and a checkpointer connection that copies the WAL into the
+// database off the writer's path (checkpoint.go).
 package store
 
 import (
