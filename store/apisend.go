@@ -139,6 +139,11 @@ var errRetryWithSavepoints = errors.New("a send failed part-way")
 // without them, and only when such a failure happens (not a reused key,
 // found before any write) is it stored again with them, nothing grouped.
 func (s *Store) createAPIJobsTx(ctx context.Context, jobs []*smallJob, sends []APISend, grouped []*smallJob, savepoints bool) ([]APIResult, error) {
+	release, err := s.lockWriter(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err

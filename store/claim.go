@@ -164,6 +164,11 @@ func (s *Store) ClaimFromJobs(ctx context.Context, jobs []RunnableJob, channel s
 	if err := s.prepare(ctx, append([]string{claimSQL, startJobsSQL}, tallySQLs...)...); err != nil {
 		return nil, fmt.Errorf("cannot claim messages: %w", err)
 	}
+	release, err := s.lockWriter(ctx, jobs[0].Urgent)
+	if err != nil {
+		return nil, fmt.Errorf("cannot claim messages: %w", err)
+	}
+	defer release()
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("cannot claim messages: %w", err)

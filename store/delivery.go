@@ -78,6 +78,11 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 	if err := s.prepare(ctx, append(qs, tallySQLs...)...); err != nil {
 		return fmt.Errorf("cannot record deliveries: %w", err)
 	}
+	release, err := s.lockWriter(ctx, false)
+	if err != nil {
+		return fmt.Errorf("cannot record deliveries: %w", err)
+	}
+	defer release()
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("cannot record deliveries: %w", err)
@@ -263,6 +268,11 @@ func (s *Store) FinishJobsByID(ctx context.Context, jobIDs []int64) (int64, erro
 	if err != nil {
 		return 0, fmt.Errorf("cannot finish jobs: %w", err)
 	}
+	release, err := s.lockWriter(ctx, false)
+	if err != nil {
+		return 0, fmt.Errorf("cannot finish jobs: %w", err)
+	}
+	defer release()
 	res, err := st.ExecContext(ctx, finishJobArgs(jobIDs, time.Now())...)
 	if err != nil {
 		return 0, fmt.Errorf("cannot finish %d jobs: %w", len(jobIDs), err)

@@ -163,8 +163,8 @@ func TestJobWriterRaisesCheckpointThresholdOnlyWhileWriting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := threshold(); got != 1000 {
-			t.Errorf("after the job (commit %v): wal_autocheckpoint = %d, want 1000", commit, got)
+		if got := threshold(); got != autoCheckpointPages {
+			t.Errorf("after the job (commit %v): wal_autocheckpoint = %d, want %d", commit, got, autoCheckpointPages)
 		}
 	}
 }
@@ -293,8 +293,8 @@ func TestJobWritersOfTwoFilesAtOnceKeepTheirOwnMessages(t *testing.T) {
 	}
 	if !onPostgres {
 		s.writer.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&threshold)
-		if threshold != 1000 {
-			t.Errorf("after both jobs: wal_autocheckpoint = %d, want 1000", threshold)
+		if threshold != autoCheckpointPages {
+			t.Errorf("after both jobs: wal_autocheckpoint = %d, want %d", threshold, autoCheckpointPages)
 		}
 	}
 	for k, w := range writers {

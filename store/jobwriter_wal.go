@@ -18,7 +18,8 @@ import (
 const bulkCheckpointPages = 65536
 
 // bulkWAL counts the file jobs being written; while there is one, the
-// writer checkpoints only every bulkCheckpointPages.
+// writer checkpoints itself, only every bulkCheckpointPages, and the
+// checkpointer (checkpoint.go) stands aside.
 type bulkWAL struct {
 	mu sync.Mutex
 	n  int
@@ -32,14 +33,29 @@ func (s *Store) beginBulk(ctx context.Context) {
 	s.bulk.mu.Lock()
 	defer s.bulk.mu.Unlock()
 	s.bulk.n++
-	if s.bulk.n == 1 && s.bulkWALFits() {
-		// A failure only costs speed.
-		s.writer.ExecContext(ctx, `PRAGMA wal_autocheckpoint = `+strconv.Itoa(bulkCheckpointPages))
+	if s.bulk.n == 1 {
+		// The writer checkpoints itself while the job writes (the
+		// checkpointer stands aside): every bulkCheckpointPages, or with
+		// SQLite's default of 1000 when the disk has no room for so large
+		// a WAL. A failure only costs speed.
+		pages := 1000
+		if s.bulkWALFits() {
+			pages = bulkCheckpointPages
+		}
+		s.writer.ExecContext(ctx, `PRAGMA wal_autocheckpoint = `+strconv.Itoa(pages))
 	}
 }
 
-// endBulk restores the default threshold after the last file job and
-// checkpoints what the job wrote, on a reader connection so that the
+// inBulk reports whether a file job or another bulk write is being
+// written (the checkpointer stands aside meanwhile).
+func (s *Store) inBulk() bool {
+	s.bulk.mu.Lock()
+	defer s.bulk.mu.Unlock()
+	return s.bulk.n > 0
+}
+
+// endBulk gives checkpoints back to the checkpointer after the last file
+// job and checkpoints what the job wrote, on a reader connection so that the
 // writer (and the sender's claims) go on meanwhile. journal_size_limit
 // shrinks the WAL file back once a later write restarts it.
 func (s *Store) endBulk(ctx context.Context) {
@@ -51,7 +67,7 @@ func (s *Store) endBulk(ctx context.Context) {
 	last := s.bulk.n == 0
 	if last {
 		s.writer.ExecContext(ctx, `PRAGMA journal_size_limit = 67108864`)
-		s.writer.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 1000`)
+		s.writer.ExecContext(ctx, `PRAGMA wal_autocheckpoint = `+strconv.Itoa(autoCheckpointPages))
 	}
 	s.bulk.mu.Unlock()
 	if last {

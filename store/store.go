@@ -3,7 +3,9 @@
 //
 // The database runs in WAL mode with one writer connection (SQLite allows one
 // writer at a time; a single connection turns lock contention into queueing
-// in database/sql) and a separate pool of readers.
+// in database/sql, and writerGate orders the busiest writes), a separate pool
+// of readers, and a checkpointer connection that copies the WAL into the
+// database off the writer's path (checkpoint.go).
 package store
 
 import (
@@ -43,13 +45,15 @@ type Store struct {
 	pg       bool   // PostgreSQL (dialect.go) rather than SQLite
 	writer   *sql.DB
 	reader   *sql.DB
-	instance string      // random id of this database, prefixed to idempotency keys
-	stmts    stmtCache   // prepared hot-path statements of the sender (delivery_stmts.go)
-	queued   queuedHooks // OnJobsQueued (delivery_wake.go)
-	notify   pgNotify    // NOTIFY of queued jobs to other nodes (delivery_wake_pg.go)
-	node     nodeSlot    // this process's node, recorded by its claims (nodes.go)
-	bulk     bulkWAL     // WAL checkpointing while file jobs are written (jobwriter.go)
-	apiHook  apiHookSlot // SetAPICommitHook (apisend.go)
+	instance string        // random id of this database, prefixed to idempotency keys
+	stmts    stmtCache     // prepared hot-path statements of the sender (delivery_stmts.go)
+	queued   queuedHooks   // OnJobsQueued (delivery_wake.go)
+	notify   pgNotify      // NOTIFY of queued jobs to other nodes (delivery_wake_pg.go)
+	node     nodeSlot      // this process's node, recorded by its claims (nodes.go)
+	bulk     bulkWAL       // WAL checkpointing while file jobs are written (jobwriter.go)
+	ckpt     *checkpointer // WAL checkpoints off the writer's path (checkpoint.go); nil on PostgreSQL
+	gate     writerGate    // urgent writes first (writergate.go)
+	apiHook  apiHookSlot   // SetAPICommitHook (apisend.go)
 	// templates are the newest versions read (templates_cache.go).
 	templates templateCache
 	// freeSpace is the data folder's free space (diskfull.go); nil: unknown.
@@ -74,6 +78,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.writer.SetMaxOpenConns(1)
 	s.writer.SetMaxIdleConns(1)
 	s.writer.SetConnMaxLifetime(0)
+	// The checkpointer copies the WAL, not the writer (checkpoint.go).
+	if _, err := s.writer.ExecContext(ctx, `PRAGMA wal_autocheckpoint = `+strconv.Itoa(autoCheckpointPages)); err != nil {
+		s.writer.Close()
+		return nil, fmt.Errorf("cannot open database: %w", err)
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.writer.Close()
 		return nil, err
@@ -91,6 +100,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	s.reader.SetMaxOpenConns(4)
 	if s.instance, err = s.instanceID(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.startCheckpointer(); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -186,7 +199,7 @@ func openDB(path string, writer bool) (*sql.DB, error) {
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	var errs []error
+	errs := []error{s.stopCheckpointer()}
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
 	}
