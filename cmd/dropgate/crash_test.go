@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // crashMessages is how many messages the crash test queues.
@@ -162,8 +164,9 @@ func waitJobsDone(t *testing.T, adminAddr string, timeout time.Duration) []crash
 }
 
 // crashConfigHead is the part of the crash tests' configs they share: no
-// file servers, the admin API on adminAddr, a short quiet period.
-func crashConfigHead(dataDir, adminAddr string) string {
+// file servers, the admin API on adminAddr, a short quiet period, and the
+// run's store (storetest.TOML).
+func crashConfigHead(t *testing.T, dataDir, adminAddr string) string {
 	return fmt.Sprintf(`data_dir = %q
 
 [sftp]
@@ -181,12 +184,12 @@ quiet_period = "200ms"
 
 [storage]
 min_free = "1MiB"
-`, dataDir, adminAddr, crashAdminToken)
+`, dataDir, adminAddr, crashAdminToken) + storetest.TOML(t, dataDir)
 }
 
 func writeCrashConfig(t *testing.T, path, dataDir, adminAddr, url string) {
 	t.Helper()
-	cfg := crashConfigHead(dataDir, adminAddr) + fmt.Sprintf(`
+	cfg := crashConfigHead(t, dataDir, adminAddr) + fmt.Sprintf(`
 [sender]
 lease          = "2s"
 poll_interval  = "20ms"
