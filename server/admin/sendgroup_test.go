@@ -39,7 +39,11 @@ func TestSendGroupsShareACommitAndAnswerAfterIt(t *testing.T) {
 
 	results := make(chan store.APIResult, 10)
 	go func() { results <- g.create(context.Background(), groupSend("lead", "h0", "+351910000000")) }()
-	<-entered
+	select {
+	case <-entered:
+	case r := <-results:
+		t.Fatalf("the first send was answered without reaching its commit: %+v", r)
+	}
 	second := []store.APISend{
 		groupSend("k1", "h1", "+351910000001"),
 		groupSend("k2", "h2", "+351910000002"),
