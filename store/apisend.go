@@ -97,11 +97,11 @@ func (s *Store) CreateAPIJobs(ctx context.Context, sends []APISend) ([]APIResult
 			grouped = append(grouped, jobs[i])
 			continue
 		}
-		jobs[i] = newSmallJob(j, sd.Msgs, now)
+		jobs[i] = s.newSmallJob(j, sd.Msgs, now)
 		qs = append(qs, jobs[i].queries()...)
 	}
 	if len(grouped) == 1 { // alone, its own four statements are cheaper
-		*grouped[0] = *newSmallJob(grouped[0].job, grouped[0].msgs, now)
+		*grouped[0] = *s.newSmallJob(grouped[0].job, grouped[0].msgs, now)
 		qs = append(qs, grouped[0].queries()...)
 		grouped = nil
 	}
@@ -116,7 +116,7 @@ func (s *Store) CreateAPIJobs(ctx context.Context, sends []APISend) ([]APIResult
 		// Each send on its own, in a savepoint, to fail only the bad one.
 		qs = qs[:0]
 		for _, sj := range grouped {
-			*sj = *newSmallJob(sj.job, sj.msgs, now)
+			*sj = *s.newSmallJob(sj.job, sj.msgs, now)
 			qs = append(qs, sj.queries()...)
 		}
 		if err := s.prepare(ctx, qs...); err != nil {

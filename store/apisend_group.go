@@ -117,6 +117,9 @@ type channelCount struct {
 // job id and message ids. Every statement must have been prepared
 // (groupQueries).
 func (s *Store) insertGroupTx(ctx context.Context, tx *sql.Tx, sends []*smallJob) ([]int64, [][]int64, error) {
+	if s.pg {
+		return s.insertJobsPg(ctx, tx, sends)
+	}
 	var jobID, msgID int64
 	for _, r := range []struct {
 		q  string

@@ -143,10 +143,7 @@ func TestGroupedSendsAreStoredAsSingleOnes(t *testing.T) {
 // send by send.
 func TestGroupedSendFailingFailsAlone(t *testing.T) {
 	st := openAPITestStore(t)
-	if _, err := st.writer.Exec(`CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.recipient = 'bad'
-		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
-		t.Fatal(err)
-	}
+	refuseRecipient(t, st, "bad")
 	sends := []APISend{apiSend("acme", "", "", "+351910000001"), apiSend("acme", "", "", "+351910000002", "bad"), apiSend("acme", "", "", "+351910000003")}
 	res, err := st.CreateAPIJobs(context.Background(), sends)
 	if err != nil {

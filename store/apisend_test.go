@@ -116,10 +116,7 @@ func TestCreateAPIJobsIdempotencyWithinAndAcrossGroups(t *testing.T) {
 func TestCreateAPIJobsFailedSendDoesNotSpoilItsGroup(t *testing.T) {
 	st := openAPITestStore(t)
 	ctx := context.Background()
-	if _, err := st.writer.Exec(`CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.recipient = 'bad'
-		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
-		t.Fatal(err)
-	}
+	refuseRecipient(t, st, "bad")
 	res, err := st.CreateAPIJobs(ctx, []APISend{
 		apiSend("acme", "a", "ha", "+351910000001"),
 		apiSend("acme", "b", "hb", "+351910000002", "bad"),

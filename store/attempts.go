@@ -42,8 +42,9 @@ func (s *Store) IngestAttemptFor(ctx context.Context, partner, name string) (Ing
 // StartIngestAttempt records an attempt before its processing starts,
 // replacing any record of the path.
 func (s *Store) StartIngestAttempt(ctx context.Context, a IngestAttempt) error {
-	_, err := s.writer.ExecContext(ctx, `INSERT OR REPLACE INTO ingest_attempts (partner, name, size, mtime, attempts, last_error, started_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, a.Partner, a.Name, a.Size, a.MTime, a.Attempts, a.LastError, ms(time.Now()))
+	_, err := s.writer.ExecContext(ctx, `INSERT INTO ingest_attempts (partner, name, size, mtime, attempts, last_error, started_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (partner, name) DO UPDATE SET size = excluded.size, mtime = excluded.mtime,
+		attempts = excluded.attempts, last_error = excluded.last_error, started_at = excluded.started_at`, a.Partner, a.Name, a.Size, a.MTime, a.Attempts, a.LastError, ms(time.Now()))
 	if err != nil {
 		return fmt.Errorf("cannot record the ingest attempt of %s: %w", a.Name, err)
 	}
@@ -99,16 +100,13 @@ func (s *Store) QuarantineFile(ctx context.Context, f File, reason string) (int6
 	}
 	defer tx.Rollback()
 	now := ms(time.Now())
-	res, err := tx.ExecContext(ctx, `INSERT INTO files (partner, name, size, sha256, status, error, archive_path, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, f.Partner, f.Name, f.Size, f.SHA256, FileQuarantined, reason, f.ArchivePath, now, now)
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO files (partner, name, size, sha256, status, error, archive_path, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, f.Partner, f.Name, f.Size, f.SHA256, FileQuarantined, reason, f.ArchivePath, now, now).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("cannot quarantine file %s: %w", f.Name, err)
 	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return 0, err
-	}
-	if err := insertFileErrors(ctx, tx, id, []FileError{{Line: 0, Error: reason}}); err != nil {
+	if err := s.insertFileErrors(ctx, tx, id, []FileError{{Line: 0, Error: reason}}); err != nil {
 		return 0, err
 	}
 	return id, tx.Commit()

@@ -139,8 +139,8 @@ func (s *Store) FileCountsSince(ctx context.Context, partner string, since time.
 // ("" partner: every partner's), from the live tallies.
 func (s *Store) QueueDepth(ctx context.Context, partner string) (map[string]int, error) {
 	rows, err := s.readQuery(ctx, `SELECT c.channel, SUM(c.n) FROM jobs j INDEXED BY jobs_unfinished
-		CROSS JOIN job_counts c ON c.job_id = j.id
-		WHERE j.finished_at IS NULL AND (? = '' OR j.partner = ?) AND c.status = ? GROUP BY c.channel`, partner, partner, MsgQueued)
+		CROSS JOIN job_counts c
+		WHERE c.job_id = j.id AND j.finished_at IS NULL AND (? = '' OR j.partner = ?) AND c.status = ? GROUP BY c.channel`, partner, partner, MsgQueued)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read queue depth: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 )
 
@@ -15,8 +16,12 @@ import (
 // no room on the disk (or reached max_page_count).
 const sqliteFull = 13
 
+// pgDiskFull is PostgreSQL's SQLSTATE disk_full.
+const pgDiskFull = "53100"
+
 // IsDiskFull reports whether err comes from a full disk: SQLite's
-// "database or disk is full", or ENOSPC/EDQUOT from a file write. Work that
+// "database or disk is full", PostgreSQL's disk_full (the server's disk),
+// or ENOSPC/EDQUOT from a file write. Work that
 // fails so is paused and retried when space returns, never reported as
 // the partner's fault.
 func IsDiskFull(err error) bool {
@@ -25,6 +30,10 @@ func IsDiskFull(err error) bool {
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqliteFull {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == pgDiskFull {
 		return true
 	}
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
@@ -55,6 +64,9 @@ func (s *Store) bulkWALFits() bool {
 
 // WALSize is the size in bytes of the write-ahead log file (0 when absent).
 func (s *Store) WALSize() int64 {
+	if s.pg {
+		return 0 // the server's WAL is not ours to watch
+	}
 	fi, err := os.Stat(s.path + "-wal")
 	if err != nil {
 		return 0
@@ -70,6 +82,9 @@ func (s *Store) WALSize() int64 {
 // false when a reader kept it busy (a later call or journal_size_limit
 // shrinks it then).
 func (s *Store) TruncateWAL(ctx context.Context) (bool, error) {
+	if s.pg {
+		return true, nil // nothing of ours to truncate
+	}
 	if _, err := s.reader.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
 		return false, fmt.Errorf("cannot checkpoint the WAL: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // writeFileJob writes and commits a file job of n sms messages shaped like
@@ -36,6 +38,7 @@ func writeFileJob(tb testing.TB, s *Store, n int) {
 }
 
 func TestFileJobLeavesTheWALTruncated(t *testing.T) {
+	skipOnPostgres(t, "the WAL file is SQLite's")
 	s := openTest(t)
 	writeFileJob(t, s, 50_000)
 	if n := s.WALSize(); n != 0 {
@@ -44,6 +47,7 @@ func TestFileJobLeavesTheWALTruncated(t *testing.T) {
 }
 
 func TestFileJobOnANearlyFullDiskKeepsTheWALSmall(t *testing.T) {
+	skipOnPostgres(t, "the WAL file is SQLite's")
 	s := openTest(t)
 	s.SetFreeSpace(func() uint64 { return 100 << 20 }) // too little for a 256 MB WAL
 	var peak int64
@@ -80,5 +84,14 @@ func TestIsDiskFullKnowsSQLiteAndENOSPC(t *testing.T) {
 	}
 	if IsDiskFull(fmt.Errorf("some other problem")) || IsDiskFull(nil) {
 		t.Error("an unrelated error counted as a full disk")
+	}
+}
+
+func TestIsDiskFullKnowsPostgreSQLsDiskFull(t *testing.T) {
+	if !IsDiskFull(fmt.Errorf("cannot insert messages: %w", &pgconn.PgError{Code: "53100", Message: "could not extend file"})) {
+		t.Error("SQLSTATE 53100 not recognised")
+	}
+	if IsDiskFull(&pgconn.PgError{Code: "23505"}) {
+		t.Error("a unique violation counted as a full disk")
 	}
 }

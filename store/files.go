@@ -24,12 +24,13 @@ func scanFile(row interface{ Scan(...any) error }) (File, error) {
 // CreateFile records a received file and returns its id.
 func (s *Store) CreateFile(ctx context.Context, f File) (int64, error) {
 	now := ms(time.Now())
-	res, err := s.writer.ExecContext(ctx, `INSERT INTO files (partner, name, size, sha256, status, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, f.Partner, f.Name, f.Size, f.SHA256, FileReceived, now, now)
+	var id int64
+	err := s.writer.QueryRowContext(ctx, `INSERT INTO files (partner, name, size, sha256, status, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, f.Partner, f.Name, f.Size, f.SHA256, FileReceived, now, now).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("cannot record file %s: %w", f.Name, err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 // FileBySHA256 returns the partner's queued file with that content hash, if
@@ -63,7 +64,7 @@ func (s *Store) LastFileNamed(ctx context.Context, partner, name string) (File, 
 func (s *Store) LaterFileWithBase(ctx context.Context, partner string, fileID int64, base string) (bool, error) {
 	var n int
 	err := s.reader.QueryRowContext(ctx, `SELECT count(*) FROM files WHERE partner = ?1 AND id > ?2
-		AND (name = ?3 OR substr(name, -length(?3) - 1) = '/' || ?3)
+		AND (name = ?3 OR substr(name, length(name) - length(?3)) = '/' || ?3)
 		AND sha256 != (SELECT sha256 FROM files WHERE id = ?2)`, partner, fileID, base).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("cannot look for later uploads of %s: %w", base, err)
@@ -82,7 +83,7 @@ func (s *Store) RejectFile(ctx context.Context, id int64, summary string, rowsTo
 		FileRejected, summary, rowsTotal, countRows(errs), ms(time.Now()), id); err != nil {
 		return fmt.Errorf("cannot reject file %d: %w", id, err)
 	}
-	if err := insertFileErrors(ctx, tx, id, errs); err != nil {
+	if err := s.insertFileErrors(ctx, tx, id, errs); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -99,9 +100,12 @@ func countRows(errs []FileError) int {
 	return len(seen)
 }
 
-func insertFileErrors(ctx context.Context, tx *sql.Tx, fileID int64, errs []FileError) error {
+func (s *Store) insertFileErrors(ctx context.Context, tx *sql.Tx, fileID int64, errs []FileError) error {
 	if len(errs) == 0 {
 		return nil
+	}
+	if s.pg {
+		return insertFileErrorsPg(ctx, tx, fileID, errs)
 	}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO file_errors (file_id, line, col, value, error) VALUES (?, ?, ?, ?, ?)`)
 	if err != nil {

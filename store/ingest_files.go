@@ -26,16 +26,13 @@ func (s *Store) HoldFile(ctx context.Context, f File, reason string) (int64, err
 	}
 	defer tx.Rollback()
 	now := ms(time.Now())
-	res, err := tx.ExecContext(ctx, `INSERT INTO files (partner, name, size, sha256, status, error, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, f.Partner, f.Name, f.Size, f.SHA256, FileHeld, reason, now, now)
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO files (partner, name, size, sha256, status, error, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, f.Partner, f.Name, f.Size, f.SHA256, FileHeld, reason, now, now).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("cannot record held file %s: %w", f.Name, err)
 	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return 0, err
-	}
-	if err := insertFileErrors(ctx, tx, id, []FileError{{Line: 0, Error: reason}}); err != nil {
+	if err := s.insertFileErrors(ctx, tx, id, []FileError{{Line: 0, Error: reason}}); err != nil {
 		return 0, err
 	}
 	return id, tx.Commit()

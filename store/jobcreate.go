@@ -19,6 +19,9 @@ const insertJobSQL = `INSERT INTO jobs (partner, source, file_id, file_name, sta
 // insertJob creates a job at now, which is also its messages' created_at
 // (messages have none of their own, see migration 0005).
 func (s *Store) insertJob(ctx context.Context, db execer, j Job, now time.Time) (int64, error) {
+	if s.pg {
+		return s.insertJobPg(ctx, db, j, now)
+	}
 	res, err := db.ExecContext(ctx, insertJobSQL, j.Partner, j.Source, j.FileID, j.FileName, j.Status, j.Priority, j.Total,
 		encodeTemplateRefs(j.Templates), ms(now))
 	if err != nil {
@@ -60,10 +63,11 @@ type smallJob struct {
 }
 
 // newSmallJob builds the statements of a job of msgs created at now. The
-// job id is bound when it is known (bindJob).
-func newSmallJob(j Job, msgs []Message, now time.Time) *smallJob {
+// job id is bound when it is known (bindJob). On PostgreSQL it has none:
+// insertJobsPg writes it.
+func (s *Store) newSmallJob(j Job, msgs []Message, now time.Time) *smallJob {
 	sj := &smallJob{job: j, msgs: msgs, now: now}
-	if len(msgs) > 0 {
+	if len(msgs) > 0 && !s.pg {
 		vals := make([]storedValues, len(msgs))
 		for i := range msgs {
 			vals[i] = messageValues(&msgs[i], now)
@@ -144,6 +148,13 @@ func (s *Store) insertMessagesTx(ctx context.Context, tx *sql.Tx, jobID int64, s
 
 // insertSmallJobTx creates the job and its messages in tx.
 func (s *Store) insertSmallJobTx(ctx context.Context, tx *sql.Tx, sj *smallJob) (int64, []int64, error) {
+	if s.pg {
+		jobIDs, msgIDs, err := s.insertJobsPg(ctx, tx, []*smallJob{sj})
+		if err != nil {
+			return 0, nil, err
+		}
+		return jobIDs[0], msgIDs[0], nil
+	}
 	st, err := s.txStmt(ctx, tx, insertJobSQL)
 	if err != nil {
 		return 0, nil, err
@@ -170,7 +181,7 @@ func (s *Store) CreateJob(ctx context.Context, j Job, msgs []Message) (Job, []in
 	if len(msgs) == 0 {
 		j.Status = JobDone
 	}
-	sj := newSmallJob(j, msgs, time.Now())
+	sj := s.newSmallJob(j, msgs, time.Now())
 	if err := s.prepare(ctx, sj.queries()...); err != nil {
 		return Job{}, nil, err
 	}

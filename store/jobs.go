@@ -217,7 +217,7 @@ const (
 		WHERE (? = '' OR partner = ?) AND (? = '' OR status = ?) AND (? = '' OR source = ?) AND id < ?
 		ORDER BY id DESC LIMIT ?`
 	listCountsSQL = `SELECT job_id, status, SUM(n) FROM job_counts
-		WHERE job_id IN (SELECT value FROM json_each(?)) AND n <> 0 GROUP BY job_id, status`
+		WHERE job_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?)) AND n <> 0 GROUP BY job_id, status`
 	listCountsRangeSQL = `SELECT job_id, status, SUM(n) FROM job_counts
 		WHERE job_id BETWEEN ? AND ? AND n <> 0 GROUP BY job_id, status`
 )
@@ -312,7 +312,7 @@ func (s *Store) Message(ctx context.Context, id int64) (Message, error) {
 // optional status filter; it streams, so a million-row job is fine.
 func (s *Store) JobMessages(ctx context.Context, jobID int64, status string, afterID int64, limit int, fn func(Message) error) error {
 	if limit <= 0 {
-		limit = -1 // SQLite: no limit
+		limit = 1 << 62 // no limit (SQLite's -1 is an error on PostgreSQL)
 	}
 	var first, last int64
 	err := s.reader.QueryRowContext(ctx, `SELECT first_message_id, last_message_id FROM jobs WHERE id = ?`, jobID).Scan(&first, &last)

@@ -167,7 +167,7 @@ func (w *JobWriter) Commit(ctx context.Context, rowsTotal int, rowErrs []FileErr
 		FileQueued, w.jobID, rowsTotal, countRows(rowErrs), now, w.fileID); err != nil {
 		return fmt.Errorf("cannot mark file %d queued: %w", w.fileID, err)
 	}
-	if err := insertFileErrors(ctx, tx, w.fileID, rowErrs); err != nil {
+	if err := w.s.insertFileErrors(ctx, tx, w.fileID, rowErrs); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

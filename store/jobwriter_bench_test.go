@@ -18,7 +18,7 @@ func BenchmarkBuildInsert(b *testing.B) {
 		batch[i] = Message{Channel: "sms", Line: i + 2, Ref: "r" + strconv.Itoa(i), Recipient: "+351912345678",
 			Body: "Ola Ana, a sua encomenda A-" + strconv.Itoa(i) + " foi enviada."}
 	}
-	w := &JobWriter{jobID: 1, created: now, spent: make(chan []any, 2)}
+	w := &JobWriter{s: &Store{}, jobID: 1, created: now, spent: make(chan []any, 2)}
 	b.ReportAllocs()
 	for b.Loop() {
 		ib := w.buildInsert(batch, now)

@@ -12,6 +12,9 @@ import (
 // []driver.NamedValue, the Tx's statement bookkeeping) was 5% of the
 // writer's time and a third of the ingest's garbage (ingest/BENCHMARKS.md).
 func (w *JobWriter) insertMessages(ctx context.Context, b insertBatch) error {
+	if w.s.pg {
+		return w.copyMessages(ctx, b)
+	}
 	conn, err := w.s.writer.Conn(ctx)
 	if err != nil {
 		return err

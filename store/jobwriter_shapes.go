@@ -149,6 +149,11 @@ func messageValues(m *Message, created time.Time) storedValues {
 type insertBatch struct {
 	chunks []insertChunk
 	args   []any // every chunk's args, end to end
+
+	// On PostgreSQL (buildCopy): the rows to COPY, slices of args, and
+	// the CSV lines of the first and last, for errors.
+	rows                [][]any
+	firstLine, lastLine int
 }
 
 // insertChunk is one INSERT statement: its shape, its arguments and, for
@@ -166,6 +171,9 @@ type insertChunk struct {
 // of a batch the flusher is done with is reused, as is the scratch of row
 // values: a third less garbage for the collector, which shares the cores.
 func (w *JobWriter) buildInsert(batch []Message, updated time.Time) insertBatch {
+	if w.s.pg {
+		return w.buildCopy(batch, updated)
+	}
 	vals := w.vals[:0]
 	for i := range batch {
 		vals = append(vals, messageValues(&batch[i], w.created))

@@ -26,6 +26,9 @@ type bulkWAL struct {
 
 // beginBulk raises the writer's checkpoint threshold for a file job.
 func (s *Store) beginBulk(ctx context.Context) {
+	if s.pg {
+		return // no WAL of ours to tune
+	}
 	s.bulk.mu.Lock()
 	defer s.bulk.mu.Unlock()
 	s.bulk.n++
@@ -40,6 +43,9 @@ func (s *Store) beginBulk(ctx context.Context) {
 // writer (and the sender's claims) go on meanwhile. journal_size_limit
 // shrinks the WAL file back once a later write restarts it.
 func (s *Store) endBulk(ctx context.Context) {
+	if s.pg {
+		return
+	}
 	s.bulk.mu.Lock()
 	s.bulk.n--
 	last := s.bulk.n == 0

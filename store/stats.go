@@ -23,7 +23,7 @@ func (s *Store) StatusCounts(ctx context.Context) ([]StatusCount, error) {
 		SELECT kind, channel, status, SUM(n) FROM (
 			SELECT kind, channel, status, n FROM status_totals
 			UNION ALL SELECT 'messages', c.channel, c.status, c.n FROM jobs j INDEXED BY jobs_unfinished
-				CROSS JOIN job_counts c ON c.job_id = j.id WHERE j.finished_at IS NULL)
+				CROSS JOIN job_counts c WHERE c.job_id = j.id AND j.finished_at IS NULL) AS t
 		GROUP BY kind, channel, status HAVING SUM(n) <> 0`)
 	if err != nil {
 		return nil, fmt.Errorf("cannot count statuses: %w", err)

@@ -16,13 +16,13 @@ func openTest(t *testing.T) *Store {
 
 func TestOpenMigratesAndReopens(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dropgate.db")
-	s, err := Open(context.Background(), path)
+	s, err := openTestAt(t, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	inst := s.Instance()
 	s.Close()
-	s, err = Open(context.Background(), path)
+	s, err = openTestAt(t, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestOpenMigratesAndReopens(t *testing.T) {
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "dropgate.db")
-	s, err := Open(context.Background(), path)
+	s, err := openTestAt(t, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := Open(context.Background(), path); !errors.Is(err, ErrSchemaTooNew) {
+	if _, err := openTestAt(t, path); !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("want ErrSchemaTooNew, got %v", err)
 	}
 }
@@ -51,6 +51,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 // migration but not an earlier one (merged in parallel) gets the earlier
 // one at the next start.
 func TestOpenAppliesAnUnrecordedLowerMigration(t *testing.T) {
+	skipOnPostgres(t, "SQLite's migration history (0003, 0004); PostgreSQL starts at the 0032 baseline")
 	path := filepath.Join(t.TempDir(), "dropgate.db")
 	s, err := Open(context.Background(), path)
 	if err != nil {
@@ -143,6 +144,7 @@ func dbModes(t *testing.T, path string) map[string]os.FileMode {
 }
 
 func TestOpenMakesTheDatabaseAndItsWALPrivate(t *testing.T) {
+	skipOnPostgres(t, "file modes of the database and its -wal and -shm files")
 	old := syscall.Umask(0o022)
 	defer syscall.Umask(old)
 	path := filepath.Join(t.TempDir(), "dropgate.db")
@@ -158,6 +160,7 @@ func TestOpenMakesTheDatabaseAndItsWALPrivate(t *testing.T) {
 }
 
 func TestOpenNarrowsTheModesOfAnExistingDatabase(t *testing.T) {
+	skipOnPostgres(t, "file modes of the database and its -wal and -shm files")
 	path := filepath.Join(t.TempDir(), "dropgate.db")
 	s := openAt(t, path)
 	if _, err := s.writer.Exec(`INSERT INTO meta (key, value) VALUES ('mode-test', 'x')`); err != nil {
@@ -186,4 +189,20 @@ func openAt(t *testing.T, path string) *Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// refuseRecipient makes every later insert of a message to recipient fail
+// with "refused by the test", on either engine.
+func refuseRecipient(t *testing.T, s *Store, recipient string) {
+	t.Helper()
+	q := `CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.recipient = '` + recipient + `'
+		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`
+	if onPostgres {
+		q = `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN IF NEW.recipient = '` + recipient + `' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$;
+			CREATE TRIGGER refuse BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse()`
+	}
+	if _, err := s.writer.Exec(q); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -43,9 +43,9 @@ func scanMoves(rows *sql.Rows, m moves) (int, error) {
 const (
 	tallyTakeSQL = `UPDATE job_counts SET n = n - ? WHERE job_id = ? AND channel = ? AND status = ?`
 	tallyAddSQL  = `INSERT INTO job_counts (job_id, channel, status, n) VALUES (?, ?, ?, ?)
-		ON CONFLICT (job_id, channel, status) DO UPDATE SET n = n + excluded.n`
+		ON CONFLICT (job_id, channel, status) DO UPDATE SET n = job_counts.n + excluded.n`
 	tallySentMinuteSQL = `INSERT INTO channel_minutes (channel, minute, sent, failed) VALUES (?, ?, ?, 0)
-		ON CONFLICT (channel, minute) DO UPDATE SET sent = sent + excluded.sent`
+		ON CONFLICT (channel, minute) DO UPDATE SET sent = channel_minutes.sent + excluded.sent`
 )
 
 // tallySQLs are the statements tallyMovesTx runs, for prepare.

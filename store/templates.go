@@ -31,12 +31,11 @@ func (s *Store) SaveTemplate(ctx context.Context, t Template) (Template, error) 
 		return Template{}, err
 	}
 	now := time.Now()
-	res, err := tx.ExecContext(ctx, `INSERT INTO templates (partner, name, version, channel, subject, format, sender, body, source, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, t.Partner, t.Name, t.Version, t.Channel, t.Subject, t.Format, t.Sender, t.Body, t.Source, ms(now))
+	err = tx.QueryRowContext(ctx, `INSERT INTO templates (partner, name, version, channel, subject, format, sender, body, source, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, t.Partner, t.Name, t.Version, t.Channel, t.Subject, t.Format, t.Sender, t.Body, t.Source, ms(now)).Scan(&t.ID)
 	if err != nil {
 		return Template{}, fmt.Errorf("cannot save template %s: %w", t.Name, err)
 	}
-	t.ID, _ = res.LastInsertId()
 	t.CreatedAt = now.UTC()
 	if err := tx.Commit(); err != nil {
 		return Template{}, err

@@ -212,7 +212,7 @@ func (s *Store) AdvanceRuns(ctx context.Context, advs []RunAdvance, now time.Tim
 			msgs[j] = *advs[i].Msg
 		}
 		j := Job{Partner: p, Source: SourceWorkflow, Priority: PriorityTransactional, Status: JobQueued, Total: len(msgs)}
-		smalls[k] = newSmallJob(j, msgs, now)
+		smalls[k] = s.newSmallJob(j, msgs, now)
 		qs = append(qs, smalls[k].queries()...)
 	}
 	if err := s.prepare(ctx, qs...); err != nil {
