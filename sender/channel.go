@@ -20,7 +20,8 @@ type channel struct {
 	driver Driver
 	log    *slog.Logger
 
-	throttle    *throttle // the rate limit, and the provider's slow-downs
+	throttle    *throttle   // the rate limit, and the provider's slow-downs
+	shared      *sharedRate // the rate as the total of every node's (PostgreSQL), or nil
 	concurrency int
 	batch       int
 	maxAttempts int
@@ -293,6 +294,14 @@ func (ch *channel) work(ctx, deliverCtx context.Context, col *committer) {
 // provider currently allows. It fails only when ctx ends, and then gives
 // the token back.
 func (ch *channel) waitTurn(ctx context.Context) error {
+	if err := ch.waitLocalTurn(ctx); err != nil || ch.shared == nil {
+		return err
+	}
+	return ch.shared.wait(ctx)
+}
+
+// waitLocalTurn waits for a token of this node's bucket.
+func (ch *channel) waitLocalTurn(ctx context.Context) error {
 	now := ch.s.clock.Now()
 	r := ch.throttle.reserve(now)
 	d := r.DelayFrom(now)

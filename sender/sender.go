@@ -60,6 +60,9 @@ type Options struct {
 
 	// clock, when set, replaces the wall clock (tests).
 	clock clock.Clock
+	// listening, when set, is called each time the sender listens for
+	// other nodes' queued jobs (tests).
+	listening func()
 	// Observer, when set, is told of every delivery (for metrics).
 	Observer Observer
 }
@@ -77,8 +80,9 @@ type Sender struct {
 	// claimBatch bounds the messages claimed in one transaction.
 	claimBatch int
 
-	channels []*channel
-	gate     *jobGate
+	channels  []*channel
+	gate      *jobGate
+	listening func()
 
 	mu       sync.Mutex
 	inflight map[store.LeaseRef]struct{} // claimed, outcome not yet recorded
@@ -111,6 +115,7 @@ func New(opts Options) (*Sender, error) {
 		inflight:   map[store.LeaseRef]struct{}{},
 		perJob:     map[int64]int{},
 		gate:       newJobGate(opts.Store),
+		listening:  opts.listening,
 	}
 	if s.retryBase <= 0 {
 		s.retryBase = time.Second
@@ -127,7 +132,12 @@ func New(opts Options) (*Sender, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.channels = append(s.channels, newChannel(s, cc, d))
+		ch := newChannel(s, cc, d)
+		if opts.Store.Postgres() && cc.Rate > 0 {
+			// Several nodes may send on this channel: the rate is their total.
+			ch.shared = newSharedRate(opts.Store, ch.log, cc.Name, cc.Rate, ch.throttle.burst)
+		}
+		s.channels = append(s.channels, ch)
 	}
 	return s, nil
 }
@@ -228,6 +238,9 @@ func (s *Sender) Run(ctx context.Context) error {
 	for _, ch := range s.channels {
 		ch.start(ctx, deliverCtx, col, &loops, &workers)
 	}
+	// Jobs queued by other nodes (PostgreSQL) wake the dispatchers as
+	// this node's own do.
+	loops.Go(func() { s.store.ListenQueue(ctx, s.listening) })
 	loops.Go(func() { s.maintain(ctx) })
 
 	<-ctx.Done()

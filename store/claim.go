@@ -116,6 +116,9 @@ func (s *Store) ClaimFromJobs(ctx context.Context, jobs []RunnableJob, channel s
 	if len(jobs) == 0 {
 		return nil, nil
 	}
+	if s.pg {
+		return s.claimFromJobsPG(ctx, jobs, channel, now, lease, limit)
+	}
 	byID := make(map[int64]*RunnableJob, len(jobs))
 	jobIDs := make([]int64, len(jobs))
 	for i := range jobs {

@@ -54,6 +54,9 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 	if len(outs) == 0 {
 		return nil
 	}
+	if s.pg {
+		return s.completeMessagesPG(ctx, outs)
+	}
 	var sent, other []Outcome
 	for _, o := range outs {
 		if o.Kind == OutcomeSent {
@@ -219,7 +222,7 @@ func (s *Store) insertAttemptsTx(ctx context.Context, tx *sql.Tx, outs []Outcome
 // is queued or sending any more. A cancelled job keeps its status but gets
 // its finished_at once its in-flight messages have ended.
 func finishJobTx(ctx context.Context, tx *sql.Tx, jobID int64, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, finishJobSQL, finishJobArgs([]int64{jobID}, now)...); err != nil {
+	if _, err := tx.ExecContext(ctx, finishJobCastSQL, finishJobArgs([]int64{jobID}, now)...); err != nil {
 		return fmt.Errorf("cannot finish job %d: %w", jobID, err)
 	}
 	return nil
@@ -252,6 +255,9 @@ func (s *Store) FinishJob(ctx context.Context, jobID int64) (bool, error) {
 func (s *Store) FinishJobsByID(ctx context.Context, jobIDs []int64) (int64, error) {
 	if len(jobIDs) == 0 {
 		return 0, nil
+	}
+	if s.pg {
+		return s.finishJobsByIDPG(ctx, jobIDs)
 	}
 	st, err := s.stmts.stmt(ctx, s.writer, finishJobSQL)
 	if err != nil {
@@ -286,6 +292,9 @@ func (s *Store) FinishJobs(ctx context.Context, now time.Time) (int64, error) {
 // sender's delivery log, which wrote sent_at first and the status later) is
 // settled as sent instead: the provider has it.
 func (s *Store) RequeueExpiredLeases(ctx context.Context, now time.Time) (int64, error) {
+	if s.pg {
+		return s.requeueExpiredLeasesPG(ctx, now)
+	}
 	if err := s.prepare(ctx, tallySQLs...); err != nil {
 		return 0, fmt.Errorf("cannot requeue expired leases: %w", err)
 	}
@@ -319,6 +328,9 @@ const liveJobs = `SELECT id FROM jobs WHERE status IN ('queued', 'sending', 'pau
 // lease (left by a version before the delivery log); the sender runs it at
 // start.
 func (s *Store) SettleAllDeliveries(ctx context.Context) error {
+	if s.pg {
+		return s.settleAllDeliveriesPG(ctx)
+	}
 	if err := s.prepare(ctx, tallySQLs...); err != nil {
 		return fmt.Errorf("cannot settle deliveries: %w", err)
 	}

@@ -11,7 +11,8 @@ type queuedHooks struct {
 }
 
 // OnJobsQueued calls fn after each commit that may have made messages
-// runnable: a job queued (file or API), resumed or retried. fn runs on the
+// runnable: a job queued (file or API), resumed or retried; on PostgreSQL
+// also after such a commit by another node, while ListenQueue runs. fn runs on the
 // committing goroutine and must not block; a sender's fn is a non-blocking
 // channel send. The returned stop unregisters fn.
 func (s *Store) OnJobsQueued(fn func()) (stop func()) {
@@ -31,8 +32,17 @@ func (s *Store) OnJobsQueued(fn func()) (stop func()) {
 	}
 }
 
-// jobsQueued runs the OnJobsQueued functions; call it after the commit.
+// jobsQueued runs the OnJobsQueued functions, and on PostgreSQL tells
+// the other nodes (delivery_wake_pg.go); call it after the commit.
 func (s *Store) jobsQueued() {
+	s.runQueuedHooks()
+	if s.pg {
+		s.notifyQueued()
+	}
+}
+
+// runQueuedHooks runs this node's OnJobsQueued functions.
+func (s *Store) runQueuedHooks() {
 	h := &s.queued
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -46,6 +46,8 @@ type Store struct {
 	instance string      // random id of this database, prefixed to idempotency keys
 	stmts    stmtCache   // prepared hot-path statements of the sender (delivery_stmts.go)
 	queued   queuedHooks // OnJobsQueued (delivery_wake.go)
+	notify   pgNotify    // NOTIFY of queued jobs to other nodes (delivery_wake_pg.go)
+	node     nodeSlot    // this process's node, recorded by its claims (nodes.go)
 	bulk     bulkWAL     // WAL checkpointing while file jobs are written (jobwriter.go)
 	apiHook  apiHookSlot // SetAPICommitHook (apisend.go)
 	// templates are the newest versions read (templates_cache.go).

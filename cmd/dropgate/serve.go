@@ -132,6 +132,10 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		return fmt.Errorf("cannot open store: %w", err)
 	}
 	defer st.Close()
+	nd, err := registerNode(ctx, st, logger) // node.go
+	if err != nil {
+		return err
+	}
 	warnUnconfiguredChannels(ctx, cfg, st, logger)
 	wm, err := newWatermark(cfg, logger) // storage.go
 	if err != nil {
@@ -255,10 +259,11 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		})
 	}
 	start(&senderWG, sendCtx, snd)
+	start(&senderWG, sendCtx, nd)
 	for _, d := range doors {
 		start(&doorsWG, doorCtx, d)
 	}
-	logger.Info("dropgate started", "version", buildVersion(), "data_dir", cfg.DataDir, "admin", a.Admin,
+	logger.Info("dropgate started", "version", buildVersion(), "node", nd.id, "data_dir", cfg.DataDir, "admin", a.Admin,
 		"sftp", addrString(a.SFTP), "ftp", addrString(a.FTP), "partners", partnerNames(cfg))
 	if ready != nil {
 		ready(a)
@@ -275,6 +280,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	doorsWG.Wait()
 	stopSender()
 	senderWG.Wait()
+	nd.stop(ctx)
 	close(failed)
 	for err := range failed {
 		runErr = errors.Join(runErr, err)

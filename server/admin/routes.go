@@ -55,6 +55,7 @@ func (s *Server) apiRoutes() []route {
 		{"DELETE", "/api/v1/lists/{list}/contacts", s.authed(s.handleRemoveMember)},
 		{"GET", "/api/v1/contacts", s.authed(s.handleGetContact)},
 		{"GET", "/api/v1/bans", s.adminOnly(s.handleBans)},
+		{"GET", "/api/v1/nodes", s.adminOnly(s.handleNodes)},
 		// The channel's own secret, not an API token (inbound.go).
 		{"POST", "/api/v1/inbound/{channel}", s.wrap(s.handleInbound)},
 	}

@@ -1,0 +1,117 @@
+package sender
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/internal/pgtest"
+	"github.com/dropgate/dropgate/store"
+)
+
+// pgNodes opens n stores on one fresh PostgreSQL schema, standing for n
+// nodes sharing a database, each registered as a node. It skips without
+// a test database, and fails then on CI.
+func pgNodes(t *testing.T, n int) []*store.Store {
+	t.Helper()
+	if why := pgtest.Missing(); why != "" {
+		t.Fatal(why)
+	}
+	if pgtest.DSN() == "" {
+		t.Skip(pgtest.EnvVar + " is not set: several nodes need a shared PostgreSQL")
+	}
+	dsn := pgtest.Schema(t)
+	out := make([]*store.Store, n)
+	for i := range out {
+		st, err := store.OpenPostgres(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if _, err := st.RegisterNode(context.Background(), fmt.Sprintf("node%d", i), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		out[i] = st
+	}
+	return out
+}
+
+// Three nodes send on one channel of 100 messages a second: the provider
+// never sees more than the rate and its burst in any second (plus the few
+// tokens each node holds and its workers have in flight), where three
+// nodes each keeping the rate alone would send three times that.
+func TestTheRateOfAChannelIsTheTotalOfThreeNodes(t *testing.T) {
+	const (
+		rate, burst = 100, 20
+		total       = 600
+	)
+	nodes := pgNodes(t, 3)
+	p := newProviderSink(t, nil)
+	cc := httpChannel(p.URL)
+	cc.Rate, cc.Burst, cc.Concurrency = rate, burst, 4
+	var senders []*Sender
+	for _, st := range nodes {
+		cfg := testConfig(t, cc)
+		senders = append(senders, newSender(t, cfg, st))
+	}
+	var jobs []store.Job
+	for i := range 3 {
+		jobs = append(jobs, queueJob(t, nodes[i], fmt.Sprintf("p%d", i), store.SourceFile, store.PriorityBulk, "sms", total/3))
+	}
+	for _, s := range senders {
+		start(t, s)
+	}
+	for _, j := range jobs {
+		waitJob(t, nodes[0], j.ID, store.JobDone, 2*time.Minute)
+	}
+	reqs := p.Requests()
+	if len(reqs) != total {
+		t.Fatalf("provider got %d requests, want %d", len(reqs), total)
+	}
+	at := make([]time.Time, len(reqs))
+	for i, r := range reqs {
+		at[i] = r.At
+	}
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	// The ceiling: rate and burst, plus per node the tokens it may hold
+	// (a fiftieth of a second's) and the deliveries its workers may have
+	// in flight, which a busy machine can make arrive together.
+	const slack = 3 * (2 + 4)
+	worst, j := 0, 0
+	for i := range at {
+		for at[i].Sub(at[j]) >= time.Second {
+			j++
+		}
+		worst = max(worst, i-j+1)
+	}
+	if worst > rate+burst+slack {
+		t.Fatalf("the provider saw %d requests within one second; the channel's rate is %d/s, burst %d", worst, rate, burst)
+	}
+	t.Logf("busiest second: %d requests (rate %d/s, burst %d); %d requests in %s", worst, rate, burst, len(at), at[len(at)-1].Sub(at[0]))
+}
+
+// A job queued on node A wakes node B's sender, whose clock stands still
+// so that its poll timer never fires: only the NOTIFY can wake it.
+func TestAJobQueuedOnOneNodeWakesAnotherNodesSender(t *testing.T) {
+	nodes := pgNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	cfg := testConfig(t, fakeChannel())
+	cfg.Sender.PollInterval = config.Duration(time.Hour)
+	fc := newFakeClock()
+	var listening atomic.Bool
+	s := newSender(t, cfg, b, withClock(fc), func(o *Options) { o.listening = func() { listening.Store(true) } })
+	d := &fakeDriver{}
+	useDriver(s, "sms", d)
+	start(t, s)
+	waitFor(t, 30*time.Second, "node B to listen and its dispatcher to sleep", func() bool { return listening.Load() && fc.Sleepers() > 0 })
+
+	j := queueJob(t, a, "alpha", store.SourceFile, store.PriorityBulk, "sms", 3)
+	waitJob(t, b, j.ID, store.JobDone, 30*time.Second)
+	if d.Count() != 3 {
+		t.Errorf("node B's driver sent %d, want 3", d.Count())
+	}
+}
