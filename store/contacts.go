@@ -160,6 +160,11 @@ func (s *Store) PutContact(ctx context.Context, list List, in ContactInput) (Con
 		return Contact{}, "", fmt.Errorf("cannot begin: %w", err)
 	}
 	defer tx.Rollback()
+	if s.pg {
+		if err := lockPartnerContactsPG(ctx, tx, list.Partner); err != nil {
+			return Contact{}, "", err
+		}
+	}
 	c, outcome, err := putContactTx(ctx, tx, list, in, time.Now())
 	if err != nil {
 		return Contact{}, "", err
@@ -236,7 +241,7 @@ func putMemberTx(ctx context.Context, tx *sql.Tx, listID, contactID int64, statu
 	} else {
 		res, err = tx.ExecContext(ctx, `INSERT INTO list_members (list_id, contact_id, status, updated_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at
-			WHERE status <> excluded.status`, listID, contactID, status, ms(now))
+			WHERE list_members.status <> excluded.status`, listID, contactID, status, ms(now))
 	}
 	if err != nil {
 		return false, fmt.Errorf("cannot store list membership: %w", err)

@@ -12,7 +12,8 @@ import (
 // than three per event (workflow/BENCHMARKS.md, session 5): the ids the
 // partner already sent and the contacts' latest runs are read once per
 // partner with json_each, the new events and runs get their ids from the
-// tables' largest (the transaction holds the only writer) and go in
+// tables' largest (the transaction holds the only writer; on PostgreSQL
+// reserved ranges, events_pg.go) and go in
 // multi-row inserts of up to eventChunk rows.
 
 // eventChunk is the most rows one multi-row insert of events or runs
@@ -45,8 +46,11 @@ func runInsertRowsSQL(n int) string {
 
 // eventShapes are the statements a batch may use, to prepare before its
 // transaction.
-func eventShapes() []string {
-	qs := []string{knownEventsSQL, latestRunsSQL, maxEventIDSQL, maxRunIDSQL, runExitSQL, runLatestSQL}
+func (s *Store) eventShapes() []string {
+	qs := []string{knownEventsSQL, s.latestRunsQuery(), runExitSQL, runLatestSQL}
+	if !s.pg {
+		qs = append(qs, maxEventIDSQL, maxRunIDSQL)
+	}
 	for n := eventChunk; n > 0; n /= 2 {
 		qs = append(qs, eventInsertRowsSQL(n), runInsertRowsSQL(n))
 	}
@@ -135,7 +139,7 @@ func (b *eventBatch) readLatest(events []EventWrite) error {
 	}
 	for p, list := range contacts {
 		js, _ := json.Marshal(list)
-		rows, err := b.stmt(latestRunsSQL).QueryContext(b.ctx, p, string(js))
+		rows, err := b.stmt(b.s.latestRunsQuery()).QueryContext(b.ctx, p, string(js))
 		if err != nil {
 			return fmt.Errorf("cannot read the contacts' runs: %w", err)
 		}
@@ -208,7 +212,7 @@ func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, now time.
 	// runs to its end: with a cancellable context the driver starts a
 	// goroutine per statement to watch it, a fifth of an event's cost.
 	ctx = context.WithoutCancel(ctx)
-	if err := s.prepare(ctx, eventShapes()...); err != nil {
+	if err := s.prepare(ctx, s.eventShapes()...); err != nil {
 		return nil, err
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
@@ -218,11 +222,17 @@ func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, now time.
 	defer tx.Rollback()
 	b := &eventBatch{s: s, ctx: ctx, tx: tx, now: ms(now), nowArg: ms(now), latest: make(map[string]latestRun, len(events)),
 		evArgs: make([]any, 0, min(len(events), eventChunk*4)*(eventCols+1)), runArgs: make([]any, 0, min(len(events), eventChunk*4)*runCols)}
-	if err := b.stmt(maxEventIDSQL).QueryRowContext(ctx).Scan(&b.nextEv); err != nil {
-		return nil, fmt.Errorf("cannot read the last event id: %w", err)
-	}
-	if err := b.stmt(maxRunIDSQL).QueryRowContext(ctx).Scan(&b.nextRun); err != nil {
-		return nil, fmt.Errorf("cannot read the last run id: %w", err)
+	if s.pg {
+		if err := b.reserveIDsPG(events); err != nil { // events_pg.go
+			return nil, err
+		}
+	} else {
+		if err := b.stmt(maxEventIDSQL).QueryRowContext(ctx).Scan(&b.nextEv); err != nil {
+			return nil, fmt.Errorf("cannot read the last event id: %w", err)
+		}
+		if err := b.stmt(maxRunIDSQL).QueryRowContext(ctx).Scan(&b.nextRun); err != nil {
+			return nil, fmt.Errorf("cannot read the last run id: %w", err)
+		}
 	}
 	known, err := b.readKnown(events)
 	if err != nil {

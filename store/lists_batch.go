@@ -154,6 +154,9 @@ func (l *ListLoad) resolveAndWrite(rows, lookup []ContactRow) error {
 
 // lookUp loads the stored contacts any of the rows' keys names.
 func (l *ListLoad) lookUp(rows []ContactRow) error {
+	if l.s.pg {
+		return l.lookUpPG(rows)
+	}
 	sc := &l.scratch
 	cols := [3]string{"email", "phone", "ref"}
 	for k, col := range cols {
@@ -219,6 +222,9 @@ func (l *ListLoad) index(c *liveContact) {
 
 // lookUpStatuses reads the list statuses of the contacts found.
 func (l *ListLoad) lookUpStatuses() error {
+	if l.s.pg {
+		return l.lookUpStatusesPG()
+	}
 	sc := &l.scratch
 	sc.ids = sc.ids[:0]
 	for id := range sc.byID {
@@ -377,6 +383,9 @@ func (l *ListLoad) writeMembers(chunk []*liveContact, existing bool) error {
 // writeBatch writes what resolve decided: updates, inserts, memberships
 // and, for replace loads, the members seen.
 func (l *ListLoad) writeBatch() error {
+	if l.s.pg {
+		return l.writeBatchPG()
+	}
 	sc := &l.scratch
 	ctx := context.WithoutCancel(l.ctx)
 	var fresh, updated, members []*liveContact

@@ -113,6 +113,14 @@ func (s *Store) BeginListLoad(ctx context.Context, partner, name string, opts Li
 	if l.tx, err = s.writer.BeginTx(ctx, nil); err != nil {
 		return fail(fmt.Errorf("cannot begin: %w", err))
 	}
+	if s.pg {
+		// Rows are resolved against the contacts read (and a first
+		// import assumes there are none): no other node may write the
+		// partner's contacts meanwhile (contacts_pg.go).
+		if err := lockPartnerContactsPG(ctx, l.tx, partner); err != nil {
+			return fail(err)
+		}
+	}
 	if l.list, err = ensureListTx(ctx, l.tx, partner, name, time.Now()); err != nil {
 		return fail(err)
 	}
@@ -136,9 +144,12 @@ func (s *Store) BeginListLoad(ctx context.Context, partner, name string, opts Li
 	}
 	// A load's transaction writes index pages all over the contacts'
 	// b-trees; with the writer's usual 8 MB cache they are spilled to
-	// the WAL and read back again many times over.
-	if _, err := l.tx.ExecContext(ctx, `PRAGMA cache_size = -`+strconv.Itoa(listLoadCacheKiB)); err != nil {
-		return fail(err)
+	// the WAL and read back again many times over. (PostgreSQL's cache
+	// is the server's shared buffers.)
+	if !s.pg {
+		if _, err := l.tx.ExecContext(ctx, `PRAGMA cache_size = -`+strconv.Itoa(listLoadCacheKiB)); err != nil {
+			return fail(err)
+		}
 	}
 	l.wg.Add(1)
 	go l.write()
@@ -149,6 +160,9 @@ func (s *Store) BeginListLoad(ctx context.Context, partner, name string, opts Li
 func (l *ListLoad) List() List { return l.list }
 
 func (l *ListLoad) prepare() error {
+	if l.replace && l.s.pg {
+		return l.preparePG()
+	}
 	if l.replace {
 		// The members this load names, for Commit to keep: the connection's
 		// own in-memory table (temp_store = MEMORY), a few bytes a row.
@@ -219,7 +233,14 @@ func (l *ListLoad) Commit(fileID int64, rows int) (ListCounts, error) {
 		return ListCounts{}, err
 	}
 	ctx := l.ctx
-	if l.replace {
+	if l.replace && l.s.pg {
+		n, err := l.removeUnseenPG()
+		if err != nil {
+			l.Abort()
+			return ListCounts{}, fmt.Errorf("cannot remove absent members: %w", err)
+		}
+		l.counts.Removed = n
+	} else if l.replace {
 		res, err := l.tx.ExecContext(ctx, `DELETE FROM list_members WHERE list_id = ? AND contact_id NOT IN (SELECT contact_id FROM temp.list_seen)`, l.list.ID)
 		if err != nil {
 			l.Abort()
@@ -273,7 +294,9 @@ func (l *ListLoad) closeAll() {
 	}
 	if l.tx != nil {
 		l.tx.Rollback() // after Commit: sql.ErrTxDone, nothing done
-		l.s.writer.ExecContext(context.WithoutCancel(l.ctx), `PRAGMA cache_size = -8000`)
+		if !l.s.pg {
+			l.s.writer.ExecContext(context.WithoutCancel(l.ctx), `PRAGMA cache_size = -8000`)
+		}
 	}
 	if l.bulk {
 		l.s.endBulk(context.WithoutCancel(l.ctx))
@@ -313,7 +336,9 @@ func ensureListTx(ctx context.Context, tx *sql.Tx, partner, name string, now tim
 
 // checkFieldTypesTx records the types of names new to the partner and
 // fails with a *FieldTypeError on a name stored with a type the values
-// do not fit.
+// do not fit. Its read-then-insert is safe across PostgreSQL nodes
+// because both callers (a list load, PutContact) hold the partner's
+// contacts lock (contacts_pg.go).
 func checkFieldTypesTx(ctx context.Context, tx *sql.Tx, partner string, fields map[string]string) error {
 	for name, got := range fields {
 		var want string

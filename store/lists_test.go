@@ -146,3 +146,58 @@ func TestListLoadFirstImportConflictAcrossBatches(t *testing.T) {
 		t.Fatalf("problems %+v", problems)
 	}
 }
+
+// A second load of a large list, past one batch: changed contacts are
+// updated, new ones inserted, statuses changed, and with Replace the
+// members it does not name are removed, as the counts say.
+func TestListLoadReloadsALargeListWithReplace(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	fields := map[string]string{"n": FieldInteger}
+	var first []ContactRow
+	for i := range 1500 {
+		first = append(first, ContactRow{Line: i + 2, Email: fmt.Sprintf("c%d@example.com", i), Ref: fmt.Sprintf("r%d", i), Attrs: []byte(`{"n":1}`)})
+	}
+	if counts, problems := loadRows(t, s, ListLoadOptions{Fields: fields}, first...); len(problems) > 0 || counts.Inserted != 1500 {
+		t.Fatalf("first load %+v %+v", counts, problems)
+	}
+	// c0..c999 again by ref (every third with a new attribute, every
+	// fifth unsubscribed), c1000..c1499 left out, 300 new contacts.
+	var second []ContactRow
+	want := ListCounts{Removed: 500}
+	for i := range 1000 {
+		r := ContactRow{Line: i + 2, Ref: fmt.Sprintf("r%d", i), Attrs: []byte(`{"n":1}`)}
+		changed := false
+		if i%3 == 0 {
+			r.Attrs, changed = []byte(`{"n":2}`), true
+		}
+		if i%5 == 0 {
+			r.Status, changed = Unsubscribed, true
+		}
+		if changed {
+			want.Updated++
+		} else {
+			want.Unchanged++
+		}
+		second = append(second, r)
+	}
+	for i := range 300 {
+		second = append(second, ContactRow{Line: 1002 + i, Phone: fmt.Sprintf("+3519100%05d", i)})
+		want.Inserted++
+	}
+	counts, problems := loadRows(t, s, ListLoadOptions{Replace: true, Fields: fields}, second...)
+	if len(problems) > 0 || counts != want {
+		t.Fatalf("second load %+v, want %+v; problems %+v", counts, want, problems)
+	}
+	li, err := s.ListInfoByName(ctx, "acme", "news")
+	if err != nil || li.Subscribed != 800+300 || li.Unsubscribed != 200 {
+		t.Fatalf("list %+v %v", li, err)
+	}
+	c3, err := s.FindContact(ctx, "acme", "", "", "r3")
+	if err != nil || c3.Email != "c3@example.com" || string(c3.Attributes) != `{"n":2}` {
+		t.Fatalf("r3 %+v %v", c3, err)
+	}
+	if _, err := s.FindContact(ctx, "acme", "", "+351910000299", ""); err != nil {
+		t.Fatalf("new contact: %v", err)
+	}
+}

@@ -30,7 +30,8 @@ const suppressionColumns = `id, partner, channel, recipient, reason, source, cre
 // asks once per message, and a query per message halved its rate
 // (BenchmarkHTTPDeliverySuppressed). It is loaded at the first question
 // and kept current by this Store's writes (the daemon is the database's
-// only writer); about 100 bytes per suppression.
+// only writer); about 100 bytes per suppression. SQLite only: on
+// PostgreSQL other nodes write too (suppressions_pg.go).
 type suppressionCache struct {
 	mu     sync.RWMutex
 	loaded bool
@@ -45,6 +46,9 @@ func suppressionKey(partner, channel, recipient string) string {
 // channel: a suppression on that channel or on every channel. recipient
 // must be normalised as suppressions are stored.
 func (s *Store) IsSuppressed(ctx context.Context, partner, channel, recipient string) (bool, error) {
+	if s.pg {
+		return s.isSuppressedPG(ctx, partner, channel, recipient) // suppressions_pg.go: no cache across nodes
+	}
 	c := &s.sup
 	c.mu.RLock()
 	if c.loaded {

@@ -161,7 +161,7 @@ const (
 
 const (
 	runAdvanceSQL = `UPDATE workflow_runs SET step = ?, status = ?, due_at = ?, last_error = ?, updated_at = ?
-		WHERE status = 'waiting' AND step = ? AND id IN (SELECT value FROM json_each(?))`
+		WHERE status = 'waiting' AND step = ? AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))`
 )
 
 // stepChunk is how many steps one insert statement records.
