@@ -78,6 +78,9 @@ func (in *Ingester) ingestAppliedFile(ctx context.Context, p *partner, rel strin
 	if fileErr == nil && mk != nil && mk.rows >= 0 && mk.rows != fj.rows {
 		fileErr = &fileLevelError{Msg: fmt.Sprintf("the file has %d rows but its marker says %d; %s", fj.rows, mk.rows, af.nothing())}
 	}
+	if err := in.stillClaimed(ctx, p, rel); err != nil { // claims.go: reports are the claim holder's
+		return err
+	}
 	errorsReport, resultReport := reportPath(p, rel, errorsSuffix), reportPath(p, rel, resultSuffix)
 	if err := removeReport(resultReport); err != nil {
 		return err

@@ -190,6 +190,7 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		if fj.w, err = in.st.BeginFileJob(ctx, p.cfg.Name, fileID, rel, in.cfg.Ingest.BatchSize); err != nil {
 			return err
 		}
+		in.holdClaim(fj.w, p, rel) // claims.go: queued only while the file is still this node's
 		// Abort does nothing once the job is committed; on every other way
 		// out it removes the job, stops its flusher and restores the WAL
 		// checkpoints, so no "ingesting" job stays behind until a restart.
@@ -252,6 +253,9 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		if fileErr == nil && err == nil {
 			fileErr = fj.checkCounts(mk)
 		}
+	}
+	if err := in.stillClaimed(ctx, p, rel); err != nil { // claims.go: reports are the claim holder's
+		return err
 	}
 	errorsReport := reportPath(p, rel, errorsSuffix)
 	if err := removeReport(reportPath(p, rel, resultSuffix)); err != nil {

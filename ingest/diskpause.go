@@ -69,7 +69,7 @@ type diskPause struct {
 // When that cannot run (a full disk), dropgate starts anyway: files wait,
 // and the cleanup is retried before the next file is read.
 func (in *Ingester) startupCleanup(ctx context.Context) {
-	jobs, files, err := in.st.AbandonInterruptedIngests(ctx)
+	jobs, files, err := in.st.AbandonUnclaimedIngests(ctx, in.now())
 	if err != nil {
 		if ctx.Err() != nil {
 			return
@@ -152,7 +152,7 @@ func (in *Ingester) removeRemains(ctx context.Context) bool {
 	if !need {
 		return true
 	}
-	jobs, files, err := in.st.AbandonInterruptedIngests(ctx)
+	jobs, files, err := in.st.AbandonUnclaimedIngests(ctx, in.now())
 	if err != nil {
 		ps.mu.Lock()
 		ps.cleanupErr = err

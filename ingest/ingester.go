@@ -33,6 +33,9 @@ type Options struct {
 	// {{unsubscribe_url}}; nil (no [admin] public_url) refuses templates
 	// that place it.
 	UnsubscribeURL func(partner, recipient string) string
+	// Node names this node in the file claims shared with other nodes
+	// (claims.go); "" makes one from the host and process.
+	Node string
 }
 
 // Ingester watches the partner homes and ingests what partners drop there.
@@ -87,6 +90,8 @@ type Ingester struct {
 	// its rows are read: tests hold a file in progress there, or fail its
 	// read with the error it returns.
 	ingesting func(ctx context.Context, it workItem) error
+	// claims are this node's holds on the files it reads (claims.go).
+	claims fileClaims
 }
 
 // completion is one server signal: a file in place, and how it came.
@@ -145,6 +150,10 @@ func New(opts Options) (*Ingester, error) {
 		in.quiet = 2 * time.Second
 	}
 	in.budget = defaultRenderBudget
+	in.claims = fileClaims{node: opts.Node, lease: defaultClaimLease, held: map[workItem]bool{}, deferred: map[workItem]time.Time{}}
+	if in.claims.node == "" {
+		in.claims.node = newNodeID()
+	}
 	in.unsubscribeURL = opts.UnsubscribeURL
 	if cfg.Ingest.RenderSteps > 0 {
 		in.budget.steps = cfg.Ingest.RenderSteps
@@ -247,6 +256,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	for range in.workers() {
 		wg.Go(func() { in.work(ctx) })
 	}
+	wg.Go(func() { in.claimLoop(ctx) })
 	wg.Add(2)
 	go func() {
 		defer wg.Done()

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/store"
 )
 
 // process ingests one file; problems with the file go to the partner's
@@ -21,6 +22,12 @@ func (in *Ingester) process(ctx context.Context, it workItem) (held bool) {
 		return false
 	}
 	log := in.log.With("partner", it.partner, "file", it.rel)
+	// Nodes sharing the homes read each file once (claims.go).
+	release, ok := in.claim(ctx, p, it, log)
+	if !ok {
+		return false
+	}
+	defer release()
 	// Quarantine (quarantine.go): an upload not finished twice is not read again.
 	if !in.beginAttempt(ctx, p, it.rel, log) {
 		return
@@ -30,6 +37,13 @@ func (in *Ingester) process(ctx context.Context, it workItem) (held bool) {
 		err = in.ingestTemplate(ctx, p, it.rel)
 	} else {
 		err = in.ingestUpload(ctx, p, it.rel, how)
+	}
+	if errors.Is(err, store.ErrClaimLost) {
+		// Another node took the file over while this one stalled: its
+		// ingest wins, and this attempt says nothing about the file.
+		log.Warn("file taken over by another node while this one read it; nothing was queued here", "err", err)
+		in.undoAttempt(ctx, p, it.rel, log)
+		return false
 	}
 	if ctx.Err() == nil && in.pauseFile(ctx, p, it, err) { // diskpause.go
 		in.undoAttempt(ctx, p, it.rel, log) // waiting for space says nothing about the file

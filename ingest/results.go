@@ -4,6 +4,8 @@ import (
 	"context"
 	"path/filepath"
 	"time"
+
+	"github.com/dropgate/dropgate/store"
 )
 
 // resultPollInterval is how often the report loop asks for ended jobs. The
@@ -54,31 +56,40 @@ func (in *Ingester) writeResultReports(ctx context.Context, retryAt map[int64]ti
 			in.st.MarkJobReported(ctx, j.ID)
 			continue
 		}
-		path := reportPath(p, j.FileName, resultSuffix)
-		superseded, err := in.st.LaterFileWithBase(ctx, j.Partner, j.FileID, filepath.Base(j.FileName))
-		if err != nil {
-			in.log.Error("cannot check for later uploads", "job", j.ID, "err", err)
-			continue
+		// Nodes sharing the homes write each report once (claims.go).
+		if release, ok := in.claimReport(ctx, j); ok {
+			in.reportJob(ctx, p, j, now, retryAt)
+			release()
 		}
-		if superseded {
-			// A later upload of the same name owns reports/<name>.*: this
-			// job's result stays in the API only.
-			in.log.Info("result report not written: a later upload of the same name replaced it", "partner", j.Partner, "job", j.ID, "file", j.FileName)
-			in.st.MarkJobReported(ctx, j.ID)
-			continue
-		}
-		if err := in.writeResultReport(ctx, path, j.ID); err != nil {
-			if ctx.Err() == nil {
-				in.log.Error("cannot write result report; trying again in a minute", "partner", j.Partner, "job", j.ID, "err", err)
-				retryAt[j.ID] = now.Add(resultRetry)
-			}
-			continue
-		}
-		if err := in.st.MarkJobReported(ctx, j.ID); err != nil {
-			in.log.Error("cannot mark job reported", "job", j.ID, "err", err)
-			continue
-		}
-		delete(retryAt, j.ID)
-		in.log.Info("result report written", "partner", j.Partner, "job", j.ID, "report", path)
 	}
+}
+
+// reportJob writes one ended job's result report and marks it reported.
+func (in *Ingester) reportJob(ctx context.Context, p *partner, j store.Job, now time.Time, retryAt map[int64]time.Time) {
+	path := reportPath(p, j.FileName, resultSuffix)
+	superseded, err := in.st.LaterFileWithBase(ctx, j.Partner, j.FileID, filepath.Base(j.FileName))
+	if err != nil {
+		in.log.Error("cannot check for later uploads", "job", j.ID, "err", err)
+		return
+	}
+	if superseded {
+		// A later upload of the same name owns reports/<name>.*: this
+		// job's result stays in the API only.
+		in.log.Info("result report not written: a later upload of the same name replaced it", "partner", j.Partner, "job", j.ID, "file", j.FileName)
+		in.st.MarkJobReported(ctx, j.ID)
+		return
+	}
+	if err := in.writeResultReport(ctx, path, j.ID); err != nil {
+		if ctx.Err() == nil {
+			in.log.Error("cannot write result report; trying again in a minute", "partner", j.Partner, "job", j.ID, "err", err)
+			retryAt[j.ID] = now.Add(resultRetry)
+		}
+		return
+	}
+	if err := in.st.MarkJobReported(ctx, j.ID); err != nil {
+		in.log.Error("cannot mark job reported", "job", j.ID, "err", err)
+		return
+	}
+	delete(retryAt, j.ID)
+	in.log.Info("result report written", "partner", j.Partner, "job", j.ID, "report", path)
 }

@@ -48,6 +48,8 @@ type JobWriter struct {
 	stmts map[insertShape]driver.Stmt // the flusher's prepared inserts, by shape
 	args  []driver.NamedValue         // the flusher's argument scratch
 	bulk  bool                        // holds the store's bulkWAL
+
+	claim *FileClaim // checked at Commit (HoldClaim, fileclaims.go); nil: none
 }
 
 // BeginFileJob creates an ingesting job for a file. batchSize is the number
@@ -154,6 +156,9 @@ func (w *JobWriter) Commit(ctx context.Context, rowsTotal int, rowErrs []FileErr
 		return err
 	}
 	defer tx.Rollback()
+	if err := w.checkClaimTx(ctx, tx); err != nil {
+		return err
+	}
 	now := ms(time.Now())
 	status, finished := JobQueued, sql.NullInt64{}
 	if w.total == 0 {

@@ -32,6 +32,7 @@ Usage:
   dropgate serve [--config FILE] [--data DIR] [--admin-addr ADDR] [--sftp-addr ADDR] [--ftp-addr ADDR]
   dropgate check-config --config FILE
   dropgate hash-password            (reads the password from stdin)
+  dropgate migrate --to postgres --dsn DSN [--config FILE]   (copies SQLite into PostgreSQL)
   dropgate jobs [ID] [--follow]     (the admin commands talk to a running daemon's API)
   dropgate files [--rejected]
   dropgate send --partner P --template T --to ADDR [--var name=value]...
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runCheckConfig(rest, getenv, stdout, stderr)
 	case "hash-password":
 		return runHashPassword(rest, stdin, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "jobs":
 		return runJobs(ctx, rest, getenv, stdout, stderr)
 	case "files":

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/ingest"
@@ -188,12 +189,22 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	var bans func() []admin.Ban
 	if cfg.SFTP.Listen != "" || cfg.FTP.Listen != "" {
 		for _, p := range cfg.Partners {
-			// Uploads cut off by the last stop; none is in flight yet.
-			if err := homefs.CleanUploads(cfg.PartnerHome(p.Name)); err != nil {
+			// Uploads cut off by the last stop; none is in flight yet. Homes
+			// shared with other nodes (PostgreSQL) hold theirs: only uploads
+			// idle for longer than any session may be are cut off.
+			clean := homefs.CleanUploads
+			if st.Postgres() {
+				clean = func(home string) error { return homefs.CleanStaleUploads(home, sharedUploadIdle(cfg)) }
+			}
+			if err := clean(cfg.PartnerHome(p.Name)); err != nil {
 				logger.Warn("cannot remove uploads cut off by the last stop", "partner", p.Name, "err", err)
 			}
 		}
-		authn, err := auth.New(auth.Options{Config: cfg, Logger: logger, OnLoginFailed: metrics.LoginFailed})
+		ao := auth.Options{Config: cfg, Logger: logger, OnLoginFailed: metrics.LoginFailed}
+		if st.Postgres() {
+			ao.Shared, ao.Node = st, in.Node() // bans hold on every node
+		}
+		authn, err := auth.New(ao)
 		if err != nil {
 			unwind()
 			return fmt.Errorf("cannot set up authentication: %w", err)
@@ -339,4 +350,11 @@ func openStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
 		return store.OpenPostgres(ctx, cfg.Store.DSN)
 	}
 	return store.Open(ctx, cfg.DBPath())
+}
+
+// sharedUploadIdle is how long an upload in the shared uploads folder may
+// go unwritten before a starting node takes it to be cut off: twice the
+// longer of the servers' idle timeouts, past which its session is closed.
+func sharedUploadIdle(cfg *config.Config) time.Duration {
+	return 2 * max(cfg.SFTP.IdleTimeout.D(), cfg.FTP.IdleTimeout.D(), time.Minute)
 }

@@ -35,6 +35,11 @@ type Options struct {
 	// OnLoginFailed, when set, is told of each failed password login and
 	// whether it got the address banned (for metrics).
 	OnLoginFailed func(protocol string, banned bool)
+	// Shared, when set, keeps the bans and failure counts in the database
+	// shared by every node (PostgreSQL); nil keeps them in this process.
+	Shared SharedBans
+	// Node names this node in the bans it shares.
+	Node string
 }
 
 // Authenticator checks passwords and SSH keys against the configured
@@ -78,6 +83,7 @@ func New(opts Options) (*Authenticator, error) {
 		defender: newDefender(opts.Config.Defender, now, logger),
 		onFailed: opts.OnLoginFailed,
 	}
+	a.defender.shared, a.defender.node = opts.Shared, opts.Node
 	dummyCost := 0
 	for i, p := range opts.Config.Partners {
 		c := &credentials{name: p.Name}

@@ -29,11 +29,18 @@ type defender struct {
 	mu       sync.Mutex
 	failures map[string][]time.Time // recent failure times, oldest first
 	bans     map[string]Ban
+
+	// shared, when set, holds the bans and failures of every node
+	// (defender_shared.go); checked is when each address was last looked
+	// up there, and node names this node in the bans it makes.
+	shared  SharedBans
+	checked map[string]time.Time
+	node    string
 }
 
 func newDefender(cfg config.DefenderConfig, now func() time.Time, logger *slog.Logger) *defender {
 	return &defender{cfg: cfg, now: now, logger: logger,
-		failures: map[string][]time.Time{}, bans: map[string]Ban{}}
+		failures: map[string][]time.Time{}, bans: map[string]Ban{}, checked: map[string]time.Time{}}
 }
 
 // enabled is false when the config turns the defender off (max_failures = 0).
@@ -44,22 +51,27 @@ func (d *defender) banned(host string) bool {
 		return false
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	b, ok := d.bans[host]
-	if !ok {
-		return false
-	}
-	if d.now().Before(b.Until) {
+	if ok && d.now().Before(b.Until) {
+		d.mu.Unlock()
 		return true
 	}
-	delete(d.bans, host)
-	return false
+	if ok {
+		delete(d.bans, host)
+	}
+	d.mu.Unlock()
+	return d.shared != nil && d.sharedBanned(host)
 }
 
 // fail counts a failed login and reports whether it banned the address.
 func (d *defender) fail(host string) bool {
 	if !d.enabled() {
 		return false
+	}
+	if d.shared != nil {
+		if banned, ok := d.sharedFail(host); ok {
+			return banned
+		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -100,6 +112,11 @@ func (d *defender) pruneLocked(cutoff time.Time) {
 // Bans lists the addresses banned now, soonest to end first.
 func (a *Authenticator) Bans() []Ban {
 	d := a.defender
+	if d.shared != nil {
+		if out, ok := d.sharedBans(); ok {
+			return out
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
