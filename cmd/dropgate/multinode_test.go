@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -19,38 +20,45 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/dropgate/dropgate/internal/pgtest"
 	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // The multi-node tests run several `dropgate serve` processes (the real
-// binary) on one PostgreSQL schema and one data folder, as nodes behind a
-// load balancer on shared storage would.
+// binary) on one PostgreSQL schema and one shared folder, laid out as the
+// README's two-node example: each node has a data_dir of its own whose
+// partners/ and archive/ are links into the shared folder.
 
-// requireNodes skips a multi-node test outside the PostgreSQL run: several
-// nodes need one shared database, which SQLite is not. In CI the
+// requirePostgresRun skips a test of the binary on PostgreSQL outside the
+// PostgreSQL run (why says what it needs PostgreSQL for). In CI the
 // PostgreSQL run is required (storetest.Main fails without a database),
 // so there these tests always run.
-func requireNodes(t *testing.T) {
+func requirePostgresRun(t *testing.T, why string) {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("builds the daemon and runs several nodes; skipped with -short")
+		t.Skip("builds and runs the daemon; skipped with -short")
 	}
 	if !storetest.OnPostgres() {
-		t.Skip("several nodes share one PostgreSQL database: runs in the PostgreSQL run (DROPGATE_TEST_POSTGRES)")
+		t.Skip(why + ": runs in the PostgreSQL run (" + pgtest.EnvVar + ")")
 	}
 }
 
-// node is one dropgate process of a multi-node test.
-type node struct {
+// daemonNode is one dropgate process of a multi-node test.
+type daemonNode struct {
 	*crashChild
 	name           string
 	cfgPath, log   string
 	admin, sftpAdr string
 }
 
-// nodeConfig is a node's config: its own listeners, the shared data
-// folder and schema, a fixed admin token, partner acme (password
-// testPassword) on channel sms, described by channel.
+// nodeConfig is a node's config: its own listeners and data folder, the
+// shared schema, a fixed admin token, partner acme (password
+// testPassword) on channel sms, described by channel. The lease is what a
+// live node's claim of up to 256 messages may take on a busy machine
+// (the crash test's 2 s is enough for one node; three nodes ingesting
+// and sending on two cores took longer, and other nodes re-sent the
+// batches whose leases ran out), and how long a killed node's claims
+// wait for another node.
 func nodeConfig(t *testing.T, dataDir, dsn, adminAddr, sftpAddr, channel string) string {
 	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
@@ -80,7 +88,7 @@ driver = "postgres"
 dsn    = %q
 
 [sender]
-lease          = "2s"
+lease          = "15s"
 poll_interval  = "20ms"
 shutdown_grace = "2s"
 
@@ -109,15 +117,26 @@ concurrency = %d
 	return s
 }
 
-// startNodes starts n nodes on dataDir's schema, one after another (the
-// first creates the schema, keys and secrets the others then find);
-// channel(i) is node i's channel section.
-func startNodes(t *testing.T, bin, dir, dataDir string, n int, channel func(i int) string) []*node {
+// startNodes starts n nodes on the schema of shared, one after another
+// (the first creates the schema); channel(i) is node i's channel section.
+func startNodes(t *testing.T, bin, dir, shared string, n int, channel func(i int) string) []*daemonNode {
 	t.Helper()
-	dsn := storetest.DSN(t, dataDir)
-	var nodes []*node
+	dsn := storetest.DSN(t, shared)
+	var nodes []*daemonNode
 	for i := range n {
-		nd := &node{name: fmt.Sprintf("node%d", i), admin: crashFreeAddr(t), sftpAdr: crashFreeAddr(t)}
+		nd := &daemonNode{name: fmt.Sprintf("node%d", i), admin: crashFreeAddr(t), sftpAdr: crashFreeAddr(t)}
+		dataDir := filepath.Join(dir, nd.name)
+		for _, sub := range []string{"partners", "archive"} {
+			if err := os.MkdirAll(filepath.Join(shared, sub), 0o750); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(dataDir, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(shared, sub), filepath.Join(dataDir, sub)); err != nil {
+				t.Fatal(err)
+			}
+		}
 		nd.cfgPath = filepath.Join(dir, nd.name+".toml")
 		if err := os.WriteFile(nd.cfgPath, []byte(nodeConfig(t, dataDir, dsn, nd.admin, nd.sftpAdr, channel(i))), 0o600); err != nil {
 			t.Fatal(err)
@@ -129,7 +148,7 @@ func startNodes(t *testing.T, bin, dir, dataDir string, n int, channel func(i in
 }
 
 // start (re)starts the node's process, logging to a new file in dir.
-func (nd *node) start(t *testing.T, bin, dir string) {
+func (nd *daemonNode) start(t *testing.T, bin, dir string) {
 	t.Helper()
 	for k := 0; ; k++ {
 		nd.log = filepath.Join(dir, fmt.Sprintf("%s-%d.log", nd.name, k))
@@ -148,7 +167,7 @@ func (nd *node) start(t *testing.T, bin, dir string) {
 
 // sftpUpload uploads content to path through the node's SFTP server with
 // the pkg/sftp client, as partner acme.
-func (nd *node) sftpUpload(t *testing.T, path, content string) {
+func (nd *daemonNode) sftpUpload(t *testing.T, path, content string) {
 	t.Helper()
 	conn, err := ssh.Dial("tcp", nd.sftpAdr, &ssh.ClientConfig{User: "acme", Auth: []ssh.AuthMethod{ssh.Password(testPassword)},
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
@@ -175,20 +194,20 @@ func numberedCSV(from, n int) string {
 }
 
 // TestThreeNodesShareTheHomesAndTheQueueThroughAKill: three nodes on one
-// schema and one data folder; 20,000 messages in files dropped through
+// schema and one shared folder of homes; 20,000 messages in files dropped through
 // different nodes' SFTP servers; one node is SIGKILLed while they are
 // being sent. Every message reaches the provider, the duplicates are at
 // most the killed node's concurrency (what its workers had in flight),
 // and every file is ingested once, into one job.
 func TestThreeNodesShareTheHomesAndTheQueueThroughAKill(t *testing.T) {
-	requireNodes(t)
+	requirePostgresRun(t, "several nodes share one PostgreSQL database")
 	dir := t.TempDir()
 	bin := buildDaemon(t, dir)
 	sink := &keySink{seen: map[string]int{}}
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
-	dataDir := filepath.Join(dir, "data")
-	nodes := startNodes(t, bin, dir, dataDir, 3, func(int) string { return httpChannel(srv.URL+"/v1/sms", crashConcurrency, 0, 0) })
+	shared := filepath.Join(dir, "shared")
+	nodes := startNodes(t, bin, dir, shared, 3, func(int) string { return httpChannel(srv.URL+"/v1/sms", crashConcurrency, 0, 0) })
 
 	const files = 4
 	per := crashMessages / files
@@ -284,7 +303,7 @@ func (a *arrivalSink) snapshot() ([]time.Time, map[string]int) {
 // each bound allows the requests in flight (every node's concurrency)
 // besides the burst.
 func TestChannelRateHoldsAcrossThreeNodes(t *testing.T) {
-	requireNodes(t)
+	requirePostgresRun(t, "several nodes share one PostgreSQL database")
 	const (
 		rate        = 100
 		burst       = 10
@@ -297,8 +316,8 @@ func TestChannelRateHoldsAcrossThreeNodes(t *testing.T) {
 	sink := &arrivalSink{byNode: map[string]int{}}
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
-	dataDir := filepath.Join(dir, "data")
-	nodes := startNodes(t, bin, dir, dataDir, nodesN, func(i int) string {
+	shared := filepath.Join(dir, "shared")
+	nodes := startNodes(t, bin, dir, shared, nodesN, func(i int) string {
 		return httpChannel(fmt.Sprintf("%s/v1/sms/node%d", srv.URL, i), concurrency, rate, burst)
 	})
 	nodes[0].sftpUpload(t, "/inbox/rated.csv", numberedCSV(0, messages))
@@ -329,5 +348,85 @@ func TestChannelRateHoldsAcrossThreeNodes(t *testing.T) {
 	}
 	if len(byNode) < 2 {
 		t.Errorf("only %v sent: the test needs several nodes sending at once", byNode)
+	}
+}
+
+// TestMigrateSQLiteToPostgresThroughTheBinary: a node runs on SQLite and
+// sends two files' messages; stopped, `dropgate migrate --to postgres`
+// copies its database; started again on PostgreSQL, the node shows the
+// same jobs and files, sends nothing again, and takes a new file into a
+// new job after the copied ones.
+func TestMigrateSQLiteToPostgresThroughTheBinary(t *testing.T) {
+	requirePostgresRun(t, "moves a SQLite node to PostgreSQL")
+	dir := t.TempDir()
+	bin := buildDaemon(t, dir)
+	sink := &keySink{seen: map[string]int{}}
+	srv := httptest.NewServer(sink)
+	t.Cleanup(srv.Close)
+	dataDir := filepath.Join(dir, "data")
+	nd := &daemonNode{name: "node", admin: crashFreeAddr(t), sftpAdr: crashFreeAddr(t), cfgPath: filepath.Join(dir, "sqlite.toml")}
+	head, _, _ := strings.Cut(nodeConfig(t, dataDir, "", nd.admin, nd.sftpAdr, ""), "[store]")
+	_, tail, _ := strings.Cut(nodeConfig(t, dataDir, "", nd.admin, nd.sftpAdr, httpChannel(srv.URL+"/v1/sms", crashConcurrency, 0, 0)), "[sender]")
+	sqliteCfg := head + "[sender]" + tail
+	if err := os.WriteFile(nd.cfgPath, []byte(sqliteCfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nd.start(t, bin, dir)
+	nd.sftpUpload(t, "/inbox/first.csv", numberedCSV(0, 300))
+	nd.sftpUpload(t, "/inbox/second.csv", numberedCSV(300, 200))
+	before := waitJobsDone(t, nd.admin, 60*time.Second)
+	var filesBefore struct{ Files []map[string]any }
+	if !crashAdminGet(nd.admin, "/api/v1/files", &filesBefore) {
+		t.Fatal("cannot list the files")
+	}
+	nd.stop(t)
+	if _, err := os.Stat(filepath.Join(dataDir, "dropgate.db")); err != nil {
+		t.Fatalf("the SQLite node left no database: %v", err)
+	}
+
+	dsn := storetest.DSN(t, dataDir)
+	out, err := exec.Command(bin, "migrate", "--to", "postgres", "--dsn", dsn, "--config", nd.cfgPath).CombinedOutput()
+	t.Logf("dropgate migrate:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "every count matches") {
+		t.Fatalf("dropgate migrate: %v", err)
+	}
+	total, distinct := sink.counts()
+	if distinct != 500 || total != 500 {
+		t.Fatalf("before the move the provider saw %d deliveries of %d messages, want 500 of 500", total, distinct)
+	}
+
+	nd.cfgPath = filepath.Join(dir, "postgres.toml")
+	if err := os.WriteFile(nd.cfgPath, []byte(nodeConfig(t, dataDir, dsn, nd.admin, nd.sftpAdr, httpChannel(srv.URL+"/v1/sms", crashConcurrency, 0, 0))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nd.start(t, bin, dir)
+	after := waitJobsDone(t, nd.admin, 30*time.Second)
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("jobs on PostgreSQL = %+v, want those of SQLite %+v", after, before)
+	}
+	var filesAfter struct{ Files []map[string]any }
+	if !crashAdminGet(nd.admin, "/api/v1/files", &filesAfter) {
+		t.Fatal("cannot list the files")
+	}
+	if fmt.Sprint(filesAfter) != fmt.Sprint(filesBefore) {
+		t.Errorf("files on PostgreSQL = %v, want those of SQLite %v", filesAfter, filesBefore)
+	}
+	nd.sftpUpload(t, "/inbox/third.csv", numberedCSV(500, 100))
+	crashWait(t, 60*time.Second, "the third file's job", func() bool {
+		var resp struct{ Jobs []crashJob }
+		return crashAdminGet(nd.admin, "/api/v1/jobs", &resp) && len(resp.Jobs) == 3
+	})
+	jobs := waitJobsDone(t, nd.admin, 60*time.Second)
+	nd.stop(t)
+	var maxBefore int64
+	for _, j := range before {
+		maxBefore = max(maxBefore, j.ID)
+	}
+	if jobs[0].ID <= maxBefore || jobs[0].Total != 100 || jobs[0].Counts["sent"] != 100 {
+		t.Errorf("the new file's job = %+v, want a new id after %d with 100 sent", jobs[0], maxBefore)
+	}
+	total, distinct = sink.counts()
+	if distinct != 600 || total != 600 {
+		t.Errorf("the provider saw %d deliveries of %d messages, want 600 of 600: each once", total, distinct)
 	}
 }
