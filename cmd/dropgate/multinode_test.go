@@ -52,18 +52,22 @@ type daemonNode struct {
 }
 
 // nodeConfig is a node's config: its own listeners and data folder, the
-// shared schema, a fixed admin token, partner acme (password
+// shared schema (dsn; "" keeps SQLite), a fixed admin token, partner acme (password
 // testPassword) on channel sms, described by channel. The lease is what a
 // live node's claim of up to 256 messages may take on a busy machine
 // (the crash test's 2 s is enough for one node; three nodes ingesting
 // and sending on two cores took longer, and other nodes re-sent the
 // batches whose leases ran out), and how long a killed node's claims
 // wait for another node.
-func nodeConfig(t *testing.T, dataDir, dsn, adminAddr, sftpAddr, channel string) string {
+func nodeConfig(t testing.TB, dataDir, dsn, adminAddr, sftpAddr, channel string) string {
 	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
+	}
+	store := "" // SQLite in data_dir
+	if dsn != "" {
+		store = fmt.Sprintf("\n[store]\ndriver = \"postgres\"\ndsn    = %q\n", dsn)
 	}
 	return fmt.Sprintf(`data_dir = %q
 
@@ -82,11 +86,7 @@ quiet_period = "200ms"
 
 [storage]
 min_free = "1MiB"
-
-[store]
-driver = "postgres"
-dsn    = %q
-
+%s
 [sender]
 lease          = "15s"
 poll_interval  = "20ms"
@@ -97,7 +97,7 @@ name          = "acme"
 region        = "PT"
 password_hash = %q
 channels      = ["sms"]
-`, dataDir, sftpAddr, adminAddr, crashAdminToken, dsn, hash) + channel
+`, dataDir, sftpAddr, adminAddr, crashAdminToken, store, hash) + channel
 }
 
 // httpChannel is an http channel "sms" posting to url.
@@ -118,10 +118,10 @@ concurrency = %d
 }
 
 // startNodes starts n nodes on the schema of shared, one after another
-// (the first creates the schema); channel(i) is node i's channel section.
-func startNodes(t *testing.T, bin, dir, shared string, n int, channel func(i int) string) []*daemonNode {
+// (the first creates the schema; dsn "": one node on SQLite); channel(i)
+// is node i's channel section.
+func startNodes(t testing.TB, bin, dir, shared, dsn string, n int, channel func(i int) string) []*daemonNode {
 	t.Helper()
-	dsn := storetest.DSN(t, shared)
 	var nodes []*daemonNode
 	for i := range n {
 		nd := &daemonNode{name: fmt.Sprintf("node%d", i), admin: crashFreeAddr(t), sftpAdr: crashFreeAddr(t)}
@@ -148,7 +148,7 @@ func startNodes(t *testing.T, bin, dir, shared string, n int, channel func(i int
 }
 
 // start (re)starts the node's process, logging to a new file in dir.
-func (nd *daemonNode) start(t *testing.T, bin, dir string) {
+func (nd *daemonNode) start(t testing.TB, bin, dir string) {
 	t.Helper()
 	for k := 0; ; k++ {
 		nd.log = filepath.Join(dir, fmt.Sprintf("%s-%d.log", nd.name, k))
@@ -167,7 +167,7 @@ func (nd *daemonNode) start(t *testing.T, bin, dir string) {
 
 // sftpUpload uploads content to path through the node's SFTP server with
 // the pkg/sftp client, as partner acme.
-func (nd *daemonNode) sftpUpload(t *testing.T, path, content string) {
+func (nd *daemonNode) sftpUpload(t testing.TB, path, content string) {
 	t.Helper()
 	conn, err := ssh.Dial("tcp", nd.sftpAdr, &ssh.ClientConfig{User: "acme", Auth: []ssh.AuthMethod{ssh.Password(testPassword)},
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
@@ -207,7 +207,7 @@ func TestThreeNodesShareTheHomesAndTheQueueThroughAKill(t *testing.T) {
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
 	shared := filepath.Join(dir, "shared")
-	nodes := startNodes(t, bin, dir, shared, 3, func(int) string { return httpChannel(srv.URL+"/v1/sms", crashConcurrency, 0, 0) })
+	nodes := startNodes(t, bin, dir, shared, storetest.DSN(t, shared), 3, func(int) string { return httpChannel(srv.URL+"/v1/sms", crashConcurrency, 0, 0) })
 
 	const files = 4
 	per := crashMessages / files
@@ -317,7 +317,7 @@ func TestChannelRateHoldsAcrossThreeNodes(t *testing.T) {
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
 	shared := filepath.Join(dir, "shared")
-	nodes := startNodes(t, bin, dir, shared, nodesN, func(i int) string {
+	nodes := startNodes(t, bin, dir, shared, storetest.DSN(t, shared), nodesN, func(i int) string {
 		return httpChannel(fmt.Sprintf("%s/v1/sms/node%d", srv.URL, i), concurrency, rate, burst)
 	})
 	nodes[0].sftpUpload(t, "/inbox/rated.csv", numberedCSV(0, messages))
@@ -365,9 +365,7 @@ func TestMigrateSQLiteToPostgresThroughTheBinary(t *testing.T) {
 	t.Cleanup(srv.Close)
 	dataDir := filepath.Join(dir, "data")
 	nd := &daemonNode{name: "node", admin: crashFreeAddr(t), sftpAdr: crashFreeAddr(t), cfgPath: filepath.Join(dir, "sqlite.toml")}
-	head, _, _ := strings.Cut(nodeConfig(t, dataDir, "", nd.admin, nd.sftpAdr, ""), "[store]")
-	_, tail, _ := strings.Cut(nodeConfig(t, dataDir, "", nd.admin, nd.sftpAdr, httpChannel(srv.URL+"/v1/sms", crashConcurrency, 0, 0)), "[sender]")
-	sqliteCfg := head + "[sender]" + tail
+	sqliteCfg := nodeConfig(t, dataDir, "", nd.admin, nd.sftpAdr, httpChannel(srv.URL+"/v1/sms", crashConcurrency, 0, 0))
 	if err := os.WriteFile(nd.cfgPath, []byte(sqliteCfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
