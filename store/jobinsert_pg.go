@@ -15,26 +15,28 @@ import (
 // range without reading them back, and none of its inserts can take an id
 // another node reserved.
 
-// reserve reserves n consecutive ids of table (see reserveIDs) in a short
-// transaction of its own on a reader connection. Sequences are not
-// transactional, so the range stays reserved when it commits (and is
-// simply skipped if the writer's transaction then fails); the lock that
-// guards the reservation is held for one statement, not for the whole of
-// the writer's transaction, which other nodes' inserts would wait on.
+// reserveSQL is reserveIDs in one statement, its own transaction: the
+// materialized CTE takes the lock reserveIDs takes before the sequence
+// moves, and the statement's end releases it.
+const reserveSQL = `WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtext(?)))
+	SELECT setval(pg_get_serial_sequence(?, 'id'), nextval(pg_get_serial_sequence(?, 'id')) + ? - 1) FROM l`
+
+// reserve reserves n consecutive ids of table, as reserveIDs does, in a
+// statement of its own on a reader connection (the writer's one
+// connection may be in the transaction that needs them). Sequences are
+// not transactional, so the range stays reserved (and is simply skipped
+// if the writer's transaction then fails); the lock guarding the
+// reservation is held for one statement, not for the whole of the
+// writer's transaction, which other nodes' inserts would wait on.
 func (s *Store) reserve(ctx context.Context, table string, n int) (int64, error) {
-	tx, err := s.reader.BeginTx(ctx, nil)
-	if err != nil {
+	if n <= 0 {
+		return 0, nil
+	}
+	var last int64
+	if err := s.reader.QueryRowContext(ctx, reserveSQL, table+".id", table, table, n).Scan(&last); err != nil {
 		return 0, fmt.Errorf("cannot reserve %s ids: %w", table, err)
 	}
-	defer tx.Rollback()
-	first, err := reserveIDs(ctx, tx, table, n)
-	if err != nil {
-		return 0, err
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("cannot reserve %s ids: %w", table, err)
-	}
-	return first, nil
+	return last - int64(n) + 1, nil
 }
 
 const insertJobIDSQL = `INSERT INTO jobs (id, partner, source, file_id, file_name, status, priority, total, templates, created_at)
