@@ -115,3 +115,43 @@ func TestAJobQueuedOnOneNodeWakesAnotherNodesSender(t *testing.T) {
 		t.Errorf("node B's driver sent %d, want 3", d.Count())
 	}
 }
+
+// An API send queued through node A overtakes node B's claimed bulk
+// backlog as it would one queued on B itself: A's NOTIFY wakes B's
+// dispatcher (whose poll never comes), which claims it into the urgent
+// lane. See TestAPIMessageOvertakesAnAlreadyClaimedBulkBacklog.
+func TestAnAPIMessageQueuedOnOneNodeOvertakesAnotherNodesBulkBacklog(t *testing.T) {
+	nodes := pgNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	cc := fakeChannel()
+	cc.Concurrency = 4
+	cfg := testConfig(t, cc)
+	cfg.Sender.PollInterval = config.Duration(time.Hour)
+	bulk := queueJob(t, b, "alpha", store.SourceFile, store.PriorityBulk, "sms", 2000)
+	var listening atomic.Bool
+	s := newSender(t, cfg, b, func(o *Options) { o.listening = func() { listening.Store(true) } })
+	ch := s.channels[0]
+	d := &laneDriver{bulkJob: bulk.ID, held: ch.concurrency, release: make(chan struct{}), urgentIn: make(chan struct{})}
+	useDriver(s, "sms", d)
+	start(t, s)
+	waitFor(t, 30*time.Second, "node B to listen and its bulk feed to fill", func() bool {
+		return listening.Load() && len(ch.feed) == cap(ch.feed) && d.entered() >= ch.concurrency && s.inflightCount() >= 2*s.claimBatch
+	})
+
+	api := queueJob(t, a, "beta", store.SourceAPI, store.PriorityTransactional, "sms", 1)
+	waitFor(t, 30*time.Second, "the API message to be claimed by node B", func() bool { return len(ch.urgent) == 1 })
+	giveUp := time.AfterFunc(20*time.Second, func() { d.once.Do(func() { close(d.urgentIn) }) })
+	defer giveUp.Stop()
+	close(d.release)
+	waitJob(t, b, api.ID, store.JobDone, 60*time.Second)
+	before := 0
+	for _, job := range d.order() {
+		if job == api.ID {
+			break
+		}
+		before++
+	}
+	if limit := 2*ch.concurrency - 1; before > limit {
+		t.Errorf("%d bulk messages reached the provider before the API message; want at most %d", before, limit)
+	}
+}

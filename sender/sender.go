@@ -117,6 +117,14 @@ func New(opts Options) (*Sender, error) {
 		gate:       newJobGate(opts.Store),
 		listening:  opts.listening,
 	}
+	if opts.Store.Postgres() {
+		// Several nodes share the queue: what one node claimed ahead of its
+		// workers is work the others cannot take, and at the end of a job
+		// they idle while it drains. A quarter of SQLite's batch keeps
+		// that tail short (BENCHMARKS.md, BenchmarkScaleOutNodes); a claim
+		// on PostgreSQL is one statement.
+		s.claimBatch = 64
+	}
 	if s.retryBase <= 0 {
 		s.retryBase = time.Second
 	}

@@ -14,19 +14,28 @@ import (
 )
 
 // claimPGSQL claims, in one statement, those of the first limit due
-// messages of the listed jobs on one channel whose job is still queued or
-// sending (one paused or cancelled since it was listed gives nothing, as
-// on SQLite), for this node. Several nodes claim from one queue at once:
-// FOR UPDATE SKIP LOCKED passes over the rows another node's claim holds,
-// and a row another node claimed and committed meanwhile fails the status
-// recheck, so no message is claimed twice and no node waits for another's
-// claim.
+// messages of the listed jobs (ids ascending, as SQLite's claim reads
+// them) on one channel whose job is still queued or sending (one paused
+// or cancelled since it was listed gives nothing, as on SQLite), for this
+// node. Several nodes claim from one queue at once: FOR UPDATE SKIP
+// LOCKED passes over the rows another node's claim holds, and a row
+// another node claimed and committed meanwhile fails the status recheck,
+// so no message is claimed twice and no node waits for another's claim.
+//
+// Each job is read through messages_queue in its own order (job_id,
+// status, channel, next_attempt_at), one job after the other, and the
+// walk stops at the limit: reading all of a job's due messages and
+// sorting them took 1.6 s per claim on a job of 300,000. Messages due
+// at the same time come in the index's order (heap order, which is
+// insertion order for a job's messages) rather than strictly by id.
 const claimPGSQL = `WITH c AS (
-		SELECT m.id AS cid FROM messages m
-		WHERE m.job_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))
-			AND m.status = 'queued' AND m.channel = ? AND m.next_attempt_at <= ?
-		ORDER BY m.job_id, m.next_attempt_at, m.id LIMIT ?
-		FOR UPDATE OF m SKIP LOCKED)
+		SELECT m.cid FROM json_each(?) AS j
+		CROSS JOIN LATERAL (
+			SELECT id AS cid FROM messages
+			WHERE job_id = CAST(j.value AS BIGINT) AND status = 'queued' AND channel = ? AND next_attempt_at <= ?
+			ORDER BY next_attempt_at LIMIT ?
+			FOR UPDATE SKIP LOCKED) m
+		LIMIT ?)
 	UPDATE messages SET status = 'sending', lease_until = ?, attempts = attempts + 1, updated_at = ?, node = ?
 	FROM c WHERE messages.id = c.cid
 		AND messages.job_id IN (SELECT id FROM jobs WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?)) AND status IN ('queued', 'sending'))
@@ -48,12 +57,13 @@ func (s *Store) claimFromJobsPG(ctx context.Context, jobs []RunnableJob, channel
 		byID[jobs[i].ID] = &jobs[i]
 		jobIDs[i] = jobs[i].ID
 	}
+	slices.Sort(jobIDs) // claimPGSQL walks the jobs in the list's order
 	leaseUntil := ms(now.Add(lease))
 	var out []Claim
 	err := s.retryPG(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		list := idList(jobIDs)
-		rows, err := tx.QueryContext(ctx, claimPGSQL, list, channel, ms(now), limit, leaseUntil, ms(now), s.node.id.Load(), list)
+		rows, err := tx.QueryContext(ctx, claimPGSQL, list, channel, ms(now), limit, limit, leaseUntil, ms(now), s.node.id.Load(), list)
 		if err != nil {
 			return err
 		}

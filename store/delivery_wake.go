@@ -12,9 +12,10 @@ type queuedHooks struct {
 
 // OnJobsQueued calls fn after each commit that may have made messages
 // runnable: a job queued (file or API), resumed or retried; on PostgreSQL
-// also after such a commit by another node, while ListenQueue runs. fn runs on the
-// committing goroutine and must not block; a sender's fn is a non-blocking
-// channel send. The returned stop unregisters fn.
+// also after such a commit by another node, while ListenQueue runs. fn
+// runs on the committing (or listening) goroutine and must not block; a
+// sender's fn is a non-blocking channel send. The returned stop
+// unregisters fn.
 func (s *Store) OnJobsQueued(fn func()) (stop func()) {
 	h := &s.queued
 	h.mu.Lock()

@@ -13,9 +13,13 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// queueChannel is the PostgreSQL notification channel on which a node
-// tells the others that messages became runnable.
-const queueChannel = "dropgate_queue"
+// queueChannelPrefix names the PostgreSQL notification channel on which
+// a node tells the others that messages became runnable. Notifications
+// reach every session of the database, whatever its schema: the channel
+// is the prefix and the store's schema, so that dropgates kept in other
+// schemas of the database (and the tests, a schema each) do not wake each
+// other.
+const queueChannelPrefix = "dropgate_queue."
 
 // pgNotify sends the NOTIFYs of one node: a commit that may have made
 // messages runnable (jobsQueued) sends one, so every node's sender
@@ -25,6 +29,22 @@ type pgNotify struct {
 	once    sync.Once
 	token   string      // this store's payload, so its own NOTIFYs do not wake it twice
 	pending atomic.Bool // a NOTIFY is due and not yet sent
+	channel atomic.Pointer[string]
+}
+
+// queueChannel returns the store's notification channel (see
+// queueChannelPrefix), asking for its schema the first time.
+func (s *Store) queueChannel(ctx context.Context) (string, error) {
+	if ch := s.notify.channel.Load(); ch != nil {
+		return *ch, nil
+	}
+	var schema string
+	if err := s.reader.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return "", fmt.Errorf("cannot read the schema: %w", err)
+	}
+	ch := queueChannelPrefix + schema
+	s.notify.channel.Store(&ch)
+	return ch, nil
 }
 
 // notifyToken returns this store's NOTIFY payload.
@@ -49,7 +69,9 @@ func (s *Store) notifyQueued() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		// A lost NOTIFY costs the other nodes a poll interval, nothing more.
-		s.reader.ExecContext(ctx, `SELECT pg_notify('`+queueChannel+`', ?)`, token)
+		if ch, err := s.queueChannel(ctx); err == nil {
+			s.reader.ExecContext(ctx, `SELECT pg_notify(?, ?)`, ch, token)
+		}
 	}()
 }
 
@@ -88,13 +110,17 @@ func (s *Store) ListenQueue(ctx context.Context, ready func()) error {
 
 // listenOnce listens on one connection until it fails or ctx ends.
 func (s *Store) listenOnce(ctx context.Context, token string, ready func()) error {
+	ch, err := s.queueChannel(ctx)
+	if err != nil {
+		return err
+	}
 	conn, err := s.reader.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	return pgxConn(ctx, conn, func(pc *pgx.Conn) error {
-		if _, err := pc.Exec(ctx, `LISTEN `+queueChannel); err != nil {
+		if _, err := pc.Exec(ctx, `LISTEN `+pgx.Identifier{ch}.Sanitize()); err != nil {
 			return fmt.Errorf("cannot listen for queued jobs: %w", err)
 		}
 		if ready != nil {

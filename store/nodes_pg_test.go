@@ -243,3 +243,72 @@ func TestNodesListsTheOneSQLiteNode(t *testing.T) {
 		t.Fatalf("nodes after the stop = %+v", listed)
 	}
 }
+
+// Three nodes claiming and recording outcomes at once on the same jobs
+// (their tallies and the triggers' take the same rows) all get through:
+// every message ends once, and the jobs' counts add up.
+func TestNodesClaimAndCompleteTheSameJobsAtOnce(t *testing.T) {
+	needsNodes(t)
+	ctx := context.Background()
+	nodes := openNodes(t, 3)
+	const perJob = 400
+	var jobs []Job
+	for i := range 4 {
+		jobs = append(jobs, queueTest(t, nodes[i%3], fmt.Sprintf("p%d", i), PriorityBulk, perJob))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 12)
+	for _, s := range nodes {
+		for w := range 3 {
+			wg.Go(func() {
+				for {
+					runnable, err := s.RunnableJobs(ctx, "sms", time.Now())
+					if err != nil {
+						errs <- err
+						return
+					}
+					if len(runnable) == 0 {
+						return
+					}
+					cs, err := s.ClaimFromJobs(ctx, runnable, "sms", time.Now(), time.Minute, 23)
+					if err != nil {
+						errs <- err
+						return
+					}
+					outs := make([]Outcome, len(cs))
+					for i, c := range cs {
+						kind := OutcomeSent
+						if (int(c.ID)+w)%5 == 0 {
+							kind = OutcomeFailed // moved by the triggers, in no particular order
+						}
+						outs[i] = Outcome{ID: c.ID, JobID: c.JobID, Attempt: c.Attempt, Kind: kind, At: time.Now(), Error: "x"}
+					}
+					if err := s.CompleteMessages(ctx, outs); err != nil {
+						errs <- err
+						return
+					}
+					ids := make([]int64, 0, len(runnable))
+					for _, j := range runnable {
+						ids = append(ids, j.ID)
+					}
+					if _, err := s.FinishJobsByID(ctx, ids); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		got, err := nodes[0].Job(ctx, j.ID)
+		if err != nil || got.Status != JobDone || got.Counts[MsgSent]+got.Counts[MsgFailed] != perJob ||
+			got.Counts[MsgSending] != 0 || got.Counts[MsgQueued] != 0 {
+			t.Fatalf("job %d after the run = %+v, %v", j.ID, got, err)
+		}
+	}
+}
