@@ -208,6 +208,12 @@ func (b *eventBatch) flush(args []any, rows, width int, q func(int) string) erro
 }
 
 func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, now time.Time, fileID int64, rows int) ([]EventResult, error) {
+	return retryDeadlocks(s, func() ([]EventResult, error) { // workflow_pg.go
+		return s.acceptEventsOnce(ctx, events, now, fileID, rows)
+	})
+}
+
+func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now time.Time, fileID int64, rows int) ([]EventResult, error) {
 	// The transaction is bounded (10,000 events at most from the API) and
 	// runs to its end: with a cancellable context the driver starts a
 	// goroutine per statement to watch it, a fifth of an event's cost.

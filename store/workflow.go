@@ -187,7 +187,13 @@ func stepCount(advs []RunAdvance) int {
 // leaves either both or neither: a step never queues twice. A run that is
 // no longer waiting at the step read (cancelled meanwhile) fails the whole
 // batch with ErrRunMoved and nothing is stored.
-func (s *Store) AdvanceRuns(ctx context.Context, advs []RunAdvance, now time.Time) (jobs []Job, err error) {
+func (s *Store) AdvanceRuns(ctx context.Context, advs []RunAdvance, now time.Time) ([]Job, error) {
+	return retryDeadlocks(s, func() ([]Job, error) { // workflow_pg.go
+		return s.advanceRuns(ctx, advs, now)
+	})
+}
+
+func (s *Store) advanceRuns(ctx context.Context, advs []RunAdvance, now time.Time) (jobs []Job, err error) {
 	ctx = context.WithoutCancel(ctx) // see acceptEvents: a bounded batch, run to its end
 	byPartner := map[string][]int{}
 	var partners []string
