@@ -183,11 +183,13 @@ func TestClaimOfAStoppedNodeIsTakenOver(t *testing.T) {
 	onEngines(t, false, func(t *testing.T, open opener) {
 		cfg := nodesConfig(t)
 		a := newNode(t, cfg, open(t, cfg.DBPath()), "A")
-		b := newNode(t, cfg, open(t, cfg.DBPath()), "B")
-		a.in.claims.lease = 300 * time.Millisecond // A never renews: it does not Run
-		b.in.claims.lease = 300 * time.Millisecond
+		// A never renews its claim (it does not Run): its lease runs out
+		// when B's clock has moved past it, not before.
+		a.in.claims.lease = time.Hour
 		const rows = 500
-		a.write("acme", "inbox/left.csv", bigCSV("left", rows))
+		path := a.write("acme", "inbox/left.csv", bigCSV("left", rows))
+		old := time.Now().Add(-time.Hour) // B's start takes it at once, not after a quiet period
+		os.Chtimes(path, old, old)
 		entered, resume := make(chan struct{}), make(chan struct{})
 		a.in.ingesting = func(ctx context.Context, it workItem) error {
 			close(entered)
@@ -196,7 +198,9 @@ func TestClaimOfAStoppedNodeIsTakenOver(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		wg.Go(func() { a.in.process(context.Background(), workItem{partner: "acme", rel: "inbox/left.csv"}) })
-		t.Cleanup(wg.Wait)
+		var once sync.Once
+		letGo := func() { once.Do(func() { close(resume) }) }
+		t.Cleanup(func() { letGo(); wg.Wait() })
 		select {
 		case <-entered:
 		case <-time.After(30 * time.Second):
@@ -205,11 +209,35 @@ func TestClaimOfAStoppedNodeIsTakenOver(t *testing.T) {
 		if c, err := a.st.FileClaimOf(context.Background(), "acme", "inbox/left.csv"); err != nil || c.Node != "A" {
 			t.Fatalf("claim while A reads: %+v, %v", c, err)
 		}
-		b.run()
-		fs := b.waitFiles("acme", 1)
-		close(resume)
+		// B starts while A's claim is live, after the file was written (so
+		// no event of it reaches B: only B's scan and its look at the
+		// expired claims can find it). B's start leaves A's ingest alone,
+		// and its scan finds the file held by A.
+		b := newNode(t, cfg, open(t, cfg.DBPath()), "B")
+		b.in.claims.lease = 300 * time.Millisecond
+		var mu sync.Mutex
+		var ahead time.Duration
+		b.in.now = func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return time.Now().Add(ahead)
+		}
+		b.runScanned()
+		item := workItem{partner: "acme", rel: "inbox/left.csv"}
+		waitFor(t, "B's try at the file", 30*time.Second, func() bool { return !b.in.queue.busy(item) })
+		if jobs, err := b.st.ListJobs(context.Background(), store.JobFilter{Partner: "acme"}); err != nil || len(jobs) != 1 || jobs[0].Status != store.JobIngesting {
+			t.Fatalf("jobs while A's claim is live: %+v, %v; want A's one ingesting job", jobs, err)
+		}
+		if c, err := b.st.FileClaimOf(context.Background(), "acme", "inbox/left.csv"); err != nil || c.Node != "A" {
+			t.Fatalf("claim while A's lease runs: %+v, %v", c, err)
+		}
+		mu.Lock()
+		ahead = 2 * time.Hour // A's lease ran out: A is gone
+		mu.Unlock()
+		b.waitFiles("acme", 1)
+		letGo()
 		wg.Wait()
-		fs = b.files("acme")
+		fs := b.files("acme")
 		if len(fs) != 1 || fs[0].Status != store.FileQueued {
 			t.Fatalf("files = %+v, want one queued file", fs)
 		}

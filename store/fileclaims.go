@@ -210,6 +210,8 @@ func (s *Store) AbandonIngestOf(ctx context.Context, partner, name string) error
 // node's are taken over once its claims expire (AbandonIngestOf). On
 // SQLite, the one node is the only writer: every claim is its own from
 // before the stop, so they are dropped and every interrupted ingest goes.
+// On PostgreSQL a list send started through the API, which has no file
+// and no claim, is left alone.
 func (s *Store) AbandonUnclaimedIngests(ctx context.Context, now time.Time) (jobs, files int64, err error) {
 	if !s.pg {
 		if _, err := s.writer.ExecContext(ctx, `DELETE FROM file_claims`); err != nil {
@@ -218,7 +220,12 @@ func (s *Store) AbandonUnclaimedIngests(ctx context.Context, now time.Time) (job
 		return s.AbandonInterruptedIngests(ctx)
 	}
 	const unclaimed = `NOT EXISTS (SELECT 1 FROM file_claims c WHERE c.partner = %s AND c.name = %s AND c.lease_until > ?)`
-	ids, err := s.int64s(ctx, `SELECT id FROM jobs WHERE status = ? AND `+fmt.Sprintf(unclaimed, "jobs.partner", "jobs.file_name"), JobIngesting, ms(now))
+	// A job with no file (a list send through the API) has no claim to
+	// tell a live node's from a dead one's: it is left alone, since
+	// removing a live node's would corrupt its send, and a dead node's
+	// is never seen by the sender anyway.
+	ids, err := s.int64s(ctx, `SELECT id FROM jobs WHERE status = ? AND COALESCE(file_id, 0) <> 0 AND `+
+		fmt.Sprintf(unclaimed, "jobs.partner", "jobs.file_name"), JobIngesting, ms(now))
 	if err != nil {
 		return 0, 0, fmt.Errorf("cannot list interrupted ingests: %w", err)
 	}
