@@ -145,6 +145,15 @@ func TestBansAndFailuresAreShared(t *testing.T) {
 	if n, _ := s.AddLoginFailure(ctx, "192.0.2.7", now.Add(2*time.Minute), now.Add(90*time.Second)); n != 1 {
 		t.Fatalf("failures outside the window counted: %d", n)
 	}
+	s.AddLoginFailure(ctx, "192.0.2.8", now, now.Add(-time.Minute))
+	if err := s.PruneLoginFailures(ctx, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	s.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM defender_failures`).Scan(&left)
+	if left != 1 {
+		t.Fatalf("%d failures left after pruning, want the one of 192.0.2.7 inside the window", left)
+	}
 	if err := s.PutBan(ctx, DefenderBan{Addr: "192.0.2.7", Until: now.Add(time.Hour), Failures: 3, Node: "A"}, now); err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,7 @@ type defender struct {
 	shared  SharedBans
 	checked map[string]time.Time
 	node    string
+	pruned  time.Time // when the shared failures were last pruned
 }
 
 func newDefender(cfg config.DefenderConfig, now func() time.Time, logger *slog.Logger) *defender {

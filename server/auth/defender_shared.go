@@ -18,6 +18,7 @@ type SharedBans interface {
 	Bans(ctx context.Context, now time.Time) ([]store.DefenderBan, error)
 	AddLoginFailure(ctx context.Context, addr string, now, since time.Time) (int, error)
 	ClearLoginFailures(ctx context.Context, addr string) error
+	PruneLoginFailures(ctx context.Context, since time.Time) error
 }
 
 // sharedCheckEvery is how long a node trusts its last look at the shared
@@ -70,6 +71,18 @@ func (d *defender) sharedFail(host string) (banned, ok bool) {
 	if err != nil {
 		d.logger.Error("cannot count a failed login in the shared table; counting on this node", "remote", host, "err", err)
 		return false, false
+	}
+	d.mu.Lock()
+	prune := now.Sub(d.pruned) >= d.cfg.Window.D()
+	if prune {
+		d.pruned = now
+	}
+	d.mu.Unlock()
+	if prune {
+		// Addresses that failed once and went away: at most once a window.
+		if err := d.shared.PruneLoginFailures(ctx, now.Add(-d.cfg.Window.D())); err != nil {
+			d.logger.Warn("cannot prune old login failures", "err", err)
+		}
 	}
 	if n < d.cfg.MaxFailures {
 		return false, true
