@@ -14,6 +14,7 @@ import (
 
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // testQuiet is the quiet period of the tests: short, yet long enough for
@@ -47,7 +48,7 @@ func newTestEnv(t *testing.T, mutate func(*config.Config)) *testEnv {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
-	st, err := store.Open(context.Background(), cfg.DBPath())
+	st, err := storetest.OpenAt(t, cfg.DBPath())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // testConfig is a validated configuration over a temporary data dir with
@@ -39,7 +40,7 @@ func testConfig(t *testing.T, channels ...config.Channel) *config.Config {
 // openStore opens a real store in the config's data dir.
 func openStore(t *testing.T, cfg *config.Config) *store.Store {
 	t.Helper()
-	st, err := store.Open(context.Background(), cfg.DBPath())
+	st, err := storetest.OpenAt(t, cfg.DBPath())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/ingest"
 	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // env is an engine over a real store and ingester, on a fake clock.
@@ -58,7 +59,7 @@ channels = ["email", "sms"]
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, cfg.DBPath())
+	st, err := storetest.OpenAt(t, cfg.DBPath())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func TestSIGKILLMidIngestQueuesEveryRowOnce(t *testing.T) {
 	dataDir := filepath.Join(dir, "data")
 	adminAddr := crashFreeAddr(t)
 	cfgPath := filepath.Join(dir, "dropgate.toml")
-	cfg := crashConfigHead(dataDir, adminAddr) + `
+	cfg := crashConfigHead(t, dataDir, adminAddr) + `
 [[partner]]
 name     = "acme"
 region   = "PT"

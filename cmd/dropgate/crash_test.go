@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // crashMessages is how many messages the crash test queues.
@@ -121,7 +123,7 @@ func TestSIGKILLMidSendLosesNothingAndDuplicatesLittle(t *testing.T) {
 }
 
 // buildDaemon builds the dropgate binary into dir.
-func buildDaemon(t *testing.T, dir string) string {
+func buildDaemon(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "dropgate")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -140,7 +142,7 @@ type crashJob struct {
 
 // waitJobsDone waits until the API lists jobs and every one is done, and
 // returns them.
-func waitJobsDone(t *testing.T, adminAddr string, timeout time.Duration) []crashJob {
+func waitJobsDone(t testing.TB, adminAddr string, timeout time.Duration) []crashJob {
 	t.Helper()
 	var jobs []crashJob
 	crashWait(t, timeout, "every job done", func() bool {
@@ -162,8 +164,9 @@ func waitJobsDone(t *testing.T, adminAddr string, timeout time.Duration) []crash
 }
 
 // crashConfigHead is the part of the crash tests' configs they share: no
-// file servers, the admin API on adminAddr, a short quiet period.
-func crashConfigHead(dataDir, adminAddr string) string {
+// file servers, the admin API on adminAddr, a short quiet period, and the
+// run's store (storetest.TOML).
+func crashConfigHead(t *testing.T, dataDir, adminAddr string) string {
 	return fmt.Sprintf(`data_dir = %q
 
 [sftp]
@@ -181,12 +184,12 @@ quiet_period = "200ms"
 
 [storage]
 min_free = "1MiB"
-`, dataDir, adminAddr, crashAdminToken)
+`, dataDir, adminAddr, crashAdminToken) + storetest.TOML(t, dataDir)
 }
 
 func writeCrashConfig(t *testing.T, path, dataDir, adminAddr, url string) {
 	t.Helper()
-	cfg := crashConfigHead(dataDir, adminAddr) + fmt.Sprintf(`
+	cfg := crashConfigHead(t, dataDir, adminAddr) + fmt.Sprintf(`
 [sender]
 lease          = "2s"
 poll_interval  = "20ms"
@@ -237,7 +240,7 @@ type crashChild struct {
 	done chan error
 }
 
-func startCrashChild(t *testing.T, bin, cfgPath, adminAddr, logPath string) *crashChild {
+func startCrashChild(t testing.TB, bin, cfgPath, adminAddr, logPath string) *crashChild {
 	t.Helper()
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -275,7 +278,7 @@ func startCrashChild(t *testing.T, bin, cfgPath, adminAddr, logPath string) *cra
 }
 
 // kill sends SIGKILL: no shutdown code runs.
-func (c *crashChild) kill(t *testing.T) {
+func (c *crashChild) kill(t testing.TB) {
 	t.Helper()
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -284,7 +287,7 @@ func (c *crashChild) kill(t *testing.T) {
 }
 
 // stop asks for a graceful stop and waits for it.
-func (c *crashChild) stop(t *testing.T) {
+func (c *crashChild) stop(t testing.TB) {
 	t.Helper()
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -309,7 +312,7 @@ func crashAdminGet(addr, path string, out any) bool {
 	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(out) == nil
 }
 
-func crashFreeAddr(t *testing.T) string {
+func crashFreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -320,7 +323,7 @@ func crashFreeAddr(t *testing.T) string {
 }
 
 // crashWait polls cond every 5ms until it holds or timeout passes.
-func crashWait(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func crashWait(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -68,7 +68,7 @@ func TestSIGKILLWhileRunsWaitAndFireFiresEachRunOnce(t *testing.T) {
 	dataDir := filepath.Join(dir, "data")
 	adminAddr := crashFreeAddr(t)
 	cfgPath := filepath.Join(dir, "dropgate.toml")
-	cfg := crashConfigHead(dataDir, adminAddr) + fmt.Sprintf(`
+	cfg := crashConfigHead(t, dataDir, adminAddr) + fmt.Sprintf(`
 [sender]
 lease          = "2s"
 poll_interval  = "20ms"

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // Test credentials of the daemons started by startDaemon.
@@ -35,7 +36,8 @@ type testDaemon struct {
 
 // testConfig is the config startDaemon uses before mod: every listener on
 // 127.0.0.1:0, a partner "acme" (password testPassword, channels email and
-// sms of type outbox), short quiet period and poll interval.
+// sms of type outbox), short quiet period and poll interval, and the run's
+// store (storetest.Configure: the schema OpenAt(t, cfg.DBPath()) opens).
 func testConfig(t *testing.T, dataDir string) *config.Config {
 	t.Helper()
 	cfg := config.Default()
@@ -57,6 +59,7 @@ func testConfig(t *testing.T, dataDir string) *config.Config {
 	}
 	cfg.Partners = []config.Partner{{Name: "acme", PasswordHash: string(hash), Region: "PT", Timezone: "Europe/Lisbon",
 		Channels: []string{"email", "sms"}}}
+	storetest.Configure(t, cfg)
 	return cfg
 }
 

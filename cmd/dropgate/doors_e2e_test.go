@@ -46,7 +46,7 @@ func dialFTP(t *testing.T, d *testDaemon) *jftp.ServerConn {
 	return fc
 }
 
-func sftpPut(t *testing.T, sc *pkgsftp.Client, path, content string) {
+func sftpPut(t testing.TB, sc *pkgsftp.Client, path, content string) {
 	t.Helper()
 	f, err := sc.Create(path)
 	if err != nil {

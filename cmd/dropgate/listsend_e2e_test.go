@@ -13,6 +13,7 @@ import (
 
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // promoTemplate is an SMS template whose body is filled in per contact.
@@ -41,7 +42,7 @@ func newListSendFixture(t *testing.T) *listSendFixture {
 	renameInto(t, filepath.Join(d.Home("acme"), "templates", "promo.tmpl"), promoTemplate)
 	d.waitTemplates(t, 1)
 	ctx := context.Background()
-	st, err := store.Open(ctx, cfg.DBPath())
+	st, err := storetest.OpenAt(t, cfg.DBPath())
 	if err != nil {
 		t.Fatal(err)
 	}

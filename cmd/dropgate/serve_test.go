@@ -4,23 +4,19 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // TestStartWarnsAboutMessagesOnARemovedChannel: messages queued on a
 // channel that left the config are kept, and the start says so.
 func TestStartWarnsAboutMessagesOnARemovedChannel(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "dropgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := storetest.Open(t)
 	msgs := []store.Message{
 		{Channel: "fax", Recipient: "+351912345678", Body: "old"},
 		{Channel: "fax", Recipient: "+351912345679", Body: "old"},

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // mailSink is an SMTP server on 127.0.0.1 that keeps what it is given
@@ -109,7 +110,7 @@ func unsubscribeConfig(t *testing.T, k *mailSink) *config.Config {
 func seedContacts(t *testing.T, cfg *config.Config) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, cfg.DBPath())
+	st, err := storetest.OpenAt(t, cfg.DBPath())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func seedContacts(t *testing.T, cfg *config.Config) {
 // daemon has stopped.
 func memberships(t *testing.T, cfg *config.Config, partner, recipient string) map[string]string {
 	t.Helper()
-	st, err := store.Open(context.Background(), cfg.DBPath())
+	st, err := storetest.OpenAt(t, cfg.DBPath())
 	if err != nil {
 		t.Fatal(err)
 	}

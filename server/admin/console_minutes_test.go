@@ -2,12 +2,11 @@ package admin
 
 import (
 	"context"
-	"database/sql"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // The overview's minute cache reads a settled minute once and the last two
@@ -15,21 +14,15 @@ import (
 func TestMinuteCacheReadsSettledMinutesOnce(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "db")
-	st, err := store.Open(ctx, path)
+	st, err := storetest.OpenAt(t, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
+	raw := storetest.Raw(t, path)
 	exec := func(q string, args ...any) {
 		t.Helper()
-		if _, err := raw.Exec(q, args...); err != nil {
-			t.Fatal(err)
-		}
+		raw.Exec(t, q, args...)
 	}
 	now := time.Date(2026, 11, 30, 12, 0, 30, 0, time.UTC)
 	minute := func(t time.Time) int64 { return t.Unix() / 60 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,17 +14,14 @@ import (
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/ingest"
 	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // startServer runs a real admin server on 127.0.0.1:0 with cfg's [admin]
 // limits, and returns its address.
 func startServer(t *testing.T, tune func(*config.Config, *Options)) (string, *store.Store) {
 	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.Open(t)
 	cfg := config.Default()
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Admin.Tokens = []string{adminToken}

@@ -3,12 +3,12 @@ package admin
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 func groupSend(key, hash, to string) store.APISend {
@@ -21,11 +21,7 @@ func groupSend(key, hash, to string) store.APISend {
 // every send of its group and stores none of them, and a repeated key in a
 // group replays the first send.
 func TestSendGroupsShareACommitAndAnswerAfterIt(t *testing.T) {
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.Open(t)
 	g := &sendGroups{st: st}
 	boom := errors.New("commit refused by the test")
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -43,7 +39,11 @@ func TestSendGroupsShareACommitAndAnswerAfterIt(t *testing.T) {
 
 	results := make(chan store.APIResult, 10)
 	go func() { results <- g.create(context.Background(), groupSend("lead", "h0", "+351910000000")) }()
-	<-entered
+	select {
+	case <-entered:
+	case r := <-results:
+		t.Fatalf("the first send was answered without reaching its commit: %+v", r)
+	}
 	second := []store.APISend{
 		groupSend("k1", "h1", "+351910000001"),
 		groupSend("k2", "h2", "+351910000002"),
@@ -141,11 +141,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // A panic while storing a group answers its sends with an error and leaves
 // the queue working for the next ones.
 func TestSendGroupsSurviveAPanic(t *testing.T) {
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.Open(t)
 	g := &sendGroups{st: st}
 	st.SetAPICommitHook(func() error { panic("test panic") })
 	if r := g.create(context.Background(), groupSend("k1", "h1", "+351910000001")); r.Err == nil {

@@ -88,8 +88,13 @@ func (f *fixture) send(t *testing.T, method, path, token, body string, header ..
 func runIDs(t *testing.T, body map[string]any) []int64 {
 	t.Helper()
 	var ids []int64
-	for _, e := range body["events"].([]any) {
-		for _, id := range e.(map[string]any)["runs_started"].([]any) {
+	events, ok := body["events"].([]any)
+	if !ok {
+		t.Fatalf("no events in %v", body)
+	}
+	for _, e := range events {
+		started, _ := e.(map[string]any)["runs_started"].([]any)
+		for _, id := range started {
 			ids = append(ids, int64(id.(float64)))
 		}
 	}

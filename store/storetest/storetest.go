@@ -5,7 +5,10 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/dropgate/dropgate/config"
@@ -46,12 +49,23 @@ func OpenAt(t testing.TB, path string) (*store.Store, error) {
 }
 
 // Configure points cfg at this run's engine: on PostgreSQL a schema of
-// t's own (the same one for the same data_dir), on SQLite nothing to do.
+// t's own, the one OpenAt(t, cfg.DBPath()) opens (so a test can look at
+// what the daemon stored), on SQLite nothing to do.
 func Configure(t testing.TB, cfg *config.Config) {
 	t.Helper()
 	if onPostgres {
-		cfg.Store = config.StoreConfig{Driver: config.StorePostgres, DSN: pgtest.SchemaFor(t, cfg.DataDir)}
+		cfg.Store = config.StoreConfig{Driver: config.StorePostgres, DSN: pgtest.SchemaFor(t, cfg.DBPath())}
 	}
+}
+
+// DSN is the PostgreSQL DSN of the schema standing for dataDir's
+// database (the one TOML and Configure name); "" on SQLite.
+func DSN(t testing.TB, dataDir string) string {
+	t.Helper()
+	if !onPostgres {
+		return ""
+	}
+	return pgtest.SchemaFor(t, (&config.Config{DataDir: dataDir}).DBPath())
 }
 
 // TOML is the [store] section for this run's engine, for tests that write
@@ -61,7 +75,7 @@ func TOML(t testing.TB, dataDir string) string {
 	if !onPostgres {
 		return ""
 	}
-	return "\n[store]\ndriver = \"postgres\"\ndsn = " + quote(pgtest.SchemaFor(t, dataDir)) + "\n"
+	return "\n[store]\ndriver = \"postgres\"\ndsn = " + quote(DSN(t, dataDir)) + "\n"
 }
 
 func quote(s string) string {
@@ -73,4 +87,62 @@ func quote(s string) string {
 		b = append(b, c)
 	}
 	return string(append(b, '"'))
+}
+
+// DB is a raw connection to a test's database, beside its store, for a
+// test that writes rows no store method would (a past minute, what a
+// crash leaves).
+type DB struct {
+	db *sql.DB
+	pg bool
+}
+
+// Raw opens the database OpenAt(t, path) opens, closed when t ends.
+func Raw(t testing.TB, path string) *DB {
+	t.Helper()
+	var db *sql.DB
+	var err error
+	if onPostgres {
+		db, err = sql.Open("pgx", pgtest.SchemaFor(t, path))
+	} else {
+		db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return &DB{db: db, pg: onPostgres}
+}
+
+// Exec runs q, whose placeholders are ? as in the store's SQL, and fails
+// t on an error.
+func (d *DB) Exec(t testing.TB, q string, args ...any) sql.Result {
+	t.Helper()
+	res, err := d.db.Exec(d.spell(q), args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return res
+}
+
+// QueryRow runs q (placeholders ?) for one row.
+func (d *DB) QueryRow(q string, args ...any) *sql.Row { return d.db.QueryRow(d.spell(q), args...) }
+
+// spell numbers the placeholders for PostgreSQL (the test queries have no
+// ? inside quotes).
+func (d *DB) spell(q string) string {
+	if !d.pg {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
