@@ -11,6 +11,7 @@ import (
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/internal/pgtest"
 	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // pgNodes opens n stores on one fresh PostgreSQL schema, standing for n
@@ -18,12 +19,7 @@ import (
 // a test database, and fails then on CI.
 func pgNodes(t *testing.T, n int) []*store.Store {
 	t.Helper()
-	if why := pgtest.Missing(); why != "" {
-		t.Fatal(why)
-	}
-	if pgtest.DSN() == "" {
-		t.Skip(pgtest.EnvVar + " is not set: several nodes need a shared PostgreSQL")
-	}
+	storetest.PostgresPassOnly(t)
 	dsn := pgtest.Schema(t)
 	out := make([]*store.Store, n)
 	for i := range out {

@@ -10,18 +10,14 @@ import (
 
 	"github.com/dropgate/dropgate/internal/pgtest"
 	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // `dropgate migrate` copies a node's SQLite database into an empty
 // PostgreSQL one and prints the counts; run again, it refuses the database
 // it filled.
 func TestMigrateCopiesSQLiteIntoEmptyPostgres(t *testing.T) {
-	if why := pgtest.Missing(); why != "" {
-		t.Fatal(why)
-	}
-	if pgtest.DSN() == "" {
-		t.Skip("no PostgreSQL test database: set " + pgtest.EnvVar)
-	}
+	storetest.PostgresPassOnly(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	src, err := store.Open(ctx, filepath.Join(dir, "dropgate.db"))

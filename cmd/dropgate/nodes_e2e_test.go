@@ -5,6 +5,7 @@ import (
 
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/internal/pgtest"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 type apiNode struct {
@@ -33,12 +34,7 @@ func TestServeListsItselfAsTheNode(t *testing.T) {
 // Two daemons on one PostgreSQL are two nodes, each listed by either;
 // one that stops leaves the list at once.
 func TestServeOnPostgresRegistersEachNodeAndAStopUnregistersIt(t *testing.T) {
-	if why := pgtest.Missing(); why != "" {
-		t.Fatal(why)
-	}
-	if pgtest.DSN() == "" {
-		t.Skip(pgtest.EnvVar + " is not set: several nodes need a shared PostgreSQL")
-	}
+	storetest.PostgresPassOnly(t)
 	dsn := pgtest.Schema(t)
 	var daemons []*testDaemon
 	for range 2 {

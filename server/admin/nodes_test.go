@@ -9,6 +9,7 @@ import (
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/internal/pgtest"
 	"github.com/dropgate/dropgate/store"
+	"github.com/dropgate/dropgate/store/storetest"
 )
 
 // GET /api/v1/nodes lists the one SQLite node with the messages it holds,
@@ -41,12 +42,7 @@ func TestNodesListsTheRunningNode(t *testing.T) {
 // On PostgreSQL every live node is listed, each with its own claims,
 // whichever node answers.
 func TestNodesListsEveryNodeOnPostgres(t *testing.T) {
-	if why := pgtest.Missing(); why != "" {
-		t.Fatal(why)
-	}
-	if pgtest.DSN() == "" {
-		t.Skip(pgtest.EnvVar + " is not set: several nodes need a shared PostgreSQL")
-	}
+	storetest.PostgresPassOnly(t)
 	ctx := context.Background()
 	dsn := pgtest.Schema(t)
 	var nodes []*store.Store

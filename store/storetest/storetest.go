@@ -146,3 +146,14 @@ func (d *DB) spell(q string) string {
 	}
 	return b.String()
 }
+
+// PostgresPassOnly skips t outside the PostgreSQL pass: a test that makes
+// its own PostgreSQL nodes (or copies SQLite into PostgreSQL) runs once, in
+// that pass, not again in the SQLite one. Main makes the pass required on
+// CI.
+func PostgresPassOnly(t testing.TB) {
+	t.Helper()
+	if !onPostgres {
+		t.Skip("runs in the PostgreSQL pass (" + pgtest.EnvVar + ")")
+	}
+}
