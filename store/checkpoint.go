@@ -13,7 +13,7 @@ import (
 // line (an API send, a claim, the sender's outcomes) held the only writer
 // connection for the whole copy, and every write queued behind it: commits
 // of 20-40 ms in an API send's p99 under a bulk send (sender/BENCHMARKS.md,
-// session 6). The writer's automatic checkpoint is off
+// session 6). The writer's automatic checkpoint is only a backstop
 // (autoCheckpointPages) and a checkpointer of its own, on its own
 // connection, copies the WAL in PASSIVE mode, which never blocks the
 // writer nor waits for it: writes go on meanwhile.
@@ -25,8 +25,12 @@ import (
 
 const (
 	// autoCheckpointPages is the writer's wal_autocheckpoint outside bulk
-	// writes: off, the checkpointer does it.
-	autoCheckpointPages = 0
+	// writes: a backstop only. The checkpointer keeps the WAL far below it
+	// on a machine with CPU to spare; when it falls behind (a starved
+	// machine, a long reader) the writer checkpoints at 16 MB, so the WAL
+	// cannot grow without bound: with the checkpointer alone it reached
+	// 43 MB and filled a small data disk under load.
+	autoCheckpointPages = 4000
 	// checkpointEvery is how often the checkpointer looks for new
 	// commits. Between two looks the WAL grows by what was written
 	// meanwhile: at the API's and the sender's rates a few MB at most,
