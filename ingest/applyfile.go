@@ -46,6 +46,7 @@ func (in *Ingester) ingestAppliedFile(ctx context.Context, p *partner, rel strin
 		return err
 	}
 	defer tf.src.Close()
+	ctx = in.claimFence(ctx, p, rel) // claims.go: applied only while the file is still this node's
 	src, facts, upload := tf.src, tf.facts, tf.upload
 	var fileErr *fileLevelError
 	if mk != nil && mk.problem != "" {
@@ -108,6 +109,9 @@ func (in *Ingester) ingestAppliedFile(ctx context.Context, p *partner, rel strin
 		}
 		log.Info("file rejected", "rows", fj.rows, "bad_rows", fj.bad)
 	default:
+		if in.applying != nil {
+			in.applying(rel)
+		}
 		header, counts, err := af.apply(ctx, fileID)
 		if err != nil {
 			in.st.ForgetReceivedFile(context.WithoutCancel(ctx), fileID)

@@ -142,6 +142,22 @@ func (in *Ingester) holdClaim(w *store.JobWriter, p *partner, rel string) {
 	}
 }
 
+// claimFence returns ctx carrying this node's claim on the file (when it
+// holds one), so that the transaction applying a suppress/, lists/ or
+// events/ file commits only while the file is still this node's
+// (store.WithClaimFence): a node that stalled past its lease must not
+// apply a file another node took over.
+func (in *Ingester) claimFence(ctx context.Context, p *partner, rel string) context.Context {
+	name := claimName(p, rel)
+	in.claims.mu.Lock()
+	held := in.claims.held[workItem{partner: p.cfg.Name, rel: name}]
+	in.claims.mu.Unlock()
+	if !held {
+		return ctx
+	}
+	return store.WithClaimFence(ctx, p.cfg.Name, name, in.claims.node)
+}
+
 // deferItem keeps an item another node holds, to queue it again at when.
 func (in *Ingester) deferItem(it workItem, when time.Time) {
 	in.claims.mu.Lock()

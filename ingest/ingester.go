@@ -91,6 +91,10 @@ type Ingester struct {
 	// its rows are read: tests hold a file in progress there, or fail its
 	// read with the error it returns.
 	ingesting func(ctx context.Context, it workItem) error
+	// applying, when set, is called just before an applied file commits,
+	// or before a sends/ file's job is made (a takeover later than that
+	// removes the job): tests stall a node there.
+	applying func(rel string)
 	// claims are this node's holds on the files it reads (claims.go).
 	claims fileClaims
 }

@@ -113,6 +113,9 @@ func (in *Ingester) ingestSendsFile(ctx context.Context, p *partner, rel string,
 			}
 		}
 	}
+	if err := in.stillClaimed(ctx, p, rel); err != nil { // claims.go: reports are the claim holder's
+		return err
+	}
 	errorsReport, resultReport := reportPath(p, rel, errorsSuffix), reportPath(p, rel, resultSuffix)
 	if err := removeReport(resultReport); err != nil {
 		return err

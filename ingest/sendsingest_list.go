@@ -122,12 +122,18 @@ func (in *Ingester) sendToList(ctx context.Context, p *partner, req ListSendRequ
 	ls.dec = newAttrDecoder(fields, wantValues, wantTexts)
 	ls.keys = ls.memberKeys(wantValues, wantTexts)
 	if !req.DryRun {
+		if in.applying != nil && fileID != 0 {
+			in.applying(name)
+		}
 		if ls.w, err = in.st.BeginListJob(ctx, p.cfg.Name, fileID, name, in.cfg.Ingest.BatchSize); err != nil {
 			return ListSendResult{}, nil, err
 		}
 		// Abort does nothing once committed; on every other way out it
 		// removes the job, so nothing half-made is ever sent.
 		defer ls.w.Abort(context.WithoutCancel(ctx))
+		if fileID != 0 {
+			in.holdClaim(ls.w, p, name) // claims.go: queued only while the sends/ file is still this node's
+		}
 	}
 	if problem, err := ls.run(ctx); err != nil || problem != nil {
 		if problem != nil {

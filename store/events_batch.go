@@ -259,6 +259,9 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now t
 	if err := b.flushRuns(); err != nil {
 		return nil, err
 	}
+	if err := checkFenceTx(ctx, tx); err != nil { // fileclaims.go
+		return nil, err
+	}
 	if fileID != 0 {
 		if _, err := tx.ExecContext(ctx, `UPDATE files SET status = ?, rows_total = ?, updated_at = ? WHERE id = ?`,
 			FileQueued, rows, ms(now), fileID); err != nil {

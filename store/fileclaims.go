@@ -171,16 +171,45 @@ func (w *JobWriter) checkClaimTx(ctx context.Context, tx *sql.Tx) error {
 	if w.claim == nil {
 		return nil
 	}
-	c := w.claim
+	return checkClaimRowTx(ctx, tx, *w.claim)
+}
+
+// checkClaimRowTx fails with ErrClaimLost unless c.Node still holds the
+// claim on c.Partner's c.Name. The no-op update locks the claim row until
+// the transaction ends, so a takeover waits for the commit and then finds
+// the file's work done.
+func checkClaimRowTx(ctx context.Context, tx *sql.Tx, c FileClaim) error {
 	res, err := tx.ExecContext(ctx, `UPDATE file_claims SET lease_until = lease_until WHERE partner = ? AND name = ? AND node = ?`,
 		c.Partner, c.Name, c.Node)
 	if err != nil {
 		return fmt.Errorf("cannot check the claim on %s: %w", c.Name, err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("cannot queue %s: %w", c.Name, ErrClaimLost)
+		return fmt.Errorf("cannot apply %s: %w", c.Name, ErrClaimLost)
 	}
 	return nil
+}
+
+// claimFenceKey keys the claim of WithClaimFence in a context.
+type claimFenceKey struct{}
+
+// WithClaimFence returns ctx carrying node's claim on partner's name: the
+// transaction that applies a suppress/, lists/ or events/ file under ctx
+// (ApplySuppressionFile, ListLoad.Commit, AcceptEventsFile) commits only
+// while the claim is still node's, checked inside it as HoldClaim does for
+// a job. It travels in the context because an events/ file is applied
+// through the workflow engine, which has no part in claims.
+func WithClaimFence(ctx context.Context, partner, name, node string) context.Context {
+	return context.WithValue(ctx, claimFenceKey{}, FileClaim{Partner: partner, Name: name, Node: node})
+}
+
+// checkFenceTx is WithClaimFence's check in tx; no fence in ctx, no check.
+func checkFenceTx(ctx context.Context, tx *sql.Tx) error {
+	c, ok := ctx.Value(claimFenceKey{}).(FileClaim)
+	if !ok {
+		return nil
+	}
+	return checkClaimRowTx(ctx, tx, c)
 }
 
 // AbandonIngestOf removes what an ingest of partner's name that a dead

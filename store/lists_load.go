@@ -250,6 +250,10 @@ func (l *ListLoad) Commit(fileID int64, rows int) (ListCounts, error) {
 		l.counts.Removed = int(n)
 		l.tx.ExecContext(ctx, `DELETE FROM temp.list_seen`)
 	}
+	if err := checkFenceTx(ctx, l.tx); err != nil { // fileclaims.go
+		l.Abort()
+		return ListCounts{}, err
+	}
 	if fileID != 0 {
 		if _, err := l.tx.ExecContext(ctx, `UPDATE files SET status = ?, rows_total = ?, updated_at = ? WHERE id = ?`,
 			FileQueued, rows, ms(time.Now()), fileID); err != nil {

@@ -156,6 +156,9 @@ func (s *Store) ApplySuppressionFile(ctx context.Context, fileID int64, rows int
 			present++
 		}
 	}
+	if err := checkFenceTx(ctx, tx); err != nil { // fileclaims.go
+		return 0, 0, err
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE files SET status = ?, rows_total = ?, updated_at = ? WHERE id = ?`,
 		FileQueued, rows, ms(time.Now()), fileID); err != nil {
 		return 0, 0, fmt.Errorf("cannot record file %d: %w", fileID, err)

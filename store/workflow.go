@@ -208,7 +208,11 @@ func (s *Store) advanceRuns(ctx context.Context, advs []RunAdvance, now time.Tim
 		byPartner[p] = append(byPartner[p], i)
 	}
 	smalls := make([]*smallJob, len(partners))
-	qs := []string{runAdvanceSQL, stepInsertSQL(stepChunk)}
+	advSQL := runAdvanceSQL
+	if s.pg {
+		advSQL = runAdvancePGSQL // workflow_claim_pg.go: drops the run's claim
+	}
+	qs := []string{advSQL, stepInsertSQL(stepChunk)}
 	if rest := stepCount(advs) % stepChunk; rest > 0 {
 		qs = append(qs, stepInsertSQL(rest))
 	}
@@ -229,7 +233,7 @@ func (s *Store) advanceRuns(ctx context.Context, advs []RunAdvance, now time.Tim
 		return nil, err
 	}
 	defer tx.Rollback()
-	adv, err := s.txStmt(ctx, tx, runAdvanceSQL)
+	adv, err := s.txStmt(ctx, tx, advSQL)
 	if err != nil {
 		return nil, err
 	}

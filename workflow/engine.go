@@ -11,6 +11,8 @@ package workflow
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,7 +49,16 @@ type Options struct {
 	Logger *slog.Logger
 	// Batch is how many due runs one transaction executes (0: DefaultBatch).
 	Batch int
+	// Node names this node's claims on due runs when several nodes share
+	// a PostgreSQL database; unique among the live nodes ("": a name made
+	// at random).
+	Node string
 }
+
+// runClaimLease is how long a node holds the due runs it claimed on
+// PostgreSQL: its batch is read, rendered and stored well within it, and
+// the runs of a node that stopped wait this long for another node.
+const runClaimLease = time.Minute
 
 // Engine accepts events and runs the scheduler.
 type Engine struct {
@@ -56,6 +67,7 @@ type Engine struct {
 	clock  clock.Clock
 	log    *slog.Logger
 	batch  int
+	node   string                      // claims on due runs (PostgreSQL)
 	flows  map[string]map[string]*flow // partner → workflow name → flow
 	starts map[string][]*flow          // partner+"\x00"+event → flows it starts
 	exits  map[string][]string         // partner+"\x00"+event → workflows it cancels
@@ -80,8 +92,13 @@ func New(opts Options) (*Engine, error) {
 	if opts.Batch <= 0 {
 		opts.Batch = DefaultBatch
 	}
+	if opts.Node == "" {
+		var b [8]byte
+		rand.Read(b[:])
+		opts.Node = "workflow-" + hex.EncodeToString(b[:])
+	}
 	e := &Engine{st: opts.Store, comp: opts.Composer, clock: opts.Clock, log: opts.Logger.With("component", "workflow"),
-		batch: opts.Batch, flows: map[string]map[string]*flow{}, starts: map[string][]*flow{}, exits: map[string][]string{},
+		batch: opts.Batch, node: opts.Node, flows: map[string]map[string]*flow{}, starts: map[string][]*flow{}, exits: map[string][]string{},
 		when: map[*flow]*segment.Expr{}, wake: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{})}
 	partners := map[string]config.Partner{}
@@ -313,13 +330,16 @@ func (e *Engine) tick(ctx context.Context) (time.Duration, error) {
 	}()
 	for {
 		p := e.prepare(ctx, e.clock.Now(), nil)
+		took := len(p.runs) > 0
 		moved := false
 		for p.err == nil && len(p.runs) > 0 {
 			// While a full batch is stored, the next one (after it in due
 			// order) is read and executed: reading and rendering a batch
-			// took as long as storing one.
+			// took as long as storing one. On PostgreSQL the node claims
+			// its batches instead (prepare), one at a time, and other
+			// nodes render the next ones meanwhile.
 			var next chan prepared
-			if len(p.runs) == e.batch {
+			if len(p.runs) == e.batch && !e.st.Postgres() {
 				if !burst {
 					burst = true
 					e.st.BeginRunBurst(ctx)
@@ -354,8 +374,22 @@ func (e *Engine) tick(ctx context.Context) (time.Duration, error) {
 		if err != nil || !ok {
 			return -1, err
 		}
-		if d := next.Sub(e.clock.Now()); d > 0 {
+		now := e.clock.Now()
+		if d := next.Sub(now); d > 0 {
 			return d, nil
+		}
+		if took {
+			continue
+		}
+		// Runs are due but none could be claimed: other nodes hold them
+		// (PostgreSQL). Sleep until the first of their claims lapses, in
+		// case that node stopped; it moves them on well before.
+		until, held, err := e.st.NextRunClaimEnd(ctx, e.node, now)
+		if err != nil {
+			return 0, err
+		}
+		if held {
+			return max(until.Sub(now), time.Millisecond), nil
 		}
 	}
 }
@@ -373,9 +407,14 @@ type prepared struct {
 func (e *Engine) prepare(ctx context.Context, now time.Time, after *store.Run) prepared {
 	var runs []store.Run
 	var err error
-	if after != nil {
+	switch {
+	case e.st.Postgres():
+		// Nodes sharing the database split the due runs: this node
+		// renders only the runs it claimed (store.ClaimDueRuns).
+		runs, err = e.st.ClaimDueRuns(ctx, e.node, now, now.Add(runClaimLease), e.batch)
+	case after != nil:
 		runs, err = e.st.DueRunsAfter(ctx, now, *after, e.batch)
-	} else {
+	default:
 		runs, err = e.st.DueRuns(ctx, now, e.batch)
 	}
 	if err != nil || len(runs) == 0 {

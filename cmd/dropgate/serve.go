@@ -233,7 +233,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	}
 	// The workflow scheduler queues messages like an API send: it starts
 	// with the doors and stops before the sender.
-	flows, err := workflow.New(workflow.Options{Config: cfg, Store: st, Composer: in, Logger: logger})
+	flows, err := workflow.New(workflow.Options{Config: cfg, Store: st, Composer: in, Logger: logger, Node: nd.claimName()})
 	if err != nil {
 		unwind()
 		return fmt.Errorf("cannot start workflows: %w", err)
