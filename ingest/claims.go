@@ -3,11 +3,9 @@ package ingest
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,16 +20,17 @@ import (
 // Nodes sharing one PostgreSQL database share the partner homes too (a
 // shared folder): every node's watcher may see a file, every node's server
 // may take its upload, and exactly one node must read it. Before reading a
-// file a node claims it in the database, by partner, path and content
-// hash, and holds the claim (renewed by claimLoop) until the file is
+// file a node claims it in the database, by partner, path and version
+// (fileVersion: what tells this upload from another of the same name
+// without reading it, so the file is still read once), adds the content
+// hash to the claim once its read computed it, and holds the claim (renewed by claimLoop) until the file is
 // queued or rejected and archived; its job commits only while the claim is
 // still its own (store.JobWriter.HoldClaim). A node that dies leaves its
 // claim to expire; another node finds it (claimLoop), takes it over,
 // removes what the dead node's ingest left and reads the file again.
 //
 // One node on SQLite goes the same way: its claims are one small row per
-// file, nobody else's, and not hashed first (the hash tells nodes apart
-// that could both be reading one file; alone, the one-pass read stays).
+// file, nobody else's.
 
 // defaultClaimLease is how long a claim holds without renewal: a node
 // renews its claims every third of it, and a node that stopped renewing
@@ -78,16 +77,11 @@ func claimName(p *partner, rel string) string {
 func (in *Ingester) claim(ctx context.Context, p *partner, it workItem, log *slog.Logger) (release func(), ok bool) {
 	name := claimName(p, it.rel)
 	key := workItem{partner: p.cfg.Name, rel: name}
-	sum := ""
-	if in.st.Postgres() {
-		// Hashed before reading, so that two nodes holding one file know
-		// it is one file. A file gone or unreadable is claimed with no
-		// hash: the claim still takes over a dead node's, and the ingest
-		// finds nothing to read.
-		sum, _ = hashFile(filepath.Join(p.home, filepath.FromSlash(name)))
-	}
+	// A file gone or unreadable is claimed with no version: the claim
+	// still takes over a dead node's, and the ingest finds nothing to read.
+	version := fileVersion(filepath.Join(p.home, filepath.FromSlash(name)))
 	now := in.now()
-	c := store.FileClaim{Partner: p.cfg.Name, Name: name, SHA256: sum, Node: in.claims.node, LeaseUntil: now.Add(in.claims.lease)}
+	c := store.FileClaim{Partner: p.cfg.Name, Name: name, Version: version, Node: in.claims.node, LeaseUntil: now.Add(in.claims.lease)}
 	outcome, cur, err := in.st.ClaimFile(ctx, c, now)
 	switch {
 	case err != nil && !in.st.Postgres():
@@ -223,18 +217,34 @@ func (in *Ingester) claimTick(ctx context.Context) {
 	}
 }
 
-// hashFile returns the SHA-256 of the file at abs, in hex.
-func hashFile(abs string) (string, error) {
-	f, err := os.Open(abs)
+// fileVersion tells one upload of the file at abs from another of the
+// same name without reading it: its size, modification time (in
+// nanoseconds) and inode. A new upload through our servers is a new file
+// renamed into place (a new inode, a new time); one written in place
+// changes its time. The device is left out: on shared storage each node
+// numbers the mount its own way, while the inode is the server's. ""
+// when the file cannot be looked at.
+func fileVersion(abs string) string {
+	fi, err := os.Stat(abs)
 	if err != nil {
-		return "", err
+		return ""
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
+	return fmt.Sprintf("size=%d mtime=%d ino=%d", fi.Size(), fi.ModTime().UnixNano(), inodeOf(fi))
+}
+
+// claimContent records the content's hash in this node's claim on the
+// file, once the file's read computed it (when the node holds a claim).
+func (in *Ingester) claimContent(ctx context.Context, p *partner, rel, sum string) {
+	name := claimName(p, rel)
+	in.claims.mu.Lock()
+	held := in.claims.held[workItem{partner: p.cfg.Name, rel: name}]
+	in.claims.mu.Unlock()
+	if !held {
+		return
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	if err := in.st.SetFileClaimContent(ctx, p.cfg.Name, name, in.claims.node, sum); err != nil && ctx.Err() == nil {
+		in.log.Warn("cannot record the file's content in its claim", "partner", p.cfg.Name, "file", name, "err", err)
+	}
 }
 
 // claimReport claims the writing of a job's result report, so that of

@@ -323,6 +323,7 @@ func markerMismatch(mk *markerCheck, rel, sum string) *fileLevelError {
 // the rejection of a duplicate, or, for this very file queued before a
 // crash or shutdown but never archived, that file's record (done).
 func (in *Ingester) duplicateOf(ctx context.Context, p *partner, rel, sum string) (*fileLevelError, *store.File, error) {
+	in.claimContent(ctx, p, rel, sum) // claims.go: the claim holds what is being read
 	dup, err := in.st.FileBySHA256(ctx, p.cfg.Name, sum)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

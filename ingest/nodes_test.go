@@ -259,3 +259,79 @@ func TestClaimOfAStoppedNodeIsTakenOver(t *testing.T) {
 		}
 	})
 }
+
+// A node claims a file by its version, not by reading it: a second node
+// after the same upload finds it held (nothing to do), while a new upload
+// of the name, with new content, while the first node still holds the old
+// one, is busy: the second node takes it once the first is done. Each new
+// upload keeps the old one's size (and, renamed into place, its time), so
+// only a version that sees the change tells the two apart.
+func TestNewUploadOfAHeldNameIsBusyNotHeld(t *testing.T) {
+	onEngines(t, true, func(t *testing.T, open opener) {
+		for _, how := range []string{"renamed into place", "rewritten in place"} {
+			t.Run(strings.ReplaceAll(how, " ", "_"), func(t *testing.T) {
+				cfg := nodesConfig(t)
+				a := newNode(t, cfg, open(t, cfg.DBPath()), "A")
+				b := newNode(t, cfg, open(t, cfg.DBPath()), "B")
+				ctx := context.Background()
+				it := workItem{partner: "acme", rel: "inbox/list.csv"}
+				path := a.write("acme", it.rel, bigCSV("old", 100))
+				old, err := os.Stat(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				releaseA, ok := a.in.claim(ctx, a.in.partners["acme"], it, a.in.log)
+				if !ok {
+					t.Fatal("A could not claim the file")
+				}
+				deferred := func() bool {
+					b.in.claims.mu.Lock()
+					defer b.in.claims.mu.Unlock()
+					_, ok := b.in.claims.deferred[it]
+					return ok
+				}
+				if _, ok := b.in.claim(ctx, b.in.partners["acme"], it, b.in.log); ok || deferred() {
+					t.Fatalf("B on A's upload: claimed %v, deferred %v; want held (neither)", ok, deferred())
+				}
+				next := bigCSV("new", 100) // same size, other content
+				if len(next) != int(old.Size()) {
+					t.Fatalf("new upload of %d bytes, old %d: want the same size", len(next), old.Size())
+				}
+				switch how {
+				case "renamed into place":
+					tmp := path + ".part"
+					if err := os.WriteFile(tmp, next, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Chtimes(tmp, old.ModTime(), old.ModTime()); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Rename(tmp, path); err != nil {
+						t.Fatal(err)
+					}
+				default:
+					if err := os.WriteFile(path, next, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					// A time the old upload's cannot be, even on a coarse clock.
+					later := old.ModTime().Add(time.Second)
+					if err := os.Chtimes(path, later, later); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, ok := b.in.claim(ctx, b.in.partners["acme"], it, b.in.log); ok || !deferred() {
+					t.Fatalf("B on a new upload of A's name: claimed %v, deferred %v; want busy (deferred)", ok, deferred())
+				}
+				if c, err := b.st.FileClaimOf(ctx, "acme", it.rel); err != nil || c.Node != "A" {
+					t.Fatalf("claim while A holds it: %+v, %v", c, err)
+				}
+				releaseA()
+				releaseB, ok := b.in.claim(ctx, b.in.partners["acme"], it, b.in.log)
+				if !ok {
+					t.Fatal("B could not claim the new upload once A was done")
+				}
+				releaseB()
+			})
+		}
+	})
+}

@@ -15,8 +15,13 @@ import (
 type FileClaim struct {
 	// Partner and Name (relative to the partner's home) say which file.
 	Partner, Name string
-	// SHA256 is the content claimed ("" when the node did not hash it:
-	// one node on SQLite has no one to share with).
+	// Version tells this upload of the file from another upload of the
+	// same name without reading it (its size, modification time and
+	// inode; "" when the file could not be looked at): two nodes claiming
+	// one version are after one file.
+	Version string
+	// SHA256 is the content's hash, once the claiming node's one read of
+	// the file computed it ("" until then).
 	SHA256 string
 	// Node is the claiming node's id.
 	Node string
@@ -34,11 +39,11 @@ const (
 	// what that node left of its ingest must be removed first
 	// (AbandonIngestOf).
 	ClaimTakenOver
-	// ClaimHeld: a live node holds the file with the same content: it is
-	// ingesting this very file.
+	// ClaimHeld: a live node holds the same version of the file: it is
+	// ingesting this very upload.
 	ClaimHeld
-	// ClaimBusy: a live node holds the path with other content (an older
-	// upload of the name): try again once it is done.
+	// ClaimBusy: a live node holds another version of the name (an older
+	// upload of it): try again once it is done.
 	ClaimBusy
 )
 
@@ -54,12 +59,12 @@ func (s *Store) ClaimFile(ctx context.Context, c FileClaim, now time.Time) (Clai
 	for range claimTries {
 		var cur FileClaim
 		var lease int64
-		err := s.writer.QueryRowContext(ctx, `SELECT sha256, node, lease_until FROM file_claims WHERE partner = ? AND name = ?`,
-			c.Partner, c.Name).Scan(&cur.SHA256, &cur.Node, &lease)
+		err := s.writer.QueryRowContext(ctx, `SELECT version, sha256, node, lease_until FROM file_claims WHERE partner = ? AND name = ?`,
+			c.Partner, c.Name).Scan(&cur.Version, &cur.SHA256, &cur.Node, &lease)
 		if errors.Is(err, sql.ErrNoRows) {
-			res, err := s.writer.ExecContext(ctx, `INSERT INTO file_claims (partner, name, sha256, node, claimed_at, lease_until)
-				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (partner, name) DO NOTHING`,
-				c.Partner, c.Name, c.SHA256, c.Node, ms(now), ms(c.LeaseUntil))
+			res, err := s.writer.ExecContext(ctx, `INSERT INTO file_claims (partner, name, version, sha256, node, claimed_at, lease_until)
+				VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (partner, name) DO NOTHING`,
+				c.Partner, c.Name, c.Version, c.SHA256, c.Node, ms(now), ms(c.LeaseUntil))
 			if err != nil {
 				return 0, FileClaim{}, fmt.Errorf("cannot claim %s of partner %s: %w", c.Name, c.Partner, err)
 			}
@@ -77,14 +82,14 @@ func (s *Store) ClaimFile(ctx context.Context, c FileClaim, now time.Time) (Clai
 		case cur.Node == c.Node:
 		case lease <= ms(now):
 			outcome = ClaimTakenOver
-		case c.SHA256 != "" && cur.SHA256 == c.SHA256:
+		case c.Version != "" && cur.Version == c.Version:
 			return ClaimHeld, cur, nil
 		default:
 			return ClaimBusy, cur, nil
 		}
-		res, err := s.writer.ExecContext(ctx, `UPDATE file_claims SET sha256 = ?, node = ?, claimed_at = ?, lease_until = ?
+		res, err := s.writer.ExecContext(ctx, `UPDATE file_claims SET version = ?, sha256 = ?, node = ?, claimed_at = ?, lease_until = ?
 			WHERE partner = ? AND name = ? AND node = ? AND lease_until = ?`,
-			c.SHA256, c.Node, ms(now), ms(c.LeaseUntil), c.Partner, c.Name, cur.Node, lease)
+			c.Version, c.SHA256, c.Node, ms(now), ms(c.LeaseUntil), c.Partner, c.Name, cur.Node, lease)
 		if err != nil {
 			return 0, FileClaim{}, fmt.Errorf("cannot claim %s of partner %s: %w", c.Name, c.Partner, err)
 		}
@@ -104,6 +109,17 @@ func (s *Store) ReleaseFileClaim(ctx context.Context, partner, name, node string
 	return nil
 }
 
+// SetFileClaimContent records in node's claim on partner's name the
+// content's SHA-256, once the node's read of the file computed it. A
+// claim taken over meanwhile is not touched.
+func (s *Store) SetFileClaimContent(ctx context.Context, partner, name, node, sha256 string) error {
+	if _, err := s.writer.ExecContext(ctx, `UPDATE file_claims SET sha256 = ? WHERE partner = ? AND name = ? AND node = ?`,
+		sha256, partner, name, node); err != nil {
+		return fmt.Errorf("cannot record the content of %s of partner %s in its claim: %w", name, partner, err)
+	}
+	return nil
+}
+
 // RenewFileClaims extends every claim of node to until: the node's
 // heartbeat while it works.
 func (s *Store) RenewFileClaims(ctx context.Context, node string, until time.Time) (int64, error) {
@@ -118,7 +134,7 @@ func (s *Store) RenewFileClaims(ctx context.Context, node string, until time.Tim
 // ExpiredFileClaims lists up to limit claims whose lease ran out before
 // now, oldest first: files a dead node left, for another to take over.
 func (s *Store) ExpiredFileClaims(ctx context.Context, now time.Time, limit int) ([]FileClaim, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT partner, name, sha256, node, lease_until FROM file_claims
+	rows, err := s.reader.QueryContext(ctx, `SELECT partner, name, version, sha256, node, lease_until FROM file_claims
 		WHERE lease_until <= ? ORDER BY lease_until LIMIT ?`, ms(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list expired file claims: %w", err)
@@ -128,7 +144,7 @@ func (s *Store) ExpiredFileClaims(ctx context.Context, now time.Time, limit int)
 	for rows.Next() {
 		var c FileClaim
 		var lease int64
-		if err := rows.Scan(&c.Partner, &c.Name, &c.SHA256, &c.Node, &lease); err != nil {
+		if err := rows.Scan(&c.Partner, &c.Name, &c.Version, &c.SHA256, &c.Node, &lease); err != nil {
 			return nil, err
 		}
 		c.LeaseUntil = fromMS(lease)
@@ -141,8 +157,8 @@ func (s *Store) ExpiredFileClaims(ctx context.Context, now time.Time, limit int)
 func (s *Store) FileClaimOf(ctx context.Context, partner, name string) (FileClaim, error) {
 	c := FileClaim{Partner: partner, Name: name}
 	var lease int64
-	err := s.reader.QueryRowContext(ctx, `SELECT sha256, node, lease_until FROM file_claims WHERE partner = ? AND name = ?`,
-		partner, name).Scan(&c.SHA256, &c.Node, &lease)
+	err := s.reader.QueryRowContext(ctx, `SELECT version, sha256, node, lease_until FROM file_claims WHERE partner = ? AND name = ?`,
+		partner, name).Scan(&c.Version, &c.SHA256, &c.Node, &lease)
 	if errors.Is(err, sql.ErrNoRows) {
 		return FileClaim{}, ErrNotFound
 	}

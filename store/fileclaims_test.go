@@ -11,18 +11,29 @@ func TestFileClaimIsTakenOverOnlyOnceItsLeaseRunsOut(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	now := time.UnixMilli(1_700_000_000_000)
-	a := FileClaim{Partner: "acme", Name: "inbox/x.csv", SHA256: "aa", Node: "A", LeaseUntil: now.Add(30 * time.Second)}
+	a := FileClaim{Partner: "acme", Name: "inbox/x.csv", Version: "v1", Node: "A", LeaseUntil: now.Add(30 * time.Second)}
 	if out, _, err := s.ClaimFile(ctx, a, now); err != nil || out != ClaimTaken {
 		t.Fatalf("first claim: %v, %v", out, err)
 	}
 	b := a
 	b.Node = "B"
 	if out, cur, err := s.ClaimFile(ctx, b, now.Add(time.Second)); err != nil || out != ClaimHeld || cur.Node != "A" {
-		t.Fatalf("same content, live claim: %v %+v %v", out, cur, err)
+		t.Fatalf("same version, live claim: %v %+v %v", out, cur, err)
 	}
-	b.SHA256 = "bb"
+	// A's read computed the content's hash: it joins the claim, which
+	// another node's claim still tells by version.
+	if err := s.SetFileClaimContent(ctx, "acme", "inbox/x.csv", "B", "bb"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetFileClaimContent(ctx, "acme", "inbox/x.csv", "A", "aa"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.FileClaimOf(ctx, "acme", "inbox/x.csv"); err != nil || c.Version != "v1" || c.SHA256 != "aa" {
+		t.Fatalf("claim after A's read: %+v, %v; want version v1, content aa (B's hash ignored)", c, err)
+	}
+	b.Version = "v2"
 	if out, _, err := s.ClaimFile(ctx, b, now.Add(time.Second)); err != nil || out != ClaimBusy {
-		t.Fatalf("other content, live claim: %v, %v", out, err)
+		t.Fatalf("other version, live claim: %v, %v", out, err)
 	}
 	if n, err := s.RenewFileClaims(ctx, "A", now.Add(40*time.Second)); err != nil || n != 1 {
 		t.Fatalf("renew: %d, %v", n, err)
@@ -64,7 +75,7 @@ func TestJobCommitFailsOnceTheFileWasTakenOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := FileClaim{Partner: "acme", Name: "inbox/x.csv", SHA256: "aa", Node: "A", LeaseUntil: now.Add(-time.Second)}
+	a := FileClaim{Partner: "acme", Name: "inbox/x.csv", Version: "v1", Node: "A", LeaseUntil: now.Add(-time.Second)}
 	if _, _, err := s.ClaimFile(ctx, a, now.Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}

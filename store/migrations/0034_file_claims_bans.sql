@@ -5,9 +5,14 @@
 -- taken over. defender_bans / defender_failures: a ban made on one node
 -- holds on every node, failures on any node count together. One node on
 -- SQLite uses the same tables: the claim is one small row per file.
+-- A file is claimed before it is read, by its version (size, modification
+-- time and inode: a new upload of the name is a new version) so it is not
+-- read a second time to be hashed; the content's SHA-256 is added to the
+-- claim once the one read has computed it.
 CREATE TABLE file_claims (
     partner     TEXT    NOT NULL,
     name        TEXT    NOT NULL,
+    version     TEXT    NOT NULL DEFAULT '',
     sha256      TEXT    NOT NULL DEFAULT '',
     node        TEXT    NOT NULL,
     claimed_at  INTEGER NOT NULL,
