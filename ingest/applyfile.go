@@ -48,6 +48,7 @@ func (in *Ingester) ingestAppliedFile(ctx context.Context, p *partner, rel strin
 	defer tf.src.Close()
 	ctx = in.claimFence(ctx, p, rel) // claims.go: applied only while the file is still this node's
 	src, facts, upload := tf.src, tf.facts, tf.upload
+	in.claimContent(ctx, p, rel, facts.sha) // the claim names the content read, as for recipient files
 	var fileErr *fileLevelError
 	if mk != nil && mk.problem != "" {
 		fileErr = &fileLevelError{Msg: mk.problem + "; " + af.nothing() + ": upload the marker again"}
