@@ -267,9 +267,9 @@ func (ch *channel) sleep(ctx context.Context, d time.Duration) {
 }
 
 // work delivers claimed messages until ctx is done. Each outcome is in the
-// delivery log before the worker takes its next message: a crash can then
-// send at most concurrency messages of the channel twice, the ones in
-// flight.
+// delivery log (and on PostgreSQL in the database, where the other nodes
+// see it) before the worker takes its next message: a crash can then send
+// at most concurrency messages of the channel twice, the ones in flight.
 func (ch *channel) work(ctx, deliverCtx context.Context, col *committer) {
 	call := newCallTimeout(deliverCtx)
 	defer call.close()
@@ -288,7 +288,7 @@ func (ch *channel) work(ctx, deliverCtx context.Context, col *committer) {
 		if ctx.Err() != nil {
 			return // Run releases it
 		}
-		col.record(ch.s.observed(ch.cfg.Name, c, ch.deliver(ctx, call, c)))
+		col.record(deliverCtx, ch.s.observed(ch.cfg.Name, c, ch.deliver(ctx, call, c)))
 	}
 }
 

@@ -22,6 +22,19 @@ import (
 // When the journal cannot be written (disk full, permissions), record
 // writes the outcome to the database itself before it returns, which keeps
 // the bound at the old price of a commit per outcome.
+//
+// On PostgreSQL (shared) the journal is not enough: it is this node's own,
+// and a node that dies for good never replays it, while the other nodes
+// take over its leases and would send again every message it delivered
+// but had not yet applied (up to applyBatch, or applyDelay's worth). There
+// record also waits until its outcome is committed to the database, where
+// every node sees it, before it returns: the database bounds a kill -9 to
+// the messages in flight, as the journal does on one node. The waits are a
+// group commit: an outcome makes run apply at once, and every outcome
+// recorded meanwhile goes into the next transaction, whose commit releases
+// their workers together. The journal is still written (a write of a few
+// microseconds): an outcome whose commit failed, or that a stopping node
+// could not wait for, is then kept for the next start.
 type committer struct {
 	s   *Sender
 	log *slog.Logger
@@ -39,10 +52,16 @@ type committer struct {
 	pending []store.Outcome // journalled, not yet applied
 	idle    []int64         // jobs left with nothing in flight, to check for their end after the apply
 	urgent  bool            // apply now rather than after applyDelay
+	shared  bool            // record waits for the commit (PostgreSQL, several nodes)
+	// committed is closed once the outcomes pending now are in the
+	// database; nil when nobody waits.
+	committed chan struct{}
 
 	applyMu sync.Mutex      // one apply at a time; guards the fields below
 	segs    []string        // segments whose outcomes are all in the database once failed is written
 	failed  []store.Outcome // an apply that failed, retried with the next one
+	// waiting are the committed channels of failed, closed once it is written.
+	waiting []chan struct{}
 }
 
 // applyBatch and applyDelay bound how many recorded outcomes wait for the
@@ -66,11 +85,14 @@ const (
 // workers.
 func newCommitter(ctx context.Context, s *Sender, j *journal) *committer {
 	return &committer{s: s, log: s.log, ctx: ctx, j: j, complete: s.store.CompleteMessages,
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		shared: s.store.Postgres(),
+		kick:   make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // record makes o durable: in the journal, or failing that in the database.
-func (c *committer) record(o store.Outcome) {
+// When shared, it returns once o is committed to the database, or when ctx
+// ends (o is then in the journal, and applied at close or the next start).
+func (c *committer) record(ctx context.Context, o store.Outcome) {
 	c.mu.Lock()
 	err := errJournalClosed
 	if c.j != nil {
@@ -84,6 +106,15 @@ func (c *committer) record(o store.Outcome) {
 	idle := c.s.untrack([]store.Outcome{o})
 	c.idle = append(c.idle, idle...)
 	if len(idle) > 0 || o.Kind != store.OutcomeSent || len(c.pending) >= applyBatch {
+		wake = wake || !c.urgent
+		c.urgent = true
+	}
+	var committed chan struct{}
+	if c.shared {
+		if c.committed == nil {
+			c.committed = make(chan struct{})
+		}
+		committed = c.committed
 		wake = wake || !c.urgent
 		c.urgent = true
 	}
@@ -103,6 +134,12 @@ func (c *committer) record(o store.Outcome) {
 		select {
 		case c.kick <- struct{}{}:
 		default:
+		}
+	}
+	if committed != nil {
+		select {
+		case <-committed:
+		case <-ctx.Done():
 		}
 	}
 }
@@ -168,8 +205,8 @@ func (c *committer) apply() bool {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
 	c.mu.Lock()
-	batch, idle := c.pending, c.idle
-	c.pending, c.idle, c.urgent = nil, nil, false
+	batch, idle, committed := c.pending, c.idle, c.committed
+	c.pending, c.idle, c.urgent, c.committed = nil, nil, false, nil
 	var seg string
 	var rotErr error
 	if c.j != nil {
@@ -185,6 +222,9 @@ func (c *committer) apply() bool {
 	if len(c.failed) > 0 {
 		batch = append(c.failed, batch...)
 	}
+	if committed != nil {
+		c.waiting = append(c.waiting, committed)
+	}
 	for done := 0; done < len(batch); {
 		n := min(len(batch)-done, applyChunk)
 		if err := c.write(batch[done : done+n]); err != nil {
@@ -195,6 +235,10 @@ func (c *committer) apply() bool {
 		done += n
 	}
 	c.failed = nil
+	for _, w := range c.waiting {
+		close(w) // their workers go on before the upkeep below
+	}
+	c.waiting = c.waiting[:0]
 	if err := removeSegments(c.segs); err != nil {
 		c.log.Warn("cannot remove applied delivery log segments; they will be applied again (harmlessly) at the next start", "err", err)
 	}
