@@ -29,12 +29,18 @@ import (
 // but had not yet applied (up to applyBatch, or applyDelay's worth). There
 // record also waits until its outcome is committed to the database, where
 // every node sees it, before it returns: the database bounds a kill -9 to
-// the messages in flight, as the journal does on one node. The waits are a
-// group commit: an outcome makes run apply at once, and every outcome
-// recorded meanwhile goes into the next transaction, whose commit releases
-// their workers together. The journal is still written (a write of a few
-// microseconds): an outcome whose commit failed, or that a stopping node
-// could not wait for, is then kept for the next start.
+// the messages in flight, as the journal does on one node. A sent outcome
+// (nearly all of them) waits for markLoop's store.MarkDelivered, one
+// statement on the message rows alone, which other nodes' lease takeover
+// honours; the full apply with the jobs' tallies stays batched as above (a
+// transaction per outcome, on tally rows every node writes, cost three
+// nodes a quarter of their sends, BENCHMARKS.md). Any other outcome, and a
+// sent one whose mark failed, waits for the full apply, run at once. Both
+// waits are group commits: every outcome recorded meanwhile goes into the
+// next statement or transaction, whose commit releases their workers
+// together. The journal is still written (a write of a few microseconds):
+// an outcome whose commit failed, or that a stopping node could not wait
+// for, is then kept for the next start.
 type committer struct {
 	s   *Sender
 	log *slog.Logger
@@ -56,6 +62,11 @@ type committer struct {
 	// committed is closed once the outcomes pending now are in the
 	// database; nil when nobody waits.
 	committed chan struct{}
+	marks     []store.Outcome // sent outcomes for the next mark (shared)
+	marked    chan struct{}   // closed once marks are in the database
+	fallback  []chan struct{} // marks that failed: released by the next apply
+	markKick  chan struct{}   // marks to write; capacity 1
+	markDone  chan struct{}   // closed when markLoop returned
 
 	applyMu sync.Mutex      // one apply at a time; guards the fields below
 	segs    []string        // segments whose outcomes are all in the database once failed is written
@@ -86,7 +97,8 @@ const (
 func newCommitter(ctx context.Context, s *Sender, j *journal) *committer {
 	return &committer{s: s, log: s.log, ctx: ctx, j: j, complete: s.store.CompleteMessages,
 		shared: s.store.Postgres(),
-		kick:   make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		kick:   make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		markKick: make(chan struct{}, 1), markDone: make(chan struct{})}
 }
 
 // record makes o durable: in the journal, or failing that in the database.
@@ -110,7 +122,16 @@ func (c *committer) record(ctx context.Context, o store.Outcome) {
 		c.urgent = true
 	}
 	var committed chan struct{}
-	if c.shared {
+	markNow := false
+	switch {
+	case c.shared && o.Kind == store.OutcomeSent:
+		if c.marked == nil {
+			c.marked = make(chan struct{})
+		}
+		committed = c.marked
+		markNow = len(c.marks) == 0
+		c.marks = append(c.marks, o)
+	case c.shared:
 		if c.committed == nil {
 			c.committed = make(chan struct{})
 		}
@@ -136,6 +157,12 @@ func (c *committer) record(ctx context.Context, o store.Outcome) {
 		default:
 		}
 	}
+	if markNow {
+		select {
+		case c.markKick <- struct{}{}:
+		default:
+		}
+	}
 	if committed != nil {
 		select {
 		case <-committed:
@@ -152,9 +179,50 @@ func (c *committer) close() {
 	<-c.done
 }
 
+// markLoop writes the sent outcomes that workers wait for (shared) until
+// close.
+func (c *committer) markLoop() {
+	defer close(c.markDone)
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.markKick:
+		}
+		c.mu.Lock()
+		batch, done := c.marks, c.marked
+		c.marks, c.marked = nil, nil
+		c.mu.Unlock()
+		if done == nil {
+			continue
+		}
+		if err := c.s.store.MarkDelivered(c.ctx, batch); err != nil {
+			// The full apply records them as well: its workers wait for
+			// that instead.
+			c.log.Warn("cannot mark deliveries; waiting for their full record", "count", len(batch), "err", err)
+			c.mu.Lock()
+			c.fallback = append(c.fallback, done)
+			c.urgent = true
+			c.mu.Unlock()
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		close(done)
+	}
+}
+
 // run applies recorded outcomes until close.
 func (c *committer) run() {
 	defer close(c.done)
+	if c.shared {
+		go c.markLoop()
+		defer func() { <-c.markDone }()
+	} else {
+		close(c.markDone)
+	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	armed := false
@@ -205,8 +273,8 @@ func (c *committer) apply() bool {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
 	c.mu.Lock()
-	batch, idle, committed := c.pending, c.idle, c.committed
-	c.pending, c.idle, c.urgent, c.committed = nil, nil, false, nil
+	batch, idle, committed, fallback := c.pending, c.idle, c.committed, c.fallback
+	c.pending, c.idle, c.urgent, c.committed, c.fallback = nil, nil, false, nil, nil
 	var seg string
 	var rotErr error
 	if c.j != nil {
@@ -225,6 +293,7 @@ func (c *committer) apply() bool {
 	if committed != nil {
 		c.waiting = append(c.waiting, committed)
 	}
+	c.waiting = append(c.waiting, fallback...)
 	for done := 0; done < len(batch); {
 		n := min(len(batch)-done, applyChunk)
 		if err := c.write(batch[done : done+n]); err != nil {
