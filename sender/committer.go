@@ -145,6 +145,12 @@ func (c *committer) record(ctx context.Context, o store.Outcome) {
 		c.j = nil
 	}
 	c.mu.Unlock()
+	if markNow { // before any return: the next outcomes kick only a non-empty marks
+		select {
+		case c.markKick <- struct{}{}:
+		default:
+		}
+	}
 	if err != nil {
 		if c.apply() {
 			return
@@ -154,12 +160,6 @@ func (c *committer) record(ctx context.Context, o store.Outcome) {
 	if wake {
 		select {
 		case c.kick <- struct{}{}:
-		default:
-		}
-	}
-	if markNow {
-		select {
-		case c.markKick <- struct{}{}:
 		default:
 		}
 	}
