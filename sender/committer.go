@@ -102,9 +102,9 @@ func newCommitter(ctx context.Context, s *Sender, j *journal) *committer {
 }
 
 // record makes o durable: in the journal, or failing that in the database.
-// When shared, it returns once o is committed to the database, or when ctx
+// When shared and wait, it returns once o is in the database, or when ctx
 // ends (o is then in the journal, and applied at close or the next start).
-func (c *committer) record(ctx context.Context, o store.Outcome) {
+func (c *committer) record(ctx context.Context, o store.Outcome, wait bool) {
 	c.mu.Lock()
 	err := errJournalClosed
 	if c.j != nil {
@@ -124,6 +124,7 @@ func (c *committer) record(ctx context.Context, o store.Outcome) {
 	var committed chan struct{}
 	markNow := false
 	switch {
+	case !wait:
 	case c.shared && o.Kind == store.OutcomeSent:
 		if c.marked == nil {
 			c.marked = make(chan struct{})

@@ -166,8 +166,9 @@ func TestAnAPIMessageQueuedOnOneNodeOvertakesAnotherNodesBulkBacklog(t *testing.
 func TestAWorkersOutcomeIsInTheSharedDatabaseBeforeItsNextSend(t *testing.T) {
 	nodes := pgNodes(t, 2)
 	a, b := nodes[0], nodes[1]
-	cc := fakeChannel()
-	cc.Concurrency = 1
+	// An http channel (whose driver the fake replaces): an outbox
+	// channel does not wait for the database.
+	cc := config.Channel{Name: "sms", Type: config.ChannelHTTP, URL: "http://127.0.0.1:1/v1/sms", Concurrency: 1}
 	cfg := testConfig(t, cc)
 	s := newSender(t, cfg, b)
 	d := &fakeDriver{}
