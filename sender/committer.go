@@ -27,7 +27,8 @@ import (
 // and a node that dies for good never replays it, while the other nodes
 // take over its leases and would send again every message it delivered
 // but had not yet applied (up to applyBatch, or applyDelay's worth). There
-// record also waits until its outcome is committed to the database, where
+// record also waits (for the channels that ask it to: not an outbox, see
+// channel.work) until its outcome is committed to the database, where
 // every node sees it, before it returns: the database bounds a kill -9 to
 // the messages in flight, as the journal does on one node. A sent outcome
 // (nearly all of them) waits for markLoop's store.MarkDelivered, one
