@@ -267,9 +267,14 @@ func (ch *channel) sleep(ctx context.Context, d time.Duration) {
 }
 
 // work delivers claimed messages until ctx is done. Each outcome is in the
-// delivery log before the worker takes its next message: a crash can then
-// send at most concurrency messages of the channel twice, the ones in
-// flight.
+// delivery log (and on PostgreSQL in the database, where the other nodes
+// see it) before the worker takes its next message: a crash can then send
+// at most concurrency messages of the channel twice, the ones in flight.
+// An outbox channel does not wait for the database: it writes a file on
+// this node's own disk, at one message per worker (concurrency 1 by
+// default), which a database round trip per message would cap at a few
+// hundred a second; its outcomes are in this node's log, replayed when the
+// node starts again, as on SQLite.
 func (ch *channel) work(ctx, deliverCtx context.Context, col *committer) {
 	call := newCallTimeout(deliverCtx)
 	defer call.close()
@@ -288,7 +293,7 @@ func (ch *channel) work(ctx, deliverCtx context.Context, col *committer) {
 		if ctx.Err() != nil {
 			return // Run releases it
 		}
-		col.record(ch.s.observed(ch.cfg.Name, c, ch.deliver(ctx, call, c)))
+		col.record(deliverCtx, ch.s.observed(ch.cfg.Name, c, ch.deliver(ctx, call, c)), ch.cfg.Type != config.ChannelOutbox)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -149,5 +150,52 @@ func TestAnAPIMessageQueuedOnOneNodeOvertakesAnotherNodesBulkBacklog(t *testing.
 	}
 	if limit := 2*ch.concurrency - 1; before > limit {
 		t.Errorf("%d bulk messages reached the provider before the API message; want at most %d", before, limit)
+	}
+}
+
+// A worker on PostgreSQL takes its next message only once the outcome of
+// its last one is in the database, where every node sees it: a node killed then
+// leaves the other nodes at most its messages in flight to send again, not
+// the outcomes still waiting in its own delivery log (which it will never
+// replay if it does not come back). One worker sends through node B; before
+// each send, node A must already see every earlier message as sent.
+func TestAWorkersOutcomeIsInTheSharedDatabaseBeforeItsNextSend(t *testing.T) {
+	nodes := pgNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	// An http channel (whose driver the fake replaces): an outbox
+	// channel does not wait for the database.
+	cc := config.Channel{Name: "sms", Type: config.ChannelHTTP, URL: "http://127.0.0.1:1/v1/sms", Concurrency: 1}
+	cfg := testConfig(t, cc)
+	s := newSender(t, cfg, b)
+	d := &fakeDriver{}
+	var early []string
+	var mu sync.Mutex
+	d.fail = func(m *store.Message) error {
+		for _, prev := range d.Sent() {
+			pm, err := a.Message(context.Background(), prev.ID)
+			if err != nil {
+				return err
+			}
+			// Sent, or still "sending" but marked delivered (sent_at),
+			// which a lease takeover settles as sent.
+			if pm.Status != store.MsgSent && pm.SentAt.IsZero() {
+				mu.Lock()
+				early = append(early, fmt.Sprintf("message %d sent while node A saw message %d as %q, not delivered", m.ID, prev.ID, pm.Status))
+				mu.Unlock()
+			}
+		}
+		return nil
+	}
+	useDriver(s, "sms", d)
+	j := queueJob(t, a, "alpha", store.SourceFile, store.PriorityBulk, "sms", 20)
+	start(t, s)
+	waitJob(t, a, j.ID, store.JobDone, 30*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(early) > 0 {
+		t.Errorf("%d sends before the last outcome was in the database, e.g. %s", len(early), early[0])
+	}
+	if d.Count() != 20 {
+		t.Errorf("sent %d, want 20", d.Count())
 	}
 }

@@ -11,7 +11,11 @@
 // (channel.go). Workers call the driver and append the outcome to the delivery
 // log (journal.go) before their next provider call, so a crash sends at
 // most the in-flight messages twice; the committer moves logged outcomes
-// into the database in batches.
+// into the database in batches. On PostgreSQL a worker (not of an outbox
+// channel) also waits until its outcome is in the database (a delivery
+// marked on its row, grouped with the other workers') before its next
+// message, since another node, not this one's log, takes over the leases
+// of a node that died (committer.go).
 package sender
 
 import (

@@ -312,3 +312,45 @@ func TestNodesClaimAndCompleteTheSameJobsAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A delivery marked on one node (MarkDelivered: the message stays
+// "sending") is seen by every node: when that node dies and its lease runs
+// out, another node's requeue settles the message as sent, with its
+// provider id, instead of putting it back in the queue to be sent again.
+func TestADeliveryMarkedOnADeadNodeIsSettledNotSentAgain(t *testing.T) {
+	needsNodes(t)
+	ctx := context.Background()
+	nodes := openNodes(t, 2)
+	dead, alive := nodes[0], nodes[1]
+	j := queueTest(t, dead, "p", PriorityBulk, 2)
+	now := time.Now()
+	cs := claimAll(t, dead, j.ID, now, time.Second)
+	if len(cs) != 2 {
+		t.Fatalf("claimed %d, want 2", len(cs))
+	}
+	o := Outcome{ID: cs[0].ID, JobID: j.ID, Attempt: cs[0].Attempt, Kind: OutcomeSent, ProviderID: "prov-1", At: now}
+	if err := dead.MarkDelivered(ctx, []Outcome{o}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := alive.Message(ctx, cs[0].ID); err != nil || m.Status != MsgSending || m.SentAt.IsZero() {
+		t.Fatalf("marked message = %q sent_at %v, %v; want sending with sent_at", m.Status, m.SentAt, err)
+	}
+	n, err := alive.RequeueExpiredLeases(ctx, now.Add(5*time.Second))
+	if err != nil || n != 1 {
+		t.Fatalf("requeued %d, %v; want only the unmarked message", n, err)
+	}
+	m, err := alive.Message(ctx, cs[0].ID)
+	if err != nil || m.Status != MsgSent || m.ProviderID != "prov-1" {
+		t.Fatalf("marked message = %q %q, %v; want sent by prov-1", m.Status, m.ProviderID, err)
+	}
+	if m, _ := alive.Message(ctx, cs[1].ID); m.Status != MsgQueued {
+		t.Fatalf("unmarked message = %q, want queued", m.Status)
+	}
+	// The dead node's full record, if it came back, changes nothing more.
+	if err := dead.CompleteMessages(ctx, []Outcome{o}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := alive.Job(ctx, j.ID); got.Counts[MsgSent] != 1 || got.Counts[MsgQueued] != 1 {
+		t.Fatalf("job counts = %+v", got.Counts)
+	}
+}
