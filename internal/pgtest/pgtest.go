@@ -114,5 +114,8 @@ func SchemaFor(t testing.TB, key string) string {
 	}
 	dsn := Schema(t)
 	schemas.Store(key, dsn)
+	// The schema is dropped when t ends: forget it then, so a later test
+	// (the next pass) with the same key gets a schema of its own.
+	t.Cleanup(func() { schemas.Delete(key) })
 	return dsn
 }
