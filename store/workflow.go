@@ -137,6 +137,11 @@ func (s *Store) dueRuns(ctx context.Context, q string, args ...any) ([]Run, erro
 		return nil, fmt.Errorf("cannot read due runs: %w", err)
 	}
 	defer rows.Close()
+	return scanDueRuns(rows, limit)
+}
+
+// scanDueRuns reads up to limit waiting runs of dueRunsSQL's columns.
+func scanDueRuns(rows *sql.Rows, limit int) ([]Run, error) {
 	out := make([]Run, 0, min(limit, 4096))
 	for rows.Next() {
 		r := Run{Status: RunWaiting}

@@ -40,18 +40,8 @@ func (s *Store) ClaimDueRuns(ctx context.Context, node string, now, until time.T
 		return nil, fmt.Errorf("cannot claim due runs: %w", err)
 	}
 	defer rows.Close()
-	out := make([]Run, 0, min(limit, 4096))
-	for rows.Next() {
-		r := Run{Status: RunWaiting}
-		var data string
-		var due int64
-		if err := rows.Scan(&r.ID, &r.Partner, &r.Workflow, &r.Contact, &r.Email, &r.Phone, &r.Ref, &r.Key, &data, &r.Step, &due); err != nil {
-			return nil, err
-		}
-		r.Data, r.DueAt = runData(data), fromMS(due)
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanDueRuns(rows, limit)
+	if err != nil {
 		return nil, fmt.Errorf("cannot claim due runs: %w", err)
 	}
 	// RETURNING has no order: the scheduler fires in due order.
