@@ -106,15 +106,9 @@ func (s *Store) CompleteMessages(ctx context.Context, outs []Outcome) error {
 	if err := s.tallyMovesTx(ctx, tx, delivered, MsgSending, MsgSent, time.Now()); err != nil {
 		return err
 	}
-	var attempts []Outcome // retried and failed outcomes whose claim was current
-	for _, o := range other {
-		ok, err := completeOneTx(ctx, tx, o)
-		if err != nil {
-			return err
-		}
-		if ok && (o.Kind == OutcomeRetry || o.Kind == OutcomeFailed) {
-			attempts = append(attempts, o)
-		}
+	attempts, err := completeOthersTx(ctx, tx, other)
+	if err != nil {
+		return err
 	}
 	for _, n := range chunkSizes(len(attempts), completeChunk) {
 		if err := s.insertAttemptsTx(ctx, tx, attempts[:n]); err != nil {
@@ -424,4 +418,20 @@ func (s *Store) JobStatus(ctx context.Context, id int64) (string, error) {
 		return "", fmt.Errorf("cannot read status of job %d: %w", id, err)
 	}
 	return st, nil
+}
+
+// completeOthersTx records the outcomes other than a delivery, one by one,
+// and returns the retried and failed ones whose claim was current: their
+// attempts are recorded next.
+func completeOthersTx(ctx context.Context, tx *sql.Tx, other []Outcome) (attempts []Outcome, err error) {
+	for _, o := range other {
+		ok, err := completeOneTx(ctx, tx, o)
+		if err != nil {
+			return nil, err
+		}
+		if ok && (o.Kind == OutcomeRetry || o.Kind == OutcomeFailed) {
+			attempts = append(attempts, o)
+		}
+	}
+	return attempts, nil
 }

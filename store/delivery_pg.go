@@ -63,15 +63,9 @@ func (s *Store) completeMessagesPG(ctx context.Context, outs []Outcome) error {
 		if err := tallyMovesPG(ctx, tx, delivered, MsgSending, MsgSent, time.Now()); err != nil {
 			return err
 		}
-		var attempts []Outcome
-		for _, o := range other {
-			ok, err := completeOneTx(ctx, tx, o)
-			if err != nil {
-				return err
-			}
-			if ok && (o.Kind == OutcomeRetry || o.Kind == OutcomeFailed) {
-				attempts = append(attempts, o)
-			}
+		attempts, err := completeOthersTx(ctx, tx, other)
+		if err != nil {
+			return err
 		}
 		for _, n := range chunkSizes(len(attempts), completeChunk) {
 			args := make([]any, 0, 4*n)
