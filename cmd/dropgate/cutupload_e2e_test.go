@@ -47,7 +47,6 @@ func cutBody(i int) string {
 // cutFixture is a daemon and the list on disk.
 type cutFixture struct {
 	d    *testDaemon
-	cfg  *config.Config
 	dir  string
 	list string // local path of the whole list
 	data []byte
@@ -56,7 +55,7 @@ type cutFixture struct {
 func newCutFixture(t *testing.T) *cutFixture {
 	t.Helper()
 	cfg := testConfig(t, t.TempDir())
-	f := &cutFixture{d: startDaemon(t, cfg), cfg: cfg, dir: t.TempDir(), data: cutList()}
+	f := &cutFixture{d: startDaemon(t, cfg), dir: t.TempDir(), data: cutList()}
 	f.list = filepath.Join(f.dir, "list.csv")
 	if err := os.WriteFile(f.list, f.data, 0o600); err != nil {
 		t.Fatal(err)
@@ -66,10 +65,13 @@ func newCutFixture(t *testing.T) *cutFixture {
 
 func (f *cutFixture) ftpAddr() string { return f.d.Addrs.FTP.String() }
 
-// uploads is the folder of this node's uploads in progress (one folder
-// per node on PostgreSQL).
-func (f *cutFixture) uploads() string {
-	return filepath.Join(f.d.Home("acme"), config.UploadsDir, f.cfg.UploadsNode())
+// partials are the uploads in progress in the home: in the uploads
+// folder, or in the node's own folder inside it (PostgreSQL).
+func (f *cutFixture) partials() []string {
+	dir := filepath.Join(f.d.Home("acme"), config.UploadsDir)
+	names, _ := filepath.Glob(filepath.Join(dir, config.UploadTempPrefix+"*"))
+	nodes, _ := filepath.Glob(filepath.Join(dir, "*", config.UploadTempPrefix+"*"))
+	return append(names, nodes...)
 }
 
 // waitPartial waits until the server holds part of an upload in progress
@@ -77,7 +79,7 @@ func (f *cutFixture) uploads() string {
 func (f *cutFixture) waitPartial(t *testing.T, min int64) {
 	t.Helper()
 	waitFor(t, 60*time.Second, "part of the upload to reach the server", func() bool {
-		names, _ := filepath.Glob(filepath.Join(f.uploads(), config.UploadTempPrefix+"*"))
+		names := f.partials()
 		for _, n := range names {
 			if fi, err := os.Stat(n); err == nil && fi.Size() >= min {
 				return true
@@ -110,7 +112,7 @@ func (f *cutFixture) files(t *testing.T) []apiFile {
 func (f *cutFixture) waitFirstOutcome(t *testing.T) {
 	t.Helper()
 	waitFor(t, 60*time.Second, "the cut upload to be held, queued or dropped", func() bool {
-		names, _ := filepath.Glob(filepath.Join(f.uploads(), config.UploadTempPrefix+"*"))
+		names := f.partials()
 		if len(names) > 0 {
 			return false
 		}
