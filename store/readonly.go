@@ -52,6 +52,21 @@ func OpenPostgresReadOnly(ctx context.Context, dsn string) (*Store, error) {
 // dropgate (its tables may mean something else) or none at all.
 func readOnly(ctx context.Context, s *Store, db *sql.DB) (*Store, error) {
 	s.reader, s.writer = db, db
+	// A database nothing was migrated into (an empty file or schema) has
+	// no migrations table: there is nothing to read yet.
+	tables := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
+	if s.pg {
+		tables = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_migrations'`
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, tables).Scan(&n); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cannot read the database: %w", err)
+	}
+	if n == 0 {
+		db.Close()
+		return nil, ErrNoDatabase
+	}
 	applied, err := s.appliedMigrations(ctx)
 	if err != nil {
 		db.Close()
