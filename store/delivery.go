@@ -367,6 +367,9 @@ func (s *Store) settleTx(ctx context.Context, tx *sql.Tx, cond string, args ...a
 	if _, err := scanMoves(rows, settled); err != nil {
 		return fmt.Errorf("cannot settle deliveries: %w", err)
 	}
+	if s.pg {
+		return tallyMovesPG(ctx, tx, settled, MsgSending, MsgSent, time.Now())
+	}
 	return s.tallyMovesTx(ctx, tx, settled, MsgSending, MsgSent, time.Now())
 }
 

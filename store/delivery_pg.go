@@ -116,7 +116,7 @@ func (s *Store) finishJobsByIDPG(ctx context.Context, jobIDs []int64) (int64, er
 func (s *Store) requeueExpiredLeasesPG(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := s.retryPG(ctx, func(tx *sql.Tx) error {
-		if err := s.settlePG(ctx, tx, ` AND lease_until < ?`, ms(now)); err != nil {
+		if err := s.settleTx(ctx, tx, ` AND lease_until < ?`, ms(now)); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, lease_until = 0, next_attempt_at = ?, updated_at = ?
@@ -133,22 +133,7 @@ func (s *Store) requeueExpiredLeasesPG(ctx context.Context, now time.Time) (int6
 	return n, nil
 }
 
-// settlePG is settleTx with tallyMovesPG.
-func (s *Store) settlePG(ctx context.Context, tx *sql.Tx, cond string, args ...any) error {
-	rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'sent', lease_until = 0, last_error = ''
-		WHERE job_id IN (`+liveJobs+`) AND status = 'sending' AND sent_at IS NOT NULL`+cond+`
-		RETURNING job_id, channel`, args...)
-	if err != nil {
-		return fmt.Errorf("cannot settle deliveries: %w", err)
-	}
-	settled := moves{}
-	if _, err := scanMoves(rows, settled); err != nil {
-		return fmt.Errorf("cannot settle deliveries: %w", err)
-	}
-	return tallyMovesPG(ctx, tx, settled, MsgSending, MsgSent, time.Now())
-}
-
 // settleAllDeliveriesPG is SettleAllDeliveries on PostgreSQL.
 func (s *Store) settleAllDeliveriesPG(ctx context.Context) error {
-	return s.retryPG(ctx, func(tx *sql.Tx) error { return s.settlePG(ctx, tx, "") })
+	return s.retryPG(ctx, func(tx *sql.Tx) error { return s.settleTx(ctx, tx, "") })
 }

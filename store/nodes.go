@@ -76,7 +76,7 @@ func (s *Store) StopNode(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := s.inWriterTx(ctx, func(tx *sql.Tx) error {
 		if s.pg {
-			if err := s.settlePG(ctx, tx, ` AND node = ?`, id); err != nil {
+			if err := s.settleTx(ctx, tx, ` AND node = ?`, id); err != nil {
 				return err
 			}
 			res, err := tx.ExecContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, lease_until = 0, next_attempt_at = ?, updated_at = ?
