@@ -1,4 +1,4 @@
-package main
+package killtest
 
 import (
 	"context"
@@ -124,11 +124,11 @@ func TestSIGKILLMidSendLosesNothingAndDuplicatesLittle(t *testing.T) {
 	}
 }
 
-// buildDaemon builds the dropgate binary into dir.
+// buildDaemon builds the dropgate binary (the command in the folder above) into dir.
 func buildDaemon(t testing.TB, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "dropgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/dropgate/dropgate/cmd/dropgate").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
@@ -334,4 +334,10 @@ func crashWait(t testing.TB, timeout time.Duration, what string, cond func() boo
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// lastLines is the last n lines of s (a child's log, for a failure message).
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -1,4 +1,4 @@
-package main
+package killtest
 
 import (
 	"fmt"
@@ -42,6 +42,9 @@ func requirePostgresRun(t *testing.T, why string) {
 		t.Skip(why + ": runs in the PostgreSQL run (" + pgtest.EnvVar + ")")
 	}
 }
+
+// testPassword is partner acme's password in every node's config.
+const testPassword = "acme-password-1"
 
 // daemonNode is one dropgate process of a multi-node test.
 type daemonNode struct {
@@ -180,7 +183,16 @@ func (nd *daemonNode) sftpUpload(t testing.TB, path, content string) {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	sftpPut(t, sc, path, content)
+	f, err := sc.Create(path)
+	if err != nil {
+		t.Fatalf("%s: sftp create %s: %v", nd.name, path, err)
+	}
+	if _, err := f.Write([]byte(content)); err != nil {
+		t.Fatalf("%s: sftp write %s: %v", nd.name, path, err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("%s: sftp close %s: %v", nd.name, path, err)
+	}
 }
 
 // numberedCSV is a phone,message file of rows [from, from+n).
