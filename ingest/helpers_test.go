@@ -62,7 +62,7 @@ func newTestEnv(t *testing.T, mutate func(*config.Config)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { in.watcher.Close() })
+	t.Cleanup(func() { in.Close() })
 	return &testEnv{t: t, cfg: cfg, st: st, in: in}
 }
 

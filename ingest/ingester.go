@@ -238,6 +238,16 @@ func channelReadsVars(ch *config.Channel) bool {
 	return false
 }
 
+// Close stops the file watcher New started, for an Ingester that will not
+// run (a later part of the daemon failed to start). Run stops it itself;
+// fsnotify's Close may be called again, so Close after Run does nothing.
+func (in *Ingester) Close() error {
+	if err := in.watcher.Close(); err != nil {
+		return fmt.Errorf("ingest: close watcher: %w", err)
+	}
+	return nil
+}
+
 // Run rescans every inbox, then ingests files as they complete, writes
 // result reports as jobs end and removes archived originals past
 // ingest.archive_retention (hourly; 0 keeps them forever), until ctx is

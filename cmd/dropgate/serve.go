@@ -159,10 +159,12 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 	// The doors: each New binds its listener, so a busy port fails here,
 	// before anything runs; closers unwind the parts already set up.
 	var doors []runner
-	closers := []func(){closeByRunning(in)}
+	closers := []func() error{in.Close}
 	unwind := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
+			if err := closers[i](); err != nil {
+				logger.Warn("cannot release a part set up before the failure", "err", err)
+			}
 		}
 	}
 	metrics := admin.NewMetrics(cfg)
@@ -218,7 +220,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 			}
 			doors, a.SFTP = append(doors, srv), srv.Addr()
 			openSessions["sftp"] = srv.OpenSessions
-			closers = append(closers, closeByRunning(srv))
+			closers = append(closers, srv.Close)
 		}
 		if cfg.FTP.Listen != "" {
 			srv, err := ftp.New(ftp.Options{Config: cfg, Auth: authn, Notifier: metrics.Uploads("ftp", in), Logger: logger, Space: wm})
@@ -228,7 +230,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 			}
 			doors, a.FTP = append(doors, srv), srv.Addr()
 			openSessions["ftp"] = srv.OpenSessions
-			closers = append(closers, closeByRunning(srv))
+			closers = append(closers, srv.Close)
 		}
 	}
 	// The workflow scheduler queues messages like an API send: it starts
@@ -309,16 +311,6 @@ func warnUnconfiguredChannels(ctx context.Context, cfg *config.Config, st *store
 			logger.Warn("messages wait on a channel that is not configured; configure it again, or cancel their jobs (POST /api/v1/jobs/{id}/cancel)",
 				"channel", ch, "messages", n)
 		}
-	}
-}
-
-// closeByRunning stops a bound but not yet running server by running it
-// with a cancelled context, which closes its listener.
-func closeByRunning(r runner) func() {
-	return func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		r.Run(ctx)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 
@@ -30,4 +31,33 @@ func TestStartWarnsAboutMessagesOnARemovedChannel(t *testing.T) {
 	if got := log.String(); !strings.Contains(got, "channel=fax messages=2") || strings.Contains(got, "channel=sms") {
 		t.Errorf("log:\n%s", got)
 	}
+}
+
+// TestStartThatFailsReleasesWhatItBound: the FTP port is taken, so the
+// start fails after the SFTP server bound its port and the watcher
+// started; both are given back (the SFTP port can be bound again).
+func TestStartThatFailsReleasesWhatItBound(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sftpAddr := free.Addr().String()
+	free.Close()
+	var out, log syncBuffer
+	err = run(context.Background(), []string{"serve", "--data", t.TempDir(), "--admin-addr", "127.0.0.1:0",
+		"--sftp-addr", sftpAddr, "--ftp-addr", busy.Addr().String()},
+		func(string) string { return "" }, strings.NewReader(""), &out, &log)
+	if err == nil || !strings.Contains(err.Error(), "FTP") {
+		t.Fatalf("serve with a busy FTP port: %v, want an FTP error\n%s", err, log.String())
+	}
+	ln, err := net.Listen("tcp", sftpAddr)
+	if err != nil {
+		t.Fatalf("the SFTP port is still held after the failed start: %v", err)
+	}
+	ln.Close()
 }

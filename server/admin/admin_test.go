@@ -41,9 +41,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	s.Run(ctx) // closes the bound listener: these tests use httptest
+	s.Close() // the bound listener is not used: these tests use httptest
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
 	return &fixture{srv: ts, store: st}

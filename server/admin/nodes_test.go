@@ -72,9 +72,7 @@ func TestNodesListsEveryNodeOnPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stopped, cancel := context.WithCancel(ctx)
-	cancel()
-	s.Run(stopped) // closes the bound listener: httptest serves
+	s.Close() // the bound listener is not used: httptest serves
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
 	f := &fixture{srv: ts, store: nodes[1]}

@@ -71,9 +71,7 @@ func newSendBench(b testing.TB) *sendBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	stopped, stop := context.WithCancel(context.Background())
-	stop()
-	s.Run(stopped) // closes the bound listener: the benchmark uses httptest's
+	s.Close() // the bound listener is not used: the benchmark uses httptest's
 	ts := httptest.NewServer(s.Handler())
 	b.Cleanup(ts.Close)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

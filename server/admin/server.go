@@ -141,6 +141,16 @@ func New(opts Options) (*Server, error) {
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// Close releases the listener New bound, for a server that will not run
+// (a later part of the daemon failed to start). Run's shutdown closes it
+// itself, so Close after Run does nothing.
+func (s *Server) Close() error {
+	if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("admin HTTP close: %w", err)
+	}
+	return nil
+}
+
 // Handler returns the server's HTTP handler (for tests with httptest).
 func (s *Server) Handler() http.Handler { return s.handler }
 

@@ -146,6 +146,16 @@ func New(opts Options) (*Server, error) {
 // Addr returns the bound control address.
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
 
+// Close releases the control listener New bound, for a server that will
+// not run (a later part of the daemon failed to start). Run closes it
+// itself, so Close after Run does nothing.
+func (s *Server) Close() error {
+	if err := s.listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("ftp: close: %w", err)
+	}
+	return nil
+}
+
 // Run serves until ctx is cancelled, then stops accepting, closes idle
 // sessions, lets those with a transfer in progress finish it within the
 // shutdown grace, closes those left and returns nil.
