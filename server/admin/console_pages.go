@@ -111,16 +111,8 @@ func jobViews(jobs []store.Job) []jobView {
 }
 
 func (s *Server) handleJobsPage(w http.ResponseWriter, r *http.Request) error {
-	partner, err := partnerScope(r)
+	f, err := jobFilter(r)
 	if err != nil {
-		return err
-	}
-	q := r.URL.Query()
-	f := store.JobFilter{Partner: partner, Status: q.Get("status"), Source: q.Get("source")}
-	if f.Status != "" && !jobStatuses[f.Status] {
-		return errBadRequest("status must be one of ingesting, queued, sending, paused, done, cancelled")
-	}
-	if f.Limit, f.BeforeID, err = pageParams(r); err != nil {
 		return err
 	}
 	f.Limit = min(f.Limit, 200)

@@ -108,17 +108,28 @@ func (s *Server) visibleJob(ctx context.Context, id int64) (store.Job, error) {
 var jobStatuses = map[string]bool{store.JobIngesting: true, store.JobQueued: true, store.JobSending: true,
 	store.JobPaused: true, store.JobDone: true, store.JobCancelled: true}
 
-func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) error {
+// jobFilter is the job listing's filter from the request: the caller's
+// partner scope, status, source and the page (the API and the console
+// read the same query).
+func jobFilter(r *http.Request) (store.JobFilter, error) {
 	partner, err := partnerScope(r)
 	if err != nil {
-		return err
+		return store.JobFilter{}, err
 	}
 	q := r.URL.Query()
 	f := store.JobFilter{Partner: partner, Status: q.Get("status"), Source: q.Get("source")}
 	if f.Status != "" && !jobStatuses[f.Status] {
-		return errBadRequest("status must be one of ingesting, queued, sending, paused, done, cancelled")
+		return store.JobFilter{}, errBadRequest("status must be one of ingesting, queued, sending, paused, done, cancelled")
 	}
 	if f.Limit, f.BeforeID, err = pageParams(r); err != nil {
+		return store.JobFilter{}, err
+	}
+	return f, nil
+}
+
+func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) error {
+	f, err := jobFilter(r)
+	if err != nil {
 		return err
 	}
 	jobs, err := s.opts.Store.ListJobs(r.Context(), f)
