@@ -3,10 +3,12 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 
+	"github.com/dropgate/dropgate/ingest"
 	"github.com/dropgate/dropgate/store"
 )
 
@@ -36,6 +38,22 @@ func errUnauthorized() error {
 }
 func errForbidden(msg string) error {
 	return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: msg}
+}
+
+// errUnknownPartner refuses a request for a partner the config does not
+// have (a key whose partner left the config); message is the answer's text.
+func errUnknownPartner(partner, message string) error {
+	return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request", Message: message,
+		Details: []ingest.Problem{{Field: "partner", Value: partner, Message: "not a configured partner"}}}
+}
+
+// errProblems refuses a request as a whole for its problems (at least
+// one, the first being first); outcome says what was not done, such as
+// "nothing was queued".
+func errProblems[P any](outcome string, first ingest.Problem, problems []P) error {
+	return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request",
+		Message: fmt.Sprintf("%s: %d problem(s), the first: %s: %s", outcome, len(problems), first.Field, first.Message),
+		Details: problems}
 }
 
 // handlerFunc is an HTTP handler that returns its error instead of writing

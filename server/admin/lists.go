@@ -74,8 +74,7 @@ func (s *Server) handleCreateList(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if !s.knownPartner(partner) {
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request", Message: "partner " + strconv.Quote(partner) + " is not configured",
-			Details: []ingest.Problem{{Field: "partner", Value: partner, Message: "not a configured partner"}}}
+		return errUnknownPartner(partner, "partner "+strconv.Quote(partner)+" is not configured")
 	}
 	if !config.ValidListName(req.Name) {
 		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request", Message: "name: not a list name",
@@ -218,9 +217,7 @@ func (s *Server) handlePutContacts(w http.ResponseWriter, r *http.Request) error
 		}
 	}
 	if len(problems) > 0 {
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request",
-			Message: fmt.Sprintf("nothing was stored: %d problem(s), the first: %s: %s", len(problems), problems[0].Field, problems[0].Message),
-			Details: problems}
+		return errProblems("nothing was stored", problems[0], problems)
 	}
 	s.logger.Info("contacts stored", "partner", partner, "list", l.Name, "inserted", counts.Inserted, "updated", counts.Updated, "unchanged", counts.Unchanged)
 	return writeJSON(w, http.StatusOK, map[string]any{"inserted": counts.Inserted, "updated": counts.Updated, "unchanged": counts.Unchanged})

@@ -53,17 +53,14 @@ func (s *Server) handleListSend(w http.ResponseWriter, r *http.Request) error {
 		Segment: req.Segment, SendAt: req.SendAt, DryRun: req.DryRun})
 	switch {
 	case errors.Is(err, ingest.ErrUnknownPartner):
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request", Message: err.Error(),
-			Details: []ingest.Problem{{Field: "partner", Value: partner, Message: "not a configured partner"}}}
+		return errUnknownPartner(partner, err.Error())
 	case errors.Is(err, store.ErrNotFound):
 		// Another partner's list is not found either.
 		return errNotFound(fmt.Sprintf("list %q", list))
 	case err != nil:
 		return s.checkStorage(w, err)
 	case len(problems) > 0:
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request",
-			Message: fmt.Sprintf("nothing was queued: %d problem(s), the first: %s: %s", len(problems), problems[0].Field, problems[0].Message),
-			Details: problems}
+		return errProblems("nothing was queued", problems[0].Problem, problems)
 	}
 	if req.DryRun {
 		return writeJSON(w, http.StatusOK, listSendResponse{List: list, ListSendResult: res})

@@ -75,17 +75,14 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) error {
 	if len(problems) == 0 {
 		composed, problems, err = s.opts.Compose(r.Context(), partner, send)
 		if errors.Is(err, ingest.ErrUnknownPartner) {
-			return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request", Message: err.Error(),
-				Details: []ingest.Problem{{Field: "partner", Value: partner, Message: "not a configured partner"}}}
+			return errUnknownPartner(partner, err.Error())
 		}
 		if err != nil {
 			return err
 		}
 	}
 	if len(problems) > 0 {
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request",
-			Message: fmt.Sprintf("nothing was queued: %d problem(s), the first: %s: %s", len(problems), problems[0].Field, problems[0].Message),
-			Details: problems}
+		return errProblems("nothing was queued", problems[0], problems)
 	}
 
 	// Stored with whatever other sends arrive meanwhile, in one commit,

@@ -115,16 +115,13 @@ func (s *Server) handleAddSuppressions(w http.ResponseWriter, r *http.Request) e
 	}
 	sups, problems, err := s.opts.CheckSuppressions(partner, in)
 	if errors.Is(err, ingest.ErrUnknownPartner) {
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request", Message: err.Error(),
-			Details: []ingest.Problem{{Field: "partner", Value: partner, Message: "not a configured partner"}}}
+		return errUnknownPartner(partner, err.Error())
 	}
 	if err != nil {
 		return err
 	}
 	if len(problems) > 0 {
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request",
-			Message: fmt.Sprintf("nothing was suppressed: %d problem(s), the first: %s: %s", len(problems), problems[0].Field, problems[0].Message),
-			Details: problems}
+		return errProblems("nothing was suppressed", problems[0], problems)
 	}
 	stored, err := s.opts.Store.AddSuppressions(r.Context(), sups)
 	if err != nil {
