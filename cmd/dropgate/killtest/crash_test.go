@@ -189,9 +189,11 @@ min_free = "1MiB"
 `, dataDir, adminAddr, crashAdminToken) + storetest.TOML(t, dataDir)
 }
 
-func writeCrashConfig(t *testing.T, path, dataDir, adminAddr, url string) {
-	t.Helper()
-	cfg := crashConfigHead(t, dataDir, adminAddr) + fmt.Sprintf(`
+// crashSMSConfig is crashConfigHead with partner acme on an http channel
+// sms to url, whose request body is body; channelTail adds keys to the
+// channel (its concurrency, a rate).
+func crashSMSConfig(t *testing.T, dataDir, adminAddr, url, body, channelTail string) string {
+	return crashConfigHead(t, dataDir, adminAddr) + fmt.Sprintf(`
 [sender]
 lease          = "2s"
 poll_interval  = "20ms"
@@ -206,10 +208,15 @@ channels = ["sms"]
 name        = "sms"
 type        = "http"
 url         = %q
-body        = '{"to": {{json .To}}, "text": {{json .Body}}, "id": {{json .ID}}}'
+body        = '%s'
 id_path     = "/id"
-concurrency = %d
-`, url, crashConcurrency)
+%s`, url, body, channelTail)
+}
+
+func writeCrashConfig(t *testing.T, path, dataDir, adminAddr, url string) {
+	t.Helper()
+	cfg := crashSMSConfig(t, dataDir, adminAddr, url, `{"to": {{json .To}}, "text": {{json .Body}}, "id": {{json .ID}}}`,
+		fmt.Sprintf("concurrency = %d\n", crashConcurrency))
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

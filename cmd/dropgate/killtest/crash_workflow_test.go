@@ -68,32 +68,14 @@ func TestSIGKILLWhileRunsWaitAndFireFiresEachRunOnce(t *testing.T) {
 	dataDir := filepath.Join(dir, "data")
 	adminAddr := crashFreeAddr(t)
 	cfgPath := filepath.Join(dir, "dropgate.toml")
-	cfg := crashConfigHead(t, dataDir, adminAddr) + fmt.Sprintf(`
-[sender]
-lease          = "2s"
-poll_interval  = "20ms"
-shutdown_grace = "2s"
-
-[[partner]]
-name     = "acme"
-region   = "PT"
-channels = ["sms"]
-
-[[channel]]
-name        = "sms"
-type        = "http"
-url         = %q
-body        = '{"to": {{json .To}}, "text": {{json .Body}}}'
-id_path     = "/id"
-concurrency = 2
-rate        = 400
-
+	cfg := crashSMSConfig(t, dataDir, adminAddr, srv.URL+"/v1/sms", `{"to": {{json .To}}, "text": {{json .Body}}}`,
+		"concurrency = 2\nrate        = 400\n") + `
 [[workflow]]
 name    = "welcome"
 partner = "acme"
 on      = "signup"
 steps   = [{ delay = "5s" }, { send = { template = "hello" } }]
-`, srv.URL+"/v1/sms")
+`
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
