@@ -165,15 +165,19 @@ func TestValidateChannelCrossFields(t *testing.T) {
 	cfg := Default()
 	cfg.Channels = []Channel{
 		{Name: "mail", Type: ChannelSMTP},
-		{Name: "sms", Type: ChannelHTTP, URL: "ftp://x", Body: "{{.To", IDPath: "id"},
+		{Name: "sms", Type: ChannelHTTP, URL: "ftp://x", Body: "{{.To", IDPath: "id",
+			Headers: map[string]string{"X-Sig": "{{hmac .Body}}", "X-To": "{{urlquery .To}}"}},
 		{Name: "sms", Type: "pigeon"},
 	}
 	err := cfg.Validate()
 	for _, want := range []string{"channel[0].host", "channel[0].from", "channel[1].url", "channel[1].body: does not parse",
-		"channel[1].id_path", "channel[2].name: channel \"sms\" is defined twice", "channel[2].type"} {
+		"channel[1].id_path", `channel[1].headers.X-Sig: does not parse: template: X-Sig:1: function "hmac" not defined`, "channel[2].name: channel \"sms\" is defined twice", "channel[2].type"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
 		}
+	}
+	if strings.Contains(err.Error(), "X-To") {
+		t.Errorf("a header template with the channel's own functions is refused:\n%v", err)
 	}
 }
 

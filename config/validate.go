@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
@@ -190,8 +189,13 @@ func (c *Config) Validate() error {
 				bad(f+".url", "%q is not an http(s) URL", ch.URL)
 			}
 			if ch.Body != "" {
-				if _, err := template.New("body").Funcs(template.FuncMap{"json": func(any) string { return "" }, "urlquery": func(...any) string { return "" }}).Parse(ch.Body); err != nil {
+				if _, err := ParseProviderTemplate("body", ch.Body); err != nil {
 					bad(f+".body", "does not parse: %v", err)
+				}
+			}
+			for k, v := range ch.Headers {
+				if _, err := ParseProviderTemplate(k, v); err != nil {
+					bad(f+".headers."+k, "does not parse: %v", err)
 				}
 			}
 			if ch.IDPath != "" && !strings.HasPrefix(ch.IDPath, "/") {

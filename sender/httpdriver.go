@@ -86,16 +86,6 @@ type httpData struct {
 	Format  string
 }
 
-// templateFuncs are the functions of http body and header templates (plus
-// text/template's own, such as urlquery and printf).
-var templateFuncs = template.FuncMap{
-	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	},
-	"urlquery": func(args ...any) string { return url.QueryEscape(fmt.Sprint(args...)) },
-}
-
 func newHTTPDriver(field string, cc *config.Channel, client *http.Client) (*httpDriver, error) {
 	u, err := url.Parse(cc.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -154,7 +144,7 @@ func newHTTPDriver(field string, cc *config.Channel, client *http.Client) (*http
 // parseTemplate parses a body or header template. A variable the row does
 // not have is an error at send time, not an empty string sent to a provider.
 func parseTemplate(name, text string) (*template.Template, error) {
-	return template.New(name).Funcs(templateFuncs).Option("missingkey=error").Parse(text)
+	return config.ParseProviderTemplate(name, text)
 }
 
 // maxHeaderBytes bounds one rendered header value: servers refuse request
