@@ -1,11 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -61,10 +63,13 @@ const (
 // RunAdvance is what the scheduler did with one due run: the run moves
 // from step From to step To with Status and, when still waiting, DueAt.
 // Msg is the message a send step queued (nil for none). Steps are the
-// outcomes to record; a queued step's message id is filled in.
+// outcomes to record; a queued step's message id is filled in. Workflow
+// is the run's: a run that ends as done is counted under it (migration
+// 0039).
 type RunAdvance struct {
 	ID        int64
 	Partner   string
+	Workflow  string
 	From      int
 	To        int
 	Status    string
@@ -174,16 +179,14 @@ const stepChunk = 100
 
 // stepInsertSQL inserts n steps.
 func stepInsertSQL(n int) string {
+	if n == stepChunk {
+		return stepChunkSQL
+	}
 	return `INSERT INTO workflow_steps (run_id, step, at, outcome, message_id, detail) VALUES ` + valuesList(n, 6)
 }
 
-func stepCount(advs []RunAdvance) int {
-	n := 0
-	for i := range advs {
-		n += len(advs[i].Steps)
-	}
-	return n
-}
+// stepChunkSQL is the statement of a full chunk of steps, built once.
+var stepChunkSQL = `INSERT INTO workflow_steps (run_id, step, at, outcome, message_id, detail) VALUES ` + valuesList(stepChunk, 6)
 
 // AdvanceRuns stores what the scheduler did with a batch of due runs in
 // one transaction: every run moves on, and the messages its send steps
@@ -193,44 +196,134 @@ func stepCount(advs []RunAdvance) int {
 // no longer waiting at the step read (cancelled meanwhile) fails the whole
 // batch with ErrRunMoved and nothing is stored.
 func (s *Store) AdvanceRuns(ctx context.Context, advs []RunAdvance, now time.Time) ([]Job, error) {
-	return retryDeadlocks(s, func() ([]Job, error) { // workflow_pg.go
-		return s.advanceRuns(ctx, advs, now)
-	})
+	return s.StoreAdvance(ctx, s.PlanAdvance(advs, now))
 }
 
-func (s *Store) advanceRuns(ctx context.Context, advs []RunAdvance, now time.Time) (jobs []Job, err error) {
-	ctx = context.WithoutCancel(ctx) // see acceptEvents: a bounded batch, run to its end
-	byPartner := map[string][]int{}
-	var partners []string
+// AdvancePlan is a batch of RunAdvance with the statements and arguments
+// that store it, built by PlanAdvance before the writer is needed.
+type AdvancePlan struct {
+	advs      []RunAdvance
+	now       time.Time
+	partners  []string
+	byPartner map[string][]int // partner → indexes in advs of runs with a message
+	smalls    []*smallJob      // one job per partner, in partners' order
+	moves     []runMove
+	qs        []string // the statements to prepare
+	// steps holds the step inserts' arguments, stepChunk rows per
+	// statement; a queued step's message id, known once its job is
+	// written, goes at steps[mids[k].arg] from advs[mids[k].adv].
+	steps [][]any
+	mids  []struct{ arg, adv int }
+}
+
+// runMove is the runs of a batch that move the same way (most of a batch:
+// from its send step to done), moved by one statement.
+type runMove struct {
+	from, to  int
+	status    string
+	due       int64
+	lastError string
+	ids       []int64
+	list      string // ids as a JSON array, for json_each
+}
+
+// PlanAdvance builds what AdvanceRuns writes for advs at now: the
+// messages' insert statements, the moves, the steps' rows. The scheduler
+// builds it while the previous batch is stored, so that the writer's
+// transaction only runs statements.
+func (s *Store) PlanAdvance(advs []RunAdvance, now time.Time) *AdvancePlan {
+	p := &AdvancePlan{advs: advs, now: now, byPartner: map[string][]int{}}
 	for i := range advs {
 		if advs[i].Msg == nil {
 			continue
 		}
-		p := advs[i].Partner
-		if byPartner[p] == nil {
-			partners = append(partners, p)
+		pt := advs[i].Partner
+		if p.byPartner[pt] == nil {
+			p.partners = append(p.partners, pt)
 		}
-		byPartner[p] = append(byPartner[p], i)
+		p.byPartner[pt] = append(p.byPartner[pt], i)
 	}
-	smalls := make([]*smallJob, len(partners))
 	advSQL := runAdvanceSQL
 	if s.pg {
 		advSQL = runAdvancePGSQL // workflow_claim_pg.go: drops the run's claim
 	}
-	qs := []string{advSQL, stepInsertSQL(stepChunk)}
-	if rest := stepCount(advs) % stepChunk; rest > 0 {
-		qs = append(qs, stepInsertSQL(rest))
-	}
-	for k, p := range partners {
-		msgs := make([]Message, len(byPartner[p]))
-		for j, i := range byPartner[p] {
+	p.qs = []string{advSQL, runsEndedSQL, runsDoneSQL}
+	p.smalls = make([]*smallJob, len(p.partners))
+	for k, pt := range p.partners {
+		msgs := make([]Message, len(p.byPartner[pt]))
+		for j, i := range p.byPartner[pt] {
 			msgs[j] = *advs[i].Msg
 		}
-		j := Job{Partner: p, Source: SourceWorkflow, Priority: PriorityTransactional, Status: JobQueued, Total: len(msgs)}
-		smalls[k] = s.newSmallJob(j, msgs, now)
-		qs = append(qs, smalls[k].queries()...)
+		j := Job{Partner: pt, Source: SourceWorkflow, Priority: PriorityTransactional, Status: JobQueued, Total: len(msgs)}
+		p.smalls[k] = s.newSmallJob(j, msgs, now)
+		p.qs = append(p.qs, p.smalls[k].queries()...)
 	}
-	if err := s.prepare(ctx, qs...); err != nil {
+	type moveKey struct {
+		from, to  int
+		status    string
+		due       int64
+		lastError string
+	}
+	at := map[moveKey]int{}
+	for i := range advs {
+		a := &advs[i]
+		m := moveKey{from: a.From, to: a.To, status: a.Status, lastError: a.LastError}
+		if a.Status == RunWaiting {
+			m.due = ms(a.DueAt)
+		}
+		k, ok := at[m]
+		if !ok {
+			k = len(p.moves)
+			at[m] = k
+			p.moves = append(p.moves, runMove{from: m.from, to: m.to, status: m.status, due: m.due, lastError: m.lastError})
+		}
+		p.moves[k].ids = append(p.moves[k].ids, a.ID)
+	}
+	for k := range p.moves {
+		list, _ := json.Marshal(p.moves[k].ids)
+		p.moves[k].list = string(list)
+	}
+	// Steps go in multi-row statements of stepChunk rows (and one for the
+	// rest): one statement per step was a third of a batch's time.
+	const width = 6 * stepChunk
+	var args []any
+	for i := range advs {
+		for _, st := range advs[i].Steps {
+			if args == nil {
+				args = make([]any, 0, width)
+			}
+			t := st.At
+			if t.IsZero() {
+				t = now
+			}
+			if st.Outcome == StepQueued {
+				p.mids = append(p.mids, struct{ arg, adv int }{len(p.steps)*width + len(args) + 4, i})
+			}
+			args = append(args, advs[i].ID, st.Step, ms(t), st.Outcome, int64(0), st.Detail)
+			if len(args) == width {
+				p.steps, args = append(p.steps, args), nil
+			}
+		}
+	}
+	if len(args) > 0 {
+		p.steps = append(p.steps, args)
+	}
+	for _, a := range p.steps {
+		p.qs = append(p.qs, stepInsertSQL(len(a)/6))
+	}
+	return p
+}
+
+// StoreAdvance stores a planned batch (AdvanceRuns).
+func (s *Store) StoreAdvance(ctx context.Context, p *AdvancePlan) ([]Job, error) {
+	return retryDeadlocks(s, func() ([]Job, error) { // workflow_pg.go
+		return s.advanceRuns(ctx, p)
+	})
+}
+
+func (s *Store) advanceRuns(ctx context.Context, p *AdvancePlan) (jobs []Job, err error) {
+	ctx = context.WithoutCancel(ctx) // see acceptEvents: a bounded batch, run to its end
+	if err := s.prepare(ctx, p.qs...); err != nil {
 		return nil, err
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
@@ -238,96 +331,49 @@ func (s *Store) advanceRuns(ctx context.Context, advs []RunAdvance, now time.Tim
 		return nil, err
 	}
 	defer tx.Rollback()
-	adv, err := s.txStmt(ctx, tx, advSQL)
+	adv, err := s.txStmt(ctx, tx, p.qs[0])
 	if err != nil {
 		return nil, err
 	}
-	// Runs that move the same way (most of a batch: from its send step to
-	// done) move in one statement; the count it changed says whether each
-	// was still where the scheduler read it.
-	type move struct {
-		from, to  int
-		status    string
-		due       int64
-		lastError string
-	}
-	groups := map[move][]int64{}
-	var order []move
-	for i := range advs {
-		a := &advs[i]
-		m := move{from: a.From, to: a.To, status: a.Status, lastError: a.LastError}
-		if a.Status == RunWaiting {
-			m.due = ms(a.DueAt)
-		}
-		if groups[m] == nil {
-			order = append(order, m)
-		}
-		groups[m] = append(groups[m], a.ID)
-	}
-	for _, m := range order {
-		ids := groups[m]
-		list, _ := json.Marshal(ids)
-		res, err := adv.ExecContext(ctx, m.to, m.status, m.due, m.lastError, ms(now), m.from, string(list))
+	// The count each move changed says whether each of its runs was still
+	// where the scheduler read it.
+	for _, m := range p.moves {
+		res, err := adv.ExecContext(ctx, m.to, m.status, m.due, m.lastError, ms(p.now), m.from, m.list)
 		if err != nil {
 			return nil, fmt.Errorf("cannot move runs on: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n != int64(len(ids)) {
-			return nil, fmt.Errorf("%d of %d runs: %w", int64(len(ids))-n, len(ids), ErrRunMoved)
+		if n, _ := res.RowsAffected(); n != int64(len(m.ids)) {
+			return nil, fmt.Errorf("%d of %d runs: %w", int64(len(m.ids))-n, len(m.ids), ErrRunMoved)
 		}
 	}
-	msgIDs := make(map[int]int64)
-	for k, p := range partners {
-		id, ids, err := s.insertSmallJobTx(ctx, tx, smalls[k])
+	if err := s.countDoneTx(ctx, tx, p.advs); err != nil {
+		return nil, err
+	}
+	msgIDs := make([]int64, len(p.advs))
+	for k, pt := range p.partners {
+		id, ids, err := s.insertSmallJobTx(ctx, tx, p.smalls[k])
 		if err != nil {
 			return nil, err
 		}
-		for j, i := range byPartner[p] {
+		for j, i := range p.byPartner[pt] {
 			msgIDs[i] = ids[j]
 		}
-		job := smalls[k].job
-		job.ID, job.CreatedAt = id, now
+		job := p.smalls[k].job
+		job.ID, job.CreatedAt = id, p.now
 		jobs = append(jobs, job)
 	}
-	// Steps go in multi-row statements of stepChunk rows (and one for the
-	// rest): one statement per step was a third of a batch's time.
-	var args []any
-	flush := func(n int) error {
-		if n == 0 {
-			return nil
-		}
-		q := stepInsertSQL(n)
-		st, err := s.txStmt(ctx, tx, q)
+	const width = 6 * stepChunk
+	for _, m := range p.mids {
+		p.steps[m.arg/width][m.arg%width] = msgIDs[m.adv]
+	}
+	for _, args := range p.steps {
+		st, err := s.txStmt(ctx, tx, stepInsertSQL(len(args)/6))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := st.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("cannot record the steps of runs: %w", err)
+			return nil, fmt.Errorf("cannot record the steps of runs: %w", err)
 		}
-		args = args[:0]
-		return nil
-	}
-	n := 0
-	for i := range advs {
-		for _, st := range advs[i].Steps {
-			mid := int64(0)
-			if st.Outcome == StepQueued {
-				mid = msgIDs[i]
-			}
-			at := st.At
-			if at.IsZero() {
-				at = now
-			}
-			args = append(args, advs[i].ID, st.Step, ms(at), st.Outcome, mid, st.Detail)
-			if n++; n == stepChunk {
-				if err := flush(n); err != nil {
-					return nil, err
-				}
-				n = 0
-			}
-		}
-	}
-	if err := flush(n); err != nil {
-		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
@@ -336,6 +382,48 @@ func (s *Store) advanceRuns(ctx context.Context, advs []RunAdvance, now time.Tim
 		s.jobsQueued()
 	}
 	return jobs, nil
+}
+
+const (
+	runsEndedSQL = `UPDATE workflow_run_counts SET n = n - ? WHERE partner = ? AND workflow = ? AND status = 'waiting'`
+	runsDoneSQL  = `INSERT INTO workflow_run_counts (partner, workflow, status, n) VALUES (?, ?, 'done', ?)
+		ON CONFLICT (partner, workflow, status) DO UPDATE SET n = workflow_run_counts.n + excluded.n`
+)
+
+// countDoneTx moves the batch's runs that ended as done from the waiting
+// count to the done count, two statements per partner and workflow: the
+// status trigger leaves them out (migration 0039), it cost two statements
+// per run. Every run of the batch was waiting (the moves checked it).
+func (s *Store) countDoneTx(ctx context.Context, tx *sql.Tx, advs []RunAdvance) error {
+	type pw struct{ partner, workflow string }
+	done := map[pw]int{}
+	for i := range advs {
+		if advs[i].Status != RunDone {
+			continue
+		}
+		if advs[i].Workflow == "" {
+			return fmt.Errorf("run %d ends without its workflow: it cannot be counted", advs[i].ID)
+		}
+		done[pw{advs[i].Partner, advs[i].Workflow}]++
+	}
+	keys := make([]pw, 0, len(done))
+	for k := range done {
+		keys = append(keys, k)
+	}
+	// One order for every node: two batches on PostgreSQL lock the count
+	// rows in the same order.
+	slices.SortFunc(keys, func(a, b pw) int {
+		return cmp.Or(cmp.Compare(a.partner, b.partner), cmp.Compare(a.workflow, b.workflow))
+	})
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, runsEndedSQL, done[k], k.partner, k.workflow); err != nil {
+			return fmt.Errorf("cannot count the runs of %s: %w", k.workflow, err)
+		}
+		if _, err := tx.ExecContext(ctx, runsDoneSQL, k.partner, k.workflow, done[k]); err != nil {
+			return fmt.Errorf("cannot count the runs of %s: %w", k.workflow, err)
+		}
+	}
+	return nil
 }
 
 // CancelRun cancels one waiting run of a partner's workflow by hand. A run

@@ -11,7 +11,8 @@ import (
 
 // Runs of two workflows started on one node while another node's
 // scheduler moves them on: both take the run counts' rows (kept by
-// triggers, migration 0022) of both workflows, in opposite orders here.
+// triggers, migration 0022, and by AdvanceRuns for done runs, 0039) of
+// both workflows.
 // PostgreSQL breaks such a deadlock by failing one transaction; neither
 // call may fail for it, and every run started is moved exactly once.
 func TestNodesStartAndAdvanceRunsAtOnce(t *testing.T) {
@@ -57,7 +58,7 @@ func TestNodesStartAndAdvanceRunsAtOnce(t *testing.T) {
 			sort.SliceStable(runs, func(i, j int) bool { return runs[i].Workflow > runs[j].Workflow })
 			var advs []RunAdvance
 			for _, r := range runs {
-				advs = append(advs, RunAdvance{ID: r.ID, Partner: r.Partner, From: r.Step, To: r.Step + 1, Status: RunDone})
+				advs = append(advs, RunAdvance{ID: r.ID, Partner: r.Partner, Workflow: r.Workflow, From: r.Step, To: r.Step + 1, Status: RunDone})
 			}
 			if len(advs) == 0 {
 				continue

@@ -397,7 +397,7 @@ func (e *Engine) tick(ctx context.Context) (time.Duration, error) {
 // prepared is a batch of due runs read and executed, not yet stored.
 type prepared struct {
 	runs []store.Run
-	advs []store.RunAdvance
+	plan *store.AdvancePlan // the writes of the runs' steps, ready to store
 	now  time.Time
 	err  error
 }
@@ -421,12 +421,15 @@ func (e *Engine) prepare(ctx context.Context, now time.Time, after *store.Run) p
 		return prepared{err: err}
 	}
 	advs, err := e.execute(ctx, runs, now)
-	return prepared{runs: runs, advs: advs, now: now, err: err}
+	if err != nil {
+		return prepared{err: err}
+	}
+	return prepared{runs: runs, plan: e.st.PlanAdvance(advs, now), now: now}
 }
 
 // store stores what a batch's steps did.
 func (e *Engine) store(ctx context.Context, p prepared) error {
-	jobs, err := e.st.AdvanceRuns(ctx, p.advs, p.now)
+	jobs, err := e.st.StoreAdvance(ctx, p.plan)
 	if err != nil {
 		return err
 	}
@@ -438,7 +441,7 @@ func (e *Engine) store(ctx context.Context, p prepared) error {
 
 // execute executes the due steps of a batch of runs.
 func (e *Engine) execute(ctx context.Context, runs []store.Run, now time.Time) ([]store.RunAdvance, error) {
-	b := &batch{composed: map[int64]composed{}, channels: map[string]templateChannel{}}
+	b := &batch{composed: make(map[int64]composed, len(runs)), channels: map[string]templateChannel{}}
 	e.precompose(ctx, b, runs, now)
 	advs := make([]store.RunAdvance, 0, len(runs))
 	for i := range runs {
@@ -456,7 +459,7 @@ func (e *Engine) execute(ctx context.Context, runs []store.Run, now time.Time) (
 // advance executes one run's due steps: every delay up to the next wait,
 // at most one send (a second send waits for the next batch, at once).
 func (e *Engine) advance(ctx context.Context, b *batch, r *store.Run, now time.Time) store.RunAdvance {
-	a := store.RunAdvance{ID: r.ID, Partner: r.Partner, From: r.Step, To: r.Step, Status: store.RunWaiting, DueAt: now}
+	a := store.RunAdvance{ID: r.ID, Partner: r.Partner, Workflow: r.Workflow, From: r.Step, To: r.Step, Status: store.RunWaiting, DueAt: now}
 	f := e.flows[r.Partner][r.Workflow]
 	if f == nil {
 		a.Status, a.LastError = store.RunFailed, "the workflow is no longer in the configuration"
@@ -594,15 +597,20 @@ func (b *batch) channel(ctx context.Context, comp Composer, partner, template st
 
 // recipient is a run's addressee for a send to to: the starting event's
 // data as variables, with email, phone, ref and key where the data has
-// none of that name.
+// none of that name. The run's data map, decoded for this batch alone,
+// becomes the variables (copying it into a new map per run cost more
+// than rendering the message); adding the same values again is harmless.
 func recipient(r *store.Run, to string) ingest.APIRecipient {
-	vars := make(map[string]string, len(r.Data)+4)
-	for k, v := range r.Data {
-		vars[k] = v
+	if r.Data == nil {
+		r.Data = make(map[string]string, 4)
 	}
-	for k, v := range map[string]string{"email": r.Email, "phone": r.Phone, "ref": r.Ref, "key": r.Key} {
-		if _, ok := vars[k]; !ok && v != "" {
-			vars[k] = v
+	vars := r.Data
+	for _, kv := range [...][2]string{{"email", r.Email}, {"phone", r.Phone}, {"ref", r.Ref}, {"key", r.Key}} {
+		if kv[1] == "" {
+			continue
+		}
+		if _, ok := vars[kv[0]]; !ok {
+			vars[kv[0]] = kv[1]
 		}
 	}
 	return ingest.APIRecipient{To: to, Ref: r.Ref, Vars: vars}
