@@ -98,9 +98,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	stopped, stop := context.WithCancel(context.Background())
-	stop()
-	adm.Run(stopped) // closes the bound listener: the benchmark uses httptest's
+	adm.Close() // the bound listener is not used: the benchmark uses httptest's
 	api := httptest.NewServer(adm.Handler())
 	b.Cleanup(api.Close)
 	return &benchEnv{cfg: cfg, st: st, in: in, eng: eng, clock: clock, api: api, ctx: ctx}
