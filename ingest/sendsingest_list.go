@@ -99,6 +99,11 @@ type listSend struct {
 	res  ListSendResult
 	w    *store.JobWriter
 	keys store.MemberKeys // the contact keys read with each member
+	// fieldValue and fieldText say which of email, phone and ref (in
+	// that order) the segment reads as values and the template as text:
+	// the others are not put in a member's maps (two map writes and a
+	// boxing each, for every member read).
+	fieldValue, fieldText [3]bool
 	// spent are message slices whose messages the job writer has taken,
 	// for the workers to fill again: a fresh slice per range was most
 	// of a send's garbage.
@@ -121,6 +126,10 @@ func (in *Ingester) sendToList(ctx context.Context, p *partner, req ListSendRequ
 	wantTexts := ls.wantedTexts()
 	ls.dec = newAttrDecoder(fields, wantValues, wantTexts)
 	ls.keys = ls.memberKeys(wantValues, wantTexts)
+	for i, f := range [...]string{fieldEmail, fieldPhone, fieldRef} {
+		ls.fieldValue[i] = wantValues == nil || wantValues[f]
+		ls.fieldText[i] = wantTexts == nil || wantTexts[f]
+	}
 	if !req.DryRun {
 		if in.applying != nil && fileID != 0 {
 			in.applying(name)
@@ -397,6 +406,15 @@ func (ls *listSend) work(ctx context.Context, lo, ranges int64, next *atomic.Int
 	if ls.expr != nil {
 		wk.match = ls.expr.Matcher()
 	}
+	rd, err := ls.in.st.MemberReader(ls.keys)
+	if err != nil {
+		select {
+		case results <- rangeResult{seq: next.Add(1) - 1, err: err}:
+		case <-ctx.Done():
+		}
+		return
+	}
+	defer rd.Close()
 	for {
 		select {
 		case <-tokens:
@@ -409,7 +427,7 @@ func (ls *listSend) work(ctx context.Context, lo, ranges int64, next *atomic.Int
 		}
 		from := lo + seq*memberRange
 		wk.r = rangeResult{seq: seq}
-		wk.members, wk.r.err = ls.in.st.SubscribedMembers(ctx, ls.list.ID, from, from+memberRange-1, ls.keys, wk.members)
+		wk.members, wk.r.err = rd.Range(ctx, ls.list.ID, from, from+memberRange-1, wk.members)
 		if !ls.req.DryRun && wk.r.err == nil {
 			// Sized once: growing a slice of messages by appending copied
 			// each of them about twice.
@@ -441,9 +459,15 @@ func (wk *worker) member(ctx context.Context, m *store.ListMember) {
 		wk.skip(m, fmt.Errorf("the contact's stored attributes cannot be read: %w", err))
 		return
 	}
-	for _, f := range [...]struct{ name, v string }{{fieldEmail, m.Email}, {fieldPhone, m.Phone}, {fieldRef, m.Ref}} {
-		if f.v != "" {
-			wk.values[f.name], wk.text[f.name] = f.v, f.v
+	for i, f := range [...]struct{ name, v string }{{fieldEmail, m.Email}, {fieldPhone, m.Phone}, {fieldRef, m.Ref}} {
+		if f.v == "" {
+			continue
+		}
+		if ls.fieldValue[i] {
+			wk.values[f.name] = f.v
+		}
+		if ls.fieldText[i] {
+			wk.text[f.name] = f.v
 		}
 	}
 	if wk.match != nil {

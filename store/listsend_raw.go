@@ -1,0 +1,225 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"unsafe"
+
+	"modernc.org/libc"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// MemberReader reads ranges of a list's subscribed members for one
+// goroutine of a list send (not safe for concurrent use). Close it when
+// the send is done.
+type MemberReader struct {
+	s    *Store
+	keys MemberKeys
+	raw  *rawMemberConn // nil: through the reader pool (PostgreSQL)
+}
+
+// MemberReader returns a reader of list members with the given keys. On
+// SQLite it has a connection of its own, opened read-only and without
+// SQLite's per-call mutexes (one goroutine uses it), and reads rows
+// through SQLite's C API, as modernc.org/sqlite itself does: through
+// database/sql's driver interface each column cost a type call, a
+// locked value call and a fresh Go string, as much per member as
+// evaluating the segment (ingest/BENCHMARKS.md). On PostgreSQL it reads
+// through SubscribedMembers.
+func (s *Store) MemberReader(keys MemberKeys) (*MemberReader, error) {
+	r := &MemberReader{s: s, keys: keys}
+	if s.pg {
+		return r, nil
+	}
+	raw, err := openRawMemberConn(s.path, keys)
+	if err != nil {
+		return nil, err
+	}
+	r.raw = raw
+	return r, nil
+}
+
+// Range is SubscribedMembers through the reader: the subscribed members
+// of the list whose contact id is in [lo, hi], in contact order,
+// appended to buf[:0]. ctx is checked before the read, not during it.
+func (r *MemberReader) Range(ctx context.Context, listID, lo, hi int64, buf []ListMember) ([]ListMember, error) {
+	if r.raw == nil {
+		return r.s.SubscribedMembers(ctx, listID, lo, hi, r.keys, buf)
+	}
+	if err := ctx.Err(); err != nil {
+		return buf[:0], err
+	}
+	out, err := r.raw.members(listID, lo, hi, buf)
+	if err != nil {
+		return out, fmt.Errorf("cannot read members of list %d: %w", listID, err)
+	}
+	return out, nil
+}
+
+// Close closes the reader's connection.
+func (r *MemberReader) Close() {
+	if r.raw != nil {
+		r.raw.close()
+		r.raw = nil
+	}
+}
+
+// rawMemberConn is a read-only SQLite connection with the member query
+// prepared.
+type rawMemberConn struct {
+	tls  *libc.TLS
+	db   uintptr
+	stmt uintptr
+	keys MemberKeys
+}
+
+// memberQuery is SubscribedMembers' query for the keys asked for.
+func memberQuery(keys MemberKeys) string {
+	q := `SELECT c.id, c.attributes`
+	for _, k := range [...]struct {
+		key MemberKeys
+		col string
+	}{{MemberEmail, "c.email"}, {MemberPhone, "c.phone"}, {MemberRef, "c.ref"}} {
+		if keys&k.key != 0 {
+			q += ", " + k.col
+		}
+	}
+	return q + ` FROM list_members m JOIN contacts c ON c.id = m.contact_id
+		WHERE m.list_id = ? AND m.contact_id BETWEEN ? AND ? AND m.status = 'subscribed' ORDER BY m.contact_id`
+}
+
+func openRawMemberConn(path string, keys MemberKeys) (_ *rawMemberConn, err error) {
+	c := &rawMemberConn{tls: libc.NewTLS(), keys: keys}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	name, err := libc.CString(path)
+	if err != nil {
+		return nil, err
+	}
+	defer libc.Xfree(c.tls, name)
+	pp := c.tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
+	defer c.tls.Free(int(unsafe.Sizeof(uintptr(0))))
+	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, pp, sqlite3.SQLITE_OPEN_READONLY|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
+	c.db = *(*uintptr)(ptr(pp))
+	if rc != sqlite3.SQLITE_OK {
+		return nil, c.errorf("cannot open the database to read list members", rc)
+	}
+	// The pool's readers wait as long for a lock (store.go).
+	sqlite3.Xsqlite3_busy_timeout(c.tls, c.db, 10000)
+	q, err := libc.CString(memberQuery(keys))
+	if err != nil {
+		return nil, err
+	}
+	defer libc.Xfree(c.tls, q)
+	if rc := sqlite3.Xsqlite3_prepare_v3(c.tls, c.db, q, -1, sqlite3.SQLITE_PREPARE_PERSISTENT, pp, 0); rc != sqlite3.SQLITE_OK {
+		return nil, c.errorf("cannot prepare the read of list members", rc)
+	}
+	c.stmt = *(*uintptr)(ptr(pp))
+	return c, nil
+}
+
+// members runs the query for one range. The statement is reset at the
+// end, which ends its read transaction: each range is a short read.
+func (c *rawMemberConn) members(listID, lo, hi int64, buf []ListMember) ([]ListMember, error) {
+	out := buf[:0]
+	// The keys' strings are made from one array per range, only ever
+	// appended to (a string's bytes are never written again), instead of
+	// one allocation per key and member.
+	var keys []byte
+	defer sqlite3.Xsqlite3_reset(c.tls, c.stmt)
+	for i, v := range [...]int64{listID, lo, hi} {
+		if rc := sqlite3.Xsqlite3_bind_int64(c.tls, c.stmt, int32(i+1), v); rc != sqlite3.SQLITE_OK {
+			return out, c.errorf("cannot bind", rc)
+		}
+	}
+	for {
+		switch rc := sqlite3.Xsqlite3_step(c.tls, c.stmt); rc {
+		case sqlite3.SQLITE_DONE:
+			return out, nil
+		case sqlite3.SQLITE_ROW:
+		default:
+			return out, c.errorf("step", rc)
+		}
+		n := len(out)
+		if n < cap(out) {
+			out = out[:n+1]
+		} else {
+			out = append(out, ListMember{})
+		}
+		m := &out[n]
+		m.ContactID = sqlite3.Xsqlite3_column_int64(c.tls, c.stmt, 0)
+		m.Attributes = append(m.Attributes[:0], c.text(1)...)
+		m.Email, m.Phone, m.Ref = "", "", ""
+		col := int32(2)
+		if c.keys&MemberEmail != 0 {
+			m.Email, keys = c.key(col, keys)
+			col++
+		}
+		if c.keys&MemberPhone != 0 {
+			m.Phone, keys = c.key(col, keys)
+			col++
+		}
+		if c.keys&MemberRef != 0 {
+			m.Ref, keys = c.key(col, keys)
+		}
+	}
+}
+
+// text is a column's value as text (nil for NULL), in SQLite's memory:
+// valid until the next step.
+func (c *rawMemberConn) text(col int32) []byte {
+	p := sqlite3.Xsqlite3_column_text(c.tls, c.stmt, col)
+	if p == 0 {
+		return nil
+	}
+	n := sqlite3.Xsqlite3_column_bytes(c.tls, c.stmt, col)
+	return unsafe.Slice((*byte)(ptr(p)), n)
+}
+
+// key returns a text column's value as a string made in arena (which
+// it returns, appended to; a new array when it is full, so that the
+// strings already made keep theirs unchanged).
+func (c *rawMemberConn) key(col int32, arena []byte) (string, []byte) {
+	b := c.text(col)
+	if len(b) == 0 {
+		return "", arena
+	}
+	if cap(arena)-len(arena) < len(b) {
+		arena = make([]byte, 0, max(16<<10, len(b)))
+	}
+	n := len(arena)
+	arena = append(arena, b...)
+	return unsafe.String(&arena[n], len(b)), arena
+}
+
+func (c *rawMemberConn) errorf(what string, rc int32) error {
+	msg := "out of memory"
+	if c.db != 0 {
+		msg = libc.GoString(sqlite3.Xsqlite3_errmsg(c.tls, c.db))
+	}
+	return fmt.Errorf("%s: %s (%d)", what, msg, rc)
+}
+
+func (c *rawMemberConn) close() {
+	if c.stmt != 0 {
+		sqlite3.Xsqlite3_finalize(c.tls, c.stmt)
+		c.stmt = 0
+	}
+	if c.db != 0 {
+		sqlite3.Xsqlite3_close_v2(c.tls, c.db)
+		c.db = 0
+	}
+	if c.tls != nil {
+		c.tls.Close()
+		c.tls = nil
+	}
+}
+
+// ptr is the address of memory SQLite allocated (outside Go's heap), as
+// a pointer.
+func ptr(p uintptr) unsafe.Pointer {
+	return *(*unsafe.Pointer)(unsafe.Pointer(&p))
+}
