@@ -1,10 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -30,6 +33,9 @@ const (
 	// partner's contacts: the bare columns come from the row of MAX(id).
 	latestRunsSQL = `SELECT contact, workflow, status, created_at, MAX(id) FROM workflow_runs
 		WHERE partner = ? AND contact IN (SELECT value FROM json_each(?)) GROUP BY contact, workflow`
+	// runCountsAddSQL counts started runs (countRuns).
+	runCountsAddSQL = `INSERT INTO workflow_run_counts (partner, workflow, status, n) VALUES (?, ?, ?, ?)
+		ON CONFLICT (partner, workflow, status) DO UPDATE SET n = workflow_run_counts.n + excluded.n`
 	maxEventIDSQL = `SELECT COALESCE(MAX(id), 0) FROM events`
 	maxRunIDSQL   = `SELECT COALESCE(MAX(id), 0) FROM workflow_runs`
 )
@@ -47,7 +53,7 @@ func runInsertRowsSQL(n int) string {
 // eventShapes are the statements a batch may use, to prepare before its
 // transaction.
 func (s *Store) eventShapes() []string {
-	qs := []string{knownEventsSQL, s.latestRunsQuery(), runExitSQL, runLatestSQL}
+	qs := []string{knownEventsSQL, s.latestRunsQuery(), runExitSQL, runLatestSQL, runCountsAddSQL}
 	if !s.pg {
 		qs = append(qs, maxEventIDSQL, maxRunIDSQL)
 	}
@@ -190,9 +196,35 @@ func (b *eventBatch) flushEvents() error {
 
 func (b *eventBatch) flushRuns() error {
 	err := b.flush(b.runArgs, b.runRows, runCols, runInsertRowsSQL)
+	if err == nil {
+		err = b.countRuns()
+	}
 	b.runArgs, b.runRows = b.runArgs[:0], 0
 	if err != nil {
 		return fmt.Errorf("cannot start runs: %w", err)
+	}
+	return nil
+}
+
+// countRuns adds the pending runs to workflow_run_counts, one upsert per
+// partner, workflow and status (migration 0038: no trigger counts an
+// inserted run). It runs with every insert of runs, before an exit may
+// move them, so that the status trigger finds their count. The rows are
+// taken in a fixed order: on PostgreSQL another node's scheduler locks
+// the same rows.
+func (b *eventBatch) countRuns() error {
+	type group struct{ partner, workflow, status string }
+	counts := map[group]int64{}
+	for i := 0; i < b.runRows*runCols; i += runCols {
+		counts[group{b.runArgs[i+1].(string), b.runArgs[i+2].(string), b.runArgs[i+9].(string)}]++
+	}
+	groups := slices.SortedFunc(maps.Keys(counts), func(x, y group) int {
+		return cmp.Or(cmp.Compare(x.partner, y.partner), cmp.Compare(x.workflow, y.workflow), cmp.Compare(x.status, y.status))
+	})
+	for _, g := range groups {
+		if _, err := b.stmt(runCountsAddSQL).ExecContext(b.ctx, g.partner, g.workflow, g.status, counts[g]); err != nil {
+			return fmt.Errorf("cannot count runs: %w", err)
+		}
 	}
 	return nil
 }

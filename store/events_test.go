@@ -134,7 +134,9 @@ func TestRunCountsFollowEveryRunMove(t *testing.T) {
 			Exits: []string{"cart"}}
 	}
 	res, err := s.AcceptEvents(ctx, []EventWrite{start("e1", "a@example.com", "c1"), start("e2", "b@example.com", "c2"),
-		start("e3", "c@example.com", "c3"), exit("e4", "a@example.com", "c1"), start("e1", "a@example.com", "c1")}, now)
+		start("e3", "c@example.com", "c3"), exit("e4", "a@example.com", "c1"), start("e1", "a@example.com", "c1"),
+		{Event: Event{Partner: "acme", EventID: "e5", Name: "signup", Email: "d@example.com", Source: EventFromAPI},
+			Starts: []RunStart{{Workflow: "once", Step: 1, DueAt: now, Status: RunDone}, {Workflow: "cart", Step: 1, DueAt: now.Add(time.Hour)}}}}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,8 +159,11 @@ func TestRunCountsFollowEveryRunMove(t *testing.T) {
 		recount[st] = n
 	}
 	rows.Close()
-	if got := counts["acme"]["cart"]; len(got) != len(recount) || got[RunWaiting] != 1 || got[RunCancelled] != 2 {
-		t.Fatalf("counts %v, recount %v; want 1 waiting and 2 cancelled", got, recount)
+	if got := counts["acme"]["cart"]; len(got) != len(recount) || got[RunWaiting] != 2 || got[RunCancelled] != 2 {
+		t.Fatalf("counts %v, recount %v; want 2 waiting and 2 cancelled", got, recount)
+	}
+	if got := counts["acme"]["once"]; len(got) != 1 || got[RunDone] != 1 {
+		t.Fatalf("counts of once %v, want 1 done", got)
 	}
 	for st, n := range recount {
 		if counts["acme"]["cart"][st] != n {
