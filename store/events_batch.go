@@ -55,7 +55,7 @@ func runInsertRowsSQL(n int) string {
 func (s *Store) eventShapes() []string {
 	qs := []string{knownEventsSQL, s.latestRunsQuery(), runExitSQL, runLatestSQL, runCountsAddSQL}
 	if !s.pg {
-		qs = append(qs, maxEventIDSQL, maxRunIDSQL)
+		return append(qs, maxEventIDSQL, maxRunIDSQL) // inserts: events_raw.go
 	}
 	for n := eventChunk; n > 0; n /= 2 {
 		qs = append(qs, eventInsertRowsSQL(n), runInsertRowsSQL(n))
@@ -75,6 +75,7 @@ type eventBatch struct {
 	s       *Store
 	ctx     context.Context
 	tx      *sql.Tx
+	conn    *sql.Conn // the writer's connection, for insertRaw; nil on PostgreSQL
 	now     int64
 	nowArg  any // now, boxed once for every row that binds it
 	nextEv  int64
@@ -186,7 +187,7 @@ func (b *eventBatch) reread(partner, contact, workflow string) error {
 
 // flushEvents and flushRuns insert the pending rows, in chunks.
 func (b *eventBatch) flushEvents() error {
-	err := b.flush(b.evArgs, b.evRows, eventCols+1, eventInsertRowsSQL)
+	err := b.flush(&eventsTable, b.evArgs, b.evRows, eventInsertRowsSQL)
 	b.evArgs, b.evRows = b.evArgs[:0], 0
 	if err != nil {
 		return fmt.Errorf("cannot store events: %w", err)
@@ -195,7 +196,7 @@ func (b *eventBatch) flushEvents() error {
 }
 
 func (b *eventBatch) flushRuns() error {
-	err := b.flush(b.runArgs, b.runRows, runCols, runInsertRowsSQL)
+	err := b.flush(&runsTable, b.runArgs, b.runRows, runInsertRowsSQL)
 	if err == nil {
 		err = b.countRuns()
 	}
@@ -229,7 +230,14 @@ func (b *eventBatch) countRuns() error {
 	return nil
 }
 
-func (b *eventBatch) flush(args []any, rows, width int, q func(int) string) error {
+func (b *eventBatch) flush(t *rawTable, args []any, rows int, q func(int) string) error {
+	if rows == 0 {
+		return nil
+	}
+	if b.conn != nil { // SQLite: events_raw.go
+		return b.conn.Raw(func(dc any) error { return b.s.evRaw.insertRaw(b.ctx, dc, t, args, rows) })
+	}
+	width := len(t.cols)
 	for _, n := range chunkSizes(rows, eventChunk) {
 		if _, err := b.stmt(q(n)).ExecContext(b.ctx, args[:n*width]...); err != nil {
 			return err
@@ -253,12 +261,27 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now t
 	if err := s.prepare(ctx, s.eventShapes()...); err != nil {
 		return nil, err
 	}
-	tx, err := s.writer.BeginTx(ctx, nil)
+	var conn *sql.Conn
+	if !s.pg {
+		c, err := s.writer.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		conn = c
+	}
+	var tx *sql.Tx
+	var err error
+	if conn != nil {
+		tx, err = conn.BeginTx(ctx, nil)
+	} else {
+		tx, err = s.writer.BeginTx(ctx, nil)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	b := &eventBatch{s: s, ctx: ctx, tx: tx, now: ms(now), nowArg: ms(now), latest: make(map[string]latestRun, len(events)),
+	b := &eventBatch{s: s, ctx: ctx, tx: tx, conn: conn, now: ms(now), nowArg: ms(now), latest: make(map[string]latestRun, len(events)),
 		evArgs: make([]any, 0, min(len(events), eventChunk*4)*(eventCols+1)), runArgs: make([]any, 0, min(len(events), eventChunk*4)*runCols)}
 	if s.pg {
 		if err := b.reserveIDsPG(events); err != nil { // events_pg.go
@@ -376,7 +399,7 @@ func (b *eventBatch) accept(ew *EventWrite, res *EventResult, known map[string]b
 		}
 		b.nextRun++
 		b.runArgs = append(b.runArgs, b.nextRun, e.Partner, rs.Workflow, contact, e.Email, e.Phone, e.Ref, e.Key, data,
-			st, rs.Step, ms(rs.DueAt), id, b.nowArg, b.nowArg)
+			st, int64(rs.Step), ms(rs.DueAt), id, b.nowArg, b.nowArg)
 		b.runRows++
 		if b.runRows == eventChunk*4 {
 			if err := b.flushRuns(); err != nil {
