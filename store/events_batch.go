@@ -55,7 +55,7 @@ func runInsertRowsSQL(n int) string {
 func (s *Store) eventShapes() []string {
 	qs := []string{knownEventsSQL, s.latestRunsQuery(), runExitSQL, runLatestSQL, runCountsAddSQL}
 	if !s.pg {
-		return append(qs, maxEventIDSQL, maxRunIDSQL) // inserts: events_raw.go
+		return append(qs, maxEventIDSQL, maxRunIDSQL, storedEventsSQL) // inserts: events_raw.go
 	}
 	for n := eventChunk; n > 0; n /= 2 {
 		qs = append(qs, eventInsertRowsSQL(n), runInsertRowsSQL(n))
@@ -83,6 +83,7 @@ type eventBatch struct {
 	latest  map[string]latestRun // partner \x00 contact \x00 workflow
 	evArgs  []any
 	evRows  int
+	evSaved int // event rows the inserts stored (SQLite: repeats of stored ids are not)
 	runArgs []any
 	runRows int
 }
@@ -187,8 +188,8 @@ func (b *eventBatch) reread(partner, contact, workflow string) error {
 
 // flushEvents and flushRuns insert the pending rows, in chunks.
 func (b *eventBatch) flushEvents() error {
-	err := b.flush(&eventsTable, b.evArgs, b.evRows, eventInsertRowsSQL)
-	b.evArgs, b.evRows = b.evArgs[:0], 0
+	n, err := b.flush(&eventsTable, b.evArgs, b.evRows, eventInsertRowsSQL)
+	b.evArgs, b.evRows, b.evSaved = b.evArgs[:0], 0, b.evSaved+n
 	if err != nil {
 		return fmt.Errorf("cannot store events: %w", err)
 	}
@@ -196,7 +197,7 @@ func (b *eventBatch) flushEvents() error {
 }
 
 func (b *eventBatch) flushRuns() error {
-	err := b.flush(&runsTable, b.runArgs, b.runRows, runInsertRowsSQL)
+	_, err := b.flush(&runsTable, b.runArgs, b.runRows, runInsertRowsSQL)
 	if err == nil {
 		err = b.countRuns()
 	}
@@ -230,21 +231,27 @@ func (b *eventBatch) countRuns() error {
 	return nil
 }
 
-func (b *eventBatch) flush(t *rawTable, args []any, rows int, q func(int) string) error {
+// flush returns how many rows were stored.
+func (b *eventBatch) flush(t *rawTable, args []any, rows int, q func(int) string) (int, error) {
 	if rows == 0 {
-		return nil
+		return 0, nil
 	}
 	if b.conn != nil { // SQLite: events_raw.go
-		return b.conn.Raw(func(dc any) error { return b.s.evRaw.insertRaw(b.ctx, dc, t, args, rows) })
+		var stored int
+		err := b.conn.Raw(func(dc any) (err error) {
+			stored, err = b.s.evRaw.insertRaw(b.ctx, dc, t, args, rows)
+			return err
+		})
+		return stored, err
 	}
 	width := len(t.cols)
 	for _, n := range chunkSizes(rows, eventChunk) {
 		if _, err := b.stmt(q(n)).ExecContext(b.ctx, args[:n*width]...); err != nil {
-			return err
+			return 0, err
 		}
 		args = args[n*width:]
 	}
-	return nil
+	return rows, nil
 }
 
 func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, now time.Time, fileID int64, rows int) ([]EventResult, error) {
@@ -295,18 +302,22 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now t
 			return nil, fmt.Errorf("cannot read the last run id: %w", err)
 		}
 	}
-	known, err := b.readKnown(events)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.readLatest(events); err != nil {
-		return nil, err
-	}
 	out := make([]EventResult, len(events))
-	for i := range events {
-		if err := b.accept(&events[i], &out[i], known); err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
+	if s.pg {
+		known, err := b.readKnown(events)
+		if err != nil {
+			return nil, err
 		}
+		if err := b.readLatest(events); err != nil {
+			return nil, err
+		}
+		for i := range events {
+			if err := b.accept(&events[i], &out[i], known); err != nil {
+				return nil, fmt.Errorf("event %d: %w", i, err)
+			}
+		}
+	} else if err := b.acceptSQLite(events, out); err != nil { // events_raw.go
+		return nil, err
 	}
 	if err := b.flushEvents(); err != nil {
 		return nil, err
@@ -334,16 +345,30 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now t
 // waiting runs (pending rows written first, so that runs started earlier
 // in the batch are among them), then its starts start runs.
 func (b *eventBatch) accept(ew *EventWrite, res *EventResult, known map[string]bool) error {
+	id, data, ok, err := b.admit(ew, known)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		res.Duplicate = true
+		return nil
+	}
+	return b.act(ew, res, id, data)
+}
+
+// admit gives an event that is not a repeat (of a stored id or of one
+// earlier in the batch) its id and its pending row; ok is false for a
+// repeat.
+func (b *eventBatch) admit(ew *EventWrite, known map[string]bool) (id int64, data string, ok bool, err error) {
 	e := &ew.Event
 	if e.EventID != "" {
 		k := e.Partner + "\x00" + e.EventID
 		if known[k] {
-			res.Duplicate = true
-			return nil
+			return 0, "", false, nil
 		}
 		known[k] = true
 	}
-	data := "{}"
+	data = "{}"
 	if len(e.Data) > 0 {
 		data = varsJSON(e.Data)
 	}
@@ -352,15 +377,21 @@ func (b *eventBatch) accept(ew *EventWrite, res *EventResult, known map[string]b
 		occurred = ms(e.OccurredAt)
 	}
 	b.nextEv++
-	id := b.nextEv
-	res.ID = id
+	id = b.nextEv
 	b.evArgs = append(b.evArgs, id, e.Partner, e.EventID, e.Name, e.Email, e.Phone, e.Ref, e.Key, data, e.Source, occurred, b.nowArg)
 	b.evRows++
 	if b.evRows == eventChunk*4 {
 		if err := b.flushEvents(); err != nil {
-			return err
+			return 0, "", false, err
 		}
 	}
+	return id, data, true, nil
+}
+
+// act does what an admitted event does: its exits, then its starts.
+func (b *eventBatch) act(ew *EventWrite, res *EventResult, id int64, data string) error {
+	e := &ew.Event
+	res.ID = id
 	contact := e.Contact()
 	if len(ew.Exits) > 0 {
 		if err := b.flushEvents(); err != nil {
