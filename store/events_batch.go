@@ -17,7 +17,11 @@ import (
 // partner with json_each, the new events and runs get their ids from the
 // tables' largest (the transaction holds the only writer; on PostgreSQL
 // reserved ranges, events_pg.go) and go in
-// multi-row inserts of up to eventChunk rows.
+// multi-row inserts of up to eventChunk rows. On SQLite (events_raw.go,
+// session 7) those inserts go through the driver, binding shared values
+// once, and the events go in first, the unique index itself finding the
+// repeats of stored ids instead of a read of them; runs are counted once
+// per insert (countRuns), not by a trigger per run.
 
 // eventChunk is the most rows one multi-row insert of events or runs
 // writes; smaller remainders go in power-of-two shapes so that a few
@@ -53,10 +57,11 @@ func runInsertRowsSQL(n int) string {
 // eventShapes are the statements a batch may use, to prepare before its
 // transaction.
 func (s *Store) eventShapes() []string {
-	qs := []string{knownEventsSQL, s.latestRunsQuery(), runExitSQL, runLatestSQL, runCountsAddSQL}
+	qs := []string{s.latestRunsQuery(), runExitSQL, runLatestSQL, runCountsAddSQL}
 	if !s.pg {
 		return append(qs, maxEventIDSQL, maxRunIDSQL, storedEventsSQL) // inserts: events_raw.go
 	}
+	qs = append(qs, knownEventsSQL)
 	for n := eventChunk; n > 0; n /= 2 {
 		qs = append(qs, eventInsertRowsSQL(n), runInsertRowsSQL(n))
 	}
