@@ -1,10 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -14,7 +17,11 @@ import (
 // partner with json_each, the new events and runs get their ids from the
 // tables' largest (the transaction holds the only writer; on PostgreSQL
 // reserved ranges, events_pg.go) and go in
-// multi-row inserts of up to eventChunk rows.
+// multi-row inserts of up to eventChunk rows. On SQLite (events_raw.go,
+// session 7) those inserts go through the driver, binding shared values
+// once, and the events go in first, the unique index itself finding the
+// repeats of stored ids instead of a read of them; runs are counted once
+// per insert (countRuns), not by a trigger per run.
 
 // eventChunk is the most rows one multi-row insert of events or runs
 // writes; smaller remainders go in power-of-two shapes so that a few
@@ -30,6 +37,9 @@ const (
 	// partner's contacts: the bare columns come from the row of MAX(id).
 	latestRunsSQL = `SELECT contact, workflow, status, created_at, MAX(id) FROM workflow_runs
 		WHERE partner = ? AND contact IN (SELECT value FROM json_each(?)) GROUP BY contact, workflow`
+	// runCountsAddSQL counts started runs (countRuns).
+	runCountsAddSQL = `INSERT INTO workflow_run_counts (partner, workflow, status, n) VALUES (?, ?, ?, ?)
+		ON CONFLICT (partner, workflow, status) DO UPDATE SET n = workflow_run_counts.n + excluded.n`
 	maxEventIDSQL = `SELECT COALESCE(MAX(id), 0) FROM events`
 	maxRunIDSQL   = `SELECT COALESCE(MAX(id), 0) FROM workflow_runs`
 )
@@ -47,10 +57,11 @@ func runInsertRowsSQL(n int) string {
 // eventShapes are the statements a batch may use, to prepare before its
 // transaction.
 func (s *Store) eventShapes() []string {
-	qs := []string{knownEventsSQL, s.latestRunsQuery(), runExitSQL, runLatestSQL}
+	qs := []string{s.latestRunsQuery(), runExitSQL, runLatestSQL, runCountsAddSQL}
 	if !s.pg {
-		qs = append(qs, maxEventIDSQL, maxRunIDSQL)
+		return append(qs, maxEventIDSQL, maxRunIDSQL, storedEventsSQL) // inserts: events_raw.go
 	}
+	qs = append(qs, knownEventsSQL)
 	for n := eventChunk; n > 0; n /= 2 {
 		qs = append(qs, eventInsertRowsSQL(n), runInsertRowsSQL(n))
 	}
@@ -69,6 +80,7 @@ type eventBatch struct {
 	s       *Store
 	ctx     context.Context
 	tx      *sql.Tx
+	conn    *sql.Conn // the writer's connection, for insertRaw; nil on PostgreSQL
 	now     int64
 	nowArg  any // now, boxed once for every row that binds it
 	nextEv  int64
@@ -76,6 +88,7 @@ type eventBatch struct {
 	latest  map[string]latestRun // partner \x00 contact \x00 workflow
 	evArgs  []any
 	evRows  int
+	evSaved int // event rows the inserts stored (SQLite: repeats of stored ids are not)
 	runArgs []any
 	runRows int
 }
@@ -180,8 +193,8 @@ func (b *eventBatch) reread(partner, contact, workflow string) error {
 
 // flushEvents and flushRuns insert the pending rows, in chunks.
 func (b *eventBatch) flushEvents() error {
-	err := b.flush(b.evArgs, b.evRows, eventCols+1, eventInsertRowsSQL)
-	b.evArgs, b.evRows = b.evArgs[:0], 0
+	n, err := b.flush(&eventsTable, b.evArgs, b.evRows, eventInsertRowsSQL)
+	b.evArgs, b.evRows, b.evSaved = b.evArgs[:0], 0, b.evSaved+n
 	if err != nil {
 		return fmt.Errorf("cannot store events: %w", err)
 	}
@@ -189,7 +202,10 @@ func (b *eventBatch) flushEvents() error {
 }
 
 func (b *eventBatch) flushRuns() error {
-	err := b.flush(b.runArgs, b.runRows, runCols, runInsertRowsSQL)
+	_, err := b.flush(&runsTable, b.runArgs, b.runRows, runInsertRowsSQL)
+	if err == nil {
+		err = b.countRuns()
+	}
 	b.runArgs, b.runRows = b.runArgs[:0], 0
 	if err != nil {
 		return fmt.Errorf("cannot start runs: %w", err)
@@ -197,14 +213,50 @@ func (b *eventBatch) flushRuns() error {
 	return nil
 }
 
-func (b *eventBatch) flush(args []any, rows, width int, q func(int) string) error {
+// countRuns adds the pending runs to workflow_run_counts, one upsert per
+// partner, workflow and status (migration 0038: no trigger counts an
+// inserted run). It runs with every insert of runs, before an exit may
+// move them, so that the status trigger finds their count. The rows are
+// taken in a fixed order: on PostgreSQL another node's scheduler locks
+// the same rows.
+func (b *eventBatch) countRuns() error {
+	type group struct{ partner, workflow, status string }
+	counts := map[group]int64{}
+	for i := 0; i < b.runRows*runCols; i += runCols {
+		counts[group{b.runArgs[i+1].(string), b.runArgs[i+2].(string), b.runArgs[i+9].(string)}]++
+	}
+	groups := slices.SortedFunc(maps.Keys(counts), func(x, y group) int {
+		return cmp.Or(cmp.Compare(x.partner, y.partner), cmp.Compare(x.workflow, y.workflow), cmp.Compare(x.status, y.status))
+	})
+	for _, g := range groups {
+		if _, err := b.stmt(runCountsAddSQL).ExecContext(b.ctx, g.partner, g.workflow, g.status, counts[g]); err != nil {
+			return fmt.Errorf("cannot count runs: %w", err)
+		}
+	}
+	return nil
+}
+
+// flush returns how many rows were stored.
+func (b *eventBatch) flush(t *rawTable, args []any, rows int, q func(int) string) (int, error) {
+	if rows == 0 {
+		return 0, nil
+	}
+	if b.conn != nil { // SQLite: events_raw.go
+		var stored int
+		err := b.conn.Raw(func(dc any) (err error) {
+			stored, err = b.s.evRaw.insertRaw(b.ctx, dc, t, args, rows)
+			return err
+		})
+		return stored, err
+	}
+	width := len(t.cols)
 	for _, n := range chunkSizes(rows, eventChunk) {
 		if _, err := b.stmt(q(n)).ExecContext(b.ctx, args[:n*width]...); err != nil {
-			return err
+			return 0, err
 		}
 		args = args[n*width:]
 	}
-	return nil
+	return rows, nil
 }
 
 func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, now time.Time, fileID int64, rows int) ([]EventResult, error) {
@@ -221,12 +273,27 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now t
 	if err := s.prepare(ctx, s.eventShapes()...); err != nil {
 		return nil, err
 	}
-	tx, err := s.writer.BeginTx(ctx, nil)
+	var conn *sql.Conn
+	if !s.pg {
+		c, err := s.writer.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		conn = c
+	}
+	var tx *sql.Tx
+	var err error
+	if conn != nil {
+		tx, err = conn.BeginTx(ctx, nil)
+	} else {
+		tx, err = s.writer.BeginTx(ctx, nil)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	b := &eventBatch{s: s, ctx: ctx, tx: tx, now: ms(now), nowArg: ms(now), latest: make(map[string]latestRun, len(events)),
+	b := &eventBatch{s: s, ctx: ctx, tx: tx, conn: conn, now: ms(now), nowArg: ms(now), latest: make(map[string]latestRun, len(events)),
 		evArgs: make([]any, 0, min(len(events), eventChunk*4)*(eventCols+1)), runArgs: make([]any, 0, min(len(events), eventChunk*4)*runCols)}
 	if s.pg {
 		if err := b.reserveIDsPG(events); err != nil { // events_pg.go
@@ -240,18 +307,22 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now t
 			return nil, fmt.Errorf("cannot read the last run id: %w", err)
 		}
 	}
-	known, err := b.readKnown(events)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.readLatest(events); err != nil {
-		return nil, err
-	}
 	out := make([]EventResult, len(events))
-	for i := range events {
-		if err := b.accept(&events[i], &out[i], known); err != nil {
-			return nil, fmt.Errorf("event %d: %w", i, err)
+	if s.pg {
+		known, err := b.readKnown(events)
+		if err != nil {
+			return nil, err
 		}
+		if err := b.readLatest(events); err != nil {
+			return nil, err
+		}
+		for i := range events {
+			if err := b.accept(&events[i], &out[i], known); err != nil {
+				return nil, fmt.Errorf("event %d: %w", i, err)
+			}
+		}
+	} else if err := b.acceptSQLite(events, out); err != nil { // events_raw.go
+		return nil, err
 	}
 	if err := b.flushEvents(); err != nil {
 		return nil, err
@@ -279,16 +350,30 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now t
 // waiting runs (pending rows written first, so that runs started earlier
 // in the batch are among them), then its starts start runs.
 func (b *eventBatch) accept(ew *EventWrite, res *EventResult, known map[string]bool) error {
+	id, data, ok, err := b.admit(ew, known)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		res.Duplicate = true
+		return nil
+	}
+	return b.act(ew, res, id, data)
+}
+
+// admit gives an event that is not a repeat (of a stored id or of one
+// earlier in the batch) its id and its pending row; ok is false for a
+// repeat.
+func (b *eventBatch) admit(ew *EventWrite, known map[string]bool) (id int64, data string, ok bool, err error) {
 	e := &ew.Event
 	if e.EventID != "" {
 		k := e.Partner + "\x00" + e.EventID
 		if known[k] {
-			res.Duplicate = true
-			return nil
+			return 0, "", false, nil
 		}
 		known[k] = true
 	}
-	data := "{}"
+	data = "{}"
 	if len(e.Data) > 0 {
 		data = varsJSON(e.Data)
 	}
@@ -297,15 +382,21 @@ func (b *eventBatch) accept(ew *EventWrite, res *EventResult, known map[string]b
 		occurred = ms(e.OccurredAt)
 	}
 	b.nextEv++
-	id := b.nextEv
-	res.ID = id
+	id = b.nextEv
 	b.evArgs = append(b.evArgs, id, e.Partner, e.EventID, e.Name, e.Email, e.Phone, e.Ref, e.Key, data, e.Source, occurred, b.nowArg)
 	b.evRows++
 	if b.evRows == eventChunk*4 {
 		if err := b.flushEvents(); err != nil {
-			return err
+			return 0, "", false, err
 		}
 	}
+	return id, data, true, nil
+}
+
+// act does what an admitted event does: its exits, then its starts.
+func (b *eventBatch) act(ew *EventWrite, res *EventResult, id int64, data string) error {
+	e := &ew.Event
+	res.ID = id
 	contact := e.Contact()
 	if len(ew.Exits) > 0 {
 		if err := b.flushEvents(); err != nil {
@@ -344,7 +435,7 @@ func (b *eventBatch) accept(ew *EventWrite, res *EventResult, known map[string]b
 		}
 		b.nextRun++
 		b.runArgs = append(b.runArgs, b.nextRun, e.Partner, rs.Workflow, contact, e.Email, e.Phone, e.Ref, e.Key, data,
-			st, rs.Step, ms(rs.DueAt), id, b.nowArg, b.nowArg)
+			st, int64(rs.Step), ms(rs.DueAt), id, b.nowArg, b.nowArg)
 		b.runRows++
 		if b.runRows == eventChunk*4 {
 			if err := b.flushRuns(); err != nil {

@@ -134,7 +134,9 @@ func TestRunCountsFollowEveryRunMove(t *testing.T) {
 			Exits: []string{"cart"}}
 	}
 	res, err := s.AcceptEvents(ctx, []EventWrite{start("e1", "a@example.com", "c1"), start("e2", "b@example.com", "c2"),
-		start("e3", "c@example.com", "c3"), exit("e4", "a@example.com", "c1"), start("e1", "a@example.com", "c1")}, now)
+		start("e3", "c@example.com", "c3"), exit("e4", "a@example.com", "c1"), start("e1", "a@example.com", "c1"),
+		{Event: Event{Partner: "acme", EventID: "e5", Name: "signup", Email: "d@example.com", Source: EventFromAPI},
+			Starts: []RunStart{{Workflow: "once", Step: 1, DueAt: now, Status: RunDone}, {Workflow: "cart", Step: 1, DueAt: now.Add(time.Hour)}}}}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,8 +159,11 @@ func TestRunCountsFollowEveryRunMove(t *testing.T) {
 		recount[st] = n
 	}
 	rows.Close()
-	if got := counts["acme"]["cart"]; len(got) != len(recount) || got[RunWaiting] != 1 || got[RunCancelled] != 2 {
-		t.Fatalf("counts %v, recount %v; want 1 waiting and 2 cancelled", got, recount)
+	if got := counts["acme"]["cart"]; len(got) != len(recount) || got[RunWaiting] != 2 || got[RunCancelled] != 2 {
+		t.Fatalf("counts %v, recount %v; want 2 waiting and 2 cancelled", got, recount)
+	}
+	if got := counts["acme"]["once"]; len(got) != 1 || got[RunDone] != 1 {
+		t.Fatalf("counts of once %v, want 1 done", got)
 	}
 	for st, n := range recount {
 		if counts["acme"]["cart"][st] != n {
@@ -168,4 +173,88 @@ func TestRunCountsFollowEveryRunMove(t *testing.T) {
 	if other, _ := s.RunCounts(ctx, "beta"); len(other) != 0 {
 		t.Fatalf("beta sees %v", other)
 	}
+}
+
+// Every column of every event and run reads back as written, whichever of
+// them a statement's rows share or leave at their default (events_raw.go
+// binds shared values once and leaves shared defaults out): rows vary in
+// a few columns each, some chunks agree on them, one row stands alone.
+func TestAcceptEventsStoresEveryColumnWhateverTheRowsShare(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	var ws []EventWrite
+	for i := range 203 {
+		e := Event{Partner: "acme", Name: "signup", Source: EventFromAPI}
+		if i < 64 || i%3 == 0 {
+			e.EventID = fmt.Sprintf("e%d", i)
+		}
+		switch {
+		case i >= 64 && i < 128: // a chunk of emails with keys and refs
+			e.Email, e.Key, e.Ref = fmt.Sprintf("u%d@example.com", i), fmt.Sprintf("k%d", i%2), "r"
+		case i%5 == 0:
+			e.Email, e.Phone = fmt.Sprintf("u%d@example.com", i), fmt.Sprintf("+35191%07d", i)
+		default:
+			e.Phone = fmt.Sprintf("+35191%07d", i)
+		}
+		if i%4 == 0 && i >= 128 {
+			e.Data = map[string]string{"n": fmt.Sprint(i)}
+		}
+		if i >= 128 && i%2 == 1 {
+			e.Name, e.Source, e.OccurredAt = "visit", EventFromFile, now.Add(-time.Duration(i)*time.Minute)
+		}
+		rs := RunStart{Workflow: "welcome", Step: 1, DueAt: now.Add(time.Hour)}
+		if i >= 128 && i%7 == 0 {
+			rs = RunStart{Workflow: "once", Step: 0, DueAt: now.Add(time.Duration(i) * time.Second), Status: RunDone}
+		}
+		ws = append(ws, EventWrite{Event: e, Starts: []RunStart{rs}})
+	}
+	res, err := s.AcceptEvents(ctx, ws, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		w := ws[i]
+		if r.Duplicate || len(r.Started) != 1 {
+			t.Fatalf("result %d: %+v", i, r)
+		}
+		run, err := s.RunOf(ctx, "acme", r.Started[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, rs := w.Event, w.Starts[0]
+		status := rs.Status
+		if status == "" {
+			status = RunWaiting
+		}
+		if run.EventID != r.ID || run.Workflow != rs.Workflow || run.Contact != e.Contact() || run.Email != e.Email || run.Phone != e.Phone ||
+			run.Ref != e.Ref || run.Key != e.Key || len(run.Data) != len(e.Data) || run.Data["n"] != e.Data["n"] || run.Status != status ||
+			run.Step != rs.Step || dueAt(t, s, run.ID) != ms(rs.DueAt) || !run.CreatedAt.Equal(now) || !run.UpdatedAt.Equal(now) {
+			t.Fatalf("run of event %d: %+v, written %+v %+v", i, run, e, rs)
+		}
+		evs, err := s.EventsOfRun(ctx, run)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("events of run %d: %+v %v", run.ID, evs, err)
+		}
+		got := evs[0]
+		occurred := e.OccurredAt
+		if occurred.IsZero() {
+			occurred = now
+		}
+		if got.ID != r.ID || got.Partner != "acme" || got.EventID != e.EventID || got.Name != e.Name || got.Email != e.Email || got.Phone != e.Phone ||
+			got.Ref != e.Ref || got.Key != e.Key || len(got.Data) != len(e.Data) || got.Data["n"] != e.Data["n"] || got.Source != e.Source ||
+			!got.OccurredAt.Equal(occurred) || !got.ReceivedAt.Equal(now) {
+			t.Fatalf("event %d: %+v, written %+v", i, got, e)
+		}
+	}
+}
+
+// dueAt reads a run's due_at as stored (Run has it for waiting runs only).
+func dueAt(t *testing.T, s *Store, id int64) int64 {
+	t.Helper()
+	var due int64
+	if err := s.reader.QueryRowContext(context.Background(), `SELECT due_at FROM workflow_runs WHERE id = ?`, id).Scan(&due); err != nil {
+		t.Fatal(err)
+	}
+	return due
 }

@@ -54,6 +54,7 @@ type Store struct {
 	ckpt     *checkpointer // WAL checkpoints off the writer's path (checkpoint.go); nil on PostgreSQL
 	gate     writerGate    // urgent writes first (writergate.go)
 	apiHook  apiHookSlot   // SetAPICommitHook (apisend.go)
+	evRaw    rawEventStmts // a batch's event and run inserts on SQLite (events_raw.go)
 	// templates are the newest versions read (templates_cache.go).
 	templates templateCache
 	// freeSpace is the data folder's free space (diskfull.go); nil: unknown.

@@ -65,7 +65,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		return &Error{Status: http.StatusNotImplemented, Code: "not_implemented", Message: "this server does not take events"}
 	}
 	var req eventsRequest
-	if err := s.decodeJSON(w, r, &req, "events"); err != nil {
+	if err := s.decodeEvents(w, r, &req); err != nil { // events_decode.go
 		return err
 	}
 	partner, err := sendingPartner(r, req.Partner)
@@ -143,5 +143,51 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 		status = http.StatusOK
 	}
 	s.logger.Info("events accepted", "partner", partner, "events", accepted, "duplicates", len(res)-accepted, "runs_started", started)
-	return writeJSON(w, status, map[string]any{"accepted": accepted, "duplicates": len(res) - accepted, "events": out})
+	return writeEventsAnswer(w, status, accepted, len(res)-accepted, out)
+}
+
+// writeEventsAnswer writes {"accepted", "duplicates", "events"} as
+// writeJSON would, less the indentation: encoding/json's reflection on
+// 1,000 answers was a thirtieth of a batch's CPU.
+func writeEventsAnswer(w http.ResponseWriter, status, accepted, duplicates int, out []eventAnswer) error {
+	b := make([]byte, 0, 64+len(out)*40)
+	b = append(b, `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(accepted), 10)
+	b = append(b, `,"duplicates":`...)
+	b = strconv.AppendInt(b, int64(duplicates), 10)
+	b = append(b, `,"events":[`...)
+	for i, a := range out {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"index":`...)
+		b = strconv.AppendInt(b, int64(a.Index), 10)
+		if a.ID != 0 {
+			b = append(b, `,"id":`...)
+			b = strconv.AppendInt(b, a.ID, 10)
+		}
+		if a.Duplicate {
+			b = append(b, `,"duplicate":true`...)
+		}
+		if len(a.Started) > 0 {
+			b = append(b, `,"runs_started":[`...)
+			for j, id := range a.Started {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = strconv.AppendInt(b, id, 10)
+			}
+			b = append(b, ']')
+		}
+		if a.Cancelled != 0 {
+			b = append(b, `,"runs_cancelled":`...)
+			b = strconv.AppendInt(b, int64(a.Cancelled), 10)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, "]}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err := w.Write(b)
+	return err
 }

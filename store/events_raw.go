@@ -1,0 +1,241 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// On SQLite a batch's events and runs are inserted through the driver's
+// own interfaces on the writer's connection, as file jobs' messages are
+// (jobwriter_raw.go), and each multi-row statement binds once what its
+// rows share and not at all what they all leave at the column's default:
+// binding (a C copy of every text value) and database/sql's per-argument
+// work were a fifth of an event's store time, and most of an event's and
+// a run's columns are the same for a whole batch (partner, event name,
+// workflow, status, times) or empty (email or phone, ref, key)
+// (workflow/BENCHMARKS.md, session 7). PostgreSQL keeps the plain
+// multi-row statements of events_batch.go.
+
+// rawTable is a table a batch inserts into: its columns in the order of
+// a row's arguments, and each column's default value (nil: none, always
+// written).
+type rawTable struct {
+	name     string
+	cols     []string
+	defaults []any
+	conflict string // an ON CONFLICT clause, if any
+}
+
+var (
+	eventsTable = rawTable{name: "events",
+		cols:     []string{"id", "partner", "event_id", "name", "email", "phone", "ref", "key", "data", "source", "occurred_at", "received_at"},
+		defaults: []any{nil, nil, "", nil, "", "", "", "", "{}", nil, nil, nil},
+		// A repeat of a stored event id is not stored (acceptSQLite).
+		conflict: ` ON CONFLICT (partner, event_id) WHERE event_id <> '' DO NOTHING`}
+	runsTable = rawTable{name: "workflow_runs",
+		cols: []string{"id", "partner", "workflow", "contact", "email", "phone", "ref", "key", "data", "status", "step", "due_at",
+			"event_id", "created_at", "updated_at"},
+		defaults: []any{nil, nil, nil, nil, "", "", "", "", "{}", nil, int64(0), nil, nil, nil, nil}}
+)
+
+// rawShape is one statement's form: its table, row count, which columns
+// are bound once (shared) and which are left out (shared and default).
+type rawShape struct {
+	table         *rawTable
+	rows          int
+	shared, unset uint32
+}
+
+// sql is the shape's statement:
+//
+//	INSERT INTO t (<shared>, <per row>) SELECT ?, ..., column1, ... FROM (VALUES (?, ...), ...)
+//
+// or a plain VALUES list when nothing is shared. Plain ? parameters only
+// (jobwriter_shapes.go says why).
+func (sh rawShape) sql() string {
+	var shared, perRow []string
+	for c, name := range sh.table.cols {
+		switch bit := uint32(1) << c; {
+		case sh.unset&bit != 0:
+		case sh.shared&bit != 0:
+			shared = append(shared, name)
+		default:
+			perRow = append(perRow, name)
+		}
+	}
+	cols := strings.Join(append(append([]string{}, shared...), perRow...), ", ")
+	if len(shared) == 0 {
+		return "INSERT INTO " + sh.table.name + " (" + cols + ") VALUES " + valuesList(sh.rows, len(perRow)) + sh.table.conflict
+	}
+	where := "" // INSERT ... SELECT needs a WHERE before its ON CONFLICT (SQLite's parser)
+	if sh.table.conflict != "" {
+		where = " WHERE true"
+	}
+	sel := make([]string, 0, len(shared)+len(perRow))
+	for range shared {
+		sel = append(sel, "?")
+	}
+	for i := range perRow {
+		sel = append(sel, "column"+strconv.Itoa(i+1))
+	}
+	return "INSERT INTO " + sh.table.name + " (" + cols + ") SELECT " + strings.Join(sel, ", ") +
+		" FROM (VALUES " + valuesList(sh.rows, len(perRow)) + ")" + where + sh.table.conflict
+}
+
+// rawEventStmts are the insert statements prepared on the writer's
+// driver connection, by shape; a new connection (the pool replaced a
+// broken one) starts a new set.
+type rawEventStmts struct {
+	mu    sync.Mutex
+	conn  any
+	stmts map[rawShape]driver.Stmt
+	args  []driver.NamedValue
+}
+
+// insertRaw inserts rows (row-major, len(t.cols) arguments a row) of
+// table t on the driver connection dc, in statements of at most
+// eventChunk rows, and returns how many it stored (fewer where the
+// table's conflict clause left some out).
+func (r *rawEventStmts) insertRaw(ctx context.Context, dc any, t *rawTable, args []any, rows int) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if dc != r.conn {
+		r.conn, r.stmts = dc, map[rawShape]driver.Stmt{}
+	}
+	width, stored := len(t.cols), 0
+	for _, n := range chunkSizes(rows, eventChunk) {
+		chunk := args[:n*width]
+		args = args[n*width:]
+		sh := rawShape{table: t, rows: n}
+		if n > 1 {
+			for c := range width {
+				v := chunk[c]
+				same := true
+				for i := c + width; i < len(chunk); i += width {
+					if chunk[i] != v {
+						same = false
+						break
+					}
+				}
+				if !same {
+					continue
+				}
+				sh.shared |= 1 << c
+				if d := t.defaults[c]; d != nil && d == v {
+					sh.unset |= 1 << c
+				}
+			}
+		}
+		st, ok := r.stmts[sh]
+		if !ok {
+			var err error
+			if st, err = dc.(driver.ConnPrepareContext).PrepareContext(ctx, sh.sql()); err != nil {
+				return 0, fmt.Errorf("cannot prepare an insert into %s: %w", t.name, err)
+			}
+			r.stmts[sh] = st
+		}
+		r.args = r.args[:0]
+		add := func(v any) { r.args = append(r.args, driver.NamedValue{Ordinal: len(r.args) + 1, Value: v}) }
+		for c := range width {
+			if bit := uint32(1) << c; sh.shared&bit != 0 && sh.unset&bit == 0 {
+				add(chunk[c])
+			}
+		}
+		for i := 0; i < len(chunk); i += width {
+			for c := range width {
+				if sh.shared&(1<<c) == 0 {
+					add(chunk[i+c])
+				}
+			}
+		}
+		res, err := st.(driver.StmtExecContext).ExecContext(ctx, r.args)
+		if err != nil {
+			return 0, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		stored += int(n)
+	}
+	return stored, nil
+}
+
+// storedEventsSQL reads which of a range of event ids are stored.
+const storedEventsSQL = `SELECT id FROM events WHERE id BETWEEN ? AND ?`
+
+// acceptSQLite is the batch on SQLite. The events that do not repeat an
+// id earlier in the batch are inserted first, each insert leaving out
+// the repeats of stored ids (eventsTable's conflict clause): the unique
+// index's own check finds them, where reading the stored ids first (as
+// on PostgreSQL) searched that index twice per event, a tenth of an
+// event's store time. Only when an insert stored fewer rows than it was
+// given are the batch's ids read back, to tell which. Then the events
+// that were stored act, in order.
+func (b *eventBatch) acceptSQLite(events []EventWrite, out []EventResult) error {
+	known := make(map[string]bool, len(events))
+	ids := make([]int64, len(events))
+	datas := make([]string, len(events))
+	first, admitted := b.nextEv+1, 0
+	for i := range events {
+		id, data, ok, err := b.admit(&events[i], known)
+		if err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+		if !ok {
+			out[i].Duplicate = true
+			continue
+		}
+		ids[i], datas[i] = id, data
+		admitted++
+	}
+	if err := b.flushEvents(); err != nil {
+		return err
+	}
+	if b.evSaved < admitted {
+		stored, err := b.storedIDs(first, b.nextEv)
+		if err != nil {
+			return err
+		}
+		for i, id := range ids {
+			if id != 0 && !stored[id] {
+				ids[i] = 0
+				out[i].Duplicate = true
+			}
+		}
+	}
+	if err := b.readLatest(events); err != nil {
+		return err
+	}
+	for i := range events {
+		if ids[i] == 0 {
+			continue
+		}
+		if err := b.act(&events[i], &out[i], ids[i], datas[i]); err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// storedIDs returns which event ids from first to last are stored.
+func (b *eventBatch) storedIDs(first, last int64) (map[int64]bool, error) {
+	rows, err := b.stmt(storedEventsSQL).QueryContext(b.ctx, first, last)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the stored events: %w", err)
+	}
+	defer rows.Close()
+	stored := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		stored[id] = true
+	}
+	return stored, rows.Err()
+}
