@@ -109,17 +109,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	events, more, err := s.opts.CheckEvents(partner, inputs)
 	if errors.Is(err, ingest.ErrUnknownPartner) {
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request", Message: err.Error(),
-			Details: []ingest.Problem{{Field: "partner", Value: partner, Message: "not a configured partner"}}}
+		return errUnknownPartner(partner, err.Error())
 	}
 	if err != nil {
 		return err
 	}
 	problems = append(problems, more...)
 	if len(problems) > 0 {
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_request",
-			Message: fmt.Sprintf("no event was accepted: %d problem(s), the first: %s: %s", len(problems), problems[0].Field, problems[0].Message),
-			Details: problems}
+		return errProblems("no event was accepted", problems[0], problems)
 	}
 	if err := s.checkStorage(w, nil); err != nil {
 		return err
