@@ -137,33 +137,44 @@ const tallyFailedMinuteSQL = `INSERT INTO channel_minutes (channel, minute, sent
 // tallyChangesTx records the counted changes in job_counts, and failed
 // messages (and any sent from a status other than sending, which
 // tallyMovesTx counts) in channel_minutes at now, as the triggers of 0012
-// did. It takes the rows in one order (job, channel, status), so that two
-// nodes' transactions on PostgreSQL cannot deadlock on them. It runs in
-// the transaction that changed the messages; it is not on the sender's
-// hot path, so its statements are not kept prepared.
+// did. It nets the changes per job_counts row and writes the rows in one
+// order, (job, channel, status), the order tallyMovesPG's two statuses
+// also follow, so that transactions of two nodes on PostgreSQL wait for
+// each other instead of deadlocking. It runs in the transaction that
+// changed the messages; it is not on the sender's hot path, so its
+// statements are not kept prepared.
 func tallyChangesTx(ctx context.Context, tx *sql.Tx, c changes, now time.Time) error {
 	if len(c) == 0 {
 		return nil
 	}
-	keys := make([]changeKey, 0, len(c))
-	for k := range c {
-		keys = append(keys, k)
+	type rowKey struct {
+		job     int64
+		channel string
+		status  string
 	}
-	slices.SortFunc(keys, func(a, b changeKey) int {
-		return cmp.Or(cmp.Compare(a.job, b.job), cmp.Compare(a.channel, b.channel), cmp.Compare(a.from, b.from), cmp.Compare(a.to, b.to))
-	})
 	type minuteKey struct{ channel, status string }
+	delta := map[rowKey]int{}
 	perMinute := map[minuteKey]int{}
-	for _, k := range keys {
-		n := c[k]
-		if _, err := tx.ExecContext(ctx, tallyTakeSQL, n, k.job, k.channel, k.from); err != nil {
-			return fmt.Errorf("cannot tally job %d: %w", k.job, err)
-		}
-		if _, err := tx.ExecContext(ctx, tallyAddSQL, k.job, k.channel, k.to, n); err != nil {
-			return fmt.Errorf("cannot tally job %d: %w", k.job, err)
-		}
+	for k, n := range c {
+		delta[rowKey{k.job, k.channel, k.from}] -= n
+		delta[rowKey{k.job, k.channel, k.to}] += n
 		if k.to == MsgFailed || (k.to == MsgSent && k.from != MsgSending) {
 			perMinute[minuteKey{k.channel, k.to}] += n
+		}
+	}
+	rks := slices.SortedFunc(maps.Keys(delta), func(a, b rowKey) int {
+		return cmp.Or(cmp.Compare(a.job, b.job), cmp.Compare(a.channel, b.channel), cmp.Compare(a.status, b.status))
+	})
+	for _, k := range rks {
+		var err error
+		switch n := delta[k]; {
+		case n < 0:
+			_, err = tx.ExecContext(ctx, tallyTakeSQL, -n, k.job, k.channel, k.status)
+		case n > 0:
+			_, err = tx.ExecContext(ctx, tallyAddSQL, k.job, k.channel, k.status, n)
+		}
+		if err != nil {
+			return fmt.Errorf("cannot tally job %d: %w", k.job, err)
 		}
 	}
 	mks := slices.SortedFunc(maps.Keys(perMinute), func(a, b minuteKey) int {
