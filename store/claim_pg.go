@@ -190,9 +190,9 @@ func tallyMovesPG(ctx context.Context, tx *sql.Tx, m moves, from, to string, now
 
 // retryPG runs f in a writer transaction and commits it, again from the
 // start when PostgreSQL chose it as a deadlock's victim or could not
-// serialise it: nodes sharing the queue write the same jobs' tallies, and
-// the triggers that keep them take rows in the order the statement meets
-// them.
+// serialise it: nodes sharing the queue write the same jobs' tallies (the
+// store takes them in one order, tallyMovesPG and tallyChangesTx, but a
+// job's row and its messages' rows are locked by other statements too).
 func (s *Store) retryPG(ctx context.Context, f func(tx *sql.Tx) error) error {
 	for try := 0; ; try++ {
 		err := s.inWriterTx(ctx, f)

@@ -166,9 +166,9 @@ func completeSentArgs(outs []Outcome) []any {
 	return args
 }
 
-// completeOneTx applies one outcome other than sent and reports whether
-// its claim was current.
-func completeOneTx(ctx context.Context, tx *sql.Tx, o Outcome) (bool, error) {
+// completeOneTx applies one outcome other than sent, counts the status
+// change into c, and reports whether its claim was current.
+func completeOneTx(ctx context.Context, tx *sql.Tx, o Outcome, c changes) (bool, error) {
 	at := ms(o.At)
 	var q string
 	var args []any
@@ -191,11 +191,14 @@ func completeOneTx(ctx context.Context, tx *sql.Tx, o Outcome) (bool, error) {
 	default:
 		return false, fmt.Errorf("cannot record delivery of message %d: unknown outcome %q", o.ID, o.Kind)
 	}
-	res, err := tx.ExecContext(ctx, q+` WHERE id = ?`+claimGuard+`?`, append(args, o.ID, o.Attempt)...)
+	rows, err := tx.QueryContext(ctx, q+` WHERE id = ?`+claimGuard+`? RETURNING job_id, channel, status`, append(args, o.ID, o.Attempt)...)
 	if err != nil {
 		return false, fmt.Errorf("cannot record delivery of message %d: %w", o.ID, err)
 	}
-	n, _ := res.RowsAffected()
+	n, err := scanChanges(rows, MsgSending, c)
+	if err != nil {
+		return false, fmt.Errorf("cannot record delivery of message %d: %w", o.ID, err)
+	}
 	return n > 0, nil
 }
 
@@ -310,16 +313,39 @@ func (s *Store) RequeueExpiredLeases(ctx context.Context, now time.Time) (int64,
 	if err := s.settleTx(ctx, tx, ` AND lease_until < ?`, ms(now)); err != nil {
 		return 0, err
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, lease_until = 0, next_attempt_at = ?, updated_at = ?
-		WHERE job_id IN (`+liveJobs+`) AND status = 'sending' AND lease_until < ?`, ms(now), ms(now), ms(now))
+	n, err := requeueExpiredTx(ctx, tx, now)
 	if err != nil {
 		return 0, fmt.Errorf("cannot requeue expired leases: %w", err)
 	}
-	n, _ := res.RowsAffected()
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("cannot requeue expired leases: %w", err)
 	}
 	return n, nil
+}
+
+// requeueExpiredTx returns to the queue the messages whose lease ended
+// before now (or cancels them, their job being cancelled), tallies them,
+// and returns how many.
+func requeueExpiredTx(ctx context.Context, tx *sql.Tx, now time.Time) (int64, error) {
+	return requeueTx(ctx, tx, now, ` AND lease_until < ?`, ms(now))
+}
+
+// requeueTx returns to the queue, due at now, the messages in flight that
+// cond and its arguments select among the live jobs' (a message of a
+// cancelled job is cancelled instead), tallies them, and returns how many.
+func requeueTx(ctx context.Context, tx *sql.Tx, now time.Time, cond string, args ...any) (int64, error) {
+	rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, lease_until = 0, next_attempt_at = ?, updated_at = ?
+		WHERE job_id IN (`+liveJobs+`) AND status = 'sending'`+cond+`
+		RETURNING job_id, channel, status`, append([]any{ms(now), ms(now)}, args...)...)
+	if err != nil {
+		return 0, err
+	}
+	c := changes{}
+	n, err := scanChanges(rows, MsgSending, c)
+	if err != nil {
+		return 0, err
+	}
+	return int64(n), tallyChangesTx(ctx, tx, c, now)
 }
 
 // liveJobs selects the jobs that can have a message in flight: a job is
@@ -397,12 +423,33 @@ func (s *Store) ReleaseMessages(ctx context.Context, refs []LeaseRef) error {
 			sb.WriteString("(id = ? AND attempts = ?)")
 			args = append(args, r.ID, r.Attempt)
 		}
-		if _, err := s.writer.ExecContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, attempts = attempts - 1, lease_until = 0,
-			next_attempt_at = ?, updated_at = ? WHERE status = 'sending' AND sent_at IS NULL AND (`+sb.String()+`)`, args...); err != nil {
+		if err := s.releaseBatch(ctx, `UPDATE messages SET status = `+requeuedStatus+`, attempts = attempts - 1, lease_until = 0,
+			next_attempt_at = ?, updated_at = ? WHERE status = 'sending' AND sent_at IS NULL AND (`+sb.String()+`)
+			RETURNING job_id, channel, status`, args); err != nil {
 			return fmt.Errorf("cannot release %d messages: %w", len(batch), err)
 		}
 	}
 	return nil
+}
+
+// releaseBatch runs one statement of ReleaseMessages and tallies what it
+// changed, in one transaction.
+func (s *Store) releaseBatch(ctx context.Context, q string, args []any) error {
+	f := func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		c := changes{}
+		if _, err := scanChanges(rows, MsgSending, c); err != nil {
+			return err
+		}
+		return tallyChangesTx(ctx, tx, c, time.Now())
+	}
+	if s.pg {
+		return s.retryPG(ctx, f)
+	}
+	return s.inWriterTx(ctx, f)
 }
 
 // JobStatus returns only a job's status: the sender checks it before each
@@ -424,17 +471,24 @@ func (s *Store) JobStatus(ctx context.Context, id int64) (string, error) {
 }
 
 // completeOthersTx records the outcomes other than a delivery, one by one,
-// and returns the retried and failed ones whose claim was current: their
-// attempts are recorded next.
+// tallies the status changes they made, and returns the retried and failed
+// ones whose claim was current: their attempts are recorded next.
 func completeOthersTx(ctx context.Context, tx *sql.Tx, other []Outcome) (attempts []Outcome, err error) {
+	if len(other) == 0 {
+		return nil, nil
+	}
+	c := changes{}
 	for _, o := range other {
-		ok, err := completeOneTx(ctx, tx, o)
+		ok, err := completeOneTx(ctx, tx, o, c)
 		if err != nil {
 			return nil, err
 		}
 		if ok && (o.Kind == OutcomeRetry || o.Kind == OutcomeFailed) {
 			attempts = append(attempts, o)
 		}
+	}
+	if err := tallyChangesTx(ctx, tx, c, time.Now()); err != nil {
+		return nil, err
 	}
 	return attempts, nil
 }

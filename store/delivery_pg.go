@@ -119,12 +119,8 @@ func (s *Store) requeueExpiredLeasesPG(ctx context.Context, now time.Time) (int6
 		if err := s.settleTx(ctx, tx, ` AND lease_until < ?`, ms(now)); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, lease_until = 0, next_attempt_at = ?, updated_at = ?
-			WHERE job_id IN (`+liveJobs+`) AND status = 'sending' AND lease_until < ?`, ms(now), ms(now), ms(now))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+		var err error
+		n, err = requeueExpiredTx(ctx, tx, now)
 		return err
 	})
 	if err != nil {

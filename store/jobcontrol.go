@@ -146,19 +146,27 @@ func (s *Store) cancelQueuedBatch(ctx context.Context, id int64) (int64, error) 
 	}
 	defer tx.Rollback()
 	now := time.Now()
-	res, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'cancelled', lease_until = 0, updated_at = ?
-		WHERE id IN (SELECT id FROM messages WHERE job_id = ? AND status = 'queued' LIMIT ?)`, ms(now), id, cancelBatch)
+	rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'cancelled', lease_until = 0, updated_at = ?
+		WHERE id IN (SELECT id FROM messages WHERE job_id = ? AND status = 'queued' LIMIT ?)
+		RETURNING job_id, channel, status`, ms(now), id, cancelBatch)
 	if err != nil {
 		return 0, fmt.Errorf("cannot cancel messages of job %d: %w", id, err)
 	}
-	n, _ := res.RowsAffected()
+	c := changes{}
+	n, err := scanChanges(rows, MsgQueued, c)
+	if err != nil {
+		return 0, fmt.Errorf("cannot cancel messages of job %d: %w", id, err)
+	}
+	if err := tallyChangesTx(ctx, tx, c, now); err != nil {
+		return 0, err
+	}
 	if err := finishJobTx(ctx, tx, id, now); err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("cannot cancel job %d: %w", id, err)
 	}
-	return n, nil
+	return int64(n), nil
 }
 
 // RetryJob queues the job's failed messages again, due now, with their
@@ -205,13 +213,22 @@ func (s *Store) retryFailedBatch(ctx context.Context, id int64) (int64, error) {
 		JobSending, id, JobDone, id); err != nil {
 		return 0, fmt.Errorf("cannot reopen job %d: %w", id, err)
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = ?, lease_until = 0,
+	rows, err := tx.QueryContext(ctx, `UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = ?, lease_until = 0,
 		expires_at = 0, age_from = ?, updated_at = ?
-		WHERE id IN (SELECT id FROM messages WHERE job_id = ? AND status = 'failed' LIMIT ?)`, now, now, now, id, cancelBatch)
+		WHERE id IN (SELECT id FROM messages WHERE job_id = ? AND status = 'failed' LIMIT ?)
+		RETURNING job_id, channel, status`, now, now, now, id, cancelBatch)
 	if err != nil {
 		return 0, fmt.Errorf("cannot retry messages of job %d: %w", id, err)
 	}
-	n, _ := res.RowsAffected()
+	c := changes{}
+	nr, err := scanChanges(rows, MsgFailed, c)
+	if err != nil {
+		return 0, fmt.Errorf("cannot retry messages of job %d: %w", id, err)
+	}
+	if err := tallyChangesTx(ctx, tx, c, fromMS(now)); err != nil {
+		return 0, err
+	}
+	n := int64(nr)
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("cannot retry job %d: %w", id, err)
 	}

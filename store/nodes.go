@@ -79,12 +79,10 @@ func (s *Store) StopNode(ctx context.Context, now time.Time) (int64, error) {
 			if err := s.settleTx(ctx, tx, ` AND node = ?`, id); err != nil {
 				return err
 			}
-			res, err := tx.ExecContext(ctx, `UPDATE messages SET status = `+requeuedStatus+`, lease_until = 0, next_attempt_at = ?, updated_at = ?
-				WHERE job_id IN (`+liveJobs+`) AND status = 'sending' AND node = ?`, ms(now), ms(now), id)
-			if err != nil {
+			var err error
+			if n, err = requeueTx(ctx, tx, now, ` AND node = ?`, id); err != nil {
 				return err
 			}
-			n, _ = res.RowsAffected()
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE nodes SET stopped_at = ?, heartbeat_at = ? WHERE id = ?`, ms(now), ms(now), id)
 		return err
