@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"unsafe"
 )
 
 // A list load writes a batch of rows with a handful of statements, not
@@ -56,6 +57,24 @@ type batchScratch struct {
 	merge    [2][]attrMember
 	mergeBuf []byte
 	hits     []ContactRow // rows to look up in a first import
+	// live holds the batch's liveContacts, reused by the next batch
+	// (resolveAndWrite forgets every pointer into it first): one
+	// allocation a batch, not one a row.
+	live     [][]liveContact
+	liveUsed int
+}
+
+// newLive returns a zeroed liveContact of the batch.
+func (sc *batchScratch) newLive() *liveContact {
+	const block = 256
+	i, j := sc.liveUsed/block, sc.liveUsed%block
+	if i == len(sc.live) {
+		sc.live = append(sc.live, make([]liveContact, block))
+	}
+	sc.liveUsed++
+	c := &sc.live[i][j]
+	*c = liveContact{}
+	return c
 }
 
 // stmt returns the statement for q, prepared once per load.
@@ -74,6 +93,18 @@ func (l *ListLoad) stmt(q string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// attrText is a contact's attributes as the TEXT parameter the STRICT
+// column takes, without copying them: the bytes are a row's own (Add's
+// caller hands each row a copy) or a merge's fresh copy, never written
+// again, and the driver copies a bound string into SQLite. The copy was
+// a 200-byte allocation per row.
+func attrText(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
 // placeholders is "(?, ?), (?, ?)" for rows of width columns.
 func placeholders(rows, width int) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", width), ", ") + ")"
@@ -88,9 +119,9 @@ func in(n int) string {
 // applyBatch applies rows in order.
 //
 // A load into a partner with no contacts yet (a first import) looks up
-// only the rows whose keys the load's keyFilter may have seen, that is,
-// those that may name a contact of an earlier batch: every other key is
-// new to the store. Lookups of every row were a third of the writer's
+// only the rows whose keys the load's keyFilter may have seen (Add marks
+// them maybeStored), that is, those that may name a contact of an earlier
+// batch: every other key is new to the store. Lookups of every row were a third of the writer's
 // work; the savepoint that earlier versions ran each optimistic batch in
 // (to redo it with lookups on a conflict) cost a tenth of the load's CPU
 // in journalled pages.
@@ -104,18 +135,8 @@ func (l *ListLoad) applyBatch(rows []ContactRow) error {
 	sc := &l.scratch
 	sc.hits = sc.hits[:0]
 	for i := range rows {
-		r := &rows[i]
-		// Every key is noted, and a row is looked up if any may be
-		// stored: a key named twice in this batch makes a needless lookup
-		// (the batch resolves its own repeats), nothing worse.
-		hit := false
-		for k, v := range [3]string{r.Email, r.Phone, r.Ref} {
-			if v != "" && l.filter.note(k, v) {
-				hit = true
-			}
-		}
-		if hit {
-			sc.hits = append(sc.hits, *r)
+		if rows[i].maybeStored {
+			sc.hits = append(sc.hits, rows[i])
 		}
 	}
 	return l.resolveAndWrite(rows, sc.hits)
@@ -136,6 +157,7 @@ func (l *ListLoad) resolveAndWrite(rows, lookup []ContactRow) error {
 	}
 	clear(sc.byID)
 	sc.touched = sc.touched[:0]
+	sc.liveUsed = 0
 	if len(lookup) > 0 {
 		if err := l.lookUp(lookup); err != nil {
 			return err
@@ -204,7 +226,8 @@ func (l *ListLoad) scanContacts(st *sql.Stmt, args []any) error {
 		if sc.byID[id] != nil {
 			continue
 		}
-		c := &liveContact{id: id, email: email.String, phone: phone.String, ref: ref.String, attrs: attrs}
+		c := sc.newLive()
+		c.id, c.email, c.phone, c.ref, c.attrs = id, email.String, phone.String, ref.String, attrs
 		sc.byID[id] = c
 		l.index(c)
 	}
@@ -287,7 +310,8 @@ func (l *ListLoad) resolve(r *ContactRow) error {
 		attrs = emptyObject
 	}
 	if found == nil {
-		c := &liveContact{email: r.Email, phone: r.Phone, ref: r.Ref, attrs: attrs, isNew: true, memberDirty: true, status: r.Status}
+		c := sc.newLive()
+		*c = liveContact{email: r.Email, phone: r.Phone, ref: r.Ref, attrs: attrs, isNew: true, memberDirty: true, status: r.Status}
 		if c.status == "" {
 			c.status = Subscribed
 		}
@@ -380,6 +404,41 @@ func (l *ListLoad) writeMembers(chunk []*liveContact, existing bool) error {
 	return nil
 }
 
+// writeNewMembers writes the memberships of the contacts this batch
+// inserted. Their ids are consecutive (each insert's rows take the
+// table's next rowids, and nothing else inserts contacts in the load's
+// transaction), so when they share one status, which a file without a
+// status column always does, one statement copies the ids from the rows
+// just written (in the page cache) rather than binding two parameters a
+// row: a third of the membership rows' cost.
+func (l *ListLoad) writeNewMembers(fresh []*liveContact) error {
+	if len(fresh) == 0 {
+		return nil
+	}
+	first, last := fresh[0].id, fresh[len(fresh)-1].id
+	same := last-first == int64(len(fresh)-1)
+	for _, c := range fresh {
+		same = same && c.status == fresh[0].status
+	}
+	if !same {
+		for start := 0; start < len(fresh); start += batchChunk {
+			if err := l.writeMembers(fresh[start:min(start+batchChunk, len(fresh))], false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	st, err := l.stmt(`INSERT OR FAIL INTO list_members (list_id, updated_at, status, contact_id)
+		SELECT ?, ?, ?, id FROM contacts WHERE id BETWEEN ? AND ?`)
+	if err != nil {
+		return err
+	}
+	if _, err := st.ExecContext(context.WithoutCancel(l.ctx), l.list.ID, l.now, fresh[0].status, first, last); err != nil {
+		return fmt.Errorf("cannot store list memberships: %w", err)
+	}
+	return nil
+}
+
 // writeBatch writes what resolve decided: updates, inserts, memberships
 // and, for replace loads, the members seen.
 func (l *ListLoad) writeBatch() error {
@@ -409,7 +468,7 @@ func (l *ListLoad) writeBatch() error {
 		}
 		sc.args = append(sc.args[:0], l.now)
 		for _, c := range chunk {
-			sc.args = append(sc.args, c.id, nullString(c.email), nullString(c.phone), nullString(c.ref), string(c.attrs))
+			sc.args = append(sc.args, c.id, nullString(c.email), nullString(c.phone), nullString(c.ref), attrText(c.attrs))
 		}
 		if _, err := st.ExecContext(ctx, sc.args...); err != nil {
 			return fmt.Errorf("cannot update contacts: %w", err)
@@ -424,7 +483,7 @@ func (l *ListLoad) writeBatch() error {
 		}
 		sc.args = append(sc.args[:0], l.list.Partner, l.now, l.now)
 		for _, c := range chunk {
-			sc.args = append(sc.args, nullString(c.email), nullString(c.phone), nullString(c.ref), string(c.attrs))
+			sc.args = append(sc.args, nullString(c.email), nullString(c.phone), nullString(c.ref), attrText(c.attrs))
 		}
 		res, err := st.ExecContext(ctx, sc.args...)
 		if err != nil {
@@ -439,9 +498,9 @@ func (l *ListLoad) writeBatch() error {
 		for i, c := range chunk {
 			c.id = last - int64(len(chunk)-1-i)
 		}
-		if err := l.writeMembers(chunk, false); err != nil {
-			return err
-		}
+	}
+	if err := l.writeNewMembers(fresh); err != nil {
+		return err
 	}
 	for start := 0; start < len(members); start += batchChunk {
 		if err := l.writeMembers(members[start:min(start+batchChunk, len(members))], true); err != nil {

@@ -22,6 +22,10 @@ type ContactRow struct {
 	// Status is Subscribed, Unsubscribed, or "" (a new member is
 	// subscribed, an existing one keeps its status).
 	Status string
+
+	// maybeStored is set by Add in a first import when a key of the row
+	// may be stored already (the load's keyFilter has seen it).
+	maybeStored bool
 }
 
 // ListCounts is what a list load did, by contact.
@@ -91,8 +95,8 @@ type ListLoad struct {
 	// per-batch scratch.
 	stmts   map[string]*sql.Stmt
 	scratch batchScratch
-	// filter, in a first import, holds the keys written so far
-	// (applyBatch, lists_filter.go); nil otherwise.
+	// filter, in a first import, holds the keys added so far (Add,
+	// lists_filter.go); nil otherwise. Only the caller's goroutine uses it.
 	filter *keyFilter
 }
 
@@ -184,6 +188,19 @@ func (l *ListLoad) Add(r ContactRow) error {
 	if l.batch == nil {
 		l.batch = make([]ContactRow, 0, listLoadBatch)
 	}
+	if l.filter != nil {
+		// Noted here, on the caller's goroutine, which has time to spare
+		// while the load's goroutine writes (applyBatch). Every key is
+		// noted, and a row is looked up if any may be stored: a key named
+		// twice in one batch makes a needless lookup (the batch resolves
+		// its own repeats), nothing worse.
+		r.maybeStored = false
+		for k, v := range [3]string{r.Email, r.Phone, r.Ref} {
+			if v != "" && l.filter.note(k, v) {
+				r.maybeStored = true
+			}
+		}
+	}
 	l.batch = append(l.batch, r)
 	if len(l.batch) == listLoadBatch {
 		return l.flush()
@@ -222,6 +239,18 @@ func (l *ListLoad) Finish() (ListCounts, []ContactRowError, error) {
 	}
 	l.wg.Wait()
 	return l.counts, l.problems, l.err
+}
+
+// CheckFields does what ListLoadOptions.Fields does at Begin, for a
+// caller that learns the types while it adds the rows (a list file read
+// once): names new to the partner are recorded with their type, and a
+// name stored with another type fails with a *FieldTypeError. It runs in
+// the load's transaction, after Finish.
+func (l *ListLoad) CheckFields(fields map[string]string) error {
+	if _, _, err := l.Finish(); err != nil {
+		return err
+	}
+	return checkFieldTypesTx(l.ctx, l.tx, l.list.Partner, fields)
 }
 
 // Commit makes the load visible: with Replace, the members no row named
