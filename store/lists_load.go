@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strconv"
@@ -73,7 +74,8 @@ const listLoadBatch = 512
 type ListLoad struct {
 	s       *Store
 	ctx     context.Context
-	tx      *sql.Tx
+	conn    *sql.Conn // the writer's, held from Begin to Commit or Abort
+	tx      *sql.Tx   // on conn
 	list    List
 	replace bool
 	now     int64
@@ -94,6 +96,7 @@ type ListLoad struct {
 	// The writing goroutine's: statements by shape (lists_batch.go) and
 	// per-batch scratch.
 	stmts   map[string]*sql.Stmt
+	raw     map[string]driver.Stmt // SQLite's writes (exec), on conn
 	scratch batchScratch
 	// filter, in a first import, holds the keys added so far (Add,
 	// lists_filter.go); nil otherwise. Only the caller's goroutine uses it.
@@ -114,7 +117,14 @@ func (s *Store) BeginListLoad(ctx context.Context, partner, name string, opts Li
 		return nil, err
 	}
 	var err error
-	if l.tx, err = s.writer.BeginTx(ctx, nil); err != nil {
+	if l.conn, err = s.writer.Conn(ctx); err != nil {
+		return fail(fmt.Errorf("cannot begin: %w", err))
+	}
+	// Not rolled back by database/sql when ctx ends: the writes go
+	// through conn.Raw (exec), which would go on outside the transaction,
+	// committing each statement alone. The load stops between batches
+	// when ctx ends, and Abort, which every caller defers, rolls back.
+	if l.tx, err = l.conn.BeginTx(context.WithoutCancel(ctx), nil); err != nil {
 		return fail(fmt.Errorf("cannot begin: %w", err))
 	}
 	if s.pg {
@@ -325,14 +335,24 @@ func (l *ListLoad) closeAll() {
 	for _, st := range l.stmts {
 		st.Close()
 	}
+	ctx := context.WithoutCancel(l.ctx)
 	if l.tx != nil {
 		l.tx.Rollback() // after Commit: sql.ErrTxDone, nothing done
-		if !l.s.pg {
-			l.s.writer.ExecContext(context.WithoutCancel(l.ctx), `PRAGMA cache_size = -8000`)
+	}
+	if l.conn != nil {
+		l.conn.Raw(func(any) error {
+			for _, st := range l.raw {
+				st.Close()
+			}
+			return nil
+		})
+		if l.tx != nil && !l.s.pg {
+			l.conn.ExecContext(ctx, `PRAGMA cache_size = -8000`)
 		}
+		l.conn.Close() // back to the pool, before endBulk uses it
 	}
 	if l.bulk {
-		l.s.endBulk(context.WithoutCancel(l.ctx))
+		l.s.endBulk(ctx)
 	}
 }
 
