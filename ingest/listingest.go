@@ -19,8 +19,8 @@ import (
 // in one transaction. Columns email, phone and ref are the contact's keys
 // (at least one per row), status its status in the list; every other
 // column is an attribute, an empty cell leaving the stored value. A
-// column's type is decided per file, from all its values: a first pass
-// reads the file for the types, a second checks every row and streams it
+// column's type is decided per file, from all its values (read says how
+// that is done in one pass, mostly); every row is checked and streamed
 // into the store's ListLoad, which writes while the next rows are read.
 
 // listOf returns the list a file of lists/<list>/ goes to.
@@ -152,14 +152,16 @@ func (lf *listFile) begin(ctx context.Context, rows int) error {
 }
 
 // rowsHint guesses how many rows a file has, before reading it, from its
-// size (a contact row is rarely shorter than 64 bytes; a guess too low
-// only makes the key filter grow); 0 for a compressed file.
+// size: a row of a contact export with attributes is about 100 bytes. A
+// guess too low only makes the key filter grow (a key is then tested in
+// each of its parts), one too high costs its memory; 0 for a compressed
+// file.
 func (lf *listFile) rowsHint(f *os.File) int {
 	fi, err := f.Stat()
 	if err != nil || kindOf(lf.rel) != kindPlain {
 		return 0
 	}
-	return int(min(fi.Size()/64, int64(lf.p.cfg.MaxRows)))
+	return int(min(fi.Size()/100, int64(lf.p.cfg.MaxRows)))
 }
 
 // retype drops the load when a column's values stop fitting the type the
@@ -314,7 +316,7 @@ func (lf *listFile) loadCSV(ctx context.Context, r io.Reader) error {
 				}
 			}
 			if types[i] == "" {
-				continue // no value in the file had one (second pass)
+				continue // no value of the column had one (second pass)
 			}
 			if want := appendAttr(ab, keys[i], v, types[i], vf); want != "" {
 				bad(cr.header[col], fields[col], typeMismatch(names[i], v, types[i], want))

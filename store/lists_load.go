@@ -52,10 +52,12 @@ type ListLoadOptions struct {
 	Replace bool
 	// Fields are the attribute types the rows' values have; a name the
 	// partner has no type for yet gets this one, and a name it has with
-	// another type fails Begin with a *FieldTypeError.
+	// another type fails Begin with a *FieldTypeError. (A caller that
+	// learns the types while it adds rows calls CheckFields instead.)
 	Fields map[string]string
 	// Rows, when known, is about how many rows the load will get (a
-	// first pass counted them): it sizes the first import's key filter.
+	// guess from the file's size will do): it sizes the first import's
+	// key filter.
 	Rows int
 }
 
