@@ -19,8 +19,8 @@ import (
 // in one transaction. Columns email, phone and ref are the contact's keys
 // (at least one per row), status its status in the list; every other
 // column is an attribute, an empty cell leaving the stored value. A
-// column's type is decided per file, from all its values: a first pass
-// reads the file for the types, a second checks every row and streams it
+// column's type is decided per file, from all its values (read says how
+// that is done in one pass, mostly); every row is checked and streamed
 // into the store's ListLoad, which writes while the next rows are read.
 
 // listOf returns the list a file of lists/<list>/ goes to.
@@ -46,17 +46,17 @@ type listFile struct {
 	list    string
 	replace bool
 	// stored are the partner's attribute types before the file; fits the
-	// bits of the types each attribute column's values fit (first pass);
-	// types what they are stored as.
-	stored map[string]string
-	fits   map[string]int
-	types  map[string]string
-	load   *store.ListLoad
-	good   int
-	counts store.ListCounts
-	// Per row, reused.
-	buf    []byte
-	values []any
+	// bits of the types each new attribute's values fit; types what they
+	// are written as (read says how they are decided).
+	stored  map[string]string
+	fits    map[string]int
+	types   map[string]string
+	infer   bool // types are decided while the rows are loaded
+	retyped bool // a type changed after rows were written: the load was dropped
+	load    *store.ListLoad
+	good    int
+	counts  store.ListCounts
+	attrs   store.AttrsBuilder // per row, reused
 }
 
 func (lf *listFile) job() *fileJob { return &lf.fileJob }
@@ -87,8 +87,14 @@ func (lf *listFile) apply(ctx context.Context, fileID int64) ([]string, []string
 
 const listHolds = "the contact CSVs"
 
-// read types the columns (first pass), then checks every row and hands
-// the good ones to the load (second pass).
+// read checks every row and hands the good ones to the load, in one pass
+// that types the new attribute columns as it goes: a column's values are
+// written with the type its values so far fit. When a later value no
+// longer fits that type (an integer column with a "12a" further down),
+// the rows already written would be wrong, so the load is dropped, the
+// rest of the file is only typed, and a second pass loads the file with
+// the types of all its values, as two passes always did before (the first
+// pass was a fifth of the reading).
 func (lf *listFile) read(ctx context.Context, f *os.File) error {
 	if !config.ValidListName(lf.list) {
 		return &fileLevelError{Msg: fmt.Sprintf("%q is not a list name: use 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit; move the file into lists/<name>/", lf.list)}
@@ -98,23 +104,30 @@ func (lf *listFile) read(ctx context.Context, f *os.File) error {
 	if lf.stored, err = lf.in.st.ContactFields(ctx, lf.p.cfg.Name); err != nil {
 		return err
 	}
-	lf.fits = map[string]int{}
-	if err := lf.readDataFile(ctx, f, folder, listHolds, lf.typeCSV); err != nil {
-		return err
-	}
-	lf.types = decideTypes(lf.fits, lf.stored)
-	// The second pass reports every row problem, the first one's included.
-	firstPassRows := lf.rows
-	lf.rows, lf.bad, lf.lastBad, lf.errs, lf.unlisted = 0, 0, 0, nil, 0
-	if lf.load, err = lf.in.st.BeginListLoad(ctx, lf.p.cfg.Name, lf.list, store.ListLoadOptions{Replace: lf.replace, Fields: lf.types, Rows: firstPassRows}, true); err != nil {
-		var fe *store.FieldTypeError
-		if errors.As(err, &fe) {
-			// The stored type changed since the first pass (an API request).
-			return &fileLevelError{Msg: fmt.Sprintf("%v; nothing was changed, upload the file again", err)}
-		}
+	lf.fits, lf.types, lf.infer = map[string]int{}, map[string]string{}, true
+	if err := lf.begin(ctx, lf.rowsHint(f)); err != nil {
 		return err
 	}
 	if err := lf.readDataFile(ctx, f, folder, listHolds, lf.loadCSV); err != nil {
+		return err
+	}
+	if lf.retyped {
+		lf.types, lf.infer, lf.retyped = decideTypes(lf.fits, lf.stored), false, false
+		rows := lf.rows
+		lf.rows, lf.good, lf.bad, lf.lastBad, lf.errs, lf.unlisted = 0, 0, 0, 0, nil, 0
+		if err := lf.begin(ctx, rows); err != nil {
+			return err
+		}
+		if err := lf.readDataFile(ctx, f, folder, listHolds, lf.loadCSV); err != nil {
+			return err
+		}
+	}
+	if err := lf.load.CheckFields(lf.types); err != nil {
+		var fe *store.FieldTypeError
+		if errors.As(err, &fe) {
+			// Another request gave the attribute its type meanwhile.
+			return &fileLevelError{Msg: fmt.Sprintf("%v; nothing was changed, upload the file again", err)}
+		}
 		return err
 	}
 	_, problems, err := lf.load.Finish()
@@ -129,6 +142,34 @@ func (lf *listFile) read(ctx context.Context, f *os.File) error {
 		return &fileLevelError{Msg: "the file has a header line but no rows; " + lf.nothing()}
 	}
 	return nil
+}
+
+// begin starts the file's load; rows sizes its first-import key filter.
+func (lf *listFile) begin(ctx context.Context, rows int) error {
+	var err error
+	lf.load, err = lf.in.st.BeginListLoad(ctx, lf.p.cfg.Name, lf.list, store.ListLoadOptions{Replace: lf.replace, Rows: rows}, true)
+	return err
+}
+
+// rowsHint guesses how many rows a file has, before reading it, from its
+// size: a row of a contact export with attributes is about 100 bytes. A
+// guess too low only makes the key filter grow (a key is then tested in
+// each of its parts), one too high costs its memory; 0 for a compressed
+// file.
+func (lf *listFile) rowsHint(f *os.File) int {
+	fi, err := f.Stat()
+	if err != nil || kindOf(lf.rel) != kindPlain {
+		return 0
+	}
+	return int(min(fi.Size()/100, int64(lf.p.cfg.MaxRows)))
+}
+
+// retype drops the load when a column's values stop fitting the type the
+// rows before were written with; the pass goes on only typing.
+func (lf *listFile) retype() {
+	lf.retyped = true
+	lf.load.Abort()
+	lf.load = nil
 }
 
 // contactCols is the header of one list CSV, resolved.
@@ -171,62 +212,13 @@ func (lf *listFile) columns(cr *csvReader) (*contactCols, error) {
 	return c, nil
 }
 
-// typeCSV is the first pass over one CSV: what each attribute column's
-// values fit.
-func (lf *listFile) typeCSV(ctx context.Context, r io.Reader) error {
-	cr, err := lf.openDataCSV(r, lf.emptyMessage())
-	if err != nil {
-		return err
-	}
-	cols, err := lf.columns(cr)
-	if err != nil {
-		return err
-	}
-	known := true
-	for _, col := range cols.attrs {
-		if _, ok := lf.stored[cr.names[col]]; !ok {
-			known = false
-		}
-	}
-	if known {
-		// Every column has its type already (a file of a shape sent
-		// before): nothing to learn from the values.
-		return nil
-	}
-	fits := make([]int, len(cols.attrs))
-	for i, col := range cols.attrs {
-		fits[i] = fitsAny
-		if f, ok := lf.fits[cr.names[col]]; ok {
-			fits[i] = f
-		}
-	}
-	seen := make([]bool, len(cols.attrs))
-	err = lf.eachRecord(ctx, cr, func(fields []string, line int) error {
-		for i, col := range cols.attrs {
-			if fits[i] == 0 && seen[i] {
-				continue // text already: nothing narrows it further
-			}
-			if v := strings.TrimSpace(fields[col]); v != "" {
-				fits[i] &= valueFits(v)
-				seen[i] = true
-			}
-		}
-		return nil
-	})
-	for i, col := range cols.attrs {
-		if _, ok := lf.fits[cr.names[col]]; seen[i] || ok {
-			lf.fits[cr.names[col]] = fits[i]
-		}
-	}
-	return err
-}
-
 func (lf *listFile) emptyMessage() string {
 	return "the file is empty; upload a CSV with a header line (email, phone and/or ref, optional status, then attribute columns) and at least one row"
 }
 
-// loadCSV is the second pass over one CSV: every row checked, the good
-// ones handed to the load.
+// loadCSV reads one CSV: every row checked, the good ones handed to the
+// load. While the types are inferred (read), a new column's type is what
+// its values so far fit.
 func (lf *listFile) loadCSV(ctx context.Context, r io.Reader) error {
 	cr, err := lf.openDataCSV(r, lf.emptyMessage())
 	if err != nil {
@@ -236,25 +228,73 @@ func (lf *listFile) loadCSV(ctx context.Context, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	names := make([]string, len(cols.attrs))
-	types := make([]string, len(cols.attrs))
+	n := len(cols.attrs)
+	names := make([]string, n)
+	keys := make([][]byte, n)
+	types := make([]string, n)
+	known := make([]bool, n) // the partner has the type: values are checked against it
+	fits := make([]int, n)   // what the values so far fit (inferred columns)
+	seen := make([]bool, n)
 	for i, col := range cols.attrs {
 		names[i] = cr.names[col]
-		if types[i] = lf.types[names[i]]; types[i] == "" {
-			types[i] = lf.stored[names[i]]
+		keys[i] = store.AttrKey(names[i])
+		if t, ok := lf.stored[names[i]]; ok {
+			types[i], known[i] = t, true
+			continue
+		}
+		types[i] = lf.types[names[i]] // "" while no value has been seen
+		fits[i] = fitsAny
+		if f, ok := lf.fits[names[i]]; ok {
+			fits[i], seen[i] = f, true
 		}
 	}
-	if cap(lf.values) < len(names) {
-		lf.values = make([]any, len(names))
+	defer func() {
+		for i := range names {
+			if known[i] || !seen[i] || !lf.infer {
+				continue
+			}
+			lf.fits[names[i]] = fits[i]
+			if !lf.retyped {
+				lf.types[names[i]] = types[i]
+			}
+		}
+	}()
+	// typeValue notes what v (trimmed, not empty) of inferred column i
+	// fits and returns those bits (0 once the column is text), dropping
+	// the load if the column's type changes.
+	typeValue := func(i int, v string) int {
+		vf := 0
+		if !seen[i] || fits[i] != 0 {
+			vf = valueFits(v)
+			fits[i] &= vf
+		}
+		seen[i] = true
+		t := typeOf(fits[i])
+		if types[i] == "" {
+			types[i] = t
+		} else if t != types[i] && !lf.retyped {
+			lf.retype()
+		}
+		return vf
 	}
-	values := lf.values[:len(names)]
 	get := func(fields []string, i int) string {
 		if i < 0 {
 			return ""
 		}
 		return fields[i]
 	}
+	ab := &lf.attrs
 	return lf.eachRecord(ctx, cr, func(fields []string, line int) error {
+		if lf.retyped {
+			for i, col := range cols.attrs {
+				if !known[i] {
+					if v := strings.TrimSpace(fields[col]); v != "" {
+						typeValue(i, v)
+					}
+				}
+			}
+			return nil
+		}
 		bad := func(column, value, msg string) { lf.rowError(line, column, value, msg) }
 		row, ok := contactKeys(lf.phones, get(fields, cols.email), get(fields, cols.phone), get(fields, cols.ref), bad)
 		if st, valid := contactStatus(get(fields, cols.status)); valid {
@@ -263,31 +303,31 @@ func (lf *listFile) loadCSV(ctx context.Context, r io.Reader) error {
 			bad(cr.header[cols.status], fields[cols.status], statusMessage)
 			ok = false
 		}
+		ab.Reset()
 		for i, col := range cols.attrs {
-			values[i] = nil
 			v := strings.TrimSpace(fields[col])
-			if v == "" || types[i] == "" {
+			if v == "" {
 				continue
 			}
-			x, want := attrValue(v, types[i])
-			if want != "" {
+			vf := -1
+			if !known[i] && lf.infer {
+				if vf = typeValue(i, v); lf.retyped {
+					continue // typing the rest of the row only
+				}
+			}
+			if types[i] == "" {
+				continue // no value of the column had one (second pass)
+			}
+			if want := appendAttr(ab, keys[i], v, types[i], vf); want != "" {
 				bad(cr.header[col], fields[col], typeMismatch(names[i], v, types[i], want))
 				ok = false
-				continue
 			}
-			values[i] = x
 		}
-		if !ok {
+		if !ok || lf.retyped {
 			return nil
 		}
-		b, err := store.AppendAttributes(lf.buf[:0], names, values)
-		if err != nil {
-			bad("", "", err.Error())
-			return nil
-		}
-		lf.buf = b
-		if len(b) > 2 {
-			row.Attrs = append([]byte(nil), b...) // the load keeps it until written
+		if !ab.Empty() {
+			row.Attrs = ab.Bytes() // a copy: the load keeps it until written
 		}
 		row.Line = line
 		lf.good++

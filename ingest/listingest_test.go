@@ -2,7 +2,9 @@ package ingest
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +105,80 @@ func TestReplaceListFileRemovesAbsentMembers(t *testing.T) {
 	lists, _ := e.st.ContactLists(context.Background(), ana.ID)
 	if len(lists) != 0 {
 		t.Errorf("ana's lists = %+v", lists)
+	}
+}
+
+// A file is read once while its new columns' values keep fitting the
+// type their first values gave; when a later value does not (here after
+// more rows than one write batch), the file is read again with the types
+// of all its values, and nothing of the first reading remains: no value
+// written as a number that should be text, no error reported twice.
+func TestListFileTypesAColumnByAllItsValues(t *testing.T) {
+	e := newTestEnv(t, nil)
+	var b strings.Builder
+	b.WriteString("email,code,score,city\n")
+	const rows = 1500
+	for i := range rows {
+		code, score := strconv.Itoa(i+1), strconv.Itoa(i)
+		switch i {
+		case 1200:
+			code = "A-7" // the column becomes text
+		case 1300:
+			score = "2.5" // integers so far, a number from here
+		}
+		fmt.Fprintf(&b, "c%d@example.com,%s,%s,Lisbon\n", i, code, score)
+	}
+	e.ingest("acme", "lists/news/a.csv", []byte(b.String()))
+	if r := e.readReport("acme", "a.csv.result.csv"); r != "rows,inserted,updated,unchanged,rejected,removed\n1500,1500,0,0,0,0\n" {
+		t.Fatalf("result report = %q", r)
+	}
+	for email, want := range map[string]string{
+		"c0@example.com":    `{"city":"Lisbon","code":"1","score":0}`,
+		"c1200@example.com": `{"city":"Lisbon","code":"A-7","score":1200}`,
+		"c1300@example.com": `{"city":"Lisbon","code":"1301","score":2.5}`,
+	} {
+		if c := e.contact("acme", email); string(c.Attributes) != want {
+			t.Errorf("%s = %s, want %s", email, c.Attributes, want)
+		}
+	}
+	fields, _ := e.st.ContactFields(context.Background(), "acme")
+	if fields["code"] != "string" || fields["score"] != "number" || fields["city"] != "string" {
+		t.Errorf("fields = %v", fields)
+	}
+	li, err := e.st.ListInfoByName(context.Background(), "acme", "news")
+	if err != nil || li.Subscribed != rows {
+		t.Fatalf("list = %+v %v", li, err)
+	}
+
+	// Bad rows before and after a change (level becomes text on line
+	// 1102) are reported once each.
+	b.Reset()
+	b.WriteString("email,code,level\n")
+	for i := range rows {
+		email, code, level := fmt.Sprintf("d%d@example.com", i), "x", strconv.Itoa(i)
+		switch i {
+		case 10, 1400:
+			email = "not-an-email"
+		case 20:
+			code = "" // an empty cell: nothing to check, nothing written
+		case 1100:
+			level = "high"
+		}
+		fmt.Fprintf(&b, "%s,%s,%s\n", email, code, level)
+	}
+	e.ingest("acme", "lists/news/b.csv", []byte(b.String()))
+	if f := e.lastFile("acme"); f.Status != store.FileRejected {
+		t.Fatalf("file = %+v", f)
+	}
+	r := e.readReport("acme", "b.csv.errors.csv")
+	if !strings.HasPrefix(r, "line,column,value,error\n12,email,not-an-email,") || !strings.Contains(r, "\n1402,email,not-an-email,") || strings.Count(r, "\n") != 3 {
+		t.Errorf("errors report: want lines 12 and 1402, once each:\n%s", r)
+	}
+	if _, err := e.st.FindContact(context.Background(), "acme", "d0@example.com", "", ""); err == nil {
+		t.Error("a row of a rejected file was applied")
+	}
+	if fields, _ := e.st.ContactFields(context.Background(), "acme"); fields["level"] != "" {
+		t.Errorf("a rejected file recorded the type of level: %v", fields)
 	}
 }
 

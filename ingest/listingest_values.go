@@ -155,6 +155,52 @@ func attrValue(v, typ string) (any, string) {
 	return nil, "a value of type " + typ
 }
 
+// appendAttr adds v (trimmed, not empty) to ab as a value of typ and
+// returns "", or says what v should be. vf is what valueFits(v) returned,
+// or -1 when it was not asked. It writes what attrValue and
+// store.AppendAttributes would, without an any per value.
+func appendAttr(ab *store.AttrsBuilder, key []byte, v, typ string, vf int) string {
+	fits := func() int {
+		if vf < 0 {
+			vf = valueFits(v)
+		}
+		return vf
+	}
+	switch typ {
+	case store.FieldString:
+		ab.String(key, v)
+		return ""
+	case store.FieldInteger:
+		if fits()&fitsInteger != 0 {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			ab.Int(key, n)
+			return ""
+		}
+		return "a whole number like 42"
+	case store.FieldNumber:
+		if fits()&fitsNumber != 0 {
+			f, _ := strconv.ParseFloat(v, 64)
+			if ab.Number(key, f) {
+				return ""
+			}
+		}
+		return "a number like 4.2"
+	case store.FieldBoolean:
+		if fits()&fitsBoolean != 0 {
+			ab.Bool(key, strings.EqualFold(v, "true"))
+			return ""
+		}
+		return "true or false"
+	case store.FieldTime:
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			ab.Time(key, t)
+			return ""
+		}
+		return "an RFC 3339 time like 2026-01-02T15:04:05Z"
+	}
+	return "a value of type " + typ
+}
+
 // typeMismatch is the partner's message for a value that does not fit
 // its attribute's stored type.
 func typeMismatch(name, v, typ, want string) string {

@@ -261,3 +261,74 @@ func mergeCanonical(dst, stored, over []byte, scratch *[2][]attrMember) ([]byte,
 	}
 	return append(dst, '}'), true
 }
+
+// AttrsBuilder writes one canonical attributes object value by value, the
+// same bytes AppendAttributes writes, for a reader that has each value as
+// text of a known type (a list file): no value is boxed in an any, and
+// each name's quoted form is made once per file (AttrKey), not per row.
+// Values must be added in the order of their names, each name once.
+type AttrsBuilder struct {
+	b []byte
+}
+
+// AttrKey is a name as an AttrsBuilder writes it: quoted, with its colon.
+func AttrKey(name string) []byte {
+	return append(appendJSONString(nil, name), ':')
+}
+
+// Reset starts a new object, reusing the builder's memory.
+func (a *AttrsBuilder) Reset() { a.b = append(a.b[:0], '{') }
+
+func (a *AttrsBuilder) key(key []byte) {
+	if len(a.b) > 1 {
+		a.b = append(a.b, ',')
+	}
+	a.b = append(a.b, key...)
+}
+
+// String adds a string value.
+func (a *AttrsBuilder) String(key []byte, v string) {
+	a.key(key)
+	a.b = appendJSONString(a.b, v)
+}
+
+// Int adds an integer value.
+func (a *AttrsBuilder) Int(key []byte, v int64) {
+	a.key(key)
+	a.b = strconv.AppendInt(a.b, v, 10)
+}
+
+// Number adds a number value; NaN and the infinities cannot be stored.
+func (a *AttrsBuilder) Number(key []byte, v float64) bool {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return false
+	}
+	a.key(key)
+	a.b = appendFloat(a.b, v)
+	return true
+}
+
+// Bool adds a boolean value.
+func (a *AttrsBuilder) Bool(key []byte, v bool) {
+	a.key(key)
+	a.b = strconv.AppendBool(a.b, v)
+}
+
+// Time adds a time value, as RFC 3339 in UTC.
+func (a *AttrsBuilder) Time(key []byte, v time.Time) {
+	a.key(key)
+	a.b = append(a.b, '"')
+	a.b = v.UTC().AppendFormat(a.b, time.RFC3339Nano)
+	a.b = append(a.b, '"')
+}
+
+// Empty reports whether no value was added since Reset.
+func (a *AttrsBuilder) Empty() bool { return len(a.b) <= 1 }
+
+// Bytes closes the object and returns a copy of it, the caller's to keep.
+func (a *AttrsBuilder) Bytes() []byte {
+	a.b = append(a.b, '}')
+	out := append([]byte(nil), a.b...)
+	a.b = a.b[:len(a.b)-1]
+	return out
+}

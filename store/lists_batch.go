@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strings"
+	"unsafe"
 )
 
 // A list load writes a batch of rows with a handful of statements, not
@@ -51,11 +53,30 @@ type batchScratch struct {
 	byID     map[int64]*liveContact
 	touched  []*liveContact // in the order first named: inserted and found
 	args     []any
+	named    []driver.NamedValue
 	keys     []string
 	ids      []int64
 	merge    [2][]attrMember
 	mergeBuf []byte
 	hits     []ContactRow // rows to look up in a first import
+	// live holds the batch's liveContacts, reused by the next batch
+	// (resolveAndWrite forgets every pointer into it first): one
+	// allocation a batch, not one a row.
+	live     [][]liveContact
+	liveUsed int
+}
+
+// newLive returns a zeroed liveContact of the batch.
+func (sc *batchScratch) newLive() *liveContact {
+	const block = 256
+	i, j := sc.liveUsed/block, sc.liveUsed%block
+	if i == len(sc.live) {
+		sc.live = append(sc.live, make([]liveContact, block))
+	}
+	sc.liveUsed++
+	c := &sc.live[i][j]
+	*c = liveContact{}
+	return c
 }
 
 // stmt returns the statement for q, prepared once per load.
@@ -74,6 +95,60 @@ func (l *ListLoad) stmt(q string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// exec runs a write of the batch (SQLite) on the load's connection
+// through the driver's own interfaces, as the job writer does
+// (jobwriter_raw.go): database/sql's per-statement work (converting every
+// argument into a fresh []driver.NamedValue, the statement's connection
+// bookkeeping) was 5% of the writer's time. Statements are prepared once
+// per load. The arguments are driver values already (int64, string, nil).
+func (l *ListLoad) exec(q string, args []any) (driver.Result, error) {
+	ctx := context.WithoutCancel(l.ctx)
+	var res driver.Result
+	err := l.conn.Raw(func(dc any) error {
+		st, ok := l.raw[q]
+		if !ok {
+			var err error
+			if st, err = dc.(driver.ConnPrepareContext).PrepareContext(ctx, q); err != nil {
+				return fmt.Errorf("cannot prepare list load statement: %w", err)
+			}
+			if l.raw == nil {
+				l.raw = map[string]driver.Stmt{}
+			}
+			l.raw[q] = st
+		}
+		sc := &l.scratch
+		sc.named = sc.named[:0]
+		for i, v := range args {
+			sc.named = append(sc.named, driver.NamedValue{Ordinal: i + 1, Value: v})
+		}
+		var err error
+		res, err = st.(driver.StmtExecContext).ExecContext(ctx, sc.named)
+		return err
+	})
+	return res, err
+}
+
+// attrText is a contact's attributes as the TEXT parameter the STRICT
+// column takes, without copying them: the bytes are a row's own (Add's
+// caller hands each row a copy) or a merge's fresh copy, never written
+// again, and the driver copies a bound string into SQLite. The copy was
+// a 200-byte allocation per row.
+func attrText(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// keyArg is a contact key as a parameter: NULL when absent. (A
+// sql.NullString is boxed and asked for its value per parameter.)
+func keyArg(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
+}
+
 // placeholders is "(?, ?), (?, ?)" for rows of width columns.
 func placeholders(rows, width int) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", width), ", ") + ")"
@@ -88,9 +163,9 @@ func in(n int) string {
 // applyBatch applies rows in order.
 //
 // A load into a partner with no contacts yet (a first import) looks up
-// only the rows whose keys the load's keyFilter may have seen, that is,
-// those that may name a contact of an earlier batch: every other key is
-// new to the store. Lookups of every row were a third of the writer's
+// only the rows whose keys the load's keyFilter may have seen (Add marks
+// them maybeStored), that is, those that may name a contact of an earlier
+// batch: every other key is new to the store. Lookups of every row were a third of the writer's
 // work; the savepoint that earlier versions ran each optimistic batch in
 // (to redo it with lookups on a conflict) cost a tenth of the load's CPU
 // in journalled pages.
@@ -104,18 +179,8 @@ func (l *ListLoad) applyBatch(rows []ContactRow) error {
 	sc := &l.scratch
 	sc.hits = sc.hits[:0]
 	for i := range rows {
-		r := &rows[i]
-		// Every key is noted, and a row is looked up if any may be
-		// stored: a key named twice in this batch makes a needless lookup
-		// (the batch resolves its own repeats), nothing worse.
-		hit := false
-		for k, v := range [3]string{r.Email, r.Phone, r.Ref} {
-			if v != "" && l.filter.note(k, v) {
-				hit = true
-			}
-		}
-		if hit {
-			sc.hits = append(sc.hits, *r)
+		if rows[i].maybeStored {
+			sc.hits = append(sc.hits, rows[i])
 		}
 	}
 	return l.resolveAndWrite(rows, sc.hits)
@@ -136,6 +201,7 @@ func (l *ListLoad) resolveAndWrite(rows, lookup []ContactRow) error {
 	}
 	clear(sc.byID)
 	sc.touched = sc.touched[:0]
+	sc.liveUsed = 0
 	if len(lookup) > 0 {
 		if err := l.lookUp(lookup); err != nil {
 			return err
@@ -204,7 +270,8 @@ func (l *ListLoad) scanContacts(st *sql.Stmt, args []any) error {
 		if sc.byID[id] != nil {
 			continue
 		}
-		c := &liveContact{id: id, email: email.String, phone: phone.String, ref: ref.String, attrs: attrs}
+		c := sc.newLive()
+		c.id, c.email, c.phone, c.ref, c.attrs = id, email.String, phone.String, ref.String, attrs
 		sc.byID[id] = c
 		l.index(c)
 	}
@@ -287,7 +354,8 @@ func (l *ListLoad) resolve(r *ContactRow) error {
 		attrs = emptyObject
 	}
 	if found == nil {
-		c := &liveContact{email: r.Email, phone: r.Phone, ref: r.Ref, attrs: attrs, isNew: true, memberDirty: true, status: r.Status}
+		c := sc.newLive()
+		*c = liveContact{email: r.Email, phone: r.Phone, ref: r.Ref, attrs: attrs, isNew: true, memberDirty: true, status: r.Status}
 		if c.status == "" {
 			c.status = Subscribed
 		}
@@ -366,15 +434,44 @@ func (l *ListLoad) writeMembers(chunk []*liveContact, existing bool) error {
 	if existing {
 		q += ` WHERE true ON CONFLICT (list_id, contact_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at`
 	}
-	st, err := l.stmt(q)
-	if err != nil {
-		return err
-	}
 	sc.args = append(sc.args[:0], l.list.ID, l.now)
 	for _, c := range chunk {
 		sc.args = append(sc.args, c.id, c.status)
 	}
-	if _, err := st.ExecContext(context.WithoutCancel(l.ctx), sc.args...); err != nil {
+	if _, err := l.exec(q, sc.args); err != nil {
+		return fmt.Errorf("cannot store list memberships: %w", err)
+	}
+	return nil
+}
+
+// writeNewMembers writes the memberships of the contacts this batch
+// inserted. Their ids are consecutive (each insert's rows take the
+// table's next rowids, and nothing else inserts contacts in the load's
+// transaction), so when they share one status, which a file without a
+// status column always does, one statement copies the ids from the rows
+// just written (in the page cache) rather than binding two parameters a
+// row: a third of the membership rows' cost.
+func (l *ListLoad) writeNewMembers(fresh []*liveContact) error {
+	if len(fresh) == 0 {
+		return nil
+	}
+	first, last := fresh[0].id, fresh[len(fresh)-1].id
+	same := last-first == int64(len(fresh)-1)
+	for _, c := range fresh {
+		same = same && c.status == fresh[0].status
+	}
+	if !same {
+		for start := 0; start < len(fresh); start += batchChunk {
+			if err := l.writeMembers(fresh[start:min(start+batchChunk, len(fresh))], false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	sc := &l.scratch
+	sc.args = append(sc.args[:0], l.list.ID, l.now, fresh[0].status, first, last)
+	if _, err := l.exec(`INSERT OR FAIL INTO list_members (list_id, updated_at, status, contact_id)
+		SELECT ?, ?, ?, id FROM contacts WHERE id BETWEEN ? AND ?`, sc.args); err != nil {
 		return fmt.Errorf("cannot store list memberships: %w", err)
 	}
 	return nil
@@ -387,7 +484,6 @@ func (l *ListLoad) writeBatch() error {
 		return l.writeBatchPG()
 	}
 	sc := &l.scratch
-	ctx := context.WithoutCancel(l.ctx)
 	var fresh, updated, members []*liveContact
 	for _, c := range sc.touched {
 		switch {
@@ -402,31 +498,25 @@ func (l *ListLoad) writeBatch() error {
 	}
 	for start := 0; start < len(updated); start += batchChunk {
 		chunk := updated[start:min(start+batchChunk, len(updated))]
-		st, err := l.stmt(`UPDATE OR FAIL contacts SET email = v.column2, phone = v.column3, ref = v.column4, attributes = v.column5, updated_at = ?
-			FROM (VALUES ` + placeholders(len(chunk), 5) + `) AS v WHERE contacts.id = v.column1`)
-		if err != nil {
-			return err
-		}
+		q := `UPDATE OR FAIL contacts SET email = v.column2, phone = v.column3, ref = v.column4, attributes = v.column5, updated_at = ?
+			FROM (VALUES ` + placeholders(len(chunk), 5) + `) AS v WHERE contacts.id = v.column1`
 		sc.args = append(sc.args[:0], l.now)
 		for _, c := range chunk {
-			sc.args = append(sc.args, c.id, nullString(c.email), nullString(c.phone), nullString(c.ref), string(c.attrs))
+			sc.args = append(sc.args, c.id, keyArg(c.email), keyArg(c.phone), keyArg(c.ref), attrText(c.attrs))
 		}
-		if _, err := st.ExecContext(ctx, sc.args...); err != nil {
+		if _, err := l.exec(q, sc.args); err != nil {
 			return fmt.Errorf("cannot update contacts: %w", err)
 		}
 	}
 	for start := 0; start < len(fresh); start += batchChunk {
 		chunk := fresh[start:min(start+batchChunk, len(fresh))]
-		st, err := l.stmt(`INSERT OR FAIL INTO contacts (partner, created_at, updated_at, email, phone, ref, attributes)
-			SELECT ?, ?, ?, column1, column2, column3, column4 FROM (VALUES ` + placeholders(len(chunk), 4) + `)`)
-		if err != nil {
-			return err
-		}
+		q := `INSERT OR FAIL INTO contacts (partner, created_at, updated_at, email, phone, ref, attributes)
+			SELECT ?, ?, ?, column1, column2, column3, column4 FROM (VALUES ` + placeholders(len(chunk), 4) + `)`
 		sc.args = append(sc.args[:0], l.list.Partner, l.now, l.now)
 		for _, c := range chunk {
-			sc.args = append(sc.args, nullString(c.email), nullString(c.phone), nullString(c.ref), string(c.attrs))
+			sc.args = append(sc.args, keyArg(c.email), keyArg(c.phone), keyArg(c.ref), attrText(c.attrs))
 		}
-		res, err := st.ExecContext(ctx, sc.args...)
+		res, err := l.exec(q, sc.args)
 		if err != nil {
 			return fmt.Errorf("cannot insert contacts: %w", err)
 		}
@@ -439,9 +529,9 @@ func (l *ListLoad) writeBatch() error {
 		for i, c := range chunk {
 			c.id = last - int64(len(chunk)-1-i)
 		}
-		if err := l.writeMembers(chunk, false); err != nil {
-			return err
-		}
+	}
+	if err := l.writeNewMembers(fresh); err != nil {
+		return err
 	}
 	for start := 0; start < len(members); start += batchChunk {
 		if err := l.writeMembers(members[start:min(start+batchChunk, len(members))], true); err != nil {
@@ -453,15 +543,12 @@ func (l *ListLoad) writeBatch() error {
 	}
 	for start := 0; start < len(sc.touched); start += batchChunk {
 		chunk := sc.touched[start:min(start+batchChunk, len(sc.touched))]
-		st, err := l.stmt(`INSERT OR IGNORE INTO temp.list_seen (contact_id) VALUES ` + placeholders(len(chunk), 1))
-		if err != nil {
-			return err
-		}
+		q := `INSERT OR IGNORE INTO temp.list_seen (contact_id) VALUES ` + placeholders(len(chunk), 1)
 		sc.args = sc.args[:0]
 		for _, c := range chunk {
 			sc.args = append(sc.args, c.id)
 		}
-		if _, err := st.ExecContext(ctx, sc.args...); err != nil {
+		if _, err := l.exec(q, sc.args); err != nil {
 			return fmt.Errorf("cannot note list members: %w", err)
 		}
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strconv"
@@ -22,6 +23,10 @@ type ContactRow struct {
 	// Status is Subscribed, Unsubscribed, or "" (a new member is
 	// subscribed, an existing one keeps its status).
 	Status string
+
+	// maybeStored is set by Add in a first import when a key of the row
+	// may be stored already (the load's keyFilter has seen it).
+	maybeStored bool
 }
 
 // ListCounts is what a list load did, by contact.
@@ -47,10 +52,12 @@ type ListLoadOptions struct {
 	Replace bool
 	// Fields are the attribute types the rows' values have; a name the
 	// partner has no type for yet gets this one, and a name it has with
-	// another type fails Begin with a *FieldTypeError.
+	// another type fails Begin with a *FieldTypeError. (A caller that
+	// learns the types while it adds rows calls CheckFields instead.)
 	Fields map[string]string
 	// Rows, when known, is about how many rows the load will get (a
-	// first pass counted them): it sizes the first import's key filter.
+	// guess from the file's size will do): it sizes the first import's
+	// key filter.
 	Rows int
 }
 
@@ -69,7 +76,8 @@ const listLoadBatch = 512
 type ListLoad struct {
 	s       *Store
 	ctx     context.Context
-	tx      *sql.Tx
+	conn    *sql.Conn // the writer's, held from Begin to Commit or Abort
+	tx      *sql.Tx   // on conn
 	list    List
 	replace bool
 	now     int64
@@ -90,9 +98,10 @@ type ListLoad struct {
 	// The writing goroutine's: statements by shape (lists_batch.go) and
 	// per-batch scratch.
 	stmts   map[string]*sql.Stmt
+	raw     map[string]driver.Stmt // SQLite's writes (exec), on conn
 	scratch batchScratch
-	// filter, in a first import, holds the keys written so far
-	// (applyBatch, lists_filter.go); nil otherwise.
+	// filter, in a first import, holds the keys added so far (Add,
+	// lists_filter.go); nil otherwise. Only the caller's goroutine uses it.
 	filter *keyFilter
 }
 
@@ -110,7 +119,14 @@ func (s *Store) BeginListLoad(ctx context.Context, partner, name string, opts Li
 		return nil, err
 	}
 	var err error
-	if l.tx, err = s.writer.BeginTx(ctx, nil); err != nil {
+	if l.conn, err = s.writer.Conn(ctx); err != nil {
+		return fail(fmt.Errorf("cannot begin: %w", err))
+	}
+	// Not rolled back by database/sql when ctx ends: the writes go
+	// through conn.Raw (exec), which would go on outside the transaction,
+	// committing each statement alone. The load stops between batches
+	// when ctx ends, and Abort, which every caller defers, rolls back.
+	if l.tx, err = l.conn.BeginTx(context.WithoutCancel(ctx), nil); err != nil {
 		return fail(fmt.Errorf("cannot begin: %w", err))
 	}
 	if s.pg {
@@ -184,6 +200,19 @@ func (l *ListLoad) Add(r ContactRow) error {
 	if l.batch == nil {
 		l.batch = make([]ContactRow, 0, listLoadBatch)
 	}
+	if l.filter != nil {
+		// Noted here, on the caller's goroutine, which has time to spare
+		// while the load's goroutine writes (applyBatch). Every key is
+		// noted, and a row is looked up if any may be stored: a key named
+		// twice in one batch makes a needless lookup (the batch resolves
+		// its own repeats), nothing worse.
+		r.maybeStored = false
+		for k, v := range [3]string{r.Email, r.Phone, r.Ref} {
+			if v != "" && l.filter.note(k, v) {
+				r.maybeStored = true
+			}
+		}
+	}
 	l.batch = append(l.batch, r)
 	if len(l.batch) == listLoadBatch {
 		return l.flush()
@@ -222,6 +251,18 @@ func (l *ListLoad) Finish() (ListCounts, []ContactRowError, error) {
 	}
 	l.wg.Wait()
 	return l.counts, l.problems, l.err
+}
+
+// CheckFields does what ListLoadOptions.Fields does at Begin, for a
+// caller that learns the types while it adds the rows (a list file read
+// once): names new to the partner are recorded with their type, and a
+// name stored with another type fails with a *FieldTypeError. It runs in
+// the load's transaction, after Finish.
+func (l *ListLoad) CheckFields(fields map[string]string) error {
+	if _, _, err := l.Finish(); err != nil {
+		return err
+	}
+	return checkFieldTypesTx(l.ctx, l.tx, l.list.Partner, fields)
 }
 
 // Commit makes the load visible: with Replace, the members no row named
@@ -296,14 +337,24 @@ func (l *ListLoad) closeAll() {
 	for _, st := range l.stmts {
 		st.Close()
 	}
+	ctx := context.WithoutCancel(l.ctx)
 	if l.tx != nil {
 		l.tx.Rollback() // after Commit: sql.ErrTxDone, nothing done
-		if !l.s.pg {
-			l.s.writer.ExecContext(context.WithoutCancel(l.ctx), `PRAGMA cache_size = -8000`)
+	}
+	if l.conn != nil {
+		l.conn.Raw(func(any) error {
+			for _, st := range l.raw {
+				st.Close()
+			}
+			return nil
+		})
+		if l.tx != nil && !l.s.pg {
+			l.conn.ExecContext(ctx, `PRAGMA cache_size = -8000`)
 		}
+		l.conn.Close() // back to the pool, before endBulk uses it
 	}
 	if l.bulk {
-		l.s.endBulk(context.WithoutCancel(l.ctx))
+		l.s.endBulk(ctx)
 	}
 }
 
