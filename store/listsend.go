@@ -63,17 +63,7 @@ func (s *Store) SubscribedMembers(ctx context.Context, listID, lo, hi int64, key
 		return buf[:0], err
 	}
 	ctx = context.WithoutCancel(ctx)
-	q := `SELECT c.id, c.attributes`
-	for _, k := range [...]struct {
-		key MemberKeys
-		col string
-	}{{MemberEmail, "c.email"}, {MemberPhone, "c.phone"}, {MemberRef, "c.ref"}} {
-		if keys&k.key != 0 {
-			q += ", " + k.col
-		}
-	}
-	q += ` FROM list_members m JOIN contacts c ON c.id = m.contact_id
-		WHERE m.list_id = ? AND m.contact_id BETWEEN ? AND ? AND m.status = 'subscribed' ORDER BY m.contact_id`
+	q := memberQuery(keys)
 	conn, err := s.reader.Conn(ctx)
 	if err != nil {
 		return buf[:0], fmt.Errorf("cannot read members of list %d: %w", listID, err)

@@ -183,8 +183,5 @@ func writeEventsAnswer(w http.ResponseWriter, status, accepted, duplicates int, 
 		b = append(b, '}')
 	}
 	b = append(b, "]}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, err := w.Write(b)
-	return err
+	return writeJSONBytes(w, status, b)
 }

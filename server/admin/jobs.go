@@ -154,9 +154,15 @@ func writeCompactJSON(w http.ResponseWriter, status int, v any) error {
 	if err != nil {
 		return err
 	}
+	return writeJSONBytes(w, status, append(b, '\n'))
+}
+
+// writeJSONBytes answers with b, a JSON document already encoded (by
+// json.Marshal or by a handler's own encoder).
+func writeJSONBytes(w http.ResponseWriter, status int, b []byte) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, err = w.Write(append(b, '\n'))
+	_, err := w.Write(b)
 	return err
 }
 

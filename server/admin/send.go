@@ -153,10 +153,7 @@ func writeSendAnswer(w http.ResponseWriter, status int, jobID int64, out []sentM
 		b = append(b, '}')
 	}
 	b = append(b, "]}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, err := w.Write(b)
-	return err
+	return writeJSONBytes(w, status, b)
 }
 
 // appendJSONString appends s as a JSON string: printable ASCII as it is,
