@@ -253,7 +253,7 @@ func (s *Sender) Run(ctx context.Context) error {
 	// Jobs queued by other nodes (PostgreSQL) wake the dispatchers as
 	// this node's own do.
 	loops.Go(func() { s.store.ListenQueue(ctx, s.listening) })
-	loops.Go(func() { s.maintain(ctx) })
+	loops.Go(func() { s.maintain(ctx, col) })
 
 	<-ctx.Done()
 	loops.Wait() // dispatchers stop claiming
@@ -301,7 +301,12 @@ func (s *Sender) probe(ctx context.Context) {
 
 // maintain periodically returns expired leases to the queue and finishes
 // jobs whose last message ended elsewhere (cancelled, resumed empty).
-func (s *Sender) maintain(ctx context.Context) {
+// This process's own messages are not requeued, however late: those whose
+// outcome is in the delivery log are first written to the database by the
+// committer, and those still in flight are held (a provider call that
+// outlives its lease on a starved machine would otherwise be sent again
+// by the next claim). Leases are for a sender that died.
+func (s *Sender) maintain(ctx context.Context, col *committer) {
 	every := min(s.cfg.Sender.Lease.D()/2, 30*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -312,7 +317,13 @@ func (s *Sender) maintain(ctx context.Context) {
 		case <-t.C:
 		}
 		now := s.clock.Now()
-		if n, err := s.store.RequeueExpiredLeases(ctx, now); err != nil {
+		// Held before the apply: an outcome logged after this snapshot
+		// was held in it; one logged before it is applied now.
+		held := s.heldIDs()
+		if !col.apply() {
+			continue // the committer retries; requeue once it has written
+		}
+		if n, err := s.store.RequeueExpiredLeasesExcept(ctx, now, held); err != nil {
 			s.log.Error("cannot requeue expired leases", "err", err)
 		} else if n > 0 {
 			s.log.Warn("returned messages with expired leases to the queue", "count", n)
@@ -356,6 +367,18 @@ func (s *Sender) untrack(outs []store.Outcome) (idle []int64) {
 		}
 	}
 	return idle
+}
+
+// heldIDs returns the ids of the messages this process holds: claimed,
+// their outcome not yet in the delivery log.
+func (s *Sender) heldIDs() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]int64, 0, len(s.inflight))
+	for r := range s.inflight {
+		out = append(out, r.ID)
+	}
+	return out
 }
 
 // unfinished returns the claims still held.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -299,8 +300,17 @@ func (s *Store) FinishJobs(ctx context.Context, now time.Time) (int64, error) {
 // sender's delivery log, which wrote sent_at first and the status later) is
 // settled as sent instead: the provider has it.
 func (s *Store) RequeueExpiredLeases(ctx context.Context, now time.Time) (int64, error) {
+	return s.RequeueExpiredLeasesExcept(ctx, now, nil)
+}
+
+// RequeueExpiredLeasesExcept is RequeueExpiredLeases for a live sender:
+// the messages held (ids) are its own, still in flight, and stay as they
+// are though their leases ran out. A provider call that outlived its
+// lease would otherwise be sent again by the next claim while it still
+// ran; the lease is for a sender that died, not for one that is slow.
+func (s *Store) RequeueExpiredLeasesExcept(ctx context.Context, now time.Time, held []int64) (int64, error) {
 	if s.pg {
-		return s.requeueExpiredLeasesPG(ctx, now)
+		return s.requeueExpiredLeasesPG(ctx, now, held)
 	}
 	if err := s.prepare(ctx, tallySQLs...); err != nil {
 		return 0, fmt.Errorf("cannot requeue expired leases: %w", err)
@@ -313,7 +323,7 @@ func (s *Store) RequeueExpiredLeases(ctx context.Context, now time.Time) (int64,
 	if err := s.settleTx(ctx, tx, ` AND lease_until < ?`, ms(now)); err != nil {
 		return 0, err
 	}
-	n, err := requeueExpiredTx(ctx, tx, now)
+	n, err := requeueExpiredTx(ctx, tx, now, held)
 	if err != nil {
 		return 0, fmt.Errorf("cannot requeue expired leases: %w", err)
 	}
@@ -324,10 +334,18 @@ func (s *Store) RequeueExpiredLeases(ctx context.Context, now time.Time) (int64,
 }
 
 // requeueExpiredTx returns to the queue the messages whose lease ended
-// before now (or cancels them, their job being cancelled), tallies them,
-// and returns how many.
-func requeueExpiredTx(ctx context.Context, tx *sql.Tx, now time.Time) (int64, error) {
-	return requeueTx(ctx, tx, now, ` AND lease_until < ?`, ms(now))
+// before now (or cancels them, their job being cancelled), except those
+// held, tallies them, and returns how many.
+func requeueExpiredTx(ctx context.Context, tx *sql.Tx, now time.Time, held []int64) (int64, error) {
+	if len(held) == 0 {
+		return requeueTx(ctx, tx, now, ` AND lease_until < ?`, ms(now))
+	}
+	ids, err := json.Marshal(held)
+	if err != nil {
+		return 0, err
+	}
+	return requeueTx(ctx, tx, now, ` AND lease_until < ? AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?))`,
+		ms(now), string(ids))
 }
 
 // requeueTx returns to the queue, due at now, the messages in flight that

@@ -191,6 +191,42 @@ func TestRequeueExpiredLeasesLeavesLiveLeases(t *testing.T) {
 	}
 }
 
+// A live sender's own messages whose leases ran out while their provider
+// calls went on stay in flight; the others return to the queue.
+func TestRequeueExpiredLeasesExceptLeavesTheHeldMessages(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	j := queueTest(t, s, "p", PriorityBulk, 4)
+	now := time.Now()
+	cs := claimAll(t, s, j.ID, now, time.Second)
+	held := []int64{cs[0].ID, cs[2].ID}
+	n, err := s.RequeueExpiredLeasesExcept(ctx, now.Add(5*time.Second), held)
+	if err != nil || n != 2 {
+		t.Fatalf("requeued %d, %v; want the 2 not held", n, err)
+	}
+	for i, c := range cs {
+		m, err := s.Message(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := MsgQueued
+		if i == 0 || i == 2 {
+			want = MsgSending
+		}
+		if m.Status != want {
+			t.Errorf("message %d: %s, want %s", i, m.Status, want)
+		}
+	}
+	if got, _ := s.Job(ctx, j.ID); got.Counts[MsgQueued] != 2 || got.Counts[MsgSending] != 2 {
+		t.Fatalf("job counts = %v", got.Counts)
+	}
+	// The held messages' outcomes land on their own claim.
+	complete(t, s, Outcome{ID: cs[0].ID, JobID: j.ID, Attempt: cs[0].Attempt, Kind: OutcomeSent, At: now.Add(6 * time.Second)})
+	if m, _ := s.Message(ctx, cs[0].ID); m.Status != MsgSent {
+		t.Fatalf("held message after its outcome: %+v", m)
+	}
+}
+
 func TestReleaseUndoesTheAttempt(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t)
