@@ -319,7 +319,7 @@ func (s *Sender) maintain(ctx context.Context, col *committer) {
 		now := s.clock.Now()
 		// Held before the apply: an outcome logged after this snapshot
 		// was held in it; one logged before it is applied now.
-		held := s.heldIDs()
+		held := s.unfinished()
 		if !col.apply() {
 			continue // the committer retries; requeue once it has written
 		}
@@ -367,18 +367,6 @@ func (s *Sender) untrack(outs []store.Outcome) (idle []int64) {
 		}
 	}
 	return idle
-}
-
-// heldIDs returns the ids of the messages this process holds: claimed,
-// their outcome not yet in the delivery log.
-func (s *Sender) heldIDs() []int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]int64, 0, len(s.inflight))
-	for r := range s.inflight {
-		out = append(out, r.ID)
-	}
-	return out
 }
 
 // unfinished returns the claims still held.

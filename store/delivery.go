@@ -304,11 +304,11 @@ func (s *Store) RequeueExpiredLeases(ctx context.Context, now time.Time) (int64,
 }
 
 // RequeueExpiredLeasesExcept is RequeueExpiredLeases for a live sender:
-// the messages held (ids) are its own, still in flight, and stay as they
+// the messages held are its own claims, still in flight, and stay as they
 // are though their leases ran out. A provider call that outlived its
 // lease would otherwise be sent again by the next claim while it still
 // ran; the lease is for a sender that died, not for one that is slow.
-func (s *Store) RequeueExpiredLeasesExcept(ctx context.Context, now time.Time, held []int64) (int64, error) {
+func (s *Store) RequeueExpiredLeasesExcept(ctx context.Context, now time.Time, held []LeaseRef) (int64, error) {
 	if s.pg {
 		return s.requeueExpiredLeasesPG(ctx, now, held)
 	}
@@ -336,11 +336,15 @@ func (s *Store) RequeueExpiredLeasesExcept(ctx context.Context, now time.Time, h
 // requeueExpiredTx returns to the queue the messages whose lease ended
 // before now (or cancels them, their job being cancelled), except those
 // held, tallies them, and returns how many.
-func requeueExpiredTx(ctx context.Context, tx *sql.Tx, now time.Time, held []int64) (int64, error) {
+func requeueExpiredTx(ctx context.Context, tx *sql.Tx, now time.Time, held []LeaseRef) (int64, error) {
 	if len(held) == 0 {
 		return requeueTx(ctx, tx, now, ` AND lease_until < ?`, ms(now))
 	}
-	ids, err := json.Marshal(held)
+	heldIDs := make([]int64, len(held))
+	for i, r := range held {
+		heldIDs[i] = r.ID
+	}
+	ids, err := json.Marshal(heldIDs)
 	if err != nil {
 		return 0, err
 	}

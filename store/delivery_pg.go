@@ -113,7 +113,7 @@ func (s *Store) finishJobsByIDPG(ctx context.Context, jobIDs []int64) (int64, er
 // leases may be other nodes': one that died leaves its claims to whichever
 // node's requeue sees their leases run out first (the others' updates
 // find them queued and skip them).
-func (s *Store) requeueExpiredLeasesPG(ctx context.Context, now time.Time, held []int64) (int64, error) {
+func (s *Store) requeueExpiredLeasesPG(ctx context.Context, now time.Time, held []LeaseRef) (int64, error) {
 	var n int64
 	err := s.retryPG(ctx, func(tx *sql.Tx) error {
 		if err := s.settleTx(ctx, tx, ` AND lease_until < ?`, ms(now)); err != nil {

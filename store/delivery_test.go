@@ -199,7 +199,7 @@ func TestRequeueExpiredLeasesExceptLeavesTheHeldMessages(t *testing.T) {
 	j := queueTest(t, s, "p", PriorityBulk, 4)
 	now := time.Now()
 	cs := claimAll(t, s, j.ID, now, time.Second)
-	held := []int64{cs[0].ID, cs[2].ID}
+	held := []LeaseRef{{cs[0].ID, cs[0].Attempt}, {cs[2].ID, cs[2].Attempt}}
 	n, err := s.RequeueExpiredLeasesExcept(ctx, now.Add(5*time.Second), held)
 	if err != nil || n != 2 {
 		t.Fatalf("requeued %d, %v; want the 2 not held", n, err)

@@ -89,13 +89,8 @@ func (s *Store) SubscribedMembers(ctx context.Context, listID, lo, hi int64, key
 			} else if err != nil {
 				return err
 			}
-			n := len(out)
-			if n < cap(out) {
-				out = out[:n+1]
-			} else {
-				out = append(out, ListMember{})
-			}
-			m := &out[n]
+			var m *ListMember
+			out, m = nextMember(out)
 			m.ContactID, _ = dest[0].(int64)
 			m.Attributes = appendText(m.Attributes[:0], dest[1])
 			m.Email, m.Phone, m.Ref = "", "", ""
@@ -242,4 +237,17 @@ func (s *Store) ListSendOf(ctx context.Context, jobID int64, maxErrors int) (Lis
 		ls.Errors = append(ls.Errors, e)
 	}
 	return ls, rows.Err()
+}
+
+// nextMember returns out with one member more and that member: a slot
+// below cap is reused with its Attributes buffer, so a reader's buffer
+// stops allocating after its first range.
+func nextMember(out []ListMember) ([]ListMember, *ListMember) {
+	n := len(out)
+	if n < cap(out) {
+		out = out[:n+1]
+	} else {
+		out = append(out, ListMember{})
+	}
+	return out, &out[n]
 }

@@ -143,13 +143,8 @@ func (c *rawMemberConn) members(listID, lo, hi int64, buf []ListMember) ([]ListM
 		default:
 			return out, c.errorf("step", rc)
 		}
-		n := len(out)
-		if n < cap(out) {
-			out = out[:n+1]
-		} else {
-			out = append(out, ListMember{})
-		}
-		m := &out[n]
+		var m *ListMember
+		out, m = nextMember(out)
 		m.ContactID = sqlite3.Xsqlite3_column_int64(c.tls, c.stmt, 0)
 		m.Attributes = append(m.Attributes[:0], c.text(1)...)
 		m.Email, m.Phone, m.Ref = "", "", ""
