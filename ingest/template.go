@@ -14,6 +14,7 @@ import (
 	"text/template/parse"
 
 	"github.com/dropgate/dropgate/config"
+	"github.com/dropgate/dropgate/internal/fasttmpl"
 )
 
 // messageTemplate is one parsed, checked version of a partner's template,
@@ -342,30 +343,21 @@ func rangeTooLong(turns, steps int64) string {
 // text as Execute at a fraction of its cost (it walks the tree through
 // reflection on every row). It returns nil for any other template.
 func fastParts(root *parse.ListNode) []fastPart {
-	if root == nil {
+	split, ok := fasttmpl.Split(root, func(p fasttmpl.Part) bool {
+		return (p.Func == unsubscribeFunc && p.Field == nil) || (p.Func == "" && len(p.Field) == 1)
+	})
+	if !ok {
 		return nil
 	}
-	parts := []fastPart{}
-	for _, n := range root.Nodes {
-		switch n := n.(type) {
-		case *parse.TextNode:
-			parts = append(parts, fastPart{text: string(n.Text)})
-		case *parse.ActionNode:
-			p := n.Pipe
-			if p == nil || len(p.Decl) > 0 || p.IsAssign || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
-				return nil
-			}
-			if id, ok := p.Cmds[0].Args[0].(*parse.IdentifierNode); ok && id.Ident == unsubscribeFunc {
-				parts = append(parts, fastPart{unsub: true})
-				continue
-			}
-			f, ok := p.Cmds[0].Args[0].(*parse.FieldNode)
-			if !ok || len(f.Ident) != 1 {
-				return nil
-			}
-			parts = append(parts, fastPart{field: f.Ident[0]})
+	parts := make([]fastPart, len(split))
+	for i, p := range split {
+		switch {
+		case !p.Action:
+			parts[i] = fastPart{text: p.Text}
+		case p.Func == unsubscribeFunc:
+			parts[i] = fastPart{unsub: true}
 		default:
-			return nil
+			parts[i] = fastPart{field: p.Field[0]}
 		}
 	}
 	return parts

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"text/template"
-	"text/template/parse"
+
+	"github.com/dropgate/dropgate/internal/fasttmpl"
 )
 
 // fastTemplate renders, without text/template's reflection, the shape
@@ -51,64 +52,48 @@ var httpFields = map[string]func(*httpData) string{
 }
 
 // compileFast returns t as a fastTemplate, or false when t has a shape it
-// does not render.
+// does not render: it accepts {{.F}}, {{json .F}}, {{urlquery .F}} with F
+// a field of httpData or Vars.<name>.
 func compileFast(t *template.Template) (*fastTemplate, bool) {
-	if t.Tree == nil || t.Tree.Root == nil || len(t.Templates()) > 1 {
+	if t.Tree == nil || len(t.Templates()) > 1 {
 		return nil, false
 	}
-	f := &fastTemplate{name: t.Name()}
-	for _, n := range t.Tree.Root.Nodes {
-		switch n := n.(type) {
-		case *parse.TextNode:
-			f.parts = append(f.parts, fastPart{text: string(n.Text)})
-		case *parse.ActionNode:
-			p, ok := compileAction(n.Pipe)
-			if !ok {
-				return nil, false
-			}
-			f.parts = append(f.parts, p)
-		default:
-			return nil, false
+	split, ok := fasttmpl.Split(t.Tree.Root, func(p fasttmpl.Part) bool {
+		_, ok := fastAction(p)
+		return ok
+	})
+	if !ok {
+		return nil, false
+	}
+	f := &fastTemplate{name: t.Name(), parts: make([]fastPart, len(split))}
+	for i, p := range split {
+		if !p.Action {
+			f.parts[i] = fastPart{text: p.Text}
+			continue
 		}
+		f.parts[i], _ = fastAction(p)
 	}
 	return f, true
 }
 
-// compileAction accepts {{.F}}, {{json .F}}, {{urlquery .F}} with F a
-// field of httpData or Vars.<name>.
-func compileAction(pipe *parse.PipeNode) (fastPart, bool) {
-	if pipe == nil || pipe.IsAssign || len(pipe.Decl) > 0 || len(pipe.Cmds) != 1 {
-		return fastPart{}, false
-	}
-	args := pipe.Cmds[0].Args
+// fastAction is the fastPart of an action, or false for one the fast path
+// does not print.
+func fastAction(a fasttmpl.Part) (fastPart, bool) {
 	var p fastPart
-	switch len(args) {
-	case 1:
-	case 2:
-		id, ok := args[0].(*parse.IdentifierNode)
-		if !ok {
-			return fastPart{}, false
-		}
-		switch id.Ident {
-		case "json":
-			p.enc = encJSON
-		case "urlquery":
-			p.enc = encURLQuery
-		default:
-			return fastPart{}, false
-		}
+	switch a.Func {
+	case "":
+	case "json":
+		p.enc = encJSON
+	case "urlquery":
+		p.enc = encURLQuery
 	default:
 		return fastPart{}, false
 	}
-	field, ok := args[len(args)-1].(*parse.FieldNode)
-	if !ok {
-		return fastPart{}, false
-	}
 	switch {
-	case len(field.Ident) == 1 && httpFields[field.Ident[0]] != nil:
-		p.field = httpFields[field.Ident[0]]
-	case len(field.Ident) == 2 && field.Ident[0] == "Vars":
-		p.isVar, p.varKey = true, field.Ident[1]
+	case len(a.Field) == 1 && httpFields[a.Field[0]] != nil:
+		p.field = httpFields[a.Field[0]]
+	case len(a.Field) == 2 && a.Field[0] == "Vars":
+		p.isVar, p.varKey = true, a.Field[1]
 	default:
 		return fastPart{}, false
 	}
