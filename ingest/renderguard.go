@@ -229,26 +229,10 @@ func guardTree(tree *parse.Tree) {
 	if tree == nil || tree.Root == nil {
 		return
 	}
-	var walk func(n parse.Node)
-	walk = func(n parse.Node) {
+	walkTemplate(tree.Root, func(n parse.Node) {
 		switch n := n.(type) {
-		case *parse.ListNode:
-			if n == nil {
-				return
-			}
-			for _, c := range n.Nodes {
-				walk(c)
-			}
-		case *parse.IfNode:
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.WithNode:
-			walk(n.List)
-			walk(n.ElseList)
 		case *parse.RangeNode:
 			n.Pipe.Cmds = append(n.Pipe.Cmds, guardCommand(tree, n.Pipe.Position(), rangeFunc))
-			walk(n.List)
-			walk(n.ElseList)
 		case *parse.TemplateNode:
 			if n.Pipe == nil {
 				// {{template "x"}} passes no data: pass it (dropgateStep
@@ -260,8 +244,7 @@ func guardTree(tree *parse.Tree) {
 			}
 			n.Pipe.Cmds = append(n.Pipe.Cmds, guardCommand(tree, n.Position(), stepFunc))
 		}
-	}
-	walk(tree.Root)
+	})
 }
 
 // guardCommand is the pipeline stage "| name".
@@ -356,31 +339,12 @@ func findRecursion(trees []*parse.Tree) *parse.TemplateNode {
 	}
 	calls := func(t *parse.Tree) []*parse.TemplateNode {
 		var out []*parse.TemplateNode
-		var walk func(parse.Node)
-		walk = func(n parse.Node) {
-			switch n := n.(type) {
-			case *parse.ListNode:
-				if n == nil {
-					return
-				}
-				for _, c := range n.Nodes {
-					walk(c)
-				}
-			case *parse.IfNode:
-				walk(n.List)
-				walk(n.ElseList)
-			case *parse.WithNode:
-				walk(n.List)
-				walk(n.ElseList)
-			case *parse.RangeNode:
-				walk(n.List)
-				walk(n.ElseList)
-			case *parse.TemplateNode:
-				out = append(out, n)
-			}
-		}
 		if t != nil {
-			walk(t.Root)
+			walkTemplate(t.Root, func(n parse.Node) {
+				if call, ok := n.(*parse.TemplateNode); ok {
+					out = append(out, call)
+				}
+			})
 		}
 		return out
 	}

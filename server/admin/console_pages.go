@@ -246,18 +246,8 @@ func (s *Server) handleFilesPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleFilePage(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
+	f, err := s.fileWithErrors(r)
 	if err != nil {
-		return err
-	}
-	f, err := s.opts.Store.File(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	if p := principalFrom(r.Context()); !p.admin && p.partner != f.Partner {
-		return errNotFound("file")
-	}
-	if f.Errors, err = s.opts.Store.FileErrors(r.Context(), id, maxErrorsInFile); err != nil {
 		return err
 	}
 	return s.render(w, r, http.StatusOK, "file.html", pageData{Title: f.Name, Data: f})

@@ -50,21 +50,31 @@ func (s *Server) handleListFiles(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleGetFile(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
+	f, err := s.fileWithErrors(r)
 	if err != nil {
-		return err
-	}
-	f, err := s.opts.Store.File(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	if p := principalFrom(r.Context()); !p.admin && p.partner != f.Partner {
-		return errNotFound("file")
-	}
-	if f.Errors, err = s.opts.Store.FileErrors(r.Context(), id, maxErrorsInFile); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, f)
+}
+
+// fileWithErrors is the file named by the request's {id} with its first
+// errors, when the caller may see it (another partner's is not found).
+func (s *Server) fileWithErrors(r *http.Request) (store.File, error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return store.File{}, err
+	}
+	f, err := s.opts.Store.File(r.Context(), id)
+	if err != nil {
+		return store.File{}, err
+	}
+	if p := principalFrom(r.Context()); !p.admin && p.partner != f.Partner {
+		return store.File{}, errNotFound("file")
+	}
+	if f.Errors, err = s.opts.Store.FileErrors(r.Context(), id, maxErrorsInFile); err != nil {
+		return store.File{}, err
+	}
+	return f, nil
 }
 
 func (s *Server) handleBans(w http.ResponseWriter, r *http.Request) error {
