@@ -256,7 +256,8 @@ func (s *Store) AbandonIngestOf(ctx context.Context, partner, name string) error
 // SQLite, the one node is the only writer: every claim is its own from
 // before the stop, so they are dropped and every interrupted ingest goes.
 // On PostgreSQL a list send started through the API, which has no file
-// and no claim, is left alone.
+// and no claim, is removed only when the node writing it is gone
+// (AbandonDeadNodesListSends).
 func (s *Store) AbandonUnclaimedIngests(ctx context.Context, now time.Time) (jobs, files int64, err error) {
 	if !s.pg {
 		if _, err := s.writer.ExecContext(ctx, `DELETE FROM file_claims`); err != nil {
@@ -266,9 +267,10 @@ func (s *Store) AbandonUnclaimedIngests(ctx context.Context, now time.Time) (job
 	}
 	const unclaimed = `NOT EXISTS (SELECT 1 FROM file_claims c WHERE c.partner = %s AND c.name = %s AND c.lease_until > ?)`
 	// A job with no file (a list send through the API) has no claim to
-	// tell a live node's from a dead one's: it is left alone, since
-	// removing a live node's would corrupt its send, and a dead node's
-	// is never seen by the sender anyway.
+	// tell a live node's from a dead one's: its node tells.
+	if jobs, err = s.AbandonDeadNodesListSends(ctx, now); err != nil {
+		return jobs, 0, err
+	}
 	ids, err := s.int64s(ctx, `SELECT id FROM jobs WHERE status = ? AND COALESCE(file_id, 0) <> 0 AND `+
 		fmt.Sprintf(unclaimed, "jobs.partner", "jobs.file_name"), JobIngesting, ms(now))
 	if err != nil {
@@ -287,6 +289,34 @@ func (s *Store) AbandonUnclaimedIngests(ctx context.Context, now time.Time) (job
 	}
 	files, _ = res.RowsAffected()
 	return jobs, files, nil
+}
+
+// AbandonDeadNodesListSends removes the list sends started through the
+// API that a node gone from the database (stopped, or silent for
+// NodeStale) left "ingesting": its client got no answer, and the sender
+// never sees an ingesting job, so nothing else would ever remove it. A
+// live node's send, this node's included, is left to finish. On SQLite
+// the one node removes every interrupted ingest at start instead
+// (AbandonInterruptedIngests), so this does nothing there.
+func (s *Store) AbandonDeadNodesListSends(ctx context.Context, now time.Time) (int64, error) {
+	if !s.pg {
+		return 0, nil
+	}
+	ids, err := s.int64s(ctx, `SELECT id FROM jobs WHERE status = ? AND COALESCE(file_id, 0) = 0 AND node <> 0 AND node <> ?
+		AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = jobs.node AND n.stopped_at IS NULL AND n.heartbeat_at >= ?)`,
+		JobIngesting, s.NodeID(), ms(now.Add(-NodeStale)))
+	if err != nil {
+		return 0, fmt.Errorf("cannot list the list sends of stopped nodes: %w", err)
+	}
+	var n int64
+	for _, id := range ids {
+		w := &JobWriter{s: s, jobID: id, closed: true}
+		if err := w.Abort(ctx); err != nil {
+			return n, fmt.Errorf("cannot remove the list send of a stopped node: %w", err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // JobReported reports whether a job's result report was written: a node

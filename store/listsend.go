@@ -144,7 +144,10 @@ func (s *Store) BeginListJob(ctx context.Context, partner string, fileID int64, 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.writer.ExecContext(ctx, `UPDATE jobs SET source = ? WHERE id = ?`, SourceList, w.JobID()); err != nil {
+	// The node is recorded for a send without a file, which has no file
+	// claim: it tells another node whether the ingest is still live
+	// (AbandonDeadNodesListSends).
+	if _, err := s.writer.ExecContext(ctx, `UPDATE jobs SET source = ?, node = ? WHERE id = ?`, SourceList, s.NodeID(), w.JobID()); err != nil {
 		w.Abort(ctx)
 		return nil, fmt.Errorf("cannot create list job: %w", err)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -352,5 +353,40 @@ func TestADeliveryMarkedOnADeadNodeIsSettledNotSentAgain(t *testing.T) {
 	}
 	if got, _ := alive.Job(ctx, j.ID); got.Counts[MsgSent] != 1 || got.Counts[MsgQueued] != 1 {
 		t.Fatalf("job counts = %+v", got.Counts)
+	}
+}
+
+// A list send started through the API on a node that then dies is left
+// "ingesting" with no file claim: the other nodes remove it once that
+// node is gone, and leave a live node's alone.
+func TestADeadNodesListSendIsRemovedByAnother(t *testing.T) {
+	needsNodes(t)
+	ctx := context.Background()
+	nodes := openNodes(t, 2)
+	dying, other := nodes[0], nodes[1]
+	now := time.Now()
+	w, err := dying.BeginListJob(ctx, "acme", 0, "lists/news", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Live: left alone, by the other node and by its own.
+	for _, s := range nodes {
+		if n, err := s.AbandonDeadNodesListSends(ctx, now); err != nil || n != 0 {
+			t.Fatalf("a live node's send: removed %d (%v), want 0", n, err)
+		}
+	}
+	if _, err := dying.Job(ctx, w.JobID()); err != nil {
+		t.Fatalf("live node's job: %v", err)
+	}
+	// Silent for longer than NodeStale: gone, and so is its send.
+	later := now.Add(NodeStale + time.Second)
+	if err := other.Heartbeat(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := other.AbandonDeadNodesListSends(ctx, later); err != nil || n != 1 {
+		t.Fatalf("a dead node's send: removed %d (%v), want 1", n, err)
+	}
+	if _, err := other.Job(ctx, w.JobID()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("dead node's job after the sweep: %v, want not found", err)
 	}
 }

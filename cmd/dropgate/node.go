@@ -31,7 +31,9 @@ func registerNode(ctx context.Context, st *store.Store, name string, logger *slo
 	return n, nil
 }
 
-// Run records a heartbeat every store.NodeHeartbeat until ctx ends.
+// Run records a heartbeat every store.NodeHeartbeat until ctx ends, and
+// removes the list sends that nodes gone since left half-written (only
+// PostgreSQL has other nodes).
 func (n *node) Run(ctx context.Context) error {
 	t := time.NewTicker(store.NodeHeartbeat)
 	defer t.Stop()
@@ -41,8 +43,16 @@ func (n *node) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		if err := n.st.Heartbeat(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		now := time.Now()
+		if err := n.st.Heartbeat(ctx, now); err != nil && ctx.Err() == nil {
 			n.logger.Error("cannot record the node's heartbeat", "err", err)
+		}
+		removed, err := n.st.AbandonDeadNodesListSends(ctx, now)
+		if err != nil && ctx.Err() == nil {
+			n.logger.Error("cannot remove the list sends of stopped nodes", "err", err)
+		}
+		if removed > 0 {
+			n.logger.Warn("removed list sends that stopped nodes left unfinished; their clients got no answer and may send again", "jobs", removed)
 		}
 	}
 }
