@@ -267,7 +267,7 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 			fj.w.Abort(ctx)
 		}
 		errs := []store.FileError{{Line: fileErr.Line, Error: fileErr.Msg}}
-		if err := in.st.RejectFile(ctx, fileID, fileErr.Msg, fj.rows, errs); err != nil {
+		if err := in.st.RejectFile(in.claimFence(ctx, p, rel), fileID, fileErr.Msg, fj.rows, errs); err != nil {
 			return err
 		}
 		if err := writeErrorsReport(errorsReport, errs); err != nil {
@@ -278,7 +278,7 @@ func (in *Ingester) ingestRecipientFile(ctx context.Context, p *partner, rel str
 		fj.w.Abort(ctx)
 		errs := fj.withExtensionNote(fj.reportedErrors(), facts)
 		summary := fmt.Sprintf("%d of %d rows have errors; nothing was queued. See reports/%s%s", fj.bad, fj.rows, filepath.Base(rel), errorsSuffix)
-		if err := in.st.RejectFile(ctx, fileID, summary, fj.rows, errs); err != nil {
+		if err := in.st.RejectFile(in.claimFence(ctx, p, rel), fileID, summary, fj.rows, errs); err != nil {
 			return err
 		}
 		if err := writeErrorsReport(errorsReport, errs); err != nil {

@@ -123,7 +123,7 @@ func (in *Ingester) ingestSendsFile(ctx context.Context, p *partner, rel string,
 	log := in.log.With("partner", p.cfg.Name, "file", rel)
 	if len(errs) > 0 {
 		summary := fmt.Sprintf("the send was not made: %s. See reports/%s%s", errs[0].Error, filepath.Base(rel), errorsSuffix)
-		if err := in.st.RejectFile(ctx, fileID, summary, 0, errs); err != nil {
+		if err := in.st.RejectFile(in.claimFence(ctx, p, rel), fileID, summary, 0, errs); err != nil {
 			return err
 		}
 		if err := writeErrorsReport(errorsReport, errs); err != nil {

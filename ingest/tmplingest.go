@@ -123,7 +123,7 @@ func (in *Ingester) recordRejectedTemplate(ctx context.Context, p *partner, rel,
 	if err != nil {
 		return err
 	}
-	return in.st.RejectFile(ctx, id, "template rejected: "+te.Msg, 0,
+	return in.st.RejectFile(in.claimFence(ctx, p, rel), id, "template rejected: "+te.Msg, 0,
 		[]store.FileError{{Line: te.Line, Column: strconv.Itoa(te.Col), Error: te.Msg}})
 }
 

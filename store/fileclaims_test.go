@@ -183,3 +183,39 @@ func TestBansAndFailuresAreShared(t *testing.T) {
 		t.Fatalf("bans: %+v, %v", bans, err)
 	}
 }
+
+// A node that lost a file to another while it read it cannot reject the
+// file over the other's work: the rejection commits only while the claim
+// is still the rejecting node's.
+func TestRejectFileFailsOnceTheFileWasTakenOver(t *testing.T) {
+	s := openTestStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	fileID, err := s.CreateFile(ctx, File{Partner: "acme", Name: "inbox/x.csv", SHA256: "aa"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := FileClaim{Partner: "acme", Name: "inbox/x.csv", Version: "v1", Node: "A", LeaseUntil: now.Add(-time.Second)}
+	if _, _, err := s.ClaimFile(ctx, a, now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	b := a
+	b.Node, b.LeaseUntil = "B", now.Add(time.Minute)
+	if out, _, err := s.ClaimFile(ctx, b, now); err != nil || out != ClaimTakenOver {
+		t.Fatalf("takeover: %v, %v", out, err)
+	}
+	bad := []FileError{{Line: 2, Column: "phone", Error: "not a phone number"}}
+	if err := s.RejectFile(WithClaimFence(ctx, "acme", "inbox/x.csv", "A"), fileID, "rejected by A", 2, bad); !errors.Is(err, ErrClaimLost) {
+		t.Fatalf("reject after takeover: %v, want ErrClaimLost", err)
+	}
+	f, err := s.File(ctx, fileID)
+	if err != nil || f.Status == FileRejected {
+		t.Fatalf("file after the lost node's rejection: status %q (%v), want it untouched", f.Status, err)
+	}
+	if err := s.RejectFile(WithClaimFence(ctx, "acme", "inbox/x.csv", "B"), fileID, "rejected by B", 2, bad); err != nil {
+		t.Fatalf("reject by the claim's holder: %v", err)
+	}
+	if f, _ := s.File(ctx, fileID); f.Status != FileRejected || f.Error != "rejected by B" {
+		t.Fatalf("file after the holder's rejection: %q %q", f.Status, f.Error)
+	}
+}

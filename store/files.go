@@ -72,13 +72,20 @@ func (s *Store) LaterFileWithBase(ctx context.Context, partner string, fileID in
 	return n > 0, nil
 }
 
-// RejectFile marks a file rejected and stores every error.
+// RejectFile marks a file rejected and stores every error. Under a
+// WithClaimFence context it commits only while the claim is still the
+// node's, and fails with ErrClaimLost otherwise.
 func (s *Store) RejectFile(ctx context.Context, id int64, summary string, rowsTotal int, errs []FileError) error {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	// With several nodes, a node that lost the file to another while it
+	// read it must not reject it over the other's work (WithClaimFence).
+	if err := checkFenceTx(ctx, tx); err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE files SET status = ?, error = ?, rows_total = ?, rows_bad = ?, updated_at = ? WHERE id = ?`,
 		FileRejected, summary, rowsTotal, countRows(errs), ms(time.Now()), id); err != nil {
 		return fmt.Errorf("cannot reject file %d: %w", id, err)
