@@ -1,7 +1,6 @@
 package ftp_test
 
 import (
-	"context"
 	"crypto/tls"
 	"net"
 	"net/textproto"
@@ -45,20 +44,7 @@ func start(t testing.TB, cfg *config.Config, a *auth.Authenticator, tweak func(*
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	stopped := false
-	var runErr error
-	stop := func() error {
-		if !stopped {
-			stopped = true
-			cancel()
-			runErr = <-done
-		}
-		return runErr
-	}
-	t.Cleanup(func() { stop() })
+	stop := servertest.Run(t, srv.Run)
 	return &testServer{Server: srv, cfg: cfg, notifier: n, auth: a, stop: stop}
 }
 

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"testing"
 	"time"
@@ -17,31 +16,10 @@ import (
 	"github.com/dropgate/dropgate/server/internal/servertest"
 )
 
-// longGrace is far longer than any of these stops may take. Whether a
-// stop waited for it is read from the server's own count of sessions
-// closed at the grace's end, not from a clock: a regression costs the
-// test one minute and then fails it. hangGuard only stops a test that
-// would otherwise hang.
-const (
-	longGrace = time.Minute
-	hangGuard = 3 * longGrace
-)
-
-// closedAtGraceEnd returns the server's count of sessions it closed when
-// the shutdown grace ran out, from its "sessions closed at stop" log line.
-func closedAtGraceEnd(t *testing.T, logs *servertest.Logs) string {
-	t.Helper()
-	m := regexp.MustCompile(`sessions closed at stop.* at_grace_end=(\d+)`).FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("no \"sessions closed at stop\" line in the server's log:\n%s", logs.String())
-	}
-	return m[1]
-}
-
 func TestStopClosesIdleSessionsWithoutWaitingForTheGrace(t *testing.T) {
 	acme := authtest.NewPartner(t, "acme")
 	logs := &servertest.Logs{}
-	s := start(t, authtest.Config(t, acme), nil, func(o *ftp.Options) { o.ShutdownGrace, o.Logger = longGrace, logs.Logger() })
+	s := start(t, authtest.Config(t, acme), nil, func(o *ftp.Options) { o.ShutdownGrace, o.Logger = servertest.LongGrace, logs.Logger() })
 	c := login(t, s, "acme", acme.Password)
 	if _, err := c.List("/inbox"); err != nil {
 		t.Fatal(err)
@@ -52,7 +30,7 @@ func TestStopClosesIdleSessionsWithoutWaitingForTheGrace(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if n := closedAtGraceEnd(t, logs); n != "0" {
+	if n := servertest.ClosedAtGraceEnd(t, logs); n != "0" {
 		t.Errorf("stop with only idle sessions closed %s at the end of the grace; it should close them at once", n)
 	}
 	if err := c.NoOp(); err == nil {
@@ -74,7 +52,7 @@ func TestStopLetsUploadFinishThenClosesItsSession(t *testing.T) {
 func testStopLetsUploadFinish(t *testing.T, opts ...jftp.DialOption) {
 	acme := authtest.NewPartner(t, "acme")
 	logs := &servertest.Logs{}
-	s := start(t, authtest.Config(t, acme), nil, func(o *ftp.Options) { o.ShutdownGrace, o.Logger = longGrace, logs.Logger() })
+	s := start(t, authtest.Config(t, acme), nil, func(o *ftp.Options) { o.ShutdownGrace, o.Logger = servertest.LongGrace, logs.Logger() })
 	c := login(t, s, "acme", acme.Password, opts...)
 	idle := login(t, s, "acme", acme.Password, opts...)
 
@@ -112,10 +90,10 @@ func testStopLetsUploadFinish(t *testing.T, opts ...jftp.DialOption) {
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-	case <-time.After(hangGuard):
-		t.Fatalf("Run still draining %v after the stop with no transfer left (grace %v)", hangGuard, longGrace)
+	case <-time.After(servertest.HangGuard):
+		t.Fatalf("Run still draining %v after the stop with no transfer left (grace %v)", servertest.HangGuard, servertest.LongGrace)
 	}
-	if n := closedAtGraceEnd(t, logs); n != "0" {
+	if n := servertest.ClosedAtGraceEnd(t, logs); n != "0" {
 		t.Errorf("stop closed %s sessions at the end of the grace; the upload had ended", n)
 	}
 	if err := c.NoOp(); err == nil {

@@ -1,7 +1,6 @@
 package sftp_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -39,20 +38,7 @@ func start(t *testing.T, cfg *config.Config, tweak func(*sftp.Options)) *testSer
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	stopped := false
-	var runErr error
-	stop := func() error {
-		if !stopped {
-			stopped = true
-			cancel()
-			runErr = <-done
-		}
-		return runErr
-	}
-	t.Cleanup(func() { stop() })
+	stop := servertest.Run(t, srv.Run)
 	return &testServer{Server: srv, cfg: cfg, notifier: n, auth: a, stop: stop}
 }
 

@@ -363,7 +363,7 @@ func TestStopClosesLiveSessionsWithinGrace(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if n := closedAtGraceEnd(t, logs); n != "1" {
+	if n := servertest.ClosedAtGraceEnd(t, logs); n != "1" {
 		t.Errorf("stop closed %s sessions at the end of the grace; want the one mid-upload", n)
 	}
 	if _, err := c.ReadDir("/"); err == nil {

@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -18,31 +17,10 @@ import (
 	"github.com/dropgate/dropgate/server/sftp"
 )
 
-// longGrace is far longer than any of these stops may take. Whether a
-// stop waited for it is read from the server's own count of sessions
-// closed at the grace's end, not from a clock: a regression costs the
-// test one minute and then fails it. hangGuard only stops a test that
-// would otherwise hang.
-const (
-	longGrace = time.Minute
-	hangGuard = 3 * longGrace
-)
-
-// closedAtGraceEnd returns the server's count of sessions it closed when
-// the shutdown grace ran out, from its "sessions closed at stop" log line.
-func closedAtGraceEnd(t *testing.T, logs *servertest.Logs) string {
-	t.Helper()
-	m := regexp.MustCompile(`sessions closed at stop.* at_grace_end=(\d+)`).FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("no \"sessions closed at stop\" line in the server's log:\n%s", logs.String())
-	}
-	return m[1]
-}
-
 func TestStopClosesIdleSessionsWithoutWaitingForTheGrace(t *testing.T) {
 	acme := authtest.NewPartner(t, "acme")
 	logs := &servertest.Logs{}
-	s := start(t, authtest.Config(t, acme), func(o *sftp.Options) { o.ShutdownGrace, o.Logger = longGrace, logs.Logger() })
+	s := start(t, authtest.Config(t, acme), func(o *sftp.Options) { o.ShutdownGrace, o.Logger = servertest.LongGrace, logs.Logger() })
 	c := connect(t, s, "acme", ssh.Password(acme.Password))
 	if _, err := c.ReadDir("/"); err != nil {
 		t.Fatal(err)
@@ -57,7 +35,7 @@ func TestStopClosesIdleSessionsWithoutWaitingForTheGrace(t *testing.T) {
 	if err := s.stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if n := closedAtGraceEnd(t, logs); n != "0" {
+	if n := servertest.ClosedAtGraceEnd(t, logs); n != "0" {
 		t.Errorf("stop with only idle sessions closed %s at the end of the grace; it should close them at once", n)
 	}
 	if _, err := c.ReadDir("/"); err == nil {
@@ -68,7 +46,7 @@ func TestStopClosesIdleSessionsWithoutWaitingForTheGrace(t *testing.T) {
 func TestStopLetsUploadFinishThenClosesItsSession(t *testing.T) {
 	acme := authtest.NewPartner(t, "acme")
 	logs := &servertest.Logs{}
-	s := start(t, authtest.Config(t, acme), func(o *sftp.Options) { o.ShutdownGrace, o.Logger = longGrace, logs.Logger() })
+	s := start(t, authtest.Config(t, acme), func(o *sftp.Options) { o.ShutdownGrace, o.Logger = servertest.LongGrace, logs.Logger() })
 	c := connect(t, s, "acme", ssh.Password(acme.Password))
 	if err := put(c, "/inbox/first.csv", []byte("email\na@example.com\n")); err != nil {
 		t.Fatal(err)
@@ -120,10 +98,10 @@ func TestStopLetsUploadFinishThenClosesItsSession(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-	case <-time.After(hangGuard):
-		t.Fatalf("Run still draining %v after the stop with no transfer left (grace %v)", hangGuard, longGrace)
+	case <-time.After(servertest.HangGuard):
+		t.Fatalf("Run still draining %v after the stop with no transfer left (grace %v)", servertest.HangGuard, servertest.LongGrace)
 	}
-	if n := closedAtGraceEnd(t, logs); n != "0" {
+	if n := servertest.ClosedAtGraceEnd(t, logs); n != "0" {
 		t.Errorf("stop closed %s sessions at the end of the grace; the upload had ended", n)
 	}
 	if _, err := c.ReadDir("/"); err == nil {

@@ -5,9 +5,11 @@ package servertest
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"os/exec"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -76,4 +78,45 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Run runs a server's Run on its own goroutine until the test ends. stop
+// cancels it and returns Run's error; it may be called more than once
+// (the cleanup calls it too).
+func Run(t testing.TB, run func(context.Context) error) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// LongGrace is a shutdown grace far longer than any stop in the shutdown
+// tests may take. Whether a stop waited for it is read from the server's
+// own count of sessions closed at the grace's end (ClosedAtGraceEnd), not
+// from a clock: a regression costs the test one minute and then fails it.
+// HangGuard only stops a test that would otherwise hang.
+const (
+	LongGrace = time.Minute
+	HangGuard = 3 * LongGrace
+)
+
+// ClosedAtGraceEnd returns the server's count of sessions it closed when
+// the shutdown grace ran out, from its "sessions closed at stop" log line.
+func ClosedAtGraceEnd(t testing.TB, logs *Logs) string {
+	t.Helper()
+	m := regexp.MustCompile(`sessions closed at stop.* at_grace_end=(\d+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no \"sessions closed at stop\" line in the server's log:\n%s", logs.String())
+	}
+	return m[1]
 }
