@@ -87,8 +87,11 @@ const (
 // then its starts create runs, unless the contact has a waiting run of
 // that workflow or started one within its reentry time. The answer comes
 // after the commit: an accepted event is stored, with its runs.
+//
+// Concurrent calls share a transaction (events_group.go), in the order
+// they queued; a call's error is its own.
 func (s *Store) AcceptEvents(ctx context.Context, events []EventWrite, now time.Time) ([]EventResult, error) {
-	return s.acceptEvents(ctx, events, now, 0, 0)
+	return s.acceptGrouped(ctx, events, now)
 }
 
 // AcceptEventsFile is AcceptEvents for the events of an events/ file, and

@@ -333,6 +333,11 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now t
 	if err := checkFenceTx(ctx, tx); err != nil { // fileclaims.go
 		return nil, err
 	}
+	if fail := s.evGroups.fail.Load(); fail != nil && fileID == 0 {
+		if err := (*fail)(events); err != nil {
+			return nil, err
+		}
+	}
 	if fileID != 0 {
 		if _, err := tx.ExecContext(ctx, `UPDATE files SET status = ?, rows_total = ?, updated_at = ? WHERE id = ?`,
 			FileQueued, rows, ms(now), fileID); err != nil {
