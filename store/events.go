@@ -98,7 +98,7 @@ func (s *Store) AcceptEvents(ctx context.Context, events []EventWrite, now time.
 // marks the file queued with its row count in the same transaction: a
 // crash leaves either the file unread and no event, or both done.
 func (s *Store) AcceptEventsFile(ctx context.Context, fileID int64, rows int, events []EventWrite, now time.Time) ([]EventResult, error) {
-	return s.acceptEvents(ctx, events, now, fileID, rows)
+	return s.acceptEvents(ctx, events, nil, now, fileID, rows)
 }
 
 // EventsOfRun returns the event that started a run and the one that

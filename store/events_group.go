@@ -49,6 +49,7 @@ type eventGroups struct {
 // groupedEvents is one AcceptEvents call waiting in a group.
 type groupedEvents struct {
 	events []EventWrite
+	prep   []eventPrep // made on the caller's goroutine, before it queues
 	now    time.Time
 	res    []EventResult
 	err    error
@@ -94,7 +95,7 @@ func (s *Store) EventGroups() EventGroupStats {
 // stop a group others depend on (acceptEventsOnce ignores it anyway).
 func (s *Store) acceptGrouped(ctx context.Context, events []EventWrite, now time.Time) ([]EventResult, error) {
 	g := &s.evGroups
-	p := &groupedEvents{events: events, now: now, wake: make(chan bool, 1)}
+	p := &groupedEvents{events: events, prep: prepareEvents(events), now: now, wake: make(chan bool, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, p)
 	lead := !g.busy
@@ -151,21 +152,22 @@ func (s *Store) storeNextGroup(ctx context.Context) {
 func (s *Store) storeGroup(ctx context.Context, group []*groupedEvents, total int) {
 	if len(group) == 1 {
 		p := group[0]
-		p.res, p.err = s.acceptCall(ctx, p.events, p.now, 1)
+		p.res, p.err = s.acceptCall(ctx, p.events, p.prep, p.now, 1)
 		return
 	}
-	all := make([]EventWrite, 0, total)
+	all, prep := make([]EventWrite, 0, total), make([]eventPrep, 0, total)
 	now := group[0].now
 	for _, p := range group {
 		all = append(all, p.events...)
+		prep = append(prep, p.prep...)
 		if p.now.After(now) {
 			now = p.now
 		}
 	}
-	res, err := s.acceptCall(ctx, all, now, len(group))
+	res, err := s.acceptCall(ctx, all, prep, now, len(group))
 	if err != nil {
 		for _, p := range group {
-			p.res, p.err = s.acceptCall(ctx, p.events, p.now, 1)
+			p.res, p.err = s.acceptCall(ctx, p.events, p.prep, p.now, 1)
 		}
 		return
 	}
@@ -177,7 +179,7 @@ func (s *Store) storeGroup(ctx context.Context, group []*groupedEvents, total in
 // acceptCall is one transaction of acceptGrouped, a panic turned into its
 // error: the calls queued behind it wait for its hand-over, which must
 // happen.
-func (s *Store) acceptCall(ctx context.Context, events []EventWrite, now time.Time, calls int) (res []EventResult, err error) {
+func (s *Store) acceptCall(ctx context.Context, events []EventWrite, prep []eventPrep, now time.Time, calls int) (res []EventResult, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			res, err = nil, fmt.Errorf("cannot store events: %v", p)
@@ -185,5 +187,5 @@ func (s *Store) acceptCall(ctx context.Context, events []EventWrite, now time.Ti
 	}()
 	s.evGroups.groups.Add(1)
 	s.evGroups.grouped.Add(int64(calls))
-	return s.acceptEvents(ctx, events, now, 0, 0)
+	return s.acceptEvents(ctx, events, prep, now, 0, 0)
 }

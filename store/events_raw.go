@@ -179,10 +179,9 @@ const storedEventsSQL = `SELECT id FROM events WHERE id BETWEEN ? AND ?`
 func (b *eventBatch) acceptSQLite(events []EventWrite, out []EventResult) error {
 	known := make(map[string]bool, len(events))
 	ids := make([]int64, len(events))
-	datas := make([]string, len(events))
 	first, admitted := b.nextEv+1, 0
 	for i := range events {
-		id, data, ok, err := b.admit(&events[i], known)
+		id, ok, err := b.admit(i, &events[i], known)
 		if err != nil {
 			return fmt.Errorf("event %d: %w", i, err)
 		}
@@ -190,7 +189,7 @@ func (b *eventBatch) acceptSQLite(events []EventWrite, out []EventResult) error 
 			out[i].Duplicate = true
 			continue
 		}
-		ids[i], datas[i] = id, data
+		ids[i] = id
 		admitted++
 	}
 	if err := b.flushEvents(); err != nil {
@@ -215,7 +214,7 @@ func (b *eventBatch) acceptSQLite(events []EventWrite, out []EventResult) error 
 		if ids[i] == 0 {
 			continue
 		}
-		if err := b.act(&events[i], &out[i], ids[i], datas[i]); err != nil {
+		if err := b.act(i, &events[i], &out[i], ids[i]); err != nil {
 			return fmt.Errorf("event %d: %w", i, err)
 		}
 	}
