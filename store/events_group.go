@@ -38,8 +38,9 @@ type eventGroups struct {
 	pending []*groupedEvents
 	busy    bool // a leader is storing a group
 
-	// groups and grouped count transactions and the calls they stored.
-	groups, grouped atomic.Int64
+	// groups and grouped count transactions and the calls they stored;
+	// storing is the time spent storing groups (ns).
+	groups, grouped, storing atomic.Int64
 
 	// fail, when set, is called with each transaction's events before
 	// its commit; an error rolls it back (SetAcceptEventsFault).
@@ -78,6 +79,9 @@ type EventGroupStats struct {
 	Transactions, Calls int64
 	// Waiting is how many calls wait for the transaction under way.
 	Waiting int
+	// Busy is the time spent storing groups: while it grows as fast as
+	// the wall clock, the writer is what bounds the events' rate.
+	Busy time.Duration
 }
 
 // EventGroups returns how AcceptEvents calls were grouped so far, for
@@ -87,7 +91,7 @@ func (s *Store) EventGroups() EventGroupStats {
 	g.mu.Lock()
 	waiting := len(g.pending)
 	g.mu.Unlock()
-	return EventGroupStats{Transactions: g.groups.Load(), Calls: g.grouped.Load(), Waiting: waiting}
+	return EventGroupStats{Transactions: g.groups.Load(), Calls: g.grouped.Load(), Waiting: waiting, Busy: time.Duration(g.storing.Load())}
 }
 
 // acceptGrouped stores one call's events, alone or with other calls', and
@@ -128,7 +132,9 @@ func (s *Store) storeNextGroup(ctx context.Context) {
 	g.pending = append([]*groupedEvents(nil), g.pending[n:]...)
 	g.mu.Unlock()
 
+	start := time.Now()
 	s.storeGroup(ctx, group, total)
+	g.storing.Add(int64(time.Since(start)))
 
 	g.mu.Lock()
 	var next *groupedEvents

@@ -214,18 +214,23 @@ func BenchmarkEventsVsIngest(b *testing.B) {
 			conns int
 			first int
 		}{{"seq", 1, 0}, {"conc", eventsConns, n}} {
-			g0, c0 := eventGroups(e.st)
+			g0 := eventGroups(e.st)
 			cpu0 := cpuTime()
 			start := time.Now()
 			e.postEventsConcurrently(b, shape.first, n, shape.conns)
 			eventTime, eventCPU := time.Since(start), cpuTime()-cpu0
-			g1, c1 := eventGroups(e.st)
+			g1 := eventGroups(e.st)
+			busy := g1.Busy - g0.Busy
 			eventRate := float64(n) / eventTime.Seconds()
 			b.ReportMetric(eventRate, shape.name+"-events/s")
 			b.ReportMetric(eventRate/fileRate, shape.name+"-events/file")
 			b.ReportMetric(perItem(eventCPU, n), shape.name+"-cpu-µs/event")
-			b.Logf("%d rows: file %v (%.0f rows/s, CPU %.1f µs/row), events through the API with %d connection(s) %v (%.0f events/s, CPU %.1f µs/event, client included, %d requests in %d transactions), ratio %.2f",
-				n, fileTime, fileRate, perItem(fileCPU, n), shape.conns, eventTime, eventRate, perItem(eventCPU, n), c1-c0, g1-g0, eventRate/fileRate)
+			b.Logf("%d rows: file %v (%.0f rows/s, CPU %.1f µs/row), events through the API with %d connection(s) %v (%.0f events/s, CPU %.1f µs/event, client included, %d requests in %d transactions, writer busy %.1f µs/event = %.0f%% of the time), ratio %.2f",
+				n, fileTime, fileRate, perItem(fileCPU, n), shape.conns, eventTime, eventRate, perItem(eventCPU, n),
+				g1.Calls-g0.Calls, g1.Transactions-g0.Transactions, perItem(busy, n), 100*busy.Seconds()/eventTime.Seconds(), eventRate/fileRate)
+			if busy > 0 {
+				b.ReportMetric(perItem(busy, n), shape.name+"-writer-µs/event")
+			}
 		}
 		stop()
 	}
@@ -233,12 +238,11 @@ func BenchmarkEventsVsIngest(b *testing.B) {
 
 // eventGroups is store.EventGroups where the store has it (not in the
 // base binary of an A/B run, which reports 0).
-func eventGroups(st any) (groups, calls int64) {
+func eventGroups(st any) store.EventGroupStats {
 	if g, ok := st.(interface{ EventGroups() store.EventGroupStats }); ok {
-		x := g.EventGroups()
-		return x.Transactions, x.Calls
+		return g.EventGroups()
 	}
-	return 0, 0
+	return store.EventGroupStats{}
 }
 
 // eventsConns is how many connections the concurrent shape of
