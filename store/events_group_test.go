@@ -206,3 +206,46 @@ func TestAFailingCallDoesNotFailTheOthersOfItsGroup(t *testing.T) {
 		}
 	}
 }
+
+// A batch (a group's, two partners') that repeats a stored id among
+// events of two partners and events without an id: the repeat is left
+// out, and every other event gets its own stored row's id, its run
+// started by it.
+func TestAcceptEventsGivesEachStoredEventItsIDAroundARepeat(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	if _, err := s.AcceptEvents(ctx, []EventWrite{groupEvent("x", "x@example.com")}, now); err != nil {
+		t.Fatal(err)
+	}
+	ev := func(partner, id, email string) EventWrite {
+		w := groupEvent(id, email)
+		w.Event.Partner = partner
+		return w
+	}
+	batch := []EventWrite{ev("beta", "x", "bx@example.com"), ev("acme", "x", "ax@example.com"), ev("acme", "", "anon@example.com"),
+		ev("beta", "y", "by@example.com"), ev("acme", "z", "az@example.com")}
+	res, err := s.AcceptEvents(ctx, batch, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if i == 1 {
+			if !r.Duplicate || r.ID != 0 || len(r.Started) != 0 {
+				t.Fatalf("the repeat of acme's x: %+v", r)
+			}
+			continue
+		}
+		if r.Duplicate || r.ID == 0 || len(r.Started) != 1 {
+			t.Fatalf("event %d: %+v", i, r)
+		}
+		evs, err := s.EventsOfRun(ctx, Run{ID: r.Started[0], EventID: r.ID})
+		if err != nil || len(evs) != 1 || evs[0].Partner != batch[i].Event.Partner || evs[0].EventID != batch[i].Event.EventID || evs[0].Email != batch[i].Event.Email {
+			t.Fatalf("event %d (id %d): stored as %+v (%v)", i, r.ID, evs, err)
+		}
+		var eventID int64
+		if err := s.reader.QueryRowContext(ctx, `SELECT event_id FROM workflow_runs WHERE id = ?`, r.Started[0]).Scan(&eventID); err != nil || eventID != r.ID {
+			t.Fatalf("event %d: its run %d names event %d (%v), want %d", i, r.Started[0], eventID, err, r.ID)
+		}
+	}
+}
