@@ -87,15 +87,18 @@ const (
 // then its starts create runs, unless the contact has a waiting run of
 // that workflow or started one within its reentry time. The answer comes
 // after the commit: an accepted event is stored, with its runs.
+//
+// Concurrent calls share a transaction (events_group.go), in the order
+// they queued; a call's error is its own.
 func (s *Store) AcceptEvents(ctx context.Context, events []EventWrite, now time.Time) ([]EventResult, error) {
-	return s.acceptEvents(ctx, events, now, 0, 0)
+	return s.acceptGrouped(ctx, events, now)
 }
 
 // AcceptEventsFile is AcceptEvents for the events of an events/ file, and
 // marks the file queued with its row count in the same transaction: a
 // crash leaves either the file unread and no event, or both done.
 func (s *Store) AcceptEventsFile(ctx context.Context, fileID int64, rows int, events []EventWrite, now time.Time) ([]EventResult, error) {
-	return s.acceptEvents(ctx, events, now, fileID, rows)
+	return s.acceptEvents(ctx, events, nil, now, fileID, rows)
 }
 
 // EventsOfRun returns the event that started a run and the one that

@@ -86,6 +86,7 @@ type eventBatch struct {
 	nextEv  int64
 	nextRun int64
 	latest  map[string]latestRun // partner \x00 contact \x00 workflow
+	prep    []eventPrep          // per event, made before the writer was taken
 	evArgs  []any
 	evRows  int
 	evSaved int // event rows the inserts stored (SQLite: repeats of stored ids are not)
@@ -137,22 +138,42 @@ func (b *eventBatch) readKnown(events []EventWrite) (map[string]bool, error) {
 // readLatest reads the latest run of every contact of the batch that
 // starts one.
 func (b *eventBatch) readLatest(events []EventWrite) error {
-	contacts := map[string][]string{}
-	seen := map[string]bool{}
+	// The contacts' JSON lists are written as they are found (a map keyed
+	// by contact per partner, no json.Marshal): this read's garbage was a
+	// tenth of a batch's.
+	type partnerContacts struct {
+		seen map[string]bool
+		js   []byte
+	}
+	var contacts map[string]*partnerContacts
 	for i := range events {
 		if len(events[i].Starts) == 0 {
 			continue
 		}
 		e := &events[i].Event
-		c := e.Contact()
-		if k := e.Partner + "\x00" + c; !seen[k] {
-			seen[k] = true
-			contacts[e.Partner] = append(contacts[e.Partner], c)
+		c := b.prep[i].contact
+		pc := contacts[e.Partner]
+		if pc == nil {
+			if contacts == nil {
+				contacts = map[string]*partnerContacts{}
+			}
+			pc = &partnerContacts{seen: make(map[string]bool, len(events)-i), js: make([]byte, 0, 32*(len(events)-i))}
+			contacts[e.Partner] = pc
 		}
+		if pc.seen[c] {
+			continue
+		}
+		pc.seen[c] = true
+		if len(pc.js) == 0 {
+			pc.js = append(pc.js, '[')
+		} else {
+			pc.js = append(pc.js, ',')
+		}
+		pc.js = appendJSONString(pc.js, c)
 	}
-	for p, list := range contacts {
-		js, _ := json.Marshal(list)
-		rows, err := b.stmt(b.s.latestRunsQuery()).QueryContext(b.ctx, p, string(js))
+	for p, pc := range contacts {
+		pc.js = append(pc.js, ']')
+		rows, err := b.stmt(b.s.latestRunsQuery()).QueryContext(b.ctx, p, string(pc.js))
 		if err != nil {
 			return fmt.Errorf("cannot read the contacts' runs: %w", err)
 		}
@@ -259,13 +280,37 @@ func (b *eventBatch) flush(t *rawTable, args []any, rows int, q func(int) string
 	return rows, nil
 }
 
-func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, now time.Time, fileID int64, rows int) ([]EventResult, error) {
+// eventPrep is what a batch writes of an event that takes no database:
+// its data as JSON and its contact, made before the writer is taken
+// (prepareEvents), on the caller's goroutine, while another batch may be
+// written.
+type eventPrep struct{ data, contact string }
+
+func prepareEvents(events []EventWrite) []eventPrep {
+	out := make([]eventPrep, len(events))
+	for i := range events {
+		e := &events[i].Event
+		out[i].data = "{}"
+		if len(e.Data) > 0 {
+			out[i].data = varsJSON(e.Data)
+		}
+		out[i].contact = e.Contact()
+	}
+	return out
+}
+
+// acceptEvents stores events in one transaction; prep is
+// prepareEvents(events), or nil to make it here.
+func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, prep []eventPrep, now time.Time, fileID int64, rows int) ([]EventResult, error) {
+	if prep == nil {
+		prep = prepareEvents(events)
+	}
 	return retryDeadlocks(s, func() ([]EventResult, error) { // workflow_pg.go
-		return s.acceptEventsOnce(ctx, events, now, fileID, rows)
+		return s.acceptEventsOnce(ctx, events, prep, now, fileID, rows)
 	})
 }
 
-func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now time.Time, fileID int64, rows int) ([]EventResult, error) {
+func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, prep []eventPrep, now time.Time, fileID int64, rows int) ([]EventResult, error) {
 	// The transaction is bounded (10,000 events at most from the API) and
 	// runs to its end: with a cancellable context the driver starts a
 	// goroutine per statement to watch it, a fifth of an event's cost.
@@ -293,7 +338,7 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now t
 		return nil, err
 	}
 	defer tx.Rollback()
-	b := &eventBatch{s: s, ctx: ctx, tx: tx, conn: conn, now: ms(now), nowArg: ms(now), latest: make(map[string]latestRun, len(events)),
+	b := &eventBatch{s: s, ctx: ctx, tx: tx, conn: conn, now: ms(now), nowArg: ms(now), latest: make(map[string]latestRun, len(events)), prep: prep,
 		evArgs: make([]any, 0, min(len(events), eventChunk*4)*(eventCols+1)), runArgs: make([]any, 0, min(len(events), eventChunk*4)*runCols)}
 	if s.pg {
 		if err := b.reserveIDsPG(events); err != nil { // events_pg.go
@@ -317,7 +362,7 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now t
 			return nil, err
 		}
 		for i := range events {
-			if err := b.accept(&events[i], &out[i], known); err != nil {
+			if err := b.accept(i, &events[i], &out[i], known); err != nil {
 				return nil, fmt.Errorf("event %d: %w", i, err)
 			}
 		}
@@ -332,6 +377,11 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now t
 	}
 	if err := checkFenceTx(ctx, tx); err != nil { // fileclaims.go
 		return nil, err
+	}
+	if fail := s.evGroups.fail.Load(); fail != nil && fileID == 0 {
+		if err := (*fail)(events); err != nil {
+			return nil, err
+		}
 	}
 	if fileID != 0 {
 		if _, err := tx.ExecContext(ctx, `UPDATE files SET status = ?, rows_total = ?, updated_at = ? WHERE id = ?`,
@@ -349,8 +399,8 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, now t
 // earlier in the batch) id nothing; else its exits cancel the contact's
 // waiting runs (pending rows written first, so that runs started earlier
 // in the batch are among them), then its starts start runs.
-func (b *eventBatch) accept(ew *EventWrite, res *EventResult, known map[string]bool) error {
-	id, data, ok, err := b.admit(ew, known)
+func (b *eventBatch) accept(i int, ew *EventWrite, res *EventResult, known map[string]bool) error {
+	id, ok, err := b.admit(i, ew, known)
 	if err != nil {
 		return err
 	}
@@ -358,25 +408,22 @@ func (b *eventBatch) accept(ew *EventWrite, res *EventResult, known map[string]b
 		res.Duplicate = true
 		return nil
 	}
-	return b.act(ew, res, id, data)
+	return b.act(i, ew, res, id)
 }
 
-// admit gives an event that is not a repeat (of a stored id or of one
-// earlier in the batch) its id and its pending row; ok is false for a
-// repeat.
-func (b *eventBatch) admit(ew *EventWrite, known map[string]bool) (id int64, data string, ok bool, err error) {
+// admit gives an event (the batch's i-th) that is not a repeat (of a
+// stored id or of one earlier in the batch) its id and its pending row;
+// ok is false for a repeat.
+func (b *eventBatch) admit(i int, ew *EventWrite, known map[string]bool) (id int64, ok bool, err error) {
 	e := &ew.Event
 	if e.EventID != "" {
 		k := e.Partner + "\x00" + e.EventID
 		if known[k] {
-			return 0, "", false, nil
+			return 0, false, nil
 		}
 		known[k] = true
 	}
-	data = "{}"
-	if len(e.Data) > 0 {
-		data = varsJSON(e.Data)
-	}
+	data := b.prep[i].data
 	occurred := b.nowArg
 	if !e.OccurredAt.IsZero() {
 		occurred = ms(e.OccurredAt)
@@ -387,17 +434,18 @@ func (b *eventBatch) admit(ew *EventWrite, known map[string]bool) (id int64, dat
 	b.evRows++
 	if b.evRows == eventChunk*4 {
 		if err := b.flushEvents(); err != nil {
-			return 0, "", false, err
+			return 0, false, err
 		}
 	}
-	return id, data, true, nil
+	return id, true, nil
 }
 
-// act does what an admitted event does: its exits, then its starts.
-func (b *eventBatch) act(ew *EventWrite, res *EventResult, id int64, data string) error {
+// act does what an admitted event (the batch's i-th) does: its exits,
+// then its starts.
+func (b *eventBatch) act(i int, ew *EventWrite, res *EventResult, id int64) error {
 	e := &ew.Event
 	res.ID = id
-	contact := e.Contact()
+	contact, data := b.prep[i].contact, b.prep[i].data
 	if len(ew.Exits) > 0 {
 		if err := b.flushEvents(); err != nil {
 			return err

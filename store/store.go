@@ -55,6 +55,7 @@ type Store struct {
 	gate     writerGate    // urgent writes first (writergate.go)
 	apiHook  apiHookSlot   // SetAPICommitHook (apisend.go)
 	evRaw    rawEventStmts // a batch's event and run inserts on SQLite (events_raw.go)
+	evGroups eventGroups   // concurrent AcceptEvents calls (events_group.go)
 	// templates are the newest versions read (templates_cache.go).
 	templates templateCache
 	// freeSpace is the data folder's free space (diskfull.go); nil: unknown.

@@ -194,25 +194,140 @@ func (e *benchEnv) ingestFile(b *testing.B, name string, n int) (time.Duration, 
 
 // BenchmarkEventsVsIngest accepts N events through the API in batches of
 // 1,000 (each stored with its run) and ingests an N-row recipient file,
-// in the same run, and reports both rates and their ratio.
+// in the same run, and reports both rates and their ratio: first with one
+// client posting its requests one after the other (seq), then with
+// eventsConns clients posting at the same time (conc), the same N events
+// again under other ids, each against the same file's rate.
+// DROPGATE_BENCH_EVENTS_PROFILE writes a CPU profile of the two events
+// phases alone.
 func BenchmarkEventsVsIngest(b *testing.B) {
 	n := benchRows("DROPGATE_BENCH_ROWS", 100_000)
 	for it := 0; it < b.N; it++ {
 		e := newBenchEnv(b)
 		fileTime, fileCPU := e.ingestFile(b, "list.csv", n)
-		cpu0 := cpuTime()
-		start := time.Now()
-		e.postEvents(b, 0, n)
-		eventTime, eventCPU := time.Since(start), cpuTime()-cpu0
-		fileRate, eventRate := float64(n)/fileTime.Seconds(), float64(n)/eventTime.Seconds()
+		fileRate := float64(n) / fileTime.Seconds()
 		b.ReportMetric(fileRate, "file-rows/s")
-		b.ReportMetric(eventRate, "events/s")
-		b.ReportMetric(eventRate/fileRate, "events/file")
-		b.ReportMetric(perItem(eventCPU, n), "cpu-µs/event")
 		b.ReportMetric(perItem(fileCPU, n), "cpu-µs/row")
-		b.Logf("%d rows: file %v (%.0f rows/s, CPU %.1f µs/row), events through the API %v (%.0f events/s, CPU %.1f µs/event, client included), ratio %.2f",
-			n, fileTime, fileRate, perItem(fileCPU, n), eventTime, eventRate, perItem(eventCPU, n), eventRate/fileRate)
+		stop := startProfile(b, "DROPGATE_BENCH_EVENTS_PROFILE")
+		for _, shape := range []struct {
+			name  string
+			conns int
+			first int
+		}{{"seq", 1, 0}, {"conc", eventsConns, n}} {
+			g0 := eventGroups(e.st)
+			cpu0 := cpuTime()
+			start := time.Now()
+			e.postEventsConcurrently(b, shape.first, n, shape.conns)
+			eventTime, eventCPU := time.Since(start), cpuTime()-cpu0
+			g1 := eventGroups(e.st)
+			busy := g1.Busy - g0.Busy
+			eventRate := float64(n) / eventTime.Seconds()
+			b.ReportMetric(eventRate, shape.name+"-events/s")
+			b.ReportMetric(eventRate/fileRate, shape.name+"-events/file")
+			b.ReportMetric(perItem(eventCPU, n), shape.name+"-cpu-µs/event")
+			b.Logf("%d rows: file %v (%.0f rows/s, CPU %.1f µs/row), events through the API with %d connection(s) %v (%.0f events/s, CPU %.1f µs/event, client included, %d requests in %d transactions, writer busy %.1f µs/event = %.0f%% of the time), ratio %.2f",
+				n, fileTime, fileRate, perItem(fileCPU, n), shape.conns, eventTime, eventRate, perItem(eventCPU, n),
+				g1.Calls-g0.Calls, g1.Transactions-g0.Transactions, perItem(busy, n), 100*busy.Seconds()/eventTime.Seconds(), eventRate/fileRate)
+			if busy > 0 {
+				b.ReportMetric(perItem(busy, n), shape.name+"-writer-µs/event")
+			}
+		}
+		stop()
 	}
+}
+
+// eventGroups is store.EventGroups where the store has it (not in the
+// base binary of an A/B run, which reports 0).
+func eventGroups(st any) store.EventGroupStats {
+	if g, ok := st.(interface{ EventGroups() store.EventGroupStats }); ok {
+		return g.EventGroups()
+	}
+	return store.EventGroupStats{}
+}
+
+// eventsConns is how many connections the concurrent shape of
+// BenchmarkEventsVsIngest posts with: an event producer with a few
+// workers.
+const eventsConns = 4
+
+// postEventsConcurrently posts n signup events, ids from first, in
+// requests of 1,000 taken in turn by conns clients, each posting its next
+// request when its previous one is answered.
+func (e *benchEnv) postEventsConcurrently(b *testing.B, first, n, conns int) {
+	b.Helper()
+	if conns == 1 {
+		e.postEvents(b, first, n)
+		return
+	}
+	next := make(chan int)
+	errs := make(chan error, conns)
+	for range conns {
+		go func() {
+			hc := &http.Client{}
+			for start := range next {
+				if err := e.postEventsRequest(hc, first+start, min(1000, n-start)); err != nil {
+					errs <- err
+					for range next {
+					}
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for start := 0; start < n; start += 1000 {
+		next <- start
+	}
+	close(next)
+	for range conns {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// postEventsRequest posts one request of n signup events, ids from first,
+// as postEvents does.
+func (e *benchEnv) postEventsRequest(hc *http.Client, first, n int) error {
+	var buf bytes.Buffer
+	buf.WriteString(`{"partner": "acme", "events": [`)
+	for k := first; k < first+n; k++ {
+		if k > first {
+			buf.WriteByte(',')
+		}
+		fmt.Fprintf(&buf, `{"id": "s-%d", "event": "signup", "phone": "+35191%07d", "data": {"name": "user %d", "code": "%06d"}}`, k, k%10_000_000, k, k%1_000_000)
+	}
+	buf.WriteString(`]}`)
+	req, _ := http.NewRequest("POST", e.api.URL+"/api/v1/events", &buf)
+	req.Header.Set("Authorization", "Bearer "+benchToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("POST /api/v1/events: %d %.300s", resp.StatusCode, body)
+	}
+	return nil
+}
+
+// startProfile starts a CPU profile into the file the environment
+// variable names, if any, and returns what stops it.
+func startProfile(b *testing.B, env string) func() {
+	path := os.Getenv(env)
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // BenchmarkFire100kDueAtOnce stores N runs due at the same instant, moves

@@ -162,10 +162,15 @@ func (e *Engine) AcceptFile(ctx context.Context, fileID int64, rows int, events 
 func (e *Engine) accept(ctx context.Context, events []store.Event, fileID int64, rows int) ([]store.EventResult, error) {
 	now := e.clock.Now()
 	writes := make([]store.EventWrite, len(events))
+	// The batch's starts share one array (a full slice each, so that a
+	// later append moves on rather than overwriting): a run's slice per
+	// event was an allocation per event.
+	starts := make([]store.RunStart, 0, len(events))
 	for i := range events {
 		ev := &events[i]
 		w := store.EventWrite{Event: *ev, Exits: e.exits[ev.Partner+"\x00"+ev.Name]}
 		var values map[string]any // what when sees, read once per event
+		from := len(starts)
 		for _, f := range e.starts[ev.Partner+"\x00"+ev.Name] {
 			if x := e.when[f]; x != nil {
 				if values == nil {
@@ -189,7 +194,10 @@ func (e *Engine) accept(ctx context.Context, events []store.Event, fileID int64,
 			if step >= len(f.steps) {
 				status = store.RunDone
 			}
-			w.Starts = append(w.Starts, store.RunStart{Workflow: f.cfg.Name, Step: step, DueAt: due, Status: status, Reentry: f.reentry})
+			starts = append(starts, store.RunStart{Workflow: f.cfg.Name, Step: step, DueAt: due, Status: status, Reentry: f.reentry})
+		}
+		if len(starts) > from {
+			w.Starts = starts[from:len(starts):len(starts)]
 		}
 		writes[i] = w
 	}

@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Concurrent AcceptEvents calls share a transaction (a group commit, as
+// API sends do: server/admin/sendgroup.go). Each call joins a queue;
+// whoever finds no transaction under way leads, takes the queue as it is
+// (up to maxGroupEvents events, at least one call) and stores it as one
+// batch: the calls' events one after the other, each call's in its order,
+// so that the group acts as the calls would have one after the other
+// (an event id repeated by a later call of the group is a repeat, as it
+// would be a moment later). The calls that arrive meanwhile form the next
+// group, led by the first of them. While one group is written, the
+// requests behind it decode and check their events on the other core:
+// with one call at a time (workflow/BENCHMARKS.md, session 8) nothing
+// overlapped. No call is answered before the commit that stored it, and
+// none waits on a timer.
+//
+// When a group of several calls fails, each call is stored again alone,
+// in its own transaction, so that what fails one call (its events, or
+// the fault a test injects) fails no other.
+
+// maxGroupEvents bounds the events of one group, so that a group does not
+// hold the writer (and the calls queued behind it) for long; a call of
+// more (10,000 from the API) still goes, alone.
+const maxGroupEvents = 10_000
+
+// eventGroups is the queue of AcceptEvents calls.
+type eventGroups struct {
+	mu      sync.Mutex
+	pending []*groupedEvents
+	busy    bool // a leader is storing a group
+
+	// groups and grouped count transactions and the calls they stored;
+	// storing is the time spent storing groups (ns).
+	groups, grouped, storing atomic.Int64
+
+	// fail, when set, is called with each transaction's events before
+	// its commit; an error rolls it back (SetAcceptEventsFault).
+	fail atomic.Pointer[func([]EventWrite) error]
+}
+
+// groupedEvents is one AcceptEvents call waiting in a group.
+type groupedEvents struct {
+	events []EventWrite
+	prep   []eventPrep // made on the caller's goroutine, before it queues
+	now    time.Time
+	res    []EventResult
+	err    error
+	// wake says the call is done (false), or that it is now the first
+	// of the queue and must lead the next group (true).
+	wake chan bool
+}
+
+// SetAcceptEventsFault makes every later AcceptEvents transaction call fn
+// with its events (a group's: every call's, in order) just before its
+// commit; an error rolls the transaction back and is the error of its
+// calls. For tests of a failing call in a group; nil removes it.
+func (s *Store) SetAcceptEventsFault(fn func([]EventWrite) error) {
+	if fn == nil {
+		s.evGroups.fail.Store(nil)
+		return
+	}
+	s.evGroups.fail.Store(&fn)
+}
+
+// EventGroupStats says how AcceptEvents calls were grouped.
+type EventGroupStats struct {
+	// Transactions is how many transactions AcceptEvents ran, and Calls
+	// how many calls they held (a failed group's calls count again, each
+	// alone).
+	Transactions, Calls int64
+	// Waiting is how many calls wait for the transaction under way.
+	Waiting int
+	// Busy is the time spent storing groups: while it grows as fast as
+	// the wall clock, the writer is what bounds the events' rate.
+	Busy time.Duration
+}
+
+// EventGroups returns how AcceptEvents calls were grouped so far, for
+// benchmarks (calls per transaction) and tests (calls queued).
+func (s *Store) EventGroups() EventGroupStats {
+	g := &s.evGroups
+	g.mu.Lock()
+	waiting := len(g.pending)
+	g.mu.Unlock()
+	return EventGroupStats{Transactions: g.groups.Load(), Calls: g.grouped.Load(), Waiting: waiting, Busy: time.Duration(g.storing.Load())}
+}
+
+// acceptGrouped stores one call's events, alone or with other calls', and
+// returns after the commit that stored them. ctx's cancellation does not
+// stop a group others depend on (acceptEventsOnce ignores it anyway).
+func (s *Store) acceptGrouped(ctx context.Context, events []EventWrite, now time.Time) ([]EventResult, error) {
+	g := &s.evGroups
+	p := &groupedEvents{events: events, prep: prepareEvents(events), now: now, wake: make(chan bool, 1)}
+	g.mu.Lock()
+	g.pending = append(g.pending, p)
+	lead := !g.busy
+	g.busy = true
+	g.mu.Unlock()
+	if !lead {
+		lead = <-p.wake
+	}
+	if lead {
+		s.storeNextGroup(context.WithoutCancel(ctx))
+	}
+	return p.res, p.err
+}
+
+// storeNextGroup stores the head of the queue as one group, answers its
+// calls, and hands the lead to the next queued call, if any.
+func (s *Store) storeNextGroup(ctx context.Context) {
+	g := &s.evGroups
+	// Let the requests that are ready to run queue before the group is
+	// taken (sendgroup.go says why); alone on an idle server this returns
+	// at once.
+	runtime.Gosched()
+	g.mu.Lock()
+	n, total := 0, 0
+	for n < len(g.pending) && (n == 0 || total+len(g.pending[n].events) <= maxGroupEvents) {
+		total += len(g.pending[n].events)
+		n++
+	}
+	group := g.pending[:n:n]
+	g.pending = append([]*groupedEvents(nil), g.pending[n:]...)
+	g.mu.Unlock()
+
+	start := time.Now()
+	s.storeGroup(ctx, group, total)
+	g.storing.Add(int64(time.Since(start)))
+
+	g.mu.Lock()
+	var next *groupedEvents
+	if len(g.pending) > 0 {
+		next = g.pending[0]
+	} else {
+		g.busy = false
+	}
+	g.mu.Unlock()
+	for _, p := range group[1:] { // group[0] is the leader, already awake
+		p.wake <- false
+	}
+	if next != nil {
+		next.wake <- true
+	}
+}
+
+// storeGroup stores a group's calls in one transaction, or, when that
+// fails and there are several, each in its own; it sets every call's
+// result or error.
+func (s *Store) storeGroup(ctx context.Context, group []*groupedEvents, total int) {
+	if len(group) == 1 {
+		p := group[0]
+		p.res, p.err = s.acceptCall(ctx, p.events, p.prep, p.now, 1)
+		return
+	}
+	all, prep := make([]EventWrite, 0, total), make([]eventPrep, 0, total)
+	now := group[0].now
+	for _, p := range group {
+		all = append(all, p.events...)
+		prep = append(prep, p.prep...)
+		if p.now.After(now) {
+			now = p.now
+		}
+	}
+	res, err := s.acceptCall(ctx, all, prep, now, len(group))
+	if err != nil {
+		for _, p := range group {
+			p.res, p.err = s.acceptCall(ctx, p.events, p.prep, p.now, 1)
+		}
+		return
+	}
+	for _, p := range group {
+		p.res, res = res[:len(p.events):len(p.events)], res[len(p.events):]
+	}
+}
+
+// acceptCall is one transaction of acceptGrouped, a panic turned into its
+// error: the calls queued behind it wait for its hand-over, which must
+// happen.
+func (s *Store) acceptCall(ctx context.Context, events []EventWrite, prep []eventPrep, now time.Time, calls int) (res []EventResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, fmt.Errorf("cannot store events: %v", p)
+		}
+	}()
+	s.evGroups.groups.Add(1)
+	s.evGroups.grouped.Add(int64(calls))
+	return s.acceptEvents(ctx, events, prep, now, 0, 0)
+}
