@@ -43,10 +43,10 @@ func TestNodesStartAndAdvanceRunsAtOnce(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		done := false
-		for !done {
+		for {
 			select {
 			case <-started:
-				done = true // one last pass after the starts end
+				done = true // then passes until nothing is due
 			default:
 			}
 			runs, err := nodes[1].DueRuns(ctx, now, 200)
@@ -61,6 +61,9 @@ func TestNodesStartAndAdvanceRunsAtOnce(t *testing.T) {
 				advs = append(advs, RunAdvance{ID: r.ID, Partner: r.Partner, Workflow: r.Workflow, From: r.Step, To: r.Step + 1, Status: RunDone})
 			}
 			if len(advs) == 0 {
+				if done {
+					return
+				}
 				continue
 			}
 			if _, err := nodes[1].AdvanceRuns(ctx, advs, now); err != nil {
