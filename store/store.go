@@ -55,6 +55,7 @@ type Store struct {
 	gate     writerGate    // urgent writes first (writergate.go)
 	apiHook  apiHookSlot   // SetAPICommitHook (apisend.go)
 	evRaw    rawEventStmts // a batch's event and run inserts on SQLite (events_raw.go)
+	claimRaw claimReaders  // the claims' candidate reads on SQLite (claim_raw.go)
 	// templates are the newest versions read (templates_cache.go).
 	templates templateCache
 	// freeSpace is the data folder's free space (diskfull.go); nil: unknown.
@@ -201,6 +202,7 @@ func openDB(path string, writer bool) (*sql.DB, error) {
 // Close closes both connection pools.
 func (s *Store) Close() error {
 	errs := []error{s.stopCheckpointer()}
+	s.claimRaw.close()
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
 	}
