@@ -141,6 +141,10 @@ func (c *committer) record(ctx context.Context, o store.Outcome, wait bool) {
 		wake = wake || !c.urgent
 		c.urgent = true
 	}
+	if c.j != nil && c.j.mapErr != nil {
+		c.log.Warn("cannot map the delivery log; writing it instead", "err", c.j.mapErr)
+		c.j.mapErr = nil
+	}
 	if err != nil && c.j != nil {
 		c.log.Error("cannot write the delivery log; outcomes are written to the database one by one (slower)", "err", err)
 		c.j.close()
