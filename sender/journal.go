@@ -18,8 +18,9 @@ import (
 )
 
 // journal is the sender's delivery log: every outcome is appended to it,
-// with one write, before the worker that produced it starts its next
-// provider call. That write is what makes the outcome durable; the database
+// with one write (into the segment's shared mapping, journal_map.go, or a
+// pwrite), before the worker that produced it starts its next provider
+// call. That write is what makes the outcome durable; the database
 // learns it later, for many outcomes in one transaction. A SQLite commit
 // per outcome (about 40 µs here, most of it the WAL write and -shm locks)
 // capped the sender at a third of what the providers could take; a write
@@ -119,7 +120,8 @@ func segmentNumber(name string) (uint64, bool) {
 	return n, err == nil
 }
 
-// append writes outcomes to the open segment in one write.
+// append writes outcomes to the open segment in one write: a copy into
+// its mapping, or a pwrite when it is not mapped.
 func (j *journal) append(outs []store.Outcome) error {
 	if j.f == nil {
 		path := filepath.Join(j.dir, fmt.Sprintf("%012d%s", j.next, segmentSuffix))
