@@ -11,9 +11,10 @@ import (
 )
 
 // committer records delivery outcomes. record appends an outcome to the
-// journal, one write, and returns: from then on a crash cannot lose it, so
-// a worker that records before it starts its next provider call makes a
-// crash send again at most the messages in flight, one per worker. The
+// journal, one write (a copy into a mapped file, journal_map.go), and
+// returns: from then on a crash cannot lose it, so a worker that records
+// before it starts its next provider call makes a crash send again at
+// most the messages in flight, one per worker. The
 // outcomes reach the database later, many in one transaction, from run:
 // when applyBatch are waiting, at once when a job may have ended or a
 // message goes back to the queue, applyDelay after the first otherwise, and
@@ -140,6 +141,10 @@ func (c *committer) record(ctx context.Context, o store.Outcome, wait bool) {
 		committed = c.committed
 		wake = wake || !c.urgent
 		c.urgent = true
+	}
+	if c.j != nil && c.j.mapErr != nil {
+		c.log.Warn("cannot map the delivery log; writing it instead", "err", c.j.mapErr)
+		c.j.mapErr = nil
 	}
 	if err != nil && c.j != nil {
 		c.log.Error("cannot write the delivery log; outcomes are written to the database one by one (slower)", "err", err)

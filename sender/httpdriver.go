@@ -46,7 +46,10 @@ const maxResponse = 64 << 10
 // httpDriver posts each message to a provider's HTTP API, with a body and
 // headers rendered from the channel's templates.
 type httpDriver struct {
-	client      *http.Client
+	client *http.Client
+	// rt is client's transport when the driver made the client itself and
+	// the URL carries no user info: requests go to it directly (see do).
+	rt          http.RoundTripper
 	method      string
 	url         string
 	contentType string
@@ -137,6 +140,9 @@ func newHTTPDriver(field string, cc *config.Channel, client *http.Client) (*http
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = conc
 		d.client = &http.Client{Transport: tr}
+		if u.User == nil { // user info in the URL is basic auth that http.Client adds
+			d.rt = tr
+		}
 	}
 	return d, nil
 }
@@ -232,7 +238,7 @@ func (d *httpDriver) Send(ctx context.Context, m *store.Message) (string, error)
 	if d.username != "" || d.password != "" {
 		req.SetBasicAuth(d.username, d.password)
 	}
-	resp, err := d.client.Do(req)
+	resp, err := d.do(req)
 	if err != nil {
 		return "", transient(fmt.Errorf("%s %s: %w", d.method, d.url, err))
 	}
@@ -248,6 +254,43 @@ func (d *httpDriver) Send(ctx context.Context, m *store.Message) (string, error)
 		return "", d.statusError(resp, raw)
 	}
 	return d.providerID(raw), nil
+}
+
+// do sends req. Through the transport directly when the driver made its
+// own client: http.Client.Do clones every request's headers for redirects
+// that a provider's API does not send, and sets up their bookkeeping,
+// eight allocations a message (sender/BENCHMARKS.md, session 8). A
+// redirect is still followed as http.Client follows it: the request goes
+// out again through the client, under the same idempotency key (a 3xx
+// answer means the provider did not take it). Errors read as the client's.
+func (d *httpDriver) do(req *http.Request) (*http.Response, error) {
+	if d.rt == nil {
+		return d.client.Do(req)
+	}
+	resp, err := d.rt.RoundTrip(req)
+	if err != nil {
+		return nil, &url.Error{Op: req.Method[:1] + strings.ToLower(req.Method[1:]), URL: d.url, Err: err}
+	}
+	if !redirected(resp) {
+		return resp, nil
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponse))
+	resp.Body.Close()
+	again := req.Clone(req.Context())
+	if again.Body, err = req.GetBody(); err != nil {
+		return nil, err
+	}
+	return d.client.Do(again)
+}
+
+// redirected says whether http.Client would follow resp.
+func redirected(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return resp.Header.Get("Location") != ""
+	}
+	return false
 }
 
 // maxBodyHint bounds the capacity a body starts with.

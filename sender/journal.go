@@ -18,8 +18,9 @@ import (
 )
 
 // journal is the sender's delivery log: every outcome is appended to it,
-// with one write, before the worker that produced it starts its next
-// provider call. That write is what makes the outcome durable; the database
+// with one write (into the segment's shared mapping, journal_map.go, or a
+// pwrite), before the worker that produced it starts its next provider
+// call. That write is what makes the outcome durable; the database
 // learns it later, for many outcomes in one transaction. A SQLite commit
 // per outcome (about 40 µs here, most of it the WAL write and -shm locks)
 // capped the sender at a third of what the providers could take; a write
@@ -44,6 +45,13 @@ type journal struct {
 	next uint64   // number of the next segment to create
 	f    *os.File // the open segment, nil until the first append after a rotation
 	buf  []byte
+	// m is the open segment mapped into memory (journal_map.go), nil when
+	// it is written with pwrite; used is how much of the segment is
+	// written either way.
+	m      []byte
+	used   int64
+	noMap  bool // a mapping failed once: the segments are written from then on
+	mapErr error
 }
 
 // journalRecord is one line of a segment.
@@ -112,24 +120,37 @@ func segmentNumber(name string) (uint64, bool) {
 	return n, err == nil
 }
 
-// append writes outcomes to the open segment in one write.
+// append writes outcomes to the open segment in one write: a copy into
+// its mapping, or a pwrite when it is not mapped.
 func (j *journal) append(outs []store.Outcome) error {
 	if j.f == nil {
 		path := filepath.Join(j.dir, fmt.Sprintf("%012d%s", j.next, segmentSuffix))
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o640)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 		if err != nil {
 			return fmt.Errorf("cannot create delivery log segment: %w", err)
 		}
-		j.f = f
+		j.f, j.used = f, 0
 		j.next++
+		if !j.noMap {
+			j.mapFailed(j.mapSegment(segmentMapSize))
+		}
 	}
 	j.buf = j.buf[:0]
 	for i := range outs {
 		j.buf = appendRecord(j.buf, &outs[i])
 	}
-	if _, err := j.f.Write(j.buf); err != nil {
+	if j.m != nil && j.used+int64(len(j.buf)) > int64(len(j.m)) {
+		j.mapFailed(j.mapSegment(2 * (int64(len(j.m)) + int64(len(j.buf)))))
+	}
+	if j.m != nil {
+		copy(j.m[j.used:], j.buf)
+		j.used += int64(len(j.buf))
+		return nil
+	}
+	if _, err := j.f.WriteAt(j.buf, j.used); err != nil {
 		return fmt.Errorf("cannot write delivery log %s: %w", j.f.Name(), err)
 	}
+	j.used += int64(len(j.buf))
 	return nil
 }
 
@@ -185,7 +206,10 @@ func (j *journal) rotate() (string, error) {
 		return "", nil
 	}
 	path := j.f.Name()
-	err := j.f.Close()
+	err := j.unmap()
+	if e := j.f.Close(); err == nil {
+		err = e
+	}
 	j.f = nil
 	if err != nil {
 		return path, fmt.Errorf("cannot close delivery log segment: %w", err)

@@ -21,8 +21,9 @@ var _ Driver = (*outboxDriver)(nil)
 type outboxDriver struct {
 	path string
 
-	mu sync.Mutex
-	f  *os.File
+	mu   sync.Mutex
+	f    *os.File
+	size int64 // the file's length after the last whole line
 }
 
 func newOutboxDriver(dir, channel string) *outboxDriver {
@@ -68,11 +69,23 @@ func (d *outboxDriver) Send(ctx context.Context, m *store.Message) (string, erro
 		if err != nil {
 			return "", transient(fmt.Errorf("cannot open outbox: %w", err))
 		}
-		d.f = f
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return "", transient(fmt.Errorf("cannot open outbox: %w", err))
+		}
+		d.f, d.size = f, st.Size()
 	}
 	if _, err := d.f.Write(b); err != nil {
+		// A full disk can take part of the line: cut it off, or the retry's
+		// line would follow it and neither would parse.
+		if terr := d.f.Truncate(d.size); terr != nil {
+			d.f.Close()
+			d.f = nil // reopened, and measured, by the retry
+		}
 		return "", transient(fmt.Errorf("cannot write outbox %s: %w", d.path, err))
 	}
+	d.size += int64(len(b))
 	return "outbox-" + strconv.FormatInt(m.ID, 10), nil
 }
 

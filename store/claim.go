@@ -126,33 +126,17 @@ func (s *Store) ClaimFromJobs(ctx context.Context, jobs []RunnableJob, channel s
 		jobIDs[i] = jobs[i].ID
 	}
 	jobList := idList(jobIDs)
-	// ORDER BY job_id, next_attempt_at, id is messages_queue's own order
-	// after its two equalities: no sort, and the walk stops at limit.
-	cst, err := s.readStmt(ctx, candidatesSQL)
+	cands, err := s.candidates(ctx, jobList, channel, now, limit)
 	if err != nil {
-		return nil, fmt.Errorf("cannot claim messages: %w", err)
+		return nil, err
 	}
-	rows, err := cst.QueryContext(ctx, jobList, channel, ms(now), limit)
-	if err != nil {
-		return nil, fmt.Errorf("cannot claim messages: %w", err)
-	}
-	cands := make([]Claim, 0, min(limit, 1024))
-	for rows.Next() {
-		var c Claim
-		if err := s.scanClaim(rows, &c); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("cannot read due message: %w", err)
-		}
+	for i := range cands {
+		c := &cands[i]
 		j := byID[c.JobID]
 		c.Partner, c.Priority, c.CreatedAt, c.Status = j.Partner, j.Priority, j.CreatedAt, MsgQueued
 		if c.AgeFrom.IsZero() {
 			c.AgeFrom = j.CreatedAt
 		}
-		cands = append(cands, c)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cannot claim messages: %w", err)
 	}
 	if len(cands) == 0 {
 		return nil, nil
@@ -229,6 +213,53 @@ func (s *Store) ClaimFromJobs(ctx context.Context, jobs []RunnableJob, channel s
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// candidates reads up to limit due messages of the listed jobs on channel
+// (candidatesSQL) through SQLite's C API (claim_raw.go).
+func (s *Store) candidates(ctx context.Context, jobList, channel string, now time.Time, limit int) ([]Claim, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("cannot claim messages: %w", err)
+	}
+	c, err := s.claimRaw.take(s.path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot claim messages: %w", err)
+	}
+	cands, err := c.candidates(s, jobList, channel, ms(now), int64(limit), make([]Claim, 0, min(limit, 1024)))
+	s.claimRaw.put(c)
+	if err != nil {
+		return nil, fmt.Errorf("cannot claim messages: %w", err)
+	}
+	return cands, nil
+}
+
+// candidatesPool is candidates through database/sql on the reader pool,
+// as claims read them before claim_raw.go; the test of the raw read
+// compares the two.
+func (s *Store) candidatesPool(ctx context.Context, jobList, channel string, now time.Time, limit int) ([]Claim, error) {
+	cands := make([]Claim, 0, min(limit, 1024))
+	// ORDER BY job_id, next_attempt_at, id is messages_queue's own order
+	// after its two equalities: no sort, and the walk stops at limit.
+	cst, err := s.readStmt(ctx, candidatesSQL)
+	if err != nil {
+		return nil, fmt.Errorf("cannot claim messages: %w", err)
+	}
+	rows, err := cst.QueryContext(ctx, jobList, channel, ms(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("cannot claim messages: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c Claim
+		if err := s.scanClaim(rows, &c); err != nil {
+			return nil, fmt.Errorf("cannot read due message: %w", err)
+		}
+		cands = append(cands, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot claim messages: %w", err)
+	}
+	return cands, nil
 }
 
 // claimSQL claims the listed messages that are still queued and whose job

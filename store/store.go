@@ -56,6 +56,7 @@ type Store struct {
 	apiHook  apiHookSlot   // SetAPICommitHook (apisend.go)
 	evRaw    rawEventStmts // a batch's event and run inserts on SQLite (events_raw.go)
 	evGroups eventGroups   // concurrent AcceptEvents calls (events_group.go)
+	claimRaw claimReaders  // the claims' candidate reads on SQLite (claim_raw.go)
 	// templates are the newest versions read (templates_cache.go).
 	templates templateCache
 	// freeSpace is the data folder's free space (diskfull.go); nil: unknown.
@@ -202,6 +203,7 @@ func openDB(path string, writer bool) (*sql.DB, error) {
 // Close closes both connection pools.
 func (s *Store) Close() error {
 	errs := []error{s.stopCheckpointer()}
+	s.claimRaw.close()
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
 	}

@@ -1,0 +1,259 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"unsafe"
+
+	"modernc.org/libc"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// On SQLite a claim reads its candidates through SQLite's C API on a
+// read-only connection of its own, as a list send reads its members
+// (listsend_raw.go): through database/sql each of a candidate's fourteen
+// columns cost a type call, a locked value call and a fresh Go string,
+// about a dozen allocations and a few microseconds a message, as much as
+// the claim's commit (sender/BENCHMARKS.md, session 8). The text columns of
+// a batch are copied into one array instead. PostgreSQL keeps the reader
+// pool (claim_pg.go).
+
+// claimReaders are idle raw connections for the candidates' read: one is
+// enough for each channel's dispatcher, and a claim takes one for the
+// read alone.
+type claimReaders struct {
+	mu     sync.Mutex
+	idle   []*rawClaimConn
+	closed bool
+}
+
+// maxIdleClaimReaders bounds the connections kept between claims.
+const maxIdleClaimReaders = 4
+
+// take returns an idle connection, or opens one.
+func (p *claimReaders) take(path string) (*rawClaimConn, error) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		c := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		return c, nil
+	}
+	p.mu.Unlock()
+	return openRawClaimConn(path)
+}
+
+// put keeps c for the next claim, or closes it.
+func (p *claimReaders) put(c *rawClaimConn) {
+	p.mu.Lock()
+	if !p.closed && len(p.idle) < maxIdleClaimReaders {
+		p.idle = append(p.idle, c)
+		c = nil
+	}
+	p.mu.Unlock()
+	if c != nil {
+		c.close()
+	}
+}
+
+// close closes the idle connections; a connection put back later is
+// closed then.
+func (p *claimReaders) close() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.closed = nil, true
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.close()
+	}
+}
+
+// rawClaimConn is a read-only SQLite connection with candidatesSQL
+// prepared.
+type rawClaimConn struct {
+	tls  *libc.TLS
+	db   uintptr
+	stmt uintptr
+}
+
+func openRawClaimConn(path string) (_ *rawClaimConn, err error) {
+	c := &rawClaimConn{tls: libc.NewTLS()}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	name, err := libc.CString(path)
+	if err != nil {
+		return nil, err
+	}
+	defer libc.Xfree(c.tls, name)
+	pp := c.tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
+	defer c.tls.Free(int(unsafe.Sizeof(uintptr(0))))
+	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, pp, sqlite3.SQLITE_OPEN_READONLY|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
+	c.db = *(*uintptr)(ptr(pp))
+	if rc != sqlite3.SQLITE_OK {
+		return nil, c.errorf("cannot open the database to claim messages", rc)
+	}
+	// The pool's readers wait as long for a lock (store.go).
+	sqlite3.Xsqlite3_busy_timeout(c.tls, c.db, 10000)
+	q, err := libc.CString(candidatesSQL)
+	if err != nil {
+		return nil, err
+	}
+	defer libc.Xfree(c.tls, q)
+	if rc := sqlite3.Xsqlite3_prepare_v3(c.tls, c.db, q, -1, sqlite3.SQLITE_PREPARE_PERSISTENT, pp, 0); rc != sqlite3.SQLITE_OK {
+		return nil, c.errorf("cannot prepare the read of due messages", rc)
+	}
+	c.stmt = *(*uintptr)(ptr(pp))
+	return c, nil
+}
+
+// candidates runs candidatesSQL and appends each row to out, as scanClaim
+// reads it (job_id and claimColumns), the job's fields left to the caller.
+// The statement is reset at the end, which ends its read transaction.
+func (c *rawClaimConn) candidates(s *Store, jobList, channel string, now, limit int64, out []Claim) ([]Claim, error) {
+	defer sqlite3.Xsqlite3_reset(c.tls, c.stmt)
+	if err := c.bindText(1, jobList); err != nil {
+		return out, err
+	}
+	if err := c.bindText(2, channel); err != nil {
+		return out, err
+	}
+	for i, v := range [...]int64{now, limit} {
+		if rc := sqlite3.Xsqlite3_bind_int64(c.tls, c.stmt, int32(i+3), v); rc != sqlite3.SQLITE_OK {
+			return out, c.errorf("cannot bind", rc)
+		}
+	}
+	// Every text of the batch is made in one array, only ever appended to
+	// (a new one when full, so the strings made keep their bytes).
+	var arena []byte
+	str := func(col int32) string {
+		var s string
+		s, arena = c.str(col, arena)
+		return s
+	}
+	for {
+		switch rc := sqlite3.Xsqlite3_step(c.tls, c.stmt); rc {
+		case sqlite3.SQLITE_DONE:
+			return out, nil
+		case sqlite3.SQLITE_ROW:
+		default:
+			return out, c.errorf("cannot read due messages", rc)
+		}
+		out = append(out, Claim{})
+		m := &out[len(out)-1]
+		m.JobID = c.int64(0)
+		m.ID = c.int64(1)
+		if m.Channel = channel; string(c.text(2)) != channel { // the query's own channel, but be exact
+			m.Channel = str(2)
+		}
+		m.Line = int(c.int64(3))
+		m.Ref, m.Recipient, m.Subject, m.Body = str(4), str(5), str(6), str(7)
+		m.Format = internFormat(c.text(8), str)
+		m.Sender = str(9)
+		if vars := c.text(10); len(vars) > 0 && string(vars) != "{}" {
+			if err := json.Unmarshal(vars, &m.Vars); err != nil {
+				return out, fmt.Errorf("cannot read due message: message %d: bad vars: %w", m.ID, err)
+			}
+		}
+		m.Attempts = int(c.int64(11))
+		m.ExpiresAt = fromMS(c.int64(12))
+		if ageFrom := c.int64(13); ageFrom > 0 {
+			m.AgeFrom = fromMS(ageFrom)
+		}
+		n := len(arena)
+		arena = s.appendMessageKey(arena, m.ID)
+		m.Key = unsafe.String(&arena[n], len(arena)-n)
+	}
+}
+
+// internFormat returns a message format without a new string for the
+// usual ones.
+func internFormat(b []byte, str func(int32) string) string {
+	switch string(b) {
+	case "text":
+		return "text"
+	case "html":
+		return "html"
+	case "":
+		return ""
+	}
+	return str(8)
+}
+
+func (c *rawClaimConn) bindText(i int32, v string) error {
+	p, err := libc.CString(v)
+	if err != nil {
+		return err
+	}
+	// SQLITE_TRANSIENT (-1): SQLite copies the value before this frees it.
+	rc := sqlite3.Xsqlite3_bind_text(c.tls, c.stmt, i, p, int32(len(v)), ^uintptr(0))
+	libc.Xfree(c.tls, p)
+	if rc != sqlite3.SQLITE_OK {
+		return c.errorf("cannot bind", rc)
+	}
+	return nil
+}
+
+func (c *rawClaimConn) int64(col int32) int64 {
+	return sqlite3.Xsqlite3_column_int64(c.tls, c.stmt, col)
+}
+
+// text is a column's value as text (nil for NULL), in SQLite's memory:
+// valid until the next step.
+func (c *rawClaimConn) text(col int32) []byte {
+	p := sqlite3.Xsqlite3_column_text(c.tls, c.stmt, col)
+	if p == 0 {
+		return nil
+	}
+	n := sqlite3.Xsqlite3_column_bytes(c.tls, c.stmt, col)
+	return unsafe.Slice((*byte)(ptr(p)), n)
+}
+
+// str returns a text column's value as a string made in arena (returned,
+// appended to; a new array when it is full).
+func (c *rawClaimConn) str(col int32, arena []byte) (string, []byte) {
+	b := c.text(col)
+	if len(b) == 0 {
+		return "", arena
+	}
+	if cap(arena)-len(arena) < len(b) {
+		arena = make([]byte, 0, max(16<<10, len(b)))
+	}
+	n := len(arena)
+	arena = append(arena, b...)
+	return unsafe.String(&arena[n], len(b)), arena
+}
+
+func (c *rawClaimConn) errorf(what string, rc int32) error {
+	msg := "out of memory"
+	if c.db != 0 {
+		msg = libc.GoString(sqlite3.Xsqlite3_errmsg(c.tls, c.db))
+	}
+	return fmt.Errorf("%s: %s (%d)", what, msg, rc)
+}
+
+func (c *rawClaimConn) close() {
+	if c.stmt != 0 {
+		sqlite3.Xsqlite3_finalize(c.tls, c.stmt)
+		c.stmt = 0
+	}
+	if c.db != 0 {
+		sqlite3.Xsqlite3_close_v2(c.tls, c.db)
+		c.db = 0
+	}
+	if c.tls != nil {
+		c.tls.Close()
+		c.tls = nil
+	}
+}
+
+// appendMessageKey appends MessageKey(id) to b.
+func (s *Store) appendMessageKey(b []byte, id int64) []byte {
+	b = append(b, s.instance...)
+	b = append(b, '-')
+	return strconv.AppendInt(b, id, 10)
+}
