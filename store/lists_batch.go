@@ -105,6 +105,18 @@ func (l *ListLoad) exec(q string, args []any) (driver.Result, error) {
 	ctx := context.WithoutCancel(l.ctx)
 	var res driver.Result
 	err := l.conn.Raw(func(dc any) error {
+		if l.cw == nil && !l.noCAPI {
+			if c, ok := rawConnOf(dc); ok {
+				l.cw = &rawWriter{c: c}
+			} else {
+				l.noCAPI = true
+			}
+		}
+		if l.cw != nil {
+			r, err := l.cw.exec(q, args)
+			res = r
+			return err
+		}
 		st, ok := l.raw[q]
 		if !ok {
 			var err error
