@@ -101,10 +101,25 @@ func (l *ListLoad) stmt(q string) (*sql.Stmt, error) {
 // argument into a fresh []driver.NamedValue, the statement's connection
 // bookkeeping) was 5% of the writer's time. Statements are prepared once
 // per load. The arguments are driver values already (int64, string, nil).
+// When the connection is modernc.org/sqlite's as rawConnOf knows it (it
+// is, unless the driver changed), they go one level lower still, through
+// SQLite's C API (lists_raw.go); the driver's statements are the fallback.
 func (l *ListLoad) exec(q string, args []any) (driver.Result, error) {
 	ctx := context.WithoutCancel(l.ctx)
 	var res driver.Result
 	err := l.conn.Raw(func(dc any) error {
+		if l.cw == nil && !l.noCAPI {
+			if c, ok := rawConnOf(dc); ok {
+				l.cw = &rawWriter{c: c}
+			} else {
+				l.noCAPI = true
+			}
+		}
+		if l.cw != nil {
+			r, err := l.cw.exec(q, args)
+			res = r
+			return err
+		}
 		st, ok := l.raw[q]
 		if !ok {
 			var err error

@@ -99,6 +99,8 @@ type ListLoad struct {
 	// per-batch scratch.
 	stmts   map[string]*sql.Stmt
 	raw     map[string]driver.Stmt // SQLite's writes (exec), on conn
+	cw      *rawWriter             // the same through the C API (lists_raw.go)
+	noCAPI  bool                   // the driver's connection is not one rawConnOf knows
 	scratch batchScratch
 	// filter, in a first import, holds the keys added so far (Add,
 	// lists_filter.go); nil otherwise. Only the caller's goroutine uses it.
@@ -345,6 +347,9 @@ func (l *ListLoad) closeAll() {
 		l.conn.Raw(func(any) error {
 			for _, st := range l.raw {
 				st.Close()
+			}
+			if l.cw != nil {
+				l.cw.close()
 			}
 			return nil
 		})
