@@ -146,12 +146,19 @@ type crashJob struct {
 // returns them.
 func waitJobsDone(t testing.TB, adminAddr string, timeout time.Duration) []crashJob {
 	t.Helper()
+	return waitNJobsDone(t, adminAddr, 1, timeout)
+}
+
+// waitNJobsDone is waitJobsDone for at least n jobs: with several files
+// dropped, the first one's job may be done before the next one's exists.
+func waitNJobsDone(t testing.TB, adminAddr string, n int, timeout time.Duration) []crashJob {
+	t.Helper()
 	var jobs []crashJob
-	crashWait(t, timeout, "every job done", func() bool {
+	crashWait(t, timeout, fmt.Sprintf("every job done (at least %d)", n), func() bool {
 		var resp struct {
 			Jobs []crashJob `json:"jobs"`
 		}
-		if !crashAdminGet(adminAddr, "/api/v1/jobs", &resp) || len(resp.Jobs) == 0 {
+		if !crashAdminGet(adminAddr, "/api/v1/jobs", &resp) || len(resp.Jobs) < n {
 			return false
 		}
 		jobs = resp.Jobs

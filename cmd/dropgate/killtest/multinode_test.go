@@ -235,7 +235,7 @@ func TestThreeNodesShareTheHomesAndTheQueueThroughAKill(t *testing.T) {
 	total, distinct := sink.counts()
 	t.Logf("killed node1 after %d deliveries (%d distinct)", total, distinct)
 
-	jobs := waitJobsDone(t, nodes[0].admin, 180*time.Second)
+	jobs := waitNJobsDone(t, nodes[0].admin, files, 180*time.Second)
 	total, distinct = sink.counts()
 	t.Logf("provider saw %d deliveries of %d distinct messages (%d duplicates)", total, distinct, total-distinct)
 	if distinct != crashMessages {
@@ -384,7 +384,7 @@ func TestMigrateSQLiteToPostgresThroughTheBinary(t *testing.T) {
 	nd.start(t, bin, dir)
 	nd.sftpUpload(t, "/inbox/first.csv", numberedCSV(0, 300))
 	nd.sftpUpload(t, "/inbox/second.csv", numberedCSV(300, 200))
-	before := waitJobsDone(t, nd.admin, 60*time.Second)
+	before := waitNJobsDone(t, nd.admin, 2, 60*time.Second)
 	var filesBefore struct{ Files []map[string]any }
 	if !crashAdminGet(nd.admin, "/api/v1/files", &filesBefore) {
 		t.Fatal("cannot list the files")
@@ -410,7 +410,7 @@ func TestMigrateSQLiteToPostgresThroughTheBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	nd.start(t, bin, dir)
-	after := waitJobsDone(t, nd.admin, 30*time.Second)
+	after := waitNJobsDone(t, nd.admin, 2, 30*time.Second)
 	if fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("jobs on PostgreSQL = %+v, want those of SQLite %+v", after, before)
 	}
@@ -426,7 +426,7 @@ func TestMigrateSQLiteToPostgresThroughTheBinary(t *testing.T) {
 		var resp struct{ Jobs []crashJob }
 		return crashAdminGet(nd.admin, "/api/v1/jobs", &resp) && len(resp.Jobs) == 3
 	})
-	jobs := waitJobsDone(t, nd.admin, 60*time.Second)
+	jobs := waitNJobsDone(t, nd.admin, 3, 60*time.Second)
 	nd.stop(t)
 	var maxBefore int64
 	for _, j := range before {
