@@ -55,6 +55,8 @@ type Store struct {
 	gate     writerGate    // urgent writes first (writergate.go)
 	apiHook  apiHookSlot   // SetAPICommitHook (apisend.go)
 	evRaw    rawEventStmts // a batch's event and run inserts on SQLite (events_raw.go)
+	wfRaw    rawStmts      // a batch of fired runs' statements on SQLite (workflow_raw.go)
+	due      rawDueHolder  // the scheduler's due-run reads on SQLite (workflow_due_raw.go)
 	// templates are the newest versions read (templates_cache.go).
 	templates templateCache
 	// freeSpace is the data folder's free space (diskfull.go); nil: unknown.
@@ -201,6 +203,7 @@ func openDB(path string, writer bool) (*sql.DB, error) {
 // Close closes both connection pools.
 func (s *Store) Close() error {
 	errs := []error{s.stopCheckpointer()}
+	s.closeRawDue()
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
 	}
