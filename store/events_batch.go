@@ -460,6 +460,10 @@ func (b *eventBatch) act(i int, ew *EventWrite, res *EventResult, id int64) erro
 			}
 			n, _ := r.RowsAffected()
 			res.Cancelled += int(n)
+			// No trigger counts them (migration 0042).
+			if err := countRunsMovedTx(b.ctx, b.tx, e.Partner, wf, RunCancelled, int(n)); err != nil {
+				return err
+			}
 			if n > 0 {
 				if err := b.reread(e.Partner, contact, wf); err != nil {
 					return err

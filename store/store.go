@@ -57,6 +57,8 @@ type Store struct {
 	evRaw    rawEventStmts // a batch's event and run inserts on SQLite (events_raw.go)
 	evGroups eventGroups   // concurrent AcceptEvents calls (events_group.go)
 	claimRaw claimReaders  // the claims' candidate reads on SQLite (claim_raw.go)
+	wfRaw    rawStmts      // a batch of fired runs' statements on SQLite (workflow_raw.go)
+	due      rawDueHolder  // the scheduler's due-run reads on SQLite (workflow_due_raw.go)
 	// templates are the newest versions read (templates_cache.go).
 	templates templateCache
 	// freeSpace is the data folder's free space (diskfull.go); nil: unknown.
@@ -204,6 +206,7 @@ func openDB(path string, writer bool) (*sql.DB, error) {
 func (s *Store) Close() error {
 	errs := []error{s.stopCheckpointer()}
 	s.claimRaw.close()
+	s.closeRawDue()
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
 	}

@@ -1,13 +1,11 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -122,13 +120,35 @@ func (s *Store) NextRunDue(ctx context.Context) (due time.Time, ok bool, err err
 // update, the events and the last error are left zero; scanning every
 // column was a third of reading a batch).
 func (s *Store) DueRuns(ctx context.Context, now time.Time, limit int) ([]Run, error) {
+	if !s.pg {
+		return s.dueRunsRaw(ctx, false, limit, ms(now), int64(limit))
+	}
 	return s.dueRuns(ctx, dueRunsSQL, ms(now), limit)
 }
 
 // DueRunsAfter is DueRuns for the runs after run after in due order (due
 // time, then id): the next batch, read while the previous one is stored.
 func (s *Store) DueRunsAfter(ctx context.Context, now time.Time, after Run, limit int) ([]Run, error) {
+	if !s.pg {
+		return s.dueRunsRaw(ctx, true, limit, ms(now), ms(after.DueAt), after.ID, int64(limit))
+	}
 	return s.dueRuns(ctx, dueRunsAfterSQL, ms(now), ms(after.DueAt), after.ID, limit)
+}
+
+// dueRunsRaw is dueRuns on SQLite (workflow_due_raw.go).
+func (s *Store) dueRunsRaw(ctx context.Context, after bool, limit int, args ...int64) ([]Run, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := s.rawDue()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read due runs: %w", err)
+	}
+	runs, err := c.runs(after, limit, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read due runs: %w", err)
+	}
+	return runs, nil
 }
 
 func (s *Store) dueRuns(ctx context.Context, q string, args ...any) ([]Run, error) {
@@ -247,7 +267,7 @@ func (s *Store) PlanAdvance(advs []RunAdvance, now time.Time) *AdvancePlan {
 	if s.pg {
 		advSQL = runAdvancePGSQL // workflow_claim_pg.go: drops the run's claim
 	}
-	p.qs = []string{advSQL, runsEndedSQL, runsDoneSQL}
+	p.qs = []string{advSQL, runsLeftSQL, runsReachedSQL}
 	p.smalls = make([]*smallJob, len(p.partners))
 	for k, pt := range p.partners {
 		msgs := make([]Message, len(p.byPartner[pt]))
@@ -299,7 +319,7 @@ func (s *Store) PlanAdvance(advs []RunAdvance, now time.Time) *AdvancePlan {
 			if st.Outcome == StepQueued {
 				p.mids = append(p.mids, struct{ arg, adv int }{len(p.steps)*width + len(args) + 4, i})
 			}
-			args = append(args, advs[i].ID, st.Step, ms(t), st.Outcome, int64(0), st.Detail)
+			args = append(args, advs[i].ID, int64(st.Step), ms(t), st.Outcome, int64(0), st.Detail)
 			if len(args) == width {
 				p.steps, args = append(p.steps, args), nil
 			}
@@ -322,6 +342,9 @@ func (s *Store) StoreAdvance(ctx context.Context, p *AdvancePlan) ([]Job, error)
 }
 
 func (s *Store) advanceRuns(ctx context.Context, p *AdvancePlan) (jobs []Job, err error) {
+	if !s.pg {
+		return s.advanceSQLite(ctx, p) // workflow_raw.go
+	}
 	ctx = context.WithoutCancel(ctx) // see acceptEvents: a bounded batch, run to its end
 	if err := s.prepare(ctx, p.qs...); err != nil {
 		return nil, err
@@ -346,7 +369,7 @@ func (s *Store) advanceRuns(ctx context.Context, p *AdvancePlan) (jobs []Job, er
 			return nil, fmt.Errorf("%d of %d runs: %w", int64(len(m.ids))-n, len(m.ids), ErrRunMoved)
 		}
 	}
-	if err := s.countDoneTx(ctx, tx, p.advs); err != nil {
+	if err := s.countEndedTx(ctx, tx, p.advs); err != nil {
 		return nil, err
 	}
 	msgIDs := make([]int64, len(p.advs))
@@ -384,58 +407,15 @@ func (s *Store) advanceRuns(ctx context.Context, p *AdvancePlan) (jobs []Job, er
 	return jobs, nil
 }
 
-const (
-	runsEndedSQL = `UPDATE workflow_run_counts SET n = n - ? WHERE partner = ? AND workflow = ? AND status = 'waiting'`
-	runsDoneSQL  = `INSERT INTO workflow_run_counts (partner, workflow, status, n) VALUES (?, ?, 'done', ?)
-		ON CONFLICT (partner, workflow, status) DO UPDATE SET n = workflow_run_counts.n + excluded.n`
-)
-
-// countDoneTx moves the batch's runs that ended as done from the waiting
-// count to the done count, two statements per partner and workflow: the
-// status trigger leaves them out (migration 0039), it cost two statements
-// per run. Every run of the batch was waiting (the moves checked it).
-func (s *Store) countDoneTx(ctx context.Context, tx *sql.Tx, advs []RunAdvance) error {
-	type pw struct{ partner, workflow string }
-	done := map[pw]int{}
-	for i := range advs {
-		if advs[i].Status != RunDone {
-			continue
-		}
-		if advs[i].Workflow == "" {
-			return fmt.Errorf("run %d ends without its workflow: it cannot be counted", advs[i].ID)
-		}
-		done[pw{advs[i].Partner, advs[i].Workflow}]++
-	}
-	keys := make([]pw, 0, len(done))
-	for k := range done {
-		keys = append(keys, k)
-	}
-	// One order for every node: two batches on PostgreSQL lock the count
-	// rows in the same order.
-	slices.SortFunc(keys, func(a, b pw) int {
-		return cmp.Or(cmp.Compare(a.partner, b.partner), cmp.Compare(a.workflow, b.workflow))
-	})
-	for _, k := range keys {
-		if _, err := tx.ExecContext(ctx, runsEndedSQL, done[k], k.partner, k.workflow); err != nil {
-			return fmt.Errorf("cannot count the runs of %s: %w", k.workflow, err)
-		}
-		if _, err := tx.ExecContext(ctx, runsDoneSQL, k.partner, k.workflow, done[k]); err != nil {
-			return fmt.Errorf("cannot count the runs of %s: %w", k.workflow, err)
-		}
-	}
-	return nil
-}
-
 // CancelRun cancels one waiting run of a partner's workflow by hand. A run
 // of another partner or workflow is ErrNotFound; a run that already ended
 // is returned as it is, with changed false.
 func (s *Store) CancelRun(ctx context.Context, partner, workflow string, id int64, now time.Time) (r Run, changed bool, err error) {
-	res, err := s.writer.ExecContext(ctx, `UPDATE workflow_runs SET status = 'cancelled', updated_at = ?
+	n, err := s.cancelRuns(ctx, partner, workflow, now, `UPDATE workflow_runs SET status = 'cancelled', updated_at = ?
 		WHERE id = ? AND partner = ? AND workflow = ? AND status = 'waiting'`, ms(now), id, partner, workflow)
 	if err != nil {
 		return Run{}, false, fmt.Errorf("cannot cancel run %d: %w", id, err)
 	}
-	n, _ := res.RowsAffected()
 	if n == 1 {
 		_ = s.recordStep(ctx, id, StepCancelled, "cancelled through the API", now)
 	}
@@ -449,6 +429,26 @@ func (s *Store) CancelRun(ctx context.Context, partner, workflow string, id int6
 	return r, n == 1, nil
 }
 
+// cancelRuns runs q, which cancels waiting runs of one partner's
+// workflow, and counts them in the same transaction (no trigger counts a
+// status change since migration 0042).
+func (s *Store) cancelRuns(ctx context.Context, partner, workflow string, now time.Time, q string, args ...any) (int, error) {
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	if err := countRunsMovedTx(ctx, tx, partner, workflow, RunCancelled, int(n)); err != nil {
+		return 0, err
+	}
+	return int(n), tx.Commit()
+}
+
 // recordStep notes a cancellation in a run's steps, at its current step.
 func (s *Store) recordStep(ctx context.Context, id int64, outcome, detail string, now time.Time) error {
 	_, err := s.writer.ExecContext(ctx, `INSERT INTO workflow_steps (run_id, step, at, outcome, detail)
@@ -459,13 +459,12 @@ func (s *Store) recordStep(ctx context.Context, id int64, outcome, detail string
 // CancelRunsByKey cancels every waiting run of a partner's workflow that
 // carries key and returns how many.
 func (s *Store) CancelRunsByKey(ctx context.Context, partner, workflow, key string, now time.Time) (int, error) {
-	res, err := s.writer.ExecContext(ctx, `UPDATE workflow_runs SET status = 'cancelled', updated_at = ?
+	n, err := s.cancelRuns(ctx, partner, workflow, now, `UPDATE workflow_runs SET status = 'cancelled', updated_at = ?
 		WHERE partner = ? AND workflow = ? AND key = ? AND status = 'waiting'`, ms(now), partner, workflow, key)
 	if err != nil {
 		return 0, fmt.Errorf("cannot cancel runs of %s: %w", workflow, err)
 	}
-	n, _ := res.RowsAffected()
-	return int(n), nil
+	return n, nil
 }
 
 // RunOf returns one run of a partner ("" for any partner); another
