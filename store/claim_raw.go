@@ -73,41 +73,17 @@ func (p *claimReaders) close() {
 // rawClaimConn is a read-only SQLite connection with candidatesSQL
 // prepared.
 type rawClaimConn struct {
-	tls  *libc.TLS
-	db   uintptr
+	rawReadConn
 	stmt uintptr
 }
 
-func openRawClaimConn(path string) (_ *rawClaimConn, err error) {
-	c := &rawClaimConn{tls: libc.NewTLS()}
-	defer func() {
-		if err != nil {
-			c.close()
-		}
-	}()
-	name, err := libc.CString(path)
+func openRawClaimConn(path string) (*rawClaimConn, error) {
+	c := &rawClaimConn{}
+	var err error
+	c.rawReadConn, err = openRawRead(path, "due messages", []string{candidatesSQL}, []*uintptr{&c.stmt})
 	if err != nil {
 		return nil, err
 	}
-	defer libc.Xfree(c.tls, name)
-	pp := c.tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
-	defer c.tls.Free(int(unsafe.Sizeof(uintptr(0))))
-	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, pp, sqlite3.SQLITE_OPEN_READONLY|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
-	c.db = *(*uintptr)(ptr(pp))
-	if rc != sqlite3.SQLITE_OK {
-		return nil, c.errorf("cannot open the database to claim messages", rc)
-	}
-	// The pool's readers wait as long for a lock (store.go).
-	sqlite3.Xsqlite3_busy_timeout(c.tls, c.db, 10000)
-	q, err := libc.CString(candidatesSQL)
-	if err != nil {
-		return nil, err
-	}
-	defer libc.Xfree(c.tls, q)
-	if rc := sqlite3.Xsqlite3_prepare_v3(c.tls, c.db, q, -1, sqlite3.SQLITE_PREPARE_PERSISTENT, pp, 0); rc != sqlite3.SQLITE_OK {
-		return nil, c.errorf("cannot prepare the read of due messages", rc)
-	}
-	c.stmt = *(*uintptr)(ptr(pp))
 	return c, nil
 }
 
@@ -202,54 +178,14 @@ func (c *rawClaimConn) int64(col int32) int64 {
 	return sqlite3.Xsqlite3_column_int64(c.tls, c.stmt, col)
 }
 
-// text is a column's value as text (nil for NULL), in SQLite's memory:
-// valid until the next step.
-func (c *rawClaimConn) text(col int32) []byte {
-	p := sqlite3.Xsqlite3_column_text(c.tls, c.stmt, col)
-	if p == 0 {
-		return nil
-	}
-	n := sqlite3.Xsqlite3_column_bytes(c.tls, c.stmt, col)
-	return unsafe.Slice((*byte)(ptr(p)), n)
-}
+func (c *rawClaimConn) text(col int32) []byte { return c.colText(c.stmt, col) }
 
-// str returns a text column's value as a string made in arena (returned,
-// appended to; a new array when it is full).
+// str returns a text column's value as a string made in arena.
 func (c *rawClaimConn) str(col int32, arena []byte) (string, []byte) {
-	b := c.text(col)
-	if len(b) == 0 {
-		return "", arena
-	}
-	if cap(arena)-len(arena) < len(b) {
-		arena = make([]byte, 0, max(16<<10, len(b)))
-	}
-	n := len(arena)
-	arena = append(arena, b...)
-	return unsafe.String(&arena[n], len(b)), arena
+	return arenaString(c.text(col), arena, 16<<10)
 }
 
-func (c *rawClaimConn) errorf(what string, rc int32) error {
-	msg := "out of memory"
-	if c.db != 0 {
-		msg = libc.GoString(sqlite3.Xsqlite3_errmsg(c.tls, c.db))
-	}
-	return fmt.Errorf("%s: %s (%d)", what, msg, rc)
-}
-
-func (c *rawClaimConn) close() {
-	if c.stmt != 0 {
-		sqlite3.Xsqlite3_finalize(c.tls, c.stmt)
-		c.stmt = 0
-	}
-	if c.db != 0 {
-		sqlite3.Xsqlite3_close_v2(c.tls, c.db)
-		c.db = 0
-	}
-	if c.tls != nil {
-		c.tls.Close()
-		c.tls = nil
-	}
-}
+func (c *rawClaimConn) close() { c.closeWith(&c.stmt) }
 
 // appendMessageKey appends MessageKey(id) to b.
 func (s *Store) appendMessageKey(b []byte, id int64) []byte {

@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
-	"unsafe"
 
-	"modernc.org/libc"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -67,8 +65,7 @@ func (r *MemberReader) Close() {
 // rawMemberConn is a read-only SQLite connection with the member query
 // prepared.
 type rawMemberConn struct {
-	tls  *libc.TLS
-	db   uintptr
+	rawReadConn
 	stmt uintptr
 	keys MemberKeys
 }
@@ -88,36 +85,13 @@ func memberQuery(keys MemberKeys) string {
 		WHERE m.list_id = ? AND m.contact_id BETWEEN ? AND ? AND m.status = 'subscribed' ORDER BY m.contact_id`
 }
 
-func openRawMemberConn(path string, keys MemberKeys) (_ *rawMemberConn, err error) {
-	c := &rawMemberConn{tls: libc.NewTLS(), keys: keys}
-	defer func() {
-		if err != nil {
-			c.close()
-		}
-	}()
-	name, err := libc.CString(path)
+func openRawMemberConn(path string, keys MemberKeys) (*rawMemberConn, error) {
+	c := &rawMemberConn{keys: keys}
+	var err error
+	c.rawReadConn, err = openRawRead(path, "list members", []string{memberQuery(keys)}, []*uintptr{&c.stmt})
 	if err != nil {
 		return nil, err
 	}
-	defer libc.Xfree(c.tls, name)
-	pp := c.tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
-	defer c.tls.Free(int(unsafe.Sizeof(uintptr(0))))
-	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, pp, sqlite3.SQLITE_OPEN_READONLY|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
-	c.db = *(*uintptr)(ptr(pp))
-	if rc != sqlite3.SQLITE_OK {
-		return nil, c.errorf("cannot open the database to read list members", rc)
-	}
-	// The pool's readers wait as long for a lock (store.go).
-	sqlite3.Xsqlite3_busy_timeout(c.tls, c.db, 10000)
-	q, err := libc.CString(memberQuery(keys))
-	if err != nil {
-		return nil, err
-	}
-	defer libc.Xfree(c.tls, q)
-	if rc := sqlite3.Xsqlite3_prepare_v3(c.tls, c.db, q, -1, sqlite3.SQLITE_PREPARE_PERSISTENT, pp, 0); rc != sqlite3.SQLITE_OK {
-		return nil, c.errorf("cannot prepare the read of list members", rc)
-	}
-	c.stmt = *(*uintptr)(ptr(pp))
 	return c, nil
 }
 
@@ -163,58 +137,11 @@ func (c *rawMemberConn) members(listID, lo, hi int64, buf []ListMember) ([]ListM
 	}
 }
 
-// text is a column's value as text (nil for NULL), in SQLite's memory:
-// valid until the next step.
-func (c *rawMemberConn) text(col int32) []byte {
-	p := sqlite3.Xsqlite3_column_text(c.tls, c.stmt, col)
-	if p == 0 {
-		return nil
-	}
-	n := sqlite3.Xsqlite3_column_bytes(c.tls, c.stmt, col)
-	return unsafe.Slice((*byte)(ptr(p)), n)
-}
+func (c *rawMemberConn) text(col int32) []byte { return c.colText(c.stmt, col) }
 
-// key returns a text column's value as a string made in arena (which
-// it returns, appended to; a new array when it is full, so that the
-// strings already made keep theirs unchanged).
+// key returns a text column's value as a string made in arena.
 func (c *rawMemberConn) key(col int32, arena []byte) (string, []byte) {
-	b := c.text(col)
-	if len(b) == 0 {
-		return "", arena
-	}
-	if cap(arena)-len(arena) < len(b) {
-		arena = make([]byte, 0, max(16<<10, len(b)))
-	}
-	n := len(arena)
-	arena = append(arena, b...)
-	return unsafe.String(&arena[n], len(b)), arena
+	return arenaString(c.text(col), arena, 16<<10)
 }
 
-func (c *rawMemberConn) errorf(what string, rc int32) error {
-	msg := "out of memory"
-	if c.db != 0 {
-		msg = libc.GoString(sqlite3.Xsqlite3_errmsg(c.tls, c.db))
-	}
-	return fmt.Errorf("%s: %s (%d)", what, msg, rc)
-}
-
-func (c *rawMemberConn) close() {
-	if c.stmt != 0 {
-		sqlite3.Xsqlite3_finalize(c.tls, c.stmt)
-		c.stmt = 0
-	}
-	if c.db != 0 {
-		sqlite3.Xsqlite3_close_v2(c.tls, c.db)
-		c.db = 0
-	}
-	if c.tls != nil {
-		c.tls.Close()
-		c.tls = nil
-	}
-}
-
-// ptr is the address of memory SQLite allocated (outside Go's heap), as
-// a pointer.
-func ptr(p uintptr) unsafe.Pointer {
-	return *(*unsafe.Pointer)(unsafe.Pointer(&p))
-}
+func (c *rawMemberConn) close() { c.closeWith(&c.stmt) }

@@ -3,11 +3,9 @@ package store
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"sync"
 	"unsafe"
 
-	"modernc.org/libc"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -23,9 +21,8 @@ import (
 // queries prepared. Its mutex serializes its users (the scheduler reads
 // one batch at a time; tests may call DueRuns from several goroutines).
 type rawDueConn struct {
-	mu     sync.Mutex
-	tls    *libc.TLS
-	db     uintptr
+	mu sync.Mutex
+	rawReadConn
 	first  uintptr // dueRunsSQL
 	after  uintptr // dueRunsAfterSQL
 	closed bool
@@ -63,41 +60,12 @@ func (s *Store) closeRawDue() {
 	}
 }
 
-func openRawDueConn(path string) (_ *rawDueConn, err error) {
-	c := &rawDueConn{tls: libc.NewTLS()}
-	defer func() {
-		if err != nil {
-			c.close()
-		}
-	}()
-	name, err := libc.CString(path)
+func openRawDueConn(path string) (*rawDueConn, error) {
+	c := &rawDueConn{}
+	var err error
+	c.rawReadConn, err = openRawRead(path, "due runs", []string{dueRunsSQL, dueRunsAfterSQL}, []*uintptr{&c.first, &c.after})
 	if err != nil {
 		return nil, err
-	}
-	defer libc.Xfree(c.tls, name)
-	pp := c.tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
-	defer c.tls.Free(int(unsafe.Sizeof(uintptr(0))))
-	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, pp, sqlite3.SQLITE_OPEN_READONLY|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
-	c.db = *(*uintptr)(ptr(pp))
-	if rc != sqlite3.SQLITE_OK {
-		return nil, c.errorf("cannot open the database to read due runs", rc)
-	}
-	// The pool's readers wait as long for a lock (store.go).
-	sqlite3.Xsqlite3_busy_timeout(c.tls, c.db, 10000)
-	for _, q := range [...]struct {
-		sql  string
-		stmt *uintptr
-	}{{dueRunsSQL, &c.first}, {dueRunsAfterSQL, &c.after}} {
-		cq, err := libc.CString(q.sql)
-		if err != nil {
-			return nil, err
-		}
-		rc := sqlite3.Xsqlite3_prepare_v3(c.tls, c.db, cq, -1, sqlite3.SQLITE_PREPARE_PERSISTENT, pp, 0)
-		libc.Xfree(c.tls, cq)
-		if rc != sqlite3.SQLITE_OK {
-			return nil, c.errorf("cannot prepare the read of due runs", rc)
-		}
-		*q.stmt = *(*uintptr)(ptr(pp))
 	}
 	return c, nil
 }
@@ -160,30 +128,11 @@ func bytesEqual(b []byte, s string) bool {
 	return bytes.Equal(b, unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
-// text is a column's value as text (nil for NULL), in SQLite's memory:
-// valid until the next step.
-func (c *rawDueConn) text(stmt uintptr, col int32) []byte {
-	p := sqlite3.Xsqlite3_column_text(c.tls, stmt, col)
-	if p == 0 {
-		return nil
-	}
-	n := sqlite3.Xsqlite3_column_bytes(c.tls, stmt, col)
-	return unsafe.Slice((*byte)(ptr(p)), n)
-}
+func (c *rawDueConn) text(stmt uintptr, col int32) []byte { return c.colText(stmt, col) }
 
-// str returns b as a string made in arena (which it returns, appended to;
-// a new array when it is full, so that the strings already made keep
-// theirs unchanged).
+// str returns b as a string made in arena.
 func (c *rawDueConn) str(b []byte, arena []byte) (string, []byte) {
-	if len(b) == 0 {
-		return "", arena
-	}
-	if cap(arena)-len(arena) < len(b) {
-		arena = make([]byte, 0, max(32<<10, len(b)))
-	}
-	n := len(arena)
-	arena = append(arena, b...)
-	return unsafe.String(&arena[n], len(b)), arena
+	return arenaString(b, arena, 32<<10)
 }
 
 func (c *rawDueConn) close() {
@@ -193,21 +142,5 @@ func (c *rawDueConn) close() {
 		return
 	}
 	c.closed = true
-	for _, st := range [...]uintptr{c.first, c.after} {
-		if st != 0 {
-			sqlite3.Xsqlite3_finalize(c.tls, st)
-		}
-	}
-	if c.db != 0 {
-		sqlite3.Xsqlite3_close_v2(c.tls, c.db)
-	}
-	c.tls.Close()
-}
-
-func (c *rawDueConn) errorf(what string, rc int32) error {
-	msg := "out of memory"
-	if c.db != 0 {
-		msg = libc.GoString(sqlite3.Xsqlite3_errmsg(c.tls, c.db))
-	}
-	return fmt.Errorf("%s: %s (%d)", what, msg, rc)
+	c.closeWith(&c.first, &c.after)
 }
