@@ -3,20 +3,20 @@ package store
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dropgate/dropgate/internal/groupcommit"
 )
 
-// Concurrent AcceptEvents calls share a transaction (a group commit, as
-// API sends do: server/admin/sendgroup.go). Each call joins a queue;
-// whoever finds no transaction under way leads, takes the queue as it is
-// (up to maxGroupEvents events, at least one call) and stores it as one
-// batch: the calls' events one after the other, each call's in its order,
-// so that the group acts as the calls would have one after the other
-// (an event id repeated by a later call of the group is a repeat, as it
-// would be a moment later). The calls that arrive meanwhile form the next
+// Concurrent AcceptEvents calls share a transaction (a group commit,
+// internal/groupcommit, as API sends do). Whoever finds no transaction
+// under way takes the queue as it is (up to maxGroupEvents events, at
+// least one call) and stores it as one batch: the calls' events one after
+// the other, each call's in its order, so that the group acts as the calls
+// would have one after the other (an event id repeated by a later call of
+// the group is a repeat, as it would be a moment later). The calls that arrive meanwhile form the next
 // group, led by the first of them. While one group is written, the
 // requests behind it decode and check their events on the other core:
 // with one call at a time (workflow/BENCHMARKS.md, session 8) nothing
@@ -34,9 +34,8 @@ const maxGroupEvents = 10_000
 
 // eventGroups is the queue of AcceptEvents calls.
 type eventGroups struct {
-	mu      sync.Mutex
-	pending []*groupedEvents
-	busy    bool // a leader is storing a group
+	once  sync.Once
+	queue *groupcommit.Queue[*groupedEvents]
 
 	// groups and grouped count transactions and the calls they stored;
 	// storing is the time spent storing groups (ns).
@@ -47,6 +46,14 @@ type eventGroups struct {
 	fail atomic.Pointer[func([]EventWrite) error]
 }
 
+// calls returns the queue, made on first use.
+func (g *eventGroups) calls() *groupcommit.Queue[*groupedEvents] {
+	g.once.Do(func() {
+		g.queue = groupcommit.New(maxGroupEvents, func(p *groupedEvents) int { return len(p.events) })
+	})
+	return g.queue
+}
+
 // groupedEvents is one AcceptEvents call waiting in a group.
 type groupedEvents struct {
 	events []EventWrite
@@ -54,9 +61,6 @@ type groupedEvents struct {
 	now    time.Time
 	res    []EventResult
 	err    error
-	// wake says the call is done (false), or that it is now the first
-	// of the queue and must lead the next group (true).
-	wake chan bool
 }
 
 // SetAcceptEventsFault makes every later AcceptEvents transaction call fn
@@ -88,78 +92,34 @@ type EventGroupStats struct {
 // benchmarks (calls per transaction) and tests (calls queued).
 func (s *Store) EventGroups() EventGroupStats {
 	g := &s.evGroups
-	g.mu.Lock()
-	waiting := len(g.pending)
-	g.mu.Unlock()
-	return EventGroupStats{Transactions: g.groups.Load(), Calls: g.grouped.Load(), Waiting: waiting, Busy: time.Duration(g.storing.Load())}
+	return EventGroupStats{Transactions: g.groups.Load(), Calls: g.grouped.Load(), Waiting: g.calls().Waiting(), Busy: time.Duration(g.storing.Load())}
 }
 
 // acceptGrouped stores one call's events, alone or with other calls', and
 // returns after the commit that stored them. ctx's cancellation does not
 // stop a group others depend on (acceptEventsOnce ignores it anyway).
 func (s *Store) acceptGrouped(ctx context.Context, events []EventWrite, now time.Time) ([]EventResult, error) {
-	g := &s.evGroups
-	p := &groupedEvents{events: events, prep: prepareEvents(events), now: now, wake: make(chan bool, 1)}
-	g.mu.Lock()
-	g.pending = append(g.pending, p)
-	lead := !g.busy
-	g.busy = true
-	g.mu.Unlock()
-	if !lead {
-		lead = <-p.wake
-	}
-	if lead {
-		s.storeNextGroup(context.WithoutCancel(ctx))
-	}
+	p := &groupedEvents{events: events, prep: prepareEvents(events), now: now}
+	s.evGroups.calls().Do(ctx, p, func(ctx context.Context, group []*groupedEvents) {
+		start := time.Now()
+		s.storeGroup(ctx, group)
+		s.evGroups.storing.Add(int64(time.Since(start)))
+	})
 	return p.res, p.err
-}
-
-// storeNextGroup stores the head of the queue as one group, answers its
-// calls, and hands the lead to the next queued call, if any.
-func (s *Store) storeNextGroup(ctx context.Context) {
-	g := &s.evGroups
-	// Let the requests that are ready to run queue before the group is
-	// taken (sendgroup.go says why); alone on an idle server this returns
-	// at once.
-	runtime.Gosched()
-	g.mu.Lock()
-	n, total := 0, 0
-	for n < len(g.pending) && (n == 0 || total+len(g.pending[n].events) <= maxGroupEvents) {
-		total += len(g.pending[n].events)
-		n++
-	}
-	group := g.pending[:n:n]
-	g.pending = append([]*groupedEvents(nil), g.pending[n:]...)
-	g.mu.Unlock()
-
-	start := time.Now()
-	s.storeGroup(ctx, group, total)
-	g.storing.Add(int64(time.Since(start)))
-
-	g.mu.Lock()
-	var next *groupedEvents
-	if len(g.pending) > 0 {
-		next = g.pending[0]
-	} else {
-		g.busy = false
-	}
-	g.mu.Unlock()
-	for _, p := range group[1:] { // group[0] is the leader, already awake
-		p.wake <- false
-	}
-	if next != nil {
-		next.wake <- true
-	}
 }
 
 // storeGroup stores a group's calls in one transaction, or, when that
 // fails and there are several, each in its own; it sets every call's
 // result or error.
-func (s *Store) storeGroup(ctx context.Context, group []*groupedEvents, total int) {
+func (s *Store) storeGroup(ctx context.Context, group []*groupedEvents) {
 	if len(group) == 1 {
 		p := group[0]
 		p.res, p.err = s.acceptCall(ctx, p.events, p.prep, p.now, 1)
 		return
+	}
+	total := 0
+	for _, p := range group {
+		total += len(p.events)
 	}
 	all, prep := make([]EventWrite, 0, total), make([]eventPrep, 0, total)
 	now := group[0].now

@@ -22,7 +22,7 @@ func groupSend(key, hash, to string) store.APISend {
 // group replays the first send.
 func TestSendGroupsShareACommitAndAnswerAfterIt(t *testing.T) {
 	st := storetest.Open(t)
-	g := &sendGroups{st: st}
+	g := newSendGroups(st)
 	boom := errors.New("commit refused by the test")
 	entered, release := make(chan struct{}), make(chan struct{})
 	var commits atomic.Int32
@@ -52,7 +52,7 @@ func TestSendGroupsShareACommitAndAnswerAfterIt(t *testing.T) {
 	for _, sd := range second {
 		go func() { results <- g.create(context.Background(), sd) }()
 	}
-	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.pending) == 3 })
+	waitFor(t, func() bool { return g.queue.Waiting() == 3 })
 	select {
 	case r := <-results:
 		t.Fatalf("a send was answered before its commit: %+v", r)
@@ -98,7 +98,7 @@ func TestSendGroupsShareACommitAndAnswerAfterIt(t *testing.T) {
 	// Queued in this order: the send, its retry, another request with its key.
 	for i, sd := range []store.APISend{groupSend("k1", "h1", "+351910000001"), groupSend("k1", "h1", "+351910000001"), groupSend("k1", "other", "+351910000009")} {
 		go func() { results <- g.create(context.Background(), sd) }()
-		waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.pending) == i+1 })
+		waitFor(t, func() bool { return g.queue.Waiting() == i+1 })
 	}
 	close(release2)
 	var created, replayed, reused int
@@ -142,7 +142,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // the queue working for the next ones.
 func TestSendGroupsSurviveAPanic(t *testing.T) {
 	st := storetest.Open(t)
-	g := &sendGroups{st: st}
+	g := newSendGroups(st)
 	st.SetAPICommitHook(func() error { panic("test panic") })
 	if r := g.create(context.Background(), groupSend("k1", "h1", "+351910000001")); r.Err == nil {
 		t.Fatalf("send during a panic = %+v; want an error", r)

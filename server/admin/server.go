@@ -109,7 +109,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, logger: opts.Logger.With("component", "admin"), tokens: newTokenEntries(opts.Config),
 		limits: newPartnerLimits(opts.Config.Admin.PartnerRate, opts.Config.Admin.PartnerBurst),
-		sends:  &sendGroups{st: opts.Store}, unsubLimit: newUnsubscribeLimiter()}
+		sends:  newSendGroups(opts.Store), unsubLimit: newUnsubscribeLimiter()}
 	key, err := opts.Store.ConsoleKey(context.Background())
 	if err != nil {
 		return nil, err
