@@ -126,15 +126,7 @@ func (s *Store) insertMessagesTx(ctx context.Context, tx *sql.Tx, jobID int64, s
 	}
 	// The tally of a new job is known without reading it back (a
 	// recount by GROUP BY was a fifth of a single send's statements).
-	counts := map[string]int{}
-	var order []string
-	for i := range sj.msgs {
-		ch := sj.msgs[i].Channel
-		if counts[ch] == 0 {
-			order = append(order, ch)
-		}
-		counts[ch]++
-	}
+	order, counts := channelCounts(sj.msgs)
 	if st, err = s.txStmt(ctx, tx, jobCountSQL); err != nil {
 		return nil, err
 	}
@@ -200,4 +192,18 @@ func (s *Store) CreateJob(ctx context.Context, j Job, msgs []Message) (Job, []in
 	s.jobsQueued()
 	j.ID = id
 	return j, ids, nil
+}
+
+// channelCounts counts msgs by channel, the channels in their first order
+// (the order a new job's tally rows are written in).
+func channelCounts(msgs []Message) (order []string, counts map[string]int) {
+	counts = map[string]int{}
+	for i := range msgs {
+		ch := msgs[i].Channel
+		if counts[ch] == 0 {
+			order = append(order, ch)
+		}
+		counts[ch]++
+	}
+	return order, counts
 }

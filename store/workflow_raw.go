@@ -181,15 +181,7 @@ func (s *Store) insertSmallJobRaw(ctx context.Context, r *rawStmts, dc any, sj *
 	if _, err := r.exec(ctx, dc, jobRangeSQL, ids[0], ids[len(ids)-1], jobID); err != nil {
 		return 0, nil, fmt.Errorf("cannot record the message range of job %d: %w", jobID, err)
 	}
-	counts := map[string]int{}
-	var order []string
-	for i := range sj.msgs {
-		ch := sj.msgs[i].Channel
-		if counts[ch] == 0 {
-			order = append(order, ch)
-		}
-		counts[ch]++
-	}
+	order, counts := channelCounts(sj.msgs)
 	for _, ch := range order {
 		if _, err := r.exec(ctx, dc, jobCountSQL, jobID, ch, MsgQueued, int64(counts[ch])); err != nil {
 			return 0, nil, fmt.Errorf("cannot tally job %d: %w", jobID, err)
