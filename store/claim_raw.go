@@ -98,10 +98,8 @@ func (c *rawClaimConn) candidates(s *Store, jobList, channel string, now, limit 
 	if err := c.bindText(2, channel); err != nil {
 		return out, err
 	}
-	for i, v := range [...]int64{now, limit} {
-		if rc := sqlite3.Xsqlite3_bind_int64(c.tls, c.stmt, int32(i+3), v); rc != sqlite3.SQLITE_OK {
-			return out, c.errorf("cannot bind", rc)
-		}
+	if err := c.bindInt64s(c.stmt, 3, now, limit); err != nil {
+		return out, err
 	}
 	// Every text of the batch is made in one array, only ever appended to
 	// (a new one when full, so the strings made keep their bytes).
@@ -112,12 +110,8 @@ func (c *rawClaimConn) candidates(s *Store, jobList, channel string, now, limit 
 		return s
 	}
 	for {
-		switch rc := sqlite3.Xsqlite3_step(c.tls, c.stmt); rc {
-		case sqlite3.SQLITE_DONE:
-			return out, nil
-		case sqlite3.SQLITE_ROW:
-		default:
-			return out, c.errorf("cannot read due messages", rc)
+		if row, err := c.next(c.stmt, "cannot read due messages"); !row {
+			return out, err
 		}
 		out = append(out, Claim{})
 		m := &out[len(out)-1]

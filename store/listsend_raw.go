@@ -104,18 +104,12 @@ func (c *rawMemberConn) members(listID, lo, hi int64, buf []ListMember) ([]ListM
 	// one allocation per key and member.
 	var keys []byte
 	defer sqlite3.Xsqlite3_reset(c.tls, c.stmt)
-	for i, v := range [...]int64{listID, lo, hi} {
-		if rc := sqlite3.Xsqlite3_bind_int64(c.tls, c.stmt, int32(i+1), v); rc != sqlite3.SQLITE_OK {
-			return out, c.errorf("cannot bind", rc)
-		}
+	if err := c.bindInt64s(c.stmt, 1, listID, lo, hi); err != nil {
+		return out, err
 	}
 	for {
-		switch rc := sqlite3.Xsqlite3_step(c.tls, c.stmt); rc {
-		case sqlite3.SQLITE_DONE:
-			return out, nil
-		case sqlite3.SQLITE_ROW:
-		default:
-			return out, c.errorf("step", rc)
+		if row, err := c.next(c.stmt, "step"); !row {
+			return out, err
 		}
 		var m *ListMember
 		out, m = nextMember(out)

@@ -59,6 +59,29 @@ func openRawRead(path, what string, queries []string, stmts []*uintptr) (_ rawRe
 	return c, nil
 }
 
+// bindInt64s binds vs to stmt's parameters, the first to parameter first.
+func (c *rawReadConn) bindInt64s(stmt uintptr, first int32, vs ...int64) error {
+	for i, v := range vs {
+		if rc := sqlite3.Xsqlite3_bind_int64(c.tls, stmt, first+int32(i), v); rc != sqlite3.SQLITE_OK {
+			return c.errorf("cannot bind", rc)
+		}
+	}
+	return nil
+}
+
+// next steps stmt: true on a row, false once the rows are done, or the
+// error of a failed step, named by what.
+func (c *rawReadConn) next(stmt uintptr, what string) (bool, error) {
+	switch rc := sqlite3.Xsqlite3_step(c.tls, stmt); rc {
+	case sqlite3.SQLITE_ROW:
+		return true, nil
+	case sqlite3.SQLITE_DONE:
+		return false, nil
+	default:
+		return false, c.errorf(what, rc)
+	}
+}
+
 // colText is a column's value as text (nil for NULL), in SQLite's memory:
 // valid until the next step.
 func (c *rawReadConn) colText(stmt uintptr, col int32) []byte {

@@ -84,21 +84,18 @@ func (c *rawDueConn) runs(after bool, limit int, args ...int64) ([]Run, error) {
 		stmt = c.after
 	}
 	defer sqlite3.Xsqlite3_reset(c.tls, stmt)
-	for i, v := range args {
-		if rc := sqlite3.Xsqlite3_bind_int64(c.tls, stmt, int32(i+1), v); rc != sqlite3.SQLITE_OK {
-			return nil, c.errorf("cannot bind", rc)
-		}
+	if err := c.bindInt64s(stmt, 1, args...); err != nil {
+		return nil, err
 	}
 	out := make([]Run, 0, min(limit, 4096))
 	var arena []byte
 	var partner, workflow string
 	for {
-		switch rc := sqlite3.Xsqlite3_step(c.tls, stmt); rc {
-		case sqlite3.SQLITE_DONE:
+		if row, err := c.next(stmt, "cannot read due runs"); !row {
+			if err != nil {
+				return nil, err
+			}
 			return out, nil
-		case sqlite3.SQLITE_ROW:
-		default:
-			return nil, c.errorf("cannot read due runs", rc)
 		}
 		r := Run{Status: RunWaiting}
 		r.ID = sqlite3.Xsqlite3_column_int64(c.tls, stmt, 0)
