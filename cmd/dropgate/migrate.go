@@ -55,6 +55,12 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		return err
 	}
+	// A daemon still writing would make the copy a torn one.
+	lock, err := lockDataDir(cfg.DataDir) // lock.go
+	if err != nil {
+		return err
+	}
+	defer lock.release()
 	src, err := store.Open(ctx, path)
 	if err != nil {
 		return fmt.Errorf("cannot open %s: %w", path, err)

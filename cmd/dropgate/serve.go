@@ -127,6 +127,11 @@ type runner interface {
 // and watcher) so no new work arrives, then the sender, which finishes its
 // in-flight deliveries within the configured grace, then the store.
 func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready func(addrs)) error {
+	lock, err := lockDataDir(cfg.DataDir) // lock.go
+	if err != nil {
+		return err
+	}
+	defer lock.release()
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("cannot open store: %w", err)
