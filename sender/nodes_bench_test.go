@@ -65,7 +65,7 @@ func scaleOutRun(b *testing.B, sinkURL string, n, total int) float64 {
 		if first == nil {
 			first = st
 		}
-		if _, err := st.RegisterNode(ctx, fmt.Sprintf("node%d", i), time.Now()); err != nil {
+		if _, err := st.RegisterNode(ctx, fmt.Sprintf("node%d", i), "", time.Now()); err != nil {
 			b.Fatal(err)
 		}
 		msgs := make([]store.Message, total/n)

@@ -29,7 +29,7 @@ func pgNodes(t *testing.T, n int) []*store.Store {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		if _, err := st.RegisterNode(context.Background(), fmt.Sprintf("node%d", i), time.Now()); err != nil {
+		if _, err := st.RegisterNode(context.Background(), fmt.Sprintf("node%d", i), "", time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		out[i] = st

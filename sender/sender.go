@@ -391,6 +391,13 @@ func (s *Sender) recover(ctx context.Context, j *journal) error {
 	if err := s.store.SettleAllDeliveries(ctx); err != nil {
 		return err
 	}
+	// After the replay: a requeue closes the claims the log's outcomes
+	// belong to.
+	if n, err := s.store.TakeBackPreviousLives(ctx, s.clock.Now()); err != nil {
+		return err
+	} else if n > 0 {
+		s.log.Info("returned the messages this node's previous life held to the queue", "count", n)
+	}
 	if n, err := s.store.RequeueExpiredLeases(ctx, s.clock.Now()); err != nil {
 		return err
 	} else if n > 0 {

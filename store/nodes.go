@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -25,33 +28,148 @@ const (
 	NodeStale     = 3 * NodeHeartbeat
 )
 
-// nodeSlot is this process's node id (0 before RegisterNode).
-type nodeSlot struct{ id atomic.Int64 }
+// nodeSlot is this process's node id (0 before RegisterNode), and the
+// earlier lives of this node that RegisterNode found unstopped (a crash),
+// until TakeBackPreviousLives took back what they held.
+type nodeSlot struct {
+	id       atomic.Int64
+	mu       sync.Mutex
+	previous []int64
+}
 
 // NodeID is the id RegisterNode gave this process's node, or 0.
 func (s *Store) NodeID() int64 { return s.node.id.Load() }
 
-// RegisterNode records this process as a node started at now, and from
-// then on each claim it makes records the node (PostgreSQL), so that its
-// leases can be listed and released. On SQLite, where one process at a
-// time runs on the database, earlier nodes left unstopped (a crash) are
-// marked stopped.
-func (s *Store) RegisterNode(ctx context.Context, hostname string, now time.Time) (int64, error) {
+// NodeClaimName is what a node writes in the run and file claims it
+// holds: its id, new at each start, so that a restarted node does not
+// take its previous life's claims for live ones of its own.
+func NodeClaimName(id int64) string { return "node-" + strconv.FormatInt(id, 10) }
+
+// RegisterNode records this process as a node named hostname started at
+// now, running from the data_dir that instance names, and from then on
+// each claim it makes records the node (PostgreSQL), so that its leases
+// can be listed and released. The caller holds the data_dir's lock, so no
+// earlier life of this node still runs: the earlier nodes of the same
+// name and instance left unstopped (a crash) are marked stopped, their
+// run and file claims freed for any node to take now (rather than in a
+// minute and in 30 s), and TakeBackPreviousLives returns the messages
+// they held. On SQLite, where one process at a time runs on the
+// database, every earlier node left unstopped is such a life.
+func (s *Store) RegisterNode(ctx context.Context, hostname, instance string, now time.Time) (int64, error) {
 	var id int64
+	var previous []int64
 	err := s.inWriterTx(ctx, func(tx *sql.Tx) error {
-		if !s.pg {
-			if _, err := tx.ExecContext(ctx, `UPDATE nodes SET stopped_at = heartbeat_at WHERE stopped_at IS NULL`); err != nil {
+		previous = previous[:0]
+		q := `UPDATE nodes SET stopped_at = heartbeat_at WHERE stopped_at IS NULL RETURNING id`
+		args := []any{}
+		if s.pg {
+			q = `UPDATE nodes SET stopped_at = heartbeat_at WHERE stopped_at IS NULL AND hostname = ? AND instance = ? RETURNING id`
+			args = []any{hostname, instance}
+		}
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var p int64
+			if err := rows.Scan(&p); err != nil {
+				rows.Close()
 				return err
 			}
+			previous = append(previous, p)
 		}
-		return tx.QueryRowContext(ctx, `INSERT INTO nodes (hostname, started_at, heartbeat_at) VALUES (?, ?, ?) RETURNING id`,
-			hostname, ms(now), ms(now)).Scan(&id)
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := releasePreviousClaimsTx(ctx, tx, previous, now); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `INSERT INTO nodes (hostname, instance, started_at, heartbeat_at) VALUES (?, ?, ?, ?) RETURNING id`,
+			hostname, instance, ms(now), ms(now)).Scan(&id)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("cannot register the node: %w", err)
 	}
 	s.node.id.Store(id)
+	s.node.mu.Lock()
+	s.node.previous = previous
+	s.node.mu.Unlock()
 	return id, nil
+}
+
+// TakeBackPreviousLives returns to the queue, due at once, the messages
+// that the earlier lives of this node found by RegisterNode still held (a
+// delivery recorded but not settled is settled as sent, as StopNode
+// does), and returns how many. The sender calls it at start once it has
+// stored what its delivery log kept, so that no outcome the log holds is
+// lost to a requeue; without it, what a killed node held would wait for
+// its leases to run out. It does nothing the second time, or without
+// RegisterNode.
+func (s *Store) TakeBackPreviousLives(ctx context.Context, now time.Time) (int64, error) {
+	s.node.mu.Lock()
+	previous := s.node.previous
+	s.node.mu.Unlock()
+	if len(previous) == 0 {
+		return 0, nil
+	}
+	ids, err := json.Marshal(previous)
+	if err != nil {
+		return 0, err
+	}
+	// On SQLite a claim does not record its node: every message in flight
+	// is the earlier life's.
+	held, heldArgs := "", []any{}
+	if s.pg {
+		held, heldArgs = ` AND node IN (SELECT CAST(value AS BIGINT) FROM json_each(?))`, []any{string(ids)}
+	}
+	if err := s.prepare(ctx, tallySQLs...); err != nil {
+		return 0, fmt.Errorf("cannot take back the previous life's claims: %w", err)
+	}
+	var n int64
+	err = s.inWriterTx(ctx, func(tx *sql.Tx) error {
+		if err := s.settleTx(ctx, tx, held, heldArgs...); err != nil {
+			return err
+		}
+		var err error
+		n, err = requeueTx(ctx, tx, now, held, heldArgs...)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cannot take back the previous life's claims: %w", err)
+	}
+	s.node.mu.Lock()
+	s.node.previous = nil
+	s.node.mu.Unlock()
+	if n > 0 {
+		s.jobsQueued()
+	}
+	return n, nil
+}
+
+// releasePreviousClaimsTx frees the run and file claims of the nodes
+// previous (earlier lives of the registering node).
+func releasePreviousClaimsTx(ctx context.Context, tx *sql.Tx, previous []int64, now time.Time) error {
+	if len(previous) == 0 {
+		return nil
+	}
+	names := make([]string, len(previous))
+	for i, p := range previous {
+		names[i] = NodeClaimName(p)
+	}
+	claims, err := json.Marshal(names)
+	if err != nil {
+		return err
+	}
+	// Claimed runs were due when claimed: the due index finds them.
+	if _, err := tx.ExecContext(ctx, `UPDATE workflow_runs SET claimed_by = '', claimed_until = 0
+		WHERE status = 'waiting' AND due_at <= ? AND claimed_by IN (SELECT value FROM json_each(?))`, ms(now), string(claims)); err != nil {
+		return fmt.Errorf("cannot free the previous life's run claims: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE file_claims SET lease_until = 0 WHERE node IN (SELECT value FROM json_each(?))`, string(claims)); err != nil {
+		return fmt.Errorf("cannot free the previous life's file claims: %w", err)
+	}
+	return nil
 }
 
 // Heartbeat records that this process's node is alive at now.

@@ -31,7 +31,7 @@ func openNodes(t *testing.T, n int) []*Store {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		if _, err := s.RegisterNode(context.Background(), fmt.Sprintf("host%d", i), time.Now()); err != nil {
+		if _, err := s.RegisterNode(context.Background(), fmt.Sprintf("host%d", i), "", time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		out[i] = s
@@ -224,10 +224,10 @@ func TestNodesListsTheOneSQLiteNode(t *testing.T) {
 	skipOnPostgres(t, "SQLite's single node does not record its claims")
 	ctx := context.Background()
 	s := openTest(t)
-	if _, err := s.RegisterNode(ctx, "old", time.Now()); err != nil { // left by a crash
+	if _, err := s.RegisterNode(ctx, "old", "", time.Now()); err != nil { // left by a crash
 		t.Fatal(err)
 	}
-	id, err := s.RegisterNode(ctx, "box", time.Now())
+	id, err := s.RegisterNode(ctx, "box", "", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
 	"log/slog"
-	"strconv"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dropgate/dropgate/store"
@@ -20,9 +25,14 @@ type node struct {
 }
 
 // registerNode records this process as a node named name ([store] node,
-// by default the host name) and logs its id.
-func registerNode(ctx context.Context, st *store.Store, name string, logger *slog.Logger) (*node, error) {
-	id, err := st.RegisterNode(ctx, name, time.Now())
+// by default the host name) running from dataDir, and logs its id. The
+// caller holds dataDir's lock (lock.go).
+func registerNode(ctx context.Context, st *store.Store, name, dataDir string, logger *slog.Logger) (*node, error) {
+	instance, err := dataDirInstance(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	id, err := st.RegisterNode(ctx, name, instance, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +80,25 @@ func (n *node) stop(ctx context.Context) {
 	}
 }
 
-// claimName is what this process writes in the file claims and bans it
-// shares: its node id, new at each start, so that a restarted node does
-// not take its previous life's claims for live ones of its own.
-func (n *node) claimName() string { return "node-" + strconv.FormatInt(n.id, 10) }
+// claimName is what this process writes in the run and file claims and
+// the bans it shares (store.NodeClaimName).
+func (n *node) claimName() string { return store.NodeClaimName(n.id) }
+
+// instanceFile holds, in data_dir, the random id that tells this data_dir's
+// node from another of the same name (store.RegisterNode).
+const instanceFile = "node-instance"
+
+// dataDirInstance reads dataDir's instance id, made on first use.
+func dataDirInstance(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, instanceFile)
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("cannot read the node's instance id: %w", err)
+	}
+	id := rand.Text()
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o640); err != nil {
+		return "", fmt.Errorf("cannot write the node's instance id: %w", err)
+	}
+	return id, nil
+}

@@ -137,7 +137,7 @@ func serve(ctx context.Context, cfg *config.Config, logger *slog.Logger, ready f
 		return fmt.Errorf("cannot open store: %w", err)
 	}
 	defer st.Close()
-	nd, err := registerNode(ctx, st, cfg.Store.NodeName(), logger) // node.go
+	nd, err := registerNode(ctx, st, cfg.Store.NodeName(), cfg.DataDir, logger) // node.go
 	if err != nil {
 		return err
 	}

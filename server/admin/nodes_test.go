@@ -17,7 +17,7 @@ import (
 func TestNodesListsTheRunningNode(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	id, err := f.store.RegisterNode(ctx, "box", time.Now())
+	id, err := f.store.RegisterNode(ctx, "box", "", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestNodesListsEveryNodeOnPostgres(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		if _, err := st.RegisterNode(ctx, host, time.Now()); err != nil {
+		if _, err := st.RegisterNode(ctx, host, "", time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		nodes = append(nodes, st)
