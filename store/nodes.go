@@ -60,6 +60,11 @@ func (s *Store) RegisterNode(ctx context.Context, hostname, instance string, now
 	var previous []int64
 	err := s.inWriterTx(ctx, func(tx *sql.Tx) error {
 		previous = previous[:0]
+		if s.pg {
+			if err := namesakeTx(ctx, tx, hostname, instance, now); err != nil {
+				return err
+			}
+		}
 		q := `UPDATE nodes SET stopped_at = heartbeat_at WHERE stopped_at IS NULL RETURNING id`
 		args := []any{}
 		if s.pg {
@@ -145,6 +150,36 @@ func (s *Store) TakeBackPreviousLives(ctx context.Context, now time.Time) (int64
 		s.jobsQueued()
 	}
 	return n, nil
+}
+
+// NodeNameInUseError is RegisterNode's refusal of a name that a live node
+// running from another data_dir has: two nodes of one name would empty
+// each other's uploads in progress and take each other's claims.
+type NodeNameInUseError struct {
+	Name          string
+	LastHeartbeat time.Time
+	Now           time.Time
+}
+
+func (e *NodeNameInUseError) Error() string {
+	return fmt.Sprintf("node name %q is in use by a live node running from another data_dir (last heartbeat %s ago): "+
+		"give each node its own [store] node; if that node is gone, start this one again once it has been silent for %s",
+		e.Name, e.Now.Sub(e.LastHeartbeat).Round(time.Second), NodeStale)
+}
+
+// namesakeTx fails with a *NodeNameInUseError when a live node (heard from
+// within NodeStale) has hostname and another instance. Nodes registered
+// before instances were recorded (”) are not known to be others.
+func namesakeTx(ctx context.Context, tx *sql.Tx, hostname, instance string, now time.Time) error {
+	var beat sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(heartbeat_at) FROM nodes WHERE stopped_at IS NULL AND hostname = ?
+		AND instance <> '' AND instance <> ? AND heartbeat_at >= ?`, hostname, instance, ms(now.Add(-NodeStale))).Scan(&beat); err != nil {
+		return err
+	}
+	if beat.Valid {
+		return &NodeNameInUseError{Name: hostname, LastHeartbeat: fromMS(beat.Int64), Now: now}
+	}
+	return nil
 }
 
 // releasePreviousClaimsTx frees the run and file claims of the nodes

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/dropgate/dropgate/config"
@@ -37,9 +41,9 @@ func TestServeOnPostgresRegistersEachNodeAndAStopUnregistersIt(t *testing.T) {
 	storetest.PostgresPassOnly(t)
 	dsn := pgtest.Schema(t)
 	var daemons []*testDaemon
-	for range 2 {
+	for i := range 2 {
 		cfg := testConfig(t, t.TempDir())
-		cfg.Store = config.StoreConfig{Driver: config.StorePostgres, DSN: dsn}
+		cfg.Store = config.StoreConfig{Driver: config.StorePostgres, DSN: dsn, Node: fmt.Sprintf("node%d", i)}
 		daemons = append(daemons, startDaemon(t, cfg))
 	}
 	a, b := daemons[0], daemons[1]
@@ -52,5 +56,15 @@ func TestServeOnPostgresRegistersEachNodeAndAStopUnregistersIt(t *testing.T) {
 	}
 	if left := listNodes(t, a); len(left) != 1 || left[0].ID != nodes[0].ID {
 		t.Fatalf("nodes after one stopped = %+v (were %+v)", left, nodes)
+	}
+
+	// A third daemon named as a live node, from another data_dir, is
+	// refused before it touches the homes.
+	cfg := testConfig(t, t.TempDir())
+	cfg.Store = config.StoreConfig{Driver: config.StorePostgres, DSN: dsn, Node: "node0"}
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	err := serve(context.Background(), cfg, logger, func(addrs) { t.Error("a node named as a live one started") })
+	if err == nil || !strings.Contains(err.Error(), `node name "node0" is in use`) {
+		t.Errorf("serve with a live node's name = %v", err)
 	}
 }

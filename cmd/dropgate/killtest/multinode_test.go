@@ -70,7 +70,8 @@ func nodeConfig(t testing.TB, dataDir, dsn, adminAddr, sftpAddr, channel string)
 	}
 	store := "" // SQLite in data_dir
 	if dsn != "" {
-		store = fmt.Sprintf("\n[store]\ndriver = \"postgres\"\ndsn    = %q\n", dsn)
+		// Each node its own name (the data_dir's: node0, node1...).
+		store = fmt.Sprintf("\n[store]\ndriver = \"postgres\"\ndsn    = %q\nnode   = %q\n", dsn, filepath.Base(dataDir))
 	}
 	return fmt.Sprintf(`data_dir = %q
 
