@@ -176,10 +176,18 @@ func waitNJobsDone(t testing.TB, adminAddr string, n int, timeout time.Duration)
 // file servers, the admin API on adminAddr, a short quiet period, and the
 // run's store (storetest.TOML).
 func crashConfigHead(t *testing.T, dataDir, adminAddr string) string {
+	return configHead(dataDir, "", adminAddr) + storetest.TOML(t, dataDir)
+}
+
+// configHead is the config every daemon of these tests starts with:
+// data_dir, SFTP on sftpAddr ("" for none), no FTP, the admin API on
+// adminAddr with crashAdminToken, a short quiet period and a low free-space
+// watermark; the caller adds the store, sender, partners and channels.
+func configHead(dataDir, sftpAddr, adminAddr string) string {
 	return fmt.Sprintf(`data_dir = %q
 
 [sftp]
-listen = ""
+listen = %q
 
 [ftp]
 listen = ""
@@ -193,7 +201,7 @@ quiet_period = "200ms"
 
 [storage]
 min_free = "1MiB"
-`, dataDir, adminAddr, crashAdminToken) + storetest.TOML(t, dataDir)
+`, dataDir, sftpAddr, adminAddr, crashAdminToken)
 }
 
 // crashSMSConfig is crashConfigHead with partner acme on an http channel

@@ -73,24 +73,7 @@ func nodeConfig(t testing.TB, dataDir, dsn, adminAddr, sftpAddr, channel string)
 		// Each node its own name (the data_dir's: node0, node1...).
 		store = fmt.Sprintf("\n[store]\ndriver = \"postgres\"\ndsn    = %q\nnode   = %q\n", dsn, filepath.Base(dataDir))
 	}
-	return fmt.Sprintf(`data_dir = %q
-
-[sftp]
-listen = %q
-
-[ftp]
-listen = ""
-
-[admin]
-listen = %q
-tokens = [%q]
-
-[ingest]
-quiet_period = "200ms"
-
-[storage]
-min_free = "1MiB"
-%s
+	return configHead(dataDir, sftpAddr, adminAddr) + store + fmt.Sprintf(`
 [sender]
 lease          = "15s"
 poll_interval  = "20ms"
@@ -101,7 +84,7 @@ name          = "acme"
 region        = "PT"
 password_hash = %q
 channels      = ["sms"]
-`, dataDir, sftpAddr, adminAddr, crashAdminToken, store, hash) + channel
+`, hash) + channel
 }
 
 // httpChannel is an http channel "sms" posting to url.
