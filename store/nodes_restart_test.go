@@ -13,15 +13,7 @@ import (
 // file claims.
 func TestTakeBackPreviousLivesReturnsTheCrashedLifesHold(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "dropgate.db")
-	open := func() *Store {
-		s, err := openTestAt(t, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
+	open := sharedStores(t)
 	now := time.Now()
 	lease := time.Hour // what a restart would otherwise wait for
 
@@ -115,15 +107,7 @@ func TestTakeBackPreviousLivesAfterACleanStopTakesNothing(t *testing.T) {
 func TestANodeNameLiveOnAnotherDataDirIsRefused(t *testing.T) {
 	needsNodes(t)
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "dropgate.db")
-	open := func() *Store {
-		s, err := openTestAt(t, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
+	open := sharedStores(t)
 	a, b := open(), open()
 	now := time.Now()
 	if _, err := a.RegisterNode(ctx, "box", "data-a", now); err != nil {
@@ -151,5 +135,19 @@ func TestANodeNameLiveOnAnotherDataDirIsRefused(t *testing.T) {
 	}
 	if _, err := open().RegisterNode(ctx, "old", "data-c", later); err != nil {
 		t.Errorf("a name last used by a node without an instance: %v", err)
+	}
+}
+
+// sharedStores returns an opener of stores on one database, each closed
+// when the test ends: the lives and nodes of these tests.
+func sharedStores(t *testing.T) func() *Store {
+	path := filepath.Join(t.TempDir(), "dropgate.db")
+	return func() *Store {
+		s, err := openTestAt(t, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
 	}
 }
