@@ -82,8 +82,13 @@ type RunAdvance struct {
 // stored, and the scheduler reads it again.
 var ErrRunMoved = errors.New("a run changed while its step was executed")
 
-const runColumns = `id, partner, workflow, contact, email, phone, ref, key, data, status, step, due_at, event_id, exit_event,
-	last_error, created_at, updated_at`
+// runColumns are a run's columns, its starting event's addresses and data
+// among them (migration 0046), read from runFrom.
+const runColumns = `r.id, r.partner, r.workflow, r.contact, e.email, e.phone, e.ref, r.key, e.data, r.status, r.step, r.due_at,
+	r.event_id, r.exit_event, r.last_error, r.created_at, r.updated_at`
+
+// runFrom joins each run to the event that started it.
+const runFrom = ` FROM workflow_runs r JOIN events e ON e.id = r.event_id`
 
 func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var r Run
@@ -182,11 +187,14 @@ func scanDueRuns(rows *sql.Rows, limit int) ([]Run, error) {
 }
 
 const (
-	dueRunsSQL = `SELECT id, partner, workflow, contact, email, phone, ref, key, data, step, due_at
-	FROM workflow_runs INDEXED BY workflow_runs_due WHERE status = 'waiting' AND due_at <= ? ORDER BY due_at, id LIMIT ?`
-	dueRunsAfterSQL = `SELECT id, partner, workflow, contact, email, phone, ref, key, data, step, due_at
-	FROM workflow_runs INDEXED BY workflow_runs_due WHERE status = 'waiting' AND due_at <= ? AND (due_at, id) > (?, ?)
-	ORDER BY due_at, id LIMIT ?`
+	// The addresses and data are the starting event's (migration 0046).
+	dueRunsSQL = `SELECT r.id, r.partner, r.workflow, r.contact, e.email, e.phone, e.ref, r.key, e.data, r.step, r.due_at
+	FROM workflow_runs r INDEXED BY workflow_runs_due JOIN events e ON e.id = r.event_id
+	WHERE r.status = 'waiting' AND r.due_at <= ? ORDER BY r.due_at, r.id LIMIT ?`
+	dueRunsAfterSQL = `SELECT r.id, r.partner, r.workflow, r.contact, e.email, e.phone, e.ref, r.key, e.data, r.step, r.due_at
+	FROM workflow_runs r INDEXED BY workflow_runs_due JOIN events e ON e.id = r.event_id
+	WHERE r.status = 'waiting' AND r.due_at <= ? AND (r.due_at, r.id) > (?, ?)
+	ORDER BY r.due_at, r.id LIMIT ?`
 )
 
 const (
@@ -470,7 +478,7 @@ func (s *Store) CancelRunsByKey(ctx context.Context, partner, workflow, key stri
 // RunOf returns one run of a partner ("" for any partner); another
 // partner's run is ErrNotFound.
 func (s *Store) RunOf(ctx context.Context, partner string, id int64) (Run, error) {
-	r, err := scanRun(s.reader.QueryRowContext(ctx, `SELECT `+runColumns+` FROM workflow_runs WHERE id = ? AND (? = '' OR partner = ?)`,
+	r, err := scanRun(s.reader.QueryRowContext(ctx, `SELECT `+runColumns+runFrom+` WHERE r.id = ? AND (? = '' OR r.partner = ?)`,
 		id, partner, partner))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Run{}, ErrNotFound
@@ -516,9 +524,12 @@ type RunFilter struct {
 
 // ListRuns returns a page of a workflow's runs in id order.
 func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+runColumns+` FROM workflow_runs
-		WHERE partner = ? AND workflow = ? AND (? = '' OR status = ?) AND (? = '' OR email = ?) AND (? = '' OR key = ?) AND id > ?
-		ORDER BY id LIMIT ?`, f.Partner, f.Workflow, f.Status, f.Status, f.Email, f.Email, f.Key, f.Key, f.After, f.Limit)
+	// A run with an email has it as its contact (Event.Contact): the email
+	// filter compares the contact, on the run's row.
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+runColumns+runFrom+`
+		WHERE r.partner = ? AND r.workflow = ? AND (? = '' OR r.status = ?) AND (? = '' OR r.contact = 'email:' || CAST(? AS TEXT))
+		AND (? = '' OR r.key = ?) AND r.id > ?
+		ORDER BY r.id LIMIT ?`, f.Partner, f.Workflow, f.Status, f.Status, f.Email, f.Email, f.Key, f.Key, f.After, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list runs of %s: %w", f.Workflow, err)
 	}
