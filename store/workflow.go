@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -200,6 +201,10 @@ const (
 const (
 	runAdvanceSQL = `UPDATE workflow_runs SET step = ?, status = ?, due_at = ?, last_error = ?, updated_at = ?
 		WHERE status = 'waiting' AND step = ? AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))`
+	// runAdvanceRangeSQL moves a range of consecutive run ids (runRanges),
+	// every one of them in the move: SQLite only.
+	runAdvanceRangeSQL = `UPDATE workflow_runs SET step = ?, status = ?, due_at = ?, last_error = ?, updated_at = ?
+		WHERE status = 'waiting' AND step = ? AND id BETWEEN ? AND ?`
 )
 
 // stepChunk is how many steps one insert statement records.
@@ -253,6 +258,31 @@ type runMove struct {
 	lastError string
 	ids       []int64
 	list      string // ids as a JSON array, for json_each
+	// ranges, on SQLite, are ids as ranges of consecutive ids (first,
+	// last) when they are few (runRanges), else nil.
+	ranges [][2]int64
+}
+
+// runRanges returns ids, sorted, as ranges of consecutive ids, or nil when
+// there would be more than one range per eight ids. Runs started together
+// (an events file, a request) and due together are fired in id order: a
+// batch's move is then a few ranges, each moved by a range scan of the
+// table instead of a json_each lookup per id (workflow/BENCHMARKS.md,
+// session 9).
+func runRanges(ids []int64) [][2]int64 {
+	sorted := slices.Sorted(slices.Values(ids))
+	var out [][2]int64
+	for i, id := range sorted {
+		if i > 0 && id == sorted[i-1]+1 {
+			out[len(out)-1][1] = id
+			continue
+		}
+		if (len(out)+1)*8 > len(ids) {
+			return nil
+		}
+		out = append(out, [2]int64{id, id})
+	}
+	return out
 }
 
 // PlanAdvance builds what AdvanceRuns writes for advs at now: the
@@ -308,6 +338,11 @@ func (s *Store) PlanAdvance(advs []RunAdvance, now time.Time) *AdvancePlan {
 		p.moves[k].ids = append(p.moves[k].ids, a.ID)
 	}
 	for k := range p.moves {
+		if !s.pg {
+			if p.moves[k].ranges = runRanges(p.moves[k].ids); p.moves[k].ranges != nil {
+				continue
+			}
+		}
 		list, _ := json.Marshal(p.moves[k].ids)
 		p.moves[k].list = string(list)
 	}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -70,5 +72,71 @@ func TestNarrowRunsMigrationKeepsRunsWithTheirEventsAddressesAndData(t *testing.
 	counts, err := s.RunCounts(ctx, "acme")
 	if err != nil || counts["acme"]["welcome"][RunDone] != 0 || counts["acme"]["welcome"][RunWaiting] != 1 {
 		t.Errorf("run counts after a delete = %v, %v", counts, err)
+	}
+}
+
+// A batch of runs with consecutive ids moves them by ranges (on SQLite):
+// a run inside a range's bounds that is not in the batch is left alone,
+// and a run of a range that moved meanwhile fails the batch, as with a
+// list of ids.
+func TestAdvanceRunsByRangesMovesExactlyTheBatchsRuns(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	var ws []EventWrite
+	for i := range 40 {
+		ws = append(ws, EventWrite{Event: Event{Partner: "acme", Name: "signup", Email: fmt.Sprintf("u%d@example.com", i), Source: EventFromAPI},
+			Starts: []RunStart{{Workflow: "w", Step: 0, DueAt: now}}})
+	}
+	if _, err := s.AcceptEvents(ctx, ws, now); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := s.DueRuns(ctx, now, 100)
+	if err != nil || len(runs) != 40 {
+		t.Fatalf("%d due runs, %v", len(runs), err)
+	}
+	done := func(r Run) RunAdvance {
+		return RunAdvance{ID: r.ID, Partner: r.Partner, Workflow: r.Workflow, From: 0, To: 1, Status: RunDone,
+			Steps: []RunStep{{Step: 0, Outcome: StepWaiting}}}
+	}
+	// Every run but the 20th, in two ranges; the 20th waits.
+	var advs []RunAdvance
+	for k, r := range runs {
+		if k != 19 {
+			advs = append(advs, done(r))
+		}
+	}
+	if rs := runRanges([]int64{5, 3, 4, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21}); len(rs) != 2 || rs[0] != [2]int64{3, 5} || rs[1] != [2]int64{9, 21} {
+		t.Errorf("ranges = %v", rs)
+	}
+	if rs := runRanges([]int64{1, 3, 5, 7, 9, 11, 13, 15, 17}); rs != nil {
+		t.Errorf("ranges of scattered ids = %v, want none", rs)
+	}
+	// A run of the batch cancelled meanwhile fails the whole batch.
+	if _, _, err := s.CancelRun(ctx, "acme", "w", runs[30].ID, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AdvanceRuns(ctx, advs, now); !errors.Is(err, ErrRunMoved) {
+		t.Fatalf("a batch with a cancelled run: %v", err)
+	}
+	if r, err := s.RunOf(ctx, "acme", runs[0].ID); err != nil || r.Status != RunWaiting {
+		t.Fatalf("run of the failed batch: %+v, %v", r, err)
+	}
+	advs = append(advs[:29], advs[30:]...)
+	if _, err := s.AdvanceRuns(ctx, advs, now); err != nil {
+		t.Fatal(err)
+	}
+	for k, r := range runs {
+		got, err := s.RunOf(ctx, "acme", r.ID)
+		want := RunDone
+		switch k {
+		case 19:
+			want = RunWaiting
+		case 30:
+			want = RunCancelled
+		}
+		if err != nil || got.Status != want {
+			t.Errorf("run %d (%d of the batch): %q, %v; want %q", r.ID, k, got.Status, err, want)
+		}
 	}
 }
