@@ -3,8 +3,9 @@
 -- key), and every run read joins it (the scheduler's due runs, the run
 -- routes). Each fired run's move rewrote the whole ~110-byte row, and each
 -- started run's insert wrote the copies again: the run move was a third of
--- the scheduler's writer time and the run insert half of an event's
--- (workflow/BENCHMARKS.md, session 8). contact and key stay: exit events,
+-- the scheduler's writer time, and the run insert one of the two row
+-- inserts that are most of accepting an event (workflow/BENCHMARKS.md,
+-- sessions 8 and 9). contact and key stay: exit events,
 -- reentry and cancellation by key look runs up by them. Events are never
 -- deleted, so every run finds its event.
 --
