@@ -30,7 +30,7 @@ const eventChunk = 64
 
 const (
 	eventCols = 11
-	runCols   = 15
+	runCols   = 11
 	// knownEventsSQL reads which of a partner's event ids are stored.
 	knownEventsSQL = `SELECT event_id FROM events WHERE partner = ? AND event_id <> '' AND event_id IN (SELECT value FROM json_each(?))`
 	// latestRunsSQL reads, per contact and workflow, the latest run of a
@@ -50,8 +50,8 @@ func eventInsertRowsSQL(n int) string {
 }
 
 func runInsertRowsSQL(n int) string {
-	return `INSERT INTO workflow_runs (id, partner, workflow, contact, email, phone, ref, key, data, status, step, due_at,
-		event_id, created_at, updated_at) VALUES ` + valuesList(n, runCols)
+	return `INSERT INTO workflow_runs (id, partner, workflow, contact, key, status, step, due_at, event_id, created_at, updated_at)
+		VALUES ` + valuesList(n, runCols)
 }
 
 // eventShapes are the statements a batch may use, to prepare before its
@@ -244,7 +244,7 @@ func (b *eventBatch) countRuns() error {
 	type group struct{ partner, workflow, status string }
 	counts := map[group]int64{}
 	for i := 0; i < b.runRows*runCols; i += runCols {
-		counts[group{b.runArgs[i+1].(string), b.runArgs[i+2].(string), b.runArgs[i+9].(string)}]++
+		counts[group{b.runArgs[i+1].(string), b.runArgs[i+2].(string), b.runArgs[i+5].(string)}]++
 	}
 	groups := slices.SortedFunc(maps.Keys(counts), func(x, y group) int {
 		return cmp.Or(cmp.Compare(x.partner, y.partner), cmp.Compare(x.workflow, y.workflow), cmp.Compare(x.status, y.status))
@@ -445,7 +445,7 @@ func (b *eventBatch) admit(i int, ew *EventWrite, known map[string]bool) (id int
 func (b *eventBatch) act(i int, ew *EventWrite, res *EventResult, id int64) error {
 	e := &ew.Event
 	res.ID = id
-	contact, data := b.prep[i].contact, b.prep[i].data
+	contact := b.prep[i].contact
 	if len(ew.Exits) > 0 {
 		if err := b.flushEvents(); err != nil {
 			return err
@@ -486,8 +486,9 @@ func (b *eventBatch) act(i int, ew *EventWrite, res *EventResult, id int64) erro
 			st = RunWaiting
 		}
 		b.nextRun++
-		b.runArgs = append(b.runArgs, b.nextRun, e.Partner, rs.Workflow, contact, e.Email, e.Phone, e.Ref, e.Key, data,
-			st, int64(rs.Step), ms(rs.DueAt), id, b.nowArg, b.nowArg)
+		// The run's addresses and data are its event's (migration 0046).
+		b.runArgs = append(b.runArgs, b.nextRun, e.Partner, rs.Workflow, contact, e.Key, st, int64(rs.Step), ms(rs.DueAt), id,
+			b.nowArg, b.nowArg)
 		b.runRows++
 		if b.runRows == eventChunk*4 {
 			if err := b.flushRuns(); err != nil {

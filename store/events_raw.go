@@ -41,9 +41,8 @@ var (
 		// A repeat of a stored event id is not stored (acceptSQLite).
 		conflict: ` ON CONFLICT (partner, event_id) WHERE event_id <> '' DO NOTHING`}
 	runsTable = rawTable{name: "workflow_runs",
-		cols: []string{"id", "partner", "workflow", "contact", "email", "phone", "ref", "key", "data", "status", "step", "due_at",
-			"event_id", "created_at", "updated_at"},
-		defaults: []any{nil, nil, nil, nil, "", "", "", "", "{}", nil, int64(0), nil, nil, nil, nil},
+		cols:     []string{"id", "partner", "workflow", "contact", "key", "status", "step", "due_at", "event_id", "created_at", "updated_at"},
+		defaults: []any{nil, nil, nil, nil, "", nil, int64(0), nil, nil, nil, nil},
 		// The run ids are the next ones after the table's largest, in
 		// order (acceptEventsOnce): SQLite's own choice, without the seek
 		// that an explicit id costs per row.

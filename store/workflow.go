@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -82,8 +83,13 @@ type RunAdvance struct {
 // stored, and the scheduler reads it again.
 var ErrRunMoved = errors.New("a run changed while its step was executed")
 
-const runColumns = `id, partner, workflow, contact, email, phone, ref, key, data, status, step, due_at, event_id, exit_event,
-	last_error, created_at, updated_at`
+// runColumns are a run's columns, its starting event's addresses and data
+// among them (migration 0046), read from runFrom.
+const runColumns = `r.id, r.partner, r.workflow, r.contact, e.email, e.phone, e.ref, r.key, e.data, r.status, r.step, r.due_at,
+	r.event_id, r.exit_event, r.last_error, r.created_at, r.updated_at`
+
+// runFrom joins each run to the event that started it.
+const runFrom = ` FROM workflow_runs r JOIN events e ON e.id = r.event_id`
 
 func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var r Run
@@ -182,16 +188,23 @@ func scanDueRuns(rows *sql.Rows, limit int) ([]Run, error) {
 }
 
 const (
-	dueRunsSQL = `SELECT id, partner, workflow, contact, email, phone, ref, key, data, step, due_at
-	FROM workflow_runs INDEXED BY workflow_runs_due WHERE status = 'waiting' AND due_at <= ? ORDER BY due_at, id LIMIT ?`
-	dueRunsAfterSQL = `SELECT id, partner, workflow, contact, email, phone, ref, key, data, step, due_at
-	FROM workflow_runs INDEXED BY workflow_runs_due WHERE status = 'waiting' AND due_at <= ? AND (due_at, id) > (?, ?)
-	ORDER BY due_at, id LIMIT ?`
+	// The addresses and data are the starting event's (migration 0046).
+	dueRunsSQL = `SELECT r.id, r.partner, r.workflow, r.contact, e.email, e.phone, e.ref, r.key, e.data, r.step, r.due_at
+	FROM workflow_runs r INDEXED BY workflow_runs_due JOIN events e ON e.id = r.event_id
+	WHERE r.status = 'waiting' AND r.due_at <= ? ORDER BY r.due_at, r.id LIMIT ?`
+	dueRunsAfterSQL = `SELECT r.id, r.partner, r.workflow, r.contact, e.email, e.phone, e.ref, r.key, e.data, r.step, r.due_at
+	FROM workflow_runs r INDEXED BY workflow_runs_due JOIN events e ON e.id = r.event_id
+	WHERE r.status = 'waiting' AND r.due_at <= ? AND (r.due_at, r.id) > (?, ?)
+	ORDER BY r.due_at, r.id LIMIT ?`
 )
 
 const (
 	runAdvanceSQL = `UPDATE workflow_runs SET step = ?, status = ?, due_at = ?, last_error = ?, updated_at = ?
 		WHERE status = 'waiting' AND step = ? AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?))`
+	// runAdvanceRangeSQL moves a range of consecutive run ids (runRanges),
+	// every one of them in the move: SQLite only.
+	runAdvanceRangeSQL = `UPDATE workflow_runs SET step = ?, status = ?, due_at = ?, last_error = ?, updated_at = ?
+		WHERE status = 'waiting' AND step = ? AND id BETWEEN ? AND ?`
 )
 
 // stepChunk is how many steps one insert statement records.
@@ -245,6 +258,31 @@ type runMove struct {
 	lastError string
 	ids       []int64
 	list      string // ids as a JSON array, for json_each
+	// ranges, on SQLite, are ids as ranges of consecutive ids (first,
+	// last) when they are few (runRanges), else nil.
+	ranges [][2]int64
+}
+
+// runRanges returns ids, sorted, as ranges of consecutive ids, or nil when
+// there would be more than one range per eight ids. Runs started together
+// (an events file, a request) and due together are fired in id order: a
+// batch's move is then a few ranges, each moved by a range scan of the
+// table instead of a json_each lookup per id (workflow/BENCHMARKS.md,
+// session 9).
+func runRanges(ids []int64) [][2]int64 {
+	sorted := slices.Sorted(slices.Values(ids))
+	var out [][2]int64
+	for i, id := range sorted {
+		if i > 0 && id == sorted[i-1]+1 {
+			out[len(out)-1][1] = id
+			continue
+		}
+		if (len(out)+1)*8 > len(ids) {
+			return nil
+		}
+		out = append(out, [2]int64{id, id})
+	}
+	return out
 }
 
 // PlanAdvance builds what AdvanceRuns writes for advs at now: the
@@ -300,6 +338,11 @@ func (s *Store) PlanAdvance(advs []RunAdvance, now time.Time) *AdvancePlan {
 		p.moves[k].ids = append(p.moves[k].ids, a.ID)
 	}
 	for k := range p.moves {
+		if !s.pg {
+			if p.moves[k].ranges = runRanges(p.moves[k].ids); p.moves[k].ranges != nil {
+				continue
+			}
+		}
 		list, _ := json.Marshal(p.moves[k].ids)
 		p.moves[k].list = string(list)
 	}
@@ -470,7 +513,7 @@ func (s *Store) CancelRunsByKey(ctx context.Context, partner, workflow, key stri
 // RunOf returns one run of a partner ("" for any partner); another
 // partner's run is ErrNotFound.
 func (s *Store) RunOf(ctx context.Context, partner string, id int64) (Run, error) {
-	r, err := scanRun(s.reader.QueryRowContext(ctx, `SELECT `+runColumns+` FROM workflow_runs WHERE id = ? AND (? = '' OR partner = ?)`,
+	r, err := scanRun(s.reader.QueryRowContext(ctx, `SELECT `+runColumns+runFrom+` WHERE r.id = ? AND (? = '' OR r.partner = ?)`,
 		id, partner, partner))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Run{}, ErrNotFound
@@ -516,9 +559,12 @@ type RunFilter struct {
 
 // ListRuns returns a page of a workflow's runs in id order.
 func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+runColumns+` FROM workflow_runs
-		WHERE partner = ? AND workflow = ? AND (? = '' OR status = ?) AND (? = '' OR email = ?) AND (? = '' OR key = ?) AND id > ?
-		ORDER BY id LIMIT ?`, f.Partner, f.Workflow, f.Status, f.Status, f.Email, f.Email, f.Key, f.Key, f.After, f.Limit)
+	// A run with an email has it as its contact (Event.Contact): the email
+	// filter compares the contact, on the run's row.
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+runColumns+runFrom+`
+		WHERE r.partner = ? AND r.workflow = ? AND (? = '' OR r.status = ?) AND (? = '' OR r.contact = 'email:' || CAST(? AS TEXT))
+		AND (? = '' OR r.key = ?) AND r.id > ?
+		ORDER BY r.id LIMIT ?`, f.Partner, f.Workflow, f.Status, f.Status, f.Email, f.Email, f.Key, f.Key, f.After, f.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list runs of %s: %w", f.Workflow, err)
 	}

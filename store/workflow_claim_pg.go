@@ -24,8 +24,8 @@ import (
 const claimDueRunsPGSQL = `WITH c AS (
 	SELECT id FROM workflow_runs WHERE status = 'waiting' AND due_at <= ?3 AND (claimed_until <= ?3 OR claimed_by = ?1)
 	ORDER BY due_at, id LIMIT ?4 FOR UPDATE SKIP LOCKED)
-UPDATE workflow_runs r SET claimed_by = ?1, claimed_until = ?2 FROM c WHERE r.id = c.id
-RETURNING r.id, r.partner, r.workflow, r.contact, r.email, r.phone, r.ref, r.key, r.data, r.step, r.due_at`
+UPDATE workflow_runs r SET claimed_by = ?1, claimed_until = ?2 FROM c, events e WHERE r.id = c.id AND e.id = r.event_id
+RETURNING r.id, r.partner, r.workflow, r.contact, e.email, e.phone, e.ref, r.key, e.data, r.step, r.due_at`
 
 // ClaimDueRuns is DueRuns for one of several nodes: on PostgreSQL it
 // claims up to limit due runs for node until until and returns them in due

@@ -93,11 +93,23 @@ func (s *Store) advanceRaw(ctx context.Context, dc any, p *AdvancePlan) ([]Job, 
 	// The count each move changed says whether each of its runs was still
 	// where the scheduler read it.
 	for _, m := range p.moves {
-		res, err := r.exec(ctx, dc, runAdvanceSQL, int64(m.to), m.status, m.due, m.lastError, ms(p.now), int64(m.from), m.list)
-		if err != nil {
-			return nil, fmt.Errorf("cannot move runs on: %w", err)
+		var n int64
+		if m.ranges == nil {
+			res, err := r.exec(ctx, dc, runAdvanceSQL, int64(m.to), m.status, m.due, m.lastError, ms(p.now), int64(m.from), m.list)
+			if err != nil {
+				return nil, fmt.Errorf("cannot move runs on: %w", err)
+			}
+			n, _ = res.RowsAffected()
 		}
-		if n, _ := res.RowsAffected(); n != int64(len(m.ids)) {
+		for _, rg := range m.ranges {
+			res, err := r.exec(ctx, dc, runAdvanceRangeSQL, int64(m.to), m.status, m.due, m.lastError, ms(p.now), int64(m.from), rg[0], rg[1])
+			if err != nil {
+				return nil, fmt.Errorf("cannot move runs on: %w", err)
+			}
+			k, _ := res.RowsAffected()
+			n += k
+		}
+		if n != int64(len(m.ids)) {
 			return nil, fmt.Errorf("%d of %d runs: %w", int64(len(m.ids))-n, len(m.ids), ErrRunMoved)
 		}
 	}
