@@ -575,20 +575,8 @@ var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); ret
 
 // readAnswer appends at most maxResponse bytes of r to b.
 func readAnswer(b []byte, r io.Reader) ([]byte, error) {
-	for len(b) < maxResponse {
-		if len(b) == cap(b) {
-			b = slices.Grow(b, min(cap(b), maxResponse-len(b)))
-		}
-		n, err := r.Read(b[len(b):min(cap(b), maxResponse)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
-	return b, nil
+	b, _, err := readAnswerEOF(b, r)
+	return b, err
 }
 
 func (d *httpDriver) accepted(status int) bool {
