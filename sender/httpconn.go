@@ -158,10 +158,11 @@ func (p *httpDirect) close() {
 type httpSession struct {
 	d      *httpDriver
 	c      *httpConn
-	wbuf   []byte // the request: head and body
-	body   []byte // the rendered body
-	hv     []byte // a rendered header value
-	answer []byte // the provider's answer
+	wbuf   []byte   // the request: head and body
+	body   []byte   // the rendered body
+	hv     []byte   // a rendered header value
+	answer []byte   // the provider's answer
+	data   httpData // what the templates see
 }
 
 // Send delivers m on the session's connection.

@@ -372,7 +372,15 @@ func (d *httpDriver) Close() error {
 // send delivers m through the direct path on s, or through the client
 // when s is nil.
 func (d *httpDriver) send(ctx context.Context, m *store.Message, s *httpSession) (string, error) {
-	data := httpData{To: m.Recipient, Body: m.Body, Subject: m.Subject, ID: m.Key, Ref: m.Ref, Vars: m.Vars,
+	// The templates' data escapes to the heap: a session keeps one.
+	var data *httpData
+	if s != nil {
+		data = &s.data
+		defer func() { *data = httpData{} }() // no message kept past its send
+	} else {
+		data = new(httpData)
+	}
+	*data = httpData{To: m.Recipient, Body: m.Body, Subject: m.Subject, ID: m.Key, Ref: m.Ref, Vars: m.Vars,
 		Partner: m.Partner, Channel: m.Channel, From: m.Sender, Format: m.Format}
 	if data.Vars == nil {
 		data.Vars = noVars
@@ -386,7 +394,7 @@ func (d *httpDriver) send(ctx context.Context, m *store.Message, s *httpSession)
 	} else {
 		buf = make([]byte, 0, d.bodySize.Load())
 	}
-	body, err := render(d.body, d.bodyFast, buf, &data, d.maxBody)
+	body, err := render(d.body, d.bodyFast, buf, data, d.maxBody)
 	if err != nil {
 		return "", permanent(fmt.Errorf("cannot render the request body: %w", err))
 	}
@@ -396,14 +404,14 @@ func (d *httpDriver) send(ctx context.Context, m *store.Message, s *httpSession)
 		if cap(body) <= maxBodyHint {
 			s.body = body[:0]
 		}
-		resp, raw, err = d.post(ctx, s, body, &data, m.Key)
+		resp, raw, err = d.post(ctx, s, body, data, m.Key)
 	} else {
 		if n := int64(len(body)); n > d.bodySize.Load() && n <= maxBodyHint {
 			d.bodySize.Store(n)
 		}
 		buf := answerBuffers.Get().(*[]byte)
 		defer answerBuffers.Put(buf)
-		resp, raw, err = d.postClient(ctx, body, &data, m.Key, buf, false)
+		resp, raw, err = d.postClient(ctx, body, data, m.Key, buf, false)
 	}
 	if err != nil {
 		return "", err
