@@ -96,6 +96,13 @@ func (ch *channel) start(ctx, deliverCtx context.Context, col *committer, loops,
 	}
 }
 
+// sessionDriver is a Driver whose workers each send through a session of
+// their own (an http channel's connection), ended by done when the worker
+// stops.
+type sessionDriver interface {
+	session() (d Driver, done func())
+}
+
 // close releases the driver's connections or files.
 func (ch *channel) close() {
 	if c, ok := ch.driver.(io.Closer); ok {
@@ -278,6 +285,12 @@ func (ch *channel) sleep(ctx context.Context, d time.Duration) {
 func (ch *channel) work(ctx, deliverCtx context.Context, col *committer) {
 	call := newCallTimeout(deliverCtx)
 	defer call.close()
+	drv := ch.driver
+	if sd, ok := drv.(sessionDriver); ok {
+		d, done := sd.session()
+		defer done()
+		drv = d
+	}
 	for {
 		var c *store.Claim
 		select {
@@ -293,7 +306,7 @@ func (ch *channel) work(ctx, deliverCtx context.Context, col *committer) {
 		if ctx.Err() != nil {
 			return // Run releases it
 		}
-		col.record(deliverCtx, ch.s.observed(ch.cfg.Name, c, ch.deliver(ctx, call, c)), ch.cfg.Type != config.ChannelOutbox)
+		col.record(deliverCtx, ch.s.observed(ch.cfg.Name, c, ch.deliver(ctx, call, drv, c)), ch.cfg.Type != config.ChannelOutbox)
 	}
 }
 

@@ -13,8 +13,9 @@ import (
 // deliver runs one claimed message through the channel and says what became
 // of it. ctx stops waiting (the message is released untried); call bounds
 // the provider call itself (its parent, the deliveries' context, lets a
-// stop finish it within its grace).
-func (ch *channel) deliver(ctx context.Context, call *callTimeout, c *store.Claim) store.Outcome {
+// stop finish it within its grace); drv is the worker's driver (its
+// session, if the channel's driver has them).
+func (ch *channel) deliver(ctx context.Context, call *callTimeout, drv Driver, c *store.Claim) store.Outcome {
 	clk := ch.s.clock
 	out := store.Outcome{ID: c.ID, JobID: c.JobID, Attempt: c.Attempt}
 	release := func() store.Outcome {
@@ -55,7 +56,7 @@ func (ch *channel) deliver(ctx context.Context, call *callTimeout, c *store.Clai
 	}
 	sctx := call.begin(ch.timeout)
 	sendStart := time.Now()
-	id, err := ch.driver.Send(sctx, &c.Message)
+	id, err := drv.Send(sctx, &c.Message)
 	call.end()
 	ch.s.observeProvider(ch.cfg.Name, time.Since(sendStart), err)
 	if err == nil {

@@ -102,7 +102,7 @@ func TestHTTPBodyTemplateStopsAtItsLimit(t *testing.T) {
 		`{{.Body}}{{.Body}}{{.Body}}{{.Body}}{{.Body}}{{.Body}}{{.Body}}{{.Body}}`, // the fast path
 	} {
 		cc := &config.Channel{Name: "sms", Type: config.ChannelHTTP, URL: srv.URL, Body: body, MaxBodyBytes: 1000}
-		d, err := newHTTPDriver("channel[0]", cc, srv.Client())
+		d, err := newHTTPDriver("channel[0]", cc, srv.Client(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

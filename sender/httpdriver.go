@@ -3,6 +3,8 @@ package sender
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -67,12 +69,31 @@ type httpDriver struct {
 	// bodySize is the largest body rendered so far, up to maxBodyHint:
 	// the capacity the next one starts with.
 	bodySize atomic.Int64
+
+	// direct, when set, is the path requests take instead of rt
+	// (httpconn.go); the fields below are its fixed parts of a request.
+	direct *httpDirect
+	// head is the request line, Host and User-Agent.
+	head []byte
+	// sendLength: Content-Length even for an empty body (POST, PUT,
+	// PATCH), as net/http writes it.
+	sendLength bool
+	writeType  bool   // Content-Type, unless a header template sets it
+	writeKey   bool   // Idempotency-Key, unless a header template sets it
+	authLine   []byte // Authorization for username and password, or nil
+	closeEach  bool   // a Connection header template: no keep-alive
 }
 
 type httpHeader struct {
 	name string
 	tmpl *template.Template
 	fast *fastTemplate // nil: tmpl's shape needs text/template
+	// canon is name as net/http writes it; skip: rendered but not
+	// written by the direct path, as net/http leaves it out too (Host,
+	// Content-Length and such, a later template of the same name, an
+	// Authorization that username and password replace).
+	canon string
+	skip  bool
 }
 
 // httpData is what an http channel's body and header templates see.
@@ -89,7 +110,10 @@ type httpData struct {
 	Format  string
 }
 
-func newHTTPDriver(field string, cc *config.Channel, client *http.Client) (*httpDriver, error) {
+// newHTTPDriver builds the driver of the http channel cc. client, when
+// set (tests), takes every request; otherwise the driver makes its own
+// transport, with tlsConf (tests: their server's roots) when set.
+func newHTTPDriver(field string, cc *config.Channel, client *http.Client, tlsConf *tls.Config) (*httpDriver, error) {
 	u, err := url.Parse(cc.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%s.url: %q is not an http(s) URL", field, cc.URL)
@@ -139,12 +163,122 @@ func newHTTPDriver(field string, cc *config.Channel, client *http.Client) (*http
 		conc := max(cc.Concurrency, 4)
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = conc
+		tr.Proxy = httpProxy
+		if tlsConf != nil {
+			tr.TLSClientConfig = tlsConf.Clone()
+		}
 		d.client = &http.Client{Transport: tr}
 		if u.User == nil { // user info in the URL is basic auth that http.Client adds
 			d.rt = tr
+			d.setDirect(u, tlsConf)
 		}
 	}
 	return d, nil
+}
+
+// httpProxy is the proxy of a provider's URL, if any, as
+// http.DefaultTransport finds it. A variable for tests: the environment is
+// read once per process, and never proxies a loopback address.
+var httpProxy = http.ProxyFromEnvironment
+
+// setDirect sets up the direct path (httpconn.go) for requests to u, unless
+// they need what only http.Transport does: a proxy, a host name to
+// convert to ASCII, an IPv6 zone, or a method or header name net/http
+// would refuse (its error stays the channel's).
+func (d *httpDriver) setDirect(u *url.URL, tlsConf *tls.Config) {
+	if proxy, err := httpProxy(&http.Request{URL: u}); proxy != nil || err != nil {
+		return
+	}
+	host := strings.TrimSuffix(u.Host, ":")
+	if !isToken(d.method) || !isPrintableASCII(host) || strings.Contains(host, "%") {
+		return
+	}
+	canon := map[string]int{} // a header's last template wins, as Header.Set
+	for i := range d.headers {
+		h := &d.headers[i]
+		if !isToken(h.name) {
+			return
+		}
+		h.canon = http.CanonicalHeaderKey(h.name)
+		if j, ok := canon[h.canon]; ok {
+			d.headers[j].skip = true
+		}
+		canon[h.canon] = i
+	}
+	_, customAgent := canon["User-Agent"]
+	_, customType := canon["Content-Type"]
+	_, customKey := canon["Idempotency-Key"]
+	_, d.closeEach = canon["Connection"]
+	d.writeType, d.writeKey = !customType, !customKey
+	basic := d.username != "" || d.password != ""
+	for i := range d.headers {
+		switch h := &d.headers[i]; h.canon {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+			h.skip = true // net/http's request writer leaves them out
+		case "Authorization":
+			h.skip = h.skip || basic
+		}
+	}
+	if basic {
+		auth := base64.StdEncoding.EncodeToString([]byte(d.username + ":" + d.password))
+		d.authLine = []byte("Authorization: Basic " + auth + "\r\n")
+	}
+	switch d.method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		d.sendLength = true
+	}
+	head := d.method + " " + u.RequestURI() + " HTTP/1.1\r\nHost: " + host + "\r\n"
+	if !customAgent {
+		head += "User-Agent: " + userAgentValue[0] + "\r\n"
+	}
+	d.head = []byte(head)
+	var conf *tls.Config
+	if u.Scheme == "https" {
+		conf = &tls.Config{}
+		if tlsConf != nil {
+			conf = tlsConf.Clone()
+		}
+		if conf.ServerName == "" {
+			conf.ServerName = u.Hostname()
+		}
+		conf.NextProtos = []string{"http/1.1"} // what this path speaks
+	}
+	d.direct = newHTTPDirect(directAddr(u.Scheme, u.Hostname(), u.Port()), conf, d.method)
+}
+
+// isToken says whether s is an HTTP token (a method, a header name).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// isPrintableASCII says whether s has only visible ASCII characters.
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validHeaderValue says whether net/http would send v as a header value:
+// no control characters but tab.
+func validHeaderValue(v []byte) bool {
+	for _, c := range v {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // parseTemplate parses a body or header template. A variable the row does
@@ -202,58 +336,197 @@ func errTooLarge(limit int) error {
 }
 
 // Send renders the request, posts it, and reads the provider's id from the
-// answer. The idempotency key goes in the Idempotency-Key header.
+// answer. The idempotency key goes in the Idempotency-Key header. A
+// channel's workers send through sessions of their own (session); a Send
+// outside one takes a spare session.
 func (d *httpDriver) Send(ctx context.Context, m *store.Message) (string, error) {
-	data := httpData{To: m.Recipient, Body: m.Body, Subject: m.Subject, ID: m.Key, Ref: m.Ref, Vars: m.Vars,
+	if d.direct == nil {
+		return d.send(ctx, m, nil)
+	}
+	s := d.direct.session(d)
+	defer d.direct.putSession(s)
+	return d.send(ctx, m, s)
+}
+
+// session gives a worker a connection of its own to the provider, closed
+// by the func returned when the worker stops (channel.work).
+func (d *httpDriver) session() (Driver, func()) {
+	if d.direct == nil {
+		return d, func() {}
+	}
+	s := &httpSession{d: d}
+	return s, s.drop
+}
+
+// Close closes the channel's connections.
+func (d *httpDriver) Close() error {
+	if d.direct != nil {
+		d.direct.close()
+	}
+	if d.rt != nil {
+		d.client.CloseIdleConnections()
+	}
+	return nil
+}
+
+// send delivers m through the direct path on s, or through the client
+// when s is nil.
+func (d *httpDriver) send(ctx context.Context, m *store.Message, s *httpSession) (string, error) {
+	// The templates' data escapes to the heap: a session keeps one.
+	var data *httpData
+	if s != nil {
+		data = &s.data
+		defer func() { *data = httpData{} }() // no message kept past its send
+	} else {
+		data = new(httpData)
+	}
+	*data = httpData{To: m.Recipient, Body: m.Body, Subject: m.Subject, ID: m.Key, Ref: m.Ref, Vars: m.Vars,
 		Partner: m.Partner, Channel: m.Channel, From: m.Sender, Format: m.Format}
 	if data.Vars == nil {
 		data.Vars = noVars
 	}
 	// Rendered into a buffer as large as the largest body so far: grown
-	// from nil it took four or five allocations a message.
-	body, err := render(d.body, d.bodyFast, make([]byte, 0, d.bodySize.Load()), &data, d.maxBody)
+	// from nil it took four or five allocations a message. A session
+	// reuses its own.
+	var buf []byte
+	if s != nil {
+		buf = s.body[:0]
+	} else {
+		buf = make([]byte, 0, d.bodySize.Load())
+	}
+	body, err := render(d.body, d.bodyFast, buf, data, d.maxBody)
 	if err != nil {
 		return "", permanent(fmt.Errorf("cannot render the request body: %w", err))
 	}
-	if n := int64(len(body)); n > d.bodySize.Load() && n <= maxBodyHint {
-		d.bodySize.Store(n)
+	var resp *http.Response
+	var raw []byte
+	if s != nil {
+		if cap(body) <= maxBodyHint {
+			s.body = body[:0]
+		}
+		resp, raw, err = d.post(ctx, s, body, data, m.Key)
+	} else {
+		if n := int64(len(body)); n > d.bodySize.Load() && n <= maxBodyHint {
+			d.bodySize.Store(n)
+		}
+		buf := answerBuffers.Get().(*[]byte)
+		defer answerBuffers.Put(buf)
+		resp, raw, err = d.postClient(ctx, body, data, m.Key, buf, false)
 	}
+	if err != nil {
+		return "", err
+	}
+	if !d.accepted(resp.StatusCode) {
+		return "", d.statusError(resp, raw)
+	}
+	return d.providerID(raw), nil
+}
+
+// post sends the request on the session's connection and reads the
+// answer into the session's buffer. A redirect goes out again through the
+// client, as do follows it.
+func (d *httpDriver) post(ctx context.Context, s *httpSession, body []byte, data *httpData, key string) (*http.Response, []byte, error) {
+	w := append(s.wbuf[:0], d.head...)
+	if d.sendLength || len(body) > 0 {
+		w = append(w, "Content-Length: "...)
+		w = strconv.AppendInt(w, int64(len(body)), 10)
+		w = append(w, "\r\n"...)
+	}
+	if d.writeType {
+		w = append(w, "Content-Type: "...)
+		w = append(w, d.contentType...)
+		w = append(w, "\r\n"...)
+	}
+	if d.writeKey {
+		w = append(w, "Idempotency-Key: "...)
+		w = append(w, key...)
+		w = append(w, "\r\n"...)
+	}
+	var err error
+	for _, h := range d.headers {
+		if s.hv, err = render(h.tmpl, h.fast, s.hv[:0], data, maxHeaderBytes); err != nil {
+			return nil, nil, permanent(fmt.Errorf("cannot render header %s: %w", h.name, err))
+		}
+		if !validHeaderValue(s.hv) {
+			return nil, nil, d.requestError(invalidHeaderValue(h.canon))
+		}
+		v := bytes.Trim(s.hv, " \t")
+		if h.skip || (len(v) == 0 && h.canon == "User-Agent") {
+			continue
+		}
+		w = append(w, h.canon...)
+		w = append(w, ": "...)
+		w = append(w, v...)
+		w = append(w, "\r\n"...)
+	}
+	w = append(w, d.authLine...)
+	w = append(w, "\r\n"...)
+	w = append(w, body...)
+	if cap(w) <= 2*maxBodyHint {
+		s.wbuf = w[:0]
+	}
+	resp, err := s.roundTrip(ctx, w)
+	if err != nil {
+		return nil, nil, d.requestError(err)
+	}
+	raw, err := s.readBody(ctx, resp)
+	if err != nil {
+		return nil, nil, transient(fmt.Errorf("cannot read the answer of %s: %w", d.url, err))
+	}
+	if redirected(resp) {
+		// The client's transport may read the body after Do returned: a
+		// copy, not the session's buffer.
+		return d.postClient(ctx, bytes.Clone(body), data, key, &s.answer, true)
+	}
+	return resp, raw, nil
+}
+
+// requestError is err of a request that got no answer, worded as
+// http.Client words it (Post "url": ...).
+func (d *httpDriver) requestError(err error) error {
+	err = &url.Error{Op: d.method[:1] + strings.ToLower(d.method[1:]), URL: d.url, Err: err}
+	return transient(fmt.Errorf("%s %s: %w", d.method, d.url, err))
+}
+
+// postClient sends the request through the client (the transport, unless
+// redirected), and reads the answer into buf.
+func (d *httpDriver) postClient(ctx context.Context, body []byte, data *httpData, key string, buf *[]byte, redirected bool) (*http.Response, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, d.method, d.url, bytes.NewReader(body))
 	if err != nil {
-		return "", permanent(fmt.Errorf("cannot build the request: %w", err))
+		return nil, nil, permanent(fmt.Errorf("cannot build the request: %w", err))
 	}
 	// Set directly, not through Header.Set: the names are canonical and
 	// the fixed values' slices are shared (net/http only reads them), a few
 	// allocations less per message.
 	req.Header["Content-Type"] = d.contentTypeValue
-	req.Header["Idempotency-Key"] = []string{m.Key}
+	req.Header["Idempotency-Key"] = []string{key}
 	req.Header["User-Agent"] = userAgentValue
 	var hv []byte
 	for _, h := range d.headers {
-		if hv, err = render(h.tmpl, h.fast, hv[:0], &data, maxHeaderBytes); err != nil {
-			return "", permanent(fmt.Errorf("cannot render header %s: %w", h.name, err))
+		if hv, err = render(h.tmpl, h.fast, hv[:0], data, maxHeaderBytes); err != nil {
+			return nil, nil, permanent(fmt.Errorf("cannot render header %s: %w", h.name, err))
 		}
 		req.Header.Set(h.name, string(hv))
 	}
 	if d.username != "" || d.password != "" {
 		req.SetBasicAuth(d.username, d.password)
 	}
-	resp, err := d.do(req)
+	var resp *http.Response
+	if redirected {
+		resp, err = d.client.Do(req)
+	} else {
+		resp, err = d.do(req)
+	}
 	if err != nil {
-		return "", transient(fmt.Errorf("%s %s: %w", d.method, d.url, err))
+		return nil, nil, transient(fmt.Errorf("%s %s: %w", d.method, d.url, err))
 	}
 	defer resp.Body.Close()
-	buf := answerBuffers.Get().(*[]byte)
-	defer answerBuffers.Put(buf)
 	raw, err := readAnswer((*buf)[:0], resp.Body)
 	*buf = raw[:0]
 	if err != nil {
-		return "", transient(fmt.Errorf("cannot read the answer of %s: %w", d.url, err))
+		return nil, nil, transient(fmt.Errorf("cannot read the answer of %s: %w", d.url, err))
 	}
-	if !d.accepted(resp.StatusCode) {
-		return "", d.statusError(resp, raw)
-	}
-	return d.providerID(raw), nil
+	return resp, raw, nil
 }
 
 // do sends req. Through the transport directly when the driver made its
@@ -310,20 +583,8 @@ var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); ret
 
 // readAnswer appends at most maxResponse bytes of r to b.
 func readAnswer(b []byte, r io.Reader) ([]byte, error) {
-	for len(b) < maxResponse {
-		if len(b) == cap(b) {
-			b = slices.Grow(b, min(cap(b), maxResponse-len(b)))
-		}
-		n, err := r.Read(b[len(b):min(cap(b), maxResponse)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
-	return b, nil
+	b, _, err := readAnswerEOF(b, r)
+	return b, err
 }
 
 func (d *httpDriver) accepted(status int) bool {

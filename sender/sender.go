@@ -46,6 +46,10 @@ type Options struct {
 	// channels (tests use it to trust their server's certificate).
 	SMTPTLSConfig *tls.Config
 
+	// HTTPTLSConfig, when set, is the base TLS configuration of http
+	// channels (tests use it to trust their provider's certificate).
+	HTTPTLSConfig *tls.Config
+
 	// Suppressed, when set, is asked before each delivery whether the
 	// recipient must not be messaged; a suppressed message ends as
 	// "suppressed" without reaching the provider. Nil means no suppression.
@@ -161,7 +165,7 @@ func newDriver(opts Options, i int, cc *config.Channel) (Driver, error) {
 	case config.ChannelOutbox:
 		return newOutboxDriver(opts.Config.OutboxDir(), cc.Name), nil
 	case config.ChannelHTTP:
-		d, err := newHTTPDriver(field, cc, opts.HTTPClient)
+		d, err := newHTTPDriver(field, cc, opts.HTTPClient, opts.HTTPTLSConfig)
 		if err != nil {
 			return nil, err
 		}
