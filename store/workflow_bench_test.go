@@ -2,10 +2,7 @@ package store
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -20,10 +17,7 @@ import (
 //
 //	go test ./store -run '^$' -bench AdvanceRuns -benchtime 1x
 func BenchmarkAdvanceRuns(b *testing.B) {
-	n := 30_000
-	if v, err := strconv.Atoi(os.Getenv("DROPGATE_BENCH_ROWS")); err == nil && v > 0 {
-		n = v
-	}
+	n := benchRowsOr(30_000)
 	ctx := context.Background()
 	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 	for range b.N {
@@ -32,13 +26,7 @@ func BenchmarkAdvanceRuns(b *testing.B) {
 			b.Fatal(err)
 		}
 		for start := 0; start < n; start += 1000 {
-			ws := make([]EventWrite, 0, 1000)
-			for k := start; k < start+1000; k++ {
-				ws = append(ws, EventWrite{
-					Event: Event{Partner: "acme", EventID: fmt.Sprintf("s-%d", k), Name: "signup", Phone: fmt.Sprintf("+35191%07d", k),
-						Source: EventFromAPI, Data: map[string]string{"name": fmt.Sprintf("user %d", k), "code": fmt.Sprintf("%06d", k)}},
-					Starts: []RunStart{{Workflow: "welcome", Step: 0, DueAt: now}}})
-			}
+			ws := benchSignups(start, 1000, RunStart{Workflow: "welcome", Step: 0, DueAt: now})
 			if _, err := s.AcceptEvents(ctx, ws, now); err != nil {
 				b.Fatal(err)
 			}
