@@ -106,6 +106,16 @@ func testMessage(i int) *store.Message {
 	return &store.Message{Recipient: "+1", Body: fmt.Sprintf("x%d", i), Key: fmt.Sprintf("k%d", i)}
 }
 
+// countedServer starts an httptest server of h, closed when the test
+// ends, with its connections counted as countConns does.
+func countedServer(t *testing.T, h http.Handler) (srv *httptest.Server, accepted, open *atomic.Int32) {
+	srv = httptest.NewUnstartedServer(h)
+	accepted, open = countConns(srv)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, accepted, open
+}
+
 // countConns makes srv count the connections it accepted and has open.
 func countConns(srv *httptest.Server) (accepted, open *atomic.Int32) {
 	accepted, open = new(atomic.Int32), new(atomic.Int32)
@@ -122,13 +132,10 @@ func countConns(srv *httptest.Server) (accepted, open *atomic.Int32) {
 }
 
 func TestHTTPDirectWorkerKeepsOneConnection(t *testing.T) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, accepted, _ := countedServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, `{"id": "`+r.Header.Get("Idempotency-Key")+`"}`)
 	}))
-	accepted, _ := countConns(srv)
-	srv.Start()
-	t.Cleanup(srv.Close)
 	d := directDriver(t, srv.URL, nil)
 	w, done := d.session()
 	defer done()
@@ -307,13 +314,10 @@ func TestHTTPProxiedChannelKeepsTheTransport(t *testing.T) {
 }
 
 func TestHTTPSenderClosesItsConnectionsWhenItStops(t *testing.T) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, accepted, open := countedServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, `{"id": "ok"}`)
 	}))
-	accepted, open := countConns(srv)
-	srv.Start()
-	t.Cleanup(srv.Close)
 	cc := httpChannel(srv.URL)
 	cc.Concurrency = 3
 	cfg := testConfig(t, cc)
@@ -330,13 +334,10 @@ func TestHTTPSenderClosesItsConnectionsWhenItStops(t *testing.T) {
 }
 
 func TestHTTPDriverCloseEndsItsIdleConnections(t *testing.T) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, accepted, open := countedServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		io.WriteString(w, `{"id": "ok"}`)
 	}))
-	accepted, open := countConns(srv)
-	srv.Start()
-	t.Cleanup(srv.Close)
 	d := directDriver(t, srv.URL, nil)
 	for i := range 5 { // Send outside a worker: a spare session
 		if _, err := d.Send(context.Background(), testMessage(i)); err != nil {
