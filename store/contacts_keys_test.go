@@ -59,7 +59,7 @@ func TestContactKeyMigrationKeepsContactsAndTheirPartners(t *testing.T) {
 	old := openAtVersion(t, path, 45)
 	for _, q := range []string{
 		`INSERT INTO lists (id, partner, name, created_at) VALUES (1, 'acme', 'news', 0)`,
-		`INSERT INTO contacts (id, partner, email, phone, attributes, created_at, updated_at) VALUES (7, 'acme', 'ana@example.com', '+351912345678', '{"orders":1}', 0, 0)`,
+		`INSERT INTO contacts (id, partner, email, phone, ref, attributes, created_at, updated_at) VALUES (7, 'acme', 'ana@example.com', '+351912345678', 'c-1', '{"orders":1}', 0, 0)`,
 		`INSERT INTO list_members (list_id, contact_id, status, updated_at) VALUES (1, 7, 'subscribed', 0)`,
 	} {
 		if _, err := old.Exec(q); err != nil {
@@ -84,6 +84,7 @@ func TestContactKeyMigrationKeepsContactsAndTheirPartners(t *testing.T) {
 	for _, q := range []string{
 		`INSERT INTO contacts (partner, email, created_at, updated_at) VALUES ('acme', 'ana@example.com', 0, 0)`,
 		`INSERT INTO contacts (partner, phone, created_at, updated_at) VALUES ('acme', '+351912345678', 0, 0)`,
+		`INSERT INTO contacts (partner, ref, created_at, updated_at) VALUES ('acme', 'c-1', 0, 0)`,
 	} {
 		if _, err := s.writer.ExecContext(ctx, q); err == nil || !strings.Contains(err.Error(), "UNIQUE") {
 			t.Errorf("%s: %v, want a UNIQUE failure", q, err)
@@ -94,7 +95,7 @@ func TestContactKeyMigrationKeepsContactsAndTheirPartners(t *testing.T) {
 	}
 }
 
-// Every query that finds contacts by email or phone seeks the key
+// Every query that finds contacts by email, phone or ref seeks the key
 // indexes, which lead with the key since 0048 (a query by partner alone
 // would scan them).
 func TestContactKeyQueriesUseTheKeyIndexes(t *testing.T) {
@@ -117,6 +118,8 @@ func TestContactKeyQueriesUseTheKeyIndexes(t *testing.T) {
 			WHERE c.partner = ?1 AND (c.email = ?2 OR c.phone = ?2)`, // Memberships
 		`SELECT attributes FROM contacts WHERE partner = ? AND email = ?`, // ContactAttributes
 		`SELECT attributes FROM contacts WHERE partner = ? AND phone = ?`,
+		`SELECT id, email, phone, ref, attributes FROM contacts WHERE partner = ? AND ref IN (?, ?)`,
+		`SELECT attributes FROM contacts WHERE partner = ? AND ref = ?`,
 	} {
 		rows, err := s.reader.QueryContext(ctx, `EXPLAIN QUERY PLAN `+q, "acme", "x", "y", "z")
 		if err != nil {
@@ -133,7 +136,7 @@ func TestContactKeyQueriesUseTheKeyIndexes(t *testing.T) {
 		}
 		rows.Close()
 		all := strings.Join(plan, "; ")
-		if !strings.Contains(all, "contacts_email") && !strings.Contains(all, "contacts_phone") {
+		if !strings.Contains(all, "contacts_email") && !strings.Contains(all, "contacts_phone") && !strings.Contains(all, "contacts_ref") {
 			t.Errorf("%s\nplan: %s", q, all)
 		}
 		for _, p := range plan {

@@ -1,6 +1,6 @@
--- The unique indexes of a contact's email and phone lead with the key, not
--- the partner: (email, partner) and (phone, partner) hold the same
--- entries and keep each key unique within a partner, but a seek decides
+-- The unique indexes of a contact's keys lead with the key, not the
+-- partner: (email, partner), (phone, partner) and (ref, partner) hold the
+-- same entries and keep each key unique within a partner, but a seek decides
 -- on the key at once instead of comparing the partner name first in every
 -- entry on its way down, and a list load spends a third of its writing
 -- time in these seeks and inserts (ingest/BENCHMARKS.md, "Session 9,
@@ -11,6 +11,8 @@ DROP INDEX contacts_email;
 DROP INDEX contacts_phone;
 CREATE UNIQUE INDEX contacts_email ON contacts (email, partner) WHERE email IS NOT NULL;
 CREATE UNIQUE INDEX contacts_phone ON contacts (phone, partner) WHERE phone IS NOT NULL;
+DROP INDEX contacts_ref;
+CREATE UNIQUE INDEX contacts_ref ON contacts (ref, partner) WHERE ref IS NOT NULL;
 
 -- What the partner-first indexes also answered: does the partner have any
 -- contact yet (a list load into a partner without contacts skips its
