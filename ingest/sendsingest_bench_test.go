@@ -232,6 +232,11 @@ func insertBenchContacts(ctx context.Context, dbPath, partner string, listID int
 			tx.Rollback()
 			return err
 		}
+		// As the store's own writers do (migration 0048).
+		if _, err := tx.ExecContext(ctx, `INSERT INTO contact_partners (partner) VALUES (?) ON CONFLICT (partner) DO NOTHING`, partner); err != nil {
+			tx.Rollback()
+			return err
+		}
 		if err := tx.Commit(); err != nil {
 			return err
 		}

@@ -201,6 +201,9 @@ func putContactTx(ctx context.Context, tx *sql.Tx, list List, in ContactInput, n
 		if err != nil {
 			return Contact{}, "", fmt.Errorf("cannot insert contact: %w", err)
 		}
+		if err := markContactPartnerTx(ctx, tx, c.Partner); err != nil { // lists_load.go
+			return Contact{}, "", err
+		}
 		outcome = ContactInserted
 	} else {
 		attrs, err := mergeAttributes(found.Attributes, in.Attributes)

@@ -148,13 +148,10 @@ func (s *Store) BeginListLoad(ctx context.Context, partner, name string, opts Li
 	if err := l.prepare(); err != nil {
 		return fail(err)
 	}
-	// Each EXISTS reads one of the key indexes (a contact has at least
-	// one key), not the table.
+	// contact_partners, not the key indexes: on SQLite those lead with
+	// the key (migration 0048).
 	var any bool
-	if err := l.tx.QueryRowContext(ctx, `
-		SELECT EXISTS (SELECT 1 FROM contacts WHERE partner = ?1 AND email IS NOT NULL)
-			OR EXISTS (SELECT 1 FROM contacts WHERE partner = ?1 AND phone IS NOT NULL)
-			OR EXISTS (SELECT 1 FROM contacts WHERE partner = ?1 AND ref IS NOT NULL)`, partner).Scan(&any); err != nil {
+	if err := l.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM contact_partners WHERE partner = ?)`, partner).Scan(&any); err != nil {
 		return fail(fmt.Errorf("cannot look up contacts: %w", err))
 	}
 	if !any {
@@ -293,6 +290,12 @@ func (l *ListLoad) Commit(fileID int64, rows int) (ListCounts, error) {
 		l.counts.Removed = int(n)
 		l.tx.ExecContext(ctx, `DELETE FROM temp.list_seen`)
 	}
+	if l.counts.Inserted > 0 {
+		if err := markContactPartnerTx(ctx, l.tx, l.list.Partner); err != nil {
+			l.Abort()
+			return ListCounts{}, err
+		}
+	}
 	if err := checkFenceTx(ctx, l.tx); err != nil { // fileclaims.go
 		l.Abort()
 		return ListCounts{}, err
@@ -377,6 +380,15 @@ func (l *ListLoad) write() {
 			l.mu.Unlock()
 		}
 	}
+}
+
+// markContactPartnerTx records that the partner has contacts (migration
+// 0048), in the transaction that inserts one.
+func markContactPartnerTx(ctx context.Context, tx *sql.Tx, partner string) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO contact_partners (partner) VALUES (?) ON CONFLICT (partner) DO NOTHING`, partner); err != nil {
+		return fmt.Errorf("cannot record the contacts of %s: %w", partner, err)
+	}
+	return nil
 }
 
 // ensureListTx returns the partner's list name, creating it.
