@@ -25,23 +25,16 @@ func TestHTTPRedirectIsFollowedWithTheSameRequest(t *testing.T) {
 		}
 		io.WriteString(w, `{"id": "moved-1"}`)
 	})
-	cfg := testConfig(t, httpChannel(p.URL))
-	st := openStore(t, cfg)
-	j, ids, err := st.CreateJob(context.Background(), store.Job{Partner: "acme", Source: store.SourceAPI},
-		[]store.Message{{Channel: "sms", Recipient: "+1", Body: "x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	start(t, newSender(t, cfg, st))
+	st, j, id := sendOneAPIMessage(t, httpChannel(p.URL))
 	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
-	m, _ := st.Message(context.Background(), ids[0])
+	m, _ := st.Message(context.Background(), id)
 	if m.Status != store.MsgSent || m.ProviderID != "moved-1" {
 		t.Errorf("message = %+v, want sent with provider id moved-1", m)
 	}
 	reqs := p.Requests()
 	last := reqs[len(reqs)-1]
 	if last.Path != "/v2/messages" || last.Method != http.MethodPost || last.Body != reqs[0].Body ||
-		last.Header.Get("Idempotency-Key") != st.MessageKey(ids[0]) {
+		last.Header.Get("Idempotency-Key") != st.MessageKey(id) {
 		t.Errorf("requests = %+v, want the same POST again at /v2/messages", reqs)
 	}
 }
@@ -49,14 +42,7 @@ func TestHTTPRedirectIsFollowedWithTheSameRequest(t *testing.T) {
 func TestHTTPUserInfoInTheURLIsSentAsBasicAuth(t *testing.T) {
 	p := newProviderSink(t, nil)
 	cc := httpChannel(strings.Replace(p.URL, "http://", "http://acct:pa55@", 1))
-	cfg := testConfig(t, cc)
-	st := openStore(t, cfg)
-	j, _, err := st.CreateJob(context.Background(), store.Job{Partner: "acme", Source: store.SourceAPI},
-		[]store.Message{{Channel: "sms", Recipient: "+1", Body: "x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	start(t, newSender(t, cfg, st))
+	st, j, _ := sendOneAPIMessage(t, cc)
 	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
 	reqs := p.Requests()
 	if len(reqs) != 1 || reqs[0].Header.Get("Authorization") != "Basic YWNjdDpwYTU1" {
@@ -73,16 +59,9 @@ func TestHTTPUnreachableProviderErrorNamesTheRequest(t *testing.T) {
 	ln.Close() // nothing listens there now
 	cc := httpChannel(url)
 	cc.MaxAttempts = 1
-	cfg := testConfig(t, cc)
-	st := openStore(t, cfg)
-	j, ids, err := st.CreateJob(context.Background(), store.Job{Partner: "acme", Source: store.SourceAPI},
-		[]store.Message{{Channel: "sms", Recipient: "+1", Body: "x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	start(t, newSender(t, cfg, st))
+	st, j, id := sendOneAPIMessage(t, cc)
 	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
-	m, _ := st.Message(context.Background(), ids[0])
+	m, _ := st.Message(context.Background(), id)
 	want := `POST ` + url + `/v1/messages: Post "` + url + `/v1/messages": dial tcp`
 	if m.Status != store.MsgFailed || !strings.Contains(m.LastError, want) {
 		t.Errorf("message = %+v, want failed with an error holding %q", m, want)

@@ -71,17 +71,10 @@ func TestHTTPServerErrorsRetryWithTheSameKeyUntilAccepted(t *testing.T) {
 		}
 		io.WriteString(w, `{"id": "ok-3"}`)
 	})
-	cfg := testConfig(t, httpChannel(p.URL))
-	st := openStore(t, cfg)
-	_, ids, err := st.CreateJob(context.Background(), store.Job{Partner: "acme", Source: store.SourceAPI},
-		[]store.Message{{Channel: "sms", Recipient: "+1", Body: "x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	start(t, newSender(t, cfg, st))
+	st, _, id := sendOneAPIMessage(t, httpChannel(p.URL))
 	var m store.Message
 	waitFor(t, 30*time.Second, "the message to be sent", func() bool {
-		m, _ = st.Message(context.Background(), ids[0])
+		m, _ = st.Message(context.Background(), id)
 		return m.Status == store.MsgSent
 	})
 	if m.Attempts != 3 || m.ProviderID != "ok-3" {
@@ -92,11 +85,11 @@ func TestHTTPServerErrorsRetryWithTheSameKeyUntilAccepted(t *testing.T) {
 		t.Fatalf("provider got %d requests, want 3", len(reqs))
 	}
 	for _, r := range reqs {
-		if r.Header.Get("Idempotency-Key") != st.MessageKey(ids[0]) {
+		if r.Header.Get("Idempotency-Key") != st.MessageKey(id) {
 			t.Errorf("Idempotency-Key changed across retries: %q", r.Header.Get("Idempotency-Key"))
 		}
 	}
-	atts, _ := st.MessageAttempts(context.Background(), ids[0])
+	atts, _ := st.MessageAttempts(context.Background(), id)
 	if len(atts) != 3 || atts[0].Outcome != store.OutcomeRetry || !strings.Contains(atts[0].Error, "HTTP 500: upstream unavailable") ||
 		atts[2].Outcome != store.OutcomeSent {
 		t.Errorf("attempts = %+v", atts)
@@ -108,16 +101,9 @@ func TestHTTPClientErrorFailsAtOnceWithTheProvidersText(t *testing.T) {
 		w.WriteHeader(http.StatusBadRequest)
 		io.WriteString(w, "  {\"error\": \"invalid phone number\"}\n\n")
 	})
-	cfg := testConfig(t, httpChannel(p.URL))
-	st := openStore(t, cfg)
-	j, ids, err := st.CreateJob(context.Background(), store.Job{Partner: "acme", Source: store.SourceAPI},
-		[]store.Message{{Channel: "sms", Recipient: "+1", Body: "x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	start(t, newSender(t, cfg, st))
+	st, j, id := sendOneAPIMessage(t, httpChannel(p.URL))
 	waitJob(t, st, j.ID, store.JobDone, 30*time.Second)
-	m, _ := st.Message(context.Background(), ids[0])
+	m, _ := st.Message(context.Background(), id)
 	if m.Status != store.MsgFailed || m.Attempts != 1 || m.LastError != `HTTP 400: {"error": "invalid phone number"}` {
 		t.Errorf("message = %+v", m)
 	}
@@ -171,22 +157,15 @@ func TestHTTPTimeoutIsRetried(t *testing.T) {
 	})
 	cc := httpChannel(p.URL)
 	cc.Timeout = config.Duration(500 * time.Millisecond)
-	cfg := testConfig(t, cc)
-	st := openStore(t, cfg)
-	_, ids, err := st.CreateJob(context.Background(), store.Job{Partner: "acme", Source: store.SourceAPI},
-		[]store.Message{{Channel: "sms", Recipient: "+1", Body: "x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	start(t, newSender(t, cfg, st))
+	st, _, id := sendOneAPIMessage(t, cc)
 	var m store.Message
 	waitFor(t, 30*time.Second, "the message to be sent", func() bool {
-		m, _ = st.Message(context.Background(), ids[0])
+		m, _ = st.Message(context.Background(), id)
 		return m.Status == store.MsgSent
 	})
 	// The first attempt timed out; on a loaded machine a later one may too
 	// (the timeout is real time), so their number is not fixed.
-	atts, _ := st.MessageAttempts(context.Background(), ids[0])
+	atts, _ := st.MessageAttempts(context.Background(), id)
 	if m.Attempts < 2 || len(atts) != m.Attempts || atts[0].Outcome != store.OutcomeRetry || !strings.Contains(atts[0].Error, "deadline exceeded") ||
 		atts[len(atts)-1].Outcome != store.OutcomeSent {
 		t.Errorf("message = %+v, attempts %+v", m, atts)
@@ -239,4 +218,20 @@ func TestHTTPRequestsKeepTheirOwnBodiesHeadersAndAnswers(t *testing.T) {
 			t.Errorf("message %d = %s with provider id %q, want sent with id-%s", i, m.Status, m.ProviderID, key)
 		}
 	}
+}
+
+// sendOneAPIMessage queues one API message ("x" to +1) on the channel cc
+// (named sms), starts a sender on it, and returns the store, the job and
+// the message's id.
+func sendOneAPIMessage(t *testing.T, cc config.Channel) (*store.Store, store.Job, int64) {
+	t.Helper()
+	cfg := testConfig(t, cc)
+	st := openStore(t, cfg)
+	j, ids, err := st.CreateJob(context.Background(), store.Job{Partner: "acme", Source: store.SourceAPI},
+		[]store.Message{{Channel: "sms", Recipient: "+1", Body: "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, newSender(t, cfg, st))
+	return st, j, ids[0]
 }
