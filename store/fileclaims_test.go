@@ -71,14 +71,7 @@ func TestJobCommitFailsOnceTheFileWasTakenOver(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	now := time.Now()
-	fileID, err := s.CreateFile(ctx, File{Partner: "acme", Name: "inbox/x.csv", SHA256: "aa"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := FileClaim{Partner: "acme", Name: "inbox/x.csv", Version: "v1", Node: "A", LeaseUntil: now.Add(-time.Second)}
-	if _, _, err := s.ClaimFile(ctx, a, now.Add(-time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	fileID, a := lapsedClaim(t, s, now)
 	w, err := s.BeginFileJob(ctx, "acme", fileID, "inbox/x.csv", 2)
 	if err != nil {
 		t.Fatal(err)
@@ -90,11 +83,7 @@ func TestJobCommitFailsOnceTheFileWasTakenOver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b := a
-	b.Node, b.LeaseUntil = "B", now.Add(time.Minute)
-	if out, _, err := s.ClaimFile(ctx, b, now); err != nil || out != ClaimTakenOver {
-		t.Fatalf("takeover: %v, %v", out, err)
-	}
+	takeOver(t, s, a, now)
 	if err := w.Commit(ctx, 5, nil); !errors.Is(err, ErrClaimLost) {
 		t.Fatalf("commit after takeover: %v, want ErrClaimLost", err)
 	}
@@ -191,19 +180,8 @@ func TestRejectFileFailsOnceTheFileWasTakenOver(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	now := time.Now()
-	fileID, err := s.CreateFile(ctx, File{Partner: "acme", Name: "inbox/x.csv", SHA256: "aa"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := FileClaim{Partner: "acme", Name: "inbox/x.csv", Version: "v1", Node: "A", LeaseUntil: now.Add(-time.Second)}
-	if _, _, err := s.ClaimFile(ctx, a, now.Add(-time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	b := a
-	b.Node, b.LeaseUntil = "B", now.Add(time.Minute)
-	if out, _, err := s.ClaimFile(ctx, b, now); err != nil || out != ClaimTakenOver {
-		t.Fatalf("takeover: %v, %v", out, err)
-	}
+	fileID, a := lapsedClaim(t, s, now)
+	takeOver(t, s, a, now)
 	bad := []FileError{{Line: 2, Column: "phone", Error: "not a phone number"}}
 	if err := s.RejectFile(WithClaimFence(ctx, "acme", "inbox/x.csv", "A"), fileID, "rejected by A", 2, bad); !errors.Is(err, ErrClaimLost) {
 		t.Fatalf("reject after takeover: %v, want ErrClaimLost", err)
@@ -217,5 +195,31 @@ func TestRejectFileFailsOnceTheFileWasTakenOver(t *testing.T) {
 	}
 	if f, _ := s.File(ctx, fileID); f.Status != FileRejected || f.Error != "rejected by B" {
 		t.Fatalf("file after the holder's rejection: %q %q", f.Status, f.Error)
+	}
+}
+
+// lapsedClaim makes file inbox/x.csv of acme and node A's claim on it,
+// lapsed at now.
+func lapsedClaim(t *testing.T, s *Store, now time.Time) (int64, FileClaim) {
+	t.Helper()
+	ctx := context.Background()
+	fileID, err := s.CreateFile(ctx, File{Partner: "acme", Name: "inbox/x.csv", SHA256: "aa"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := FileClaim{Partner: "acme", Name: "inbox/x.csv", Version: "v1", Node: "A", LeaseUntil: now.Add(-time.Second)}
+	if _, _, err := s.ClaimFile(ctx, a, now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	return fileID, a
+}
+
+// takeOver makes node B take a's lapsed claim over at now.
+func takeOver(t *testing.T, s *Store, a FileClaim, now time.Time) {
+	t.Helper()
+	b := a
+	b.Node, b.LeaseUntil = "B", now.Add(time.Minute)
+	if out, _, err := s.ClaimFile(context.Background(), b, now); err != nil || out != ClaimTakenOver {
+		t.Fatalf("takeover: %v, %v", out, err)
 	}
 }
