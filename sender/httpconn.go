@@ -48,6 +48,9 @@ type httpDirect struct {
 	tls     *tls.Config // nil: plain HTTP
 	dialer  net.Dialer
 	readReq *http.Request // tells http.ReadResponse the request's method
+	// idleTimeout is how long a connection stays open unused:
+	// directIdleTimeout, shorter in tests.
+	idleTimeout time.Duration
 
 	mu     sync.Mutex
 	conns  map[*httpConn]struct{}
@@ -56,7 +59,7 @@ type httpDirect struct {
 }
 
 func newHTTPDirect(addr string, tlsConf *tls.Config, method string) *httpDirect {
-	return &httpDirect{addr: addr, tls: tlsConf, readReq: &http.Request{Method: method},
+	return &httpDirect{addr: addr, tls: tlsConf, readReq: &http.Request{Method: method}, idleTimeout: directIdleTimeout,
 		dialer: net.Dialer{Timeout: directDialTimeout, KeepAlive: directKeepAlive}, conns: map[*httpConn]struct{}{}}
 }
 
@@ -72,7 +75,7 @@ type httpConn struct {
 	// directMaxHead bytes.
 	heads  bool
 	reused bool // an exchange completed on it before
-	// idle closes the connection once unused for directIdleTimeout; nil
+	// idle closes the connection once unused for the idle timeout; nil
 	// until its first exchange ended.
 	idle *time.Timer
 	// ctx is the context whose end aborts the exchange in progress;
@@ -279,9 +282,9 @@ func (s *httpSession) readBody(ctx context.Context, resp *http.Response) ([]byte
 	} else {
 		c.reused = true
 		if c.idle == nil {
-			c.idle = time.AfterFunc(directIdleTimeout, c.abort)
+			c.idle = time.AfterFunc(s.d.direct.idleTimeout, c.abort)
 		} else {
-			c.idle.Reset(directIdleTimeout)
+			c.idle.Reset(s.d.direct.idleTimeout)
 		}
 	}
 	if err != nil && ctx.Err() != nil {

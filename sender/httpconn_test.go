@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,40 @@ func countConns(srv *httptest.Server) (accepted, open *atomic.Int32) {
 		}
 	}
 	return accepted, open
+}
+
+// A worker's connection left unused is closed by the idle timer (as
+// http.Transport's IdleConnTimeout would), and the worker's next message
+// goes out on a new one, not through a failed write on the closed one.
+func TestHTTPDirectClosesAnIdleConnection(t *testing.T) {
+	var keys []string
+	var mu sync.Mutex
+	srv, accepted, open := countedServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		mu.Unlock()
+		io.WriteString(w, `{"id": "`+r.Header.Get("Idempotency-Key")+`"}`)
+	}))
+	d := directDriver(t, srv.URL, nil)
+	d.direct.idleTimeout = 20 * time.Millisecond
+	w, done := d.session()
+	defer done()
+	if _, err := w.Send(context.Background(), testMessage(0)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the idle connection to close", func() bool { return open.Load() == 0 })
+	if id, err := w.Send(context.Background(), testMessage(1)); err != nil || id != "k1" {
+		t.Fatalf("the send after the idle close = %q, %v", id, err)
+	}
+	if n := accepted.Load(); n != 2 {
+		t.Errorf("the provider accepted %d connections, want 2 (one closed idle, one new)", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(keys, []string{"k0", "k1"}) {
+		t.Errorf("the provider got %v, want each message once", keys)
+	}
 }
 
 func TestHTTPDirectWorkerKeepsOneConnection(t *testing.T) {
