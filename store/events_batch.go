@@ -33,10 +33,12 @@ const (
 	runCols   = 11
 	// knownEventsSQL reads which of a partner's event ids are stored.
 	knownEventsSQL = `SELECT event_id FROM events WHERE partner = ? AND event_id <> '' AND event_id IN (SELECT value FROM json_each(?))`
-	// latestRunsSQL reads, per contact and workflow, the latest run of a
-	// partner's contacts: the bare columns come from the row of MAX(id).
-	latestRunsSQL = `SELECT contact, workflow, status, created_at, MAX(id) FROM workflow_runs
-		WHERE partner = ? AND contact IN (SELECT value FROM json_each(?)) GROUP BY contact, workflow`
+	// latestRunsSQL reads the latest run of a partner's workflow for each
+	// of a list of contacts, from workflow_runs_contact (partner, workflow,
+	// contact, id; migration 0051): the bare columns come from the row of
+	// MAX(id).
+	latestRunsSQL = `SELECT contact, status, created_at, MAX(id) FROM workflow_runs
+		WHERE partner = ? AND workflow = ? AND contact IN (SELECT value FROM json_each(?)) GROUP BY contact`
 	// runCountsAddSQL counts started runs (countRuns).
 	runCountsAddSQL = `INSERT INTO workflow_run_counts (partner, workflow, status, n) VALUES (?, ?, ?, ?)
 		ON CONFLICT (partner, workflow, status) DO UPDATE SET n = workflow_run_counts.n + excluded.n`
@@ -86,6 +88,7 @@ type eventBatch struct {
 	nextEv  int64
 	nextRun int64
 	latest  map[string]latestRun // partner \x00 contact \x00 workflow
+	keys    *runKeys             // SQLite: who may have runs (events_runkeys.go); nil: read every contact
 	prep    []eventPrep          // per event, made before the writer was taken
 	evArgs  []any
 	evRows  int
@@ -135,58 +138,65 @@ func (b *eventBatch) readKnown(events []EventWrite) (map[string]bool, error) {
 	return known, nil
 }
 
-// readLatest reads the latest run of every contact of the batch that
-// starts one.
+// readLatest reads the latest run of every contact of the batch, for
+// each workflow it starts: one read per partner and workflow.
 func (b *eventBatch) readLatest(events []EventWrite) error {
-	// The contacts' JSON lists are written as they are found (a map keyed
-	// by contact per partner, no json.Marshal): this read's garbage was a
-	// tenth of a batch's.
-	type partnerContacts struct {
-		seen map[string]bool
-		js   []byte
+	// The contacts' JSON lists are written as they are found (a set of
+	// contacts per partner and workflow, no json.Marshal): this read's
+	// garbage was a tenth of a batch's.
+	type wfContacts struct {
+		partner, workflow string
+		seen              map[string]bool
+		js                []byte
 	}
-	var contacts map[string]*partnerContacts
+	var lists []*wfContacts
 	for i := range events {
-		if len(events[i].Starts) == 0 {
-			continue
-		}
 		e := &events[i].Event
 		c := b.prep[i].contact
-		pc := contacts[e.Partner]
-		if pc == nil {
-			if contacts == nil {
-				contacts = map[string]*partnerContacts{}
+		for _, rs := range events[i].Starts {
+			if b.keys != nil && !b.keys.mayHave(e.Partner, rs.Workflow, c) {
+				continue // no run of it: nothing to read
 			}
-			pc = &partnerContacts{seen: make(map[string]bool, len(events)-i), js: make([]byte, 0, 32*(len(events)-i))}
-			contacts[e.Partner] = pc
+			var wc *wfContacts
+			for _, l := range lists { // a handful: the workflows an event name starts
+				if l.partner == e.Partner && l.workflow == rs.Workflow {
+					wc = l
+					break
+				}
+			}
+			if wc == nil {
+				wc = &wfContacts{partner: e.Partner, workflow: rs.Workflow, seen: make(map[string]bool, len(events)-i),
+					js: make([]byte, 0, 32*(len(events)-i))}
+				lists = append(lists, wc)
+			}
+			if wc.seen[c] {
+				continue
+			}
+			wc.seen[c] = true
+			if len(wc.js) == 0 {
+				wc.js = append(wc.js, '[')
+			} else {
+				wc.js = append(wc.js, ',')
+			}
+			wc.js = appendJSONString(wc.js, c)
 		}
-		if pc.seen[c] {
-			continue
-		}
-		pc.seen[c] = true
-		if len(pc.js) == 0 {
-			pc.js = append(pc.js, '[')
-		} else {
-			pc.js = append(pc.js, ',')
-		}
-		pc.js = appendJSONString(pc.js, c)
 	}
-	for p, pc := range contacts {
-		pc.js = append(pc.js, ']')
-		rows, err := b.stmt(b.s.latestRunsQuery()).QueryContext(b.ctx, p, string(pc.js))
+	for _, wc := range lists {
+		wc.js = append(wc.js, ']')
+		rows, err := b.stmt(b.s.latestRunsQuery()).QueryContext(b.ctx, wc.partner, wc.workflow, string(wc.js))
 		if err != nil {
 			return fmt.Errorf("cannot read the contacts' runs: %w", err)
 		}
 		for rows.Next() {
-			var c, wf string
+			var c string
 			var l latestRun
 			var id int64
-			if err := rows.Scan(&c, &wf, &l.status, &l.created, &id); err != nil {
+			if err := rows.Scan(&c, &l.status, &l.created, &id); err != nil {
 				rows.Close()
 				return err
 			}
 			l.found = true
-			b.latest[latestKey(p, c, wf)] = l
+			b.latest[latestKey(wc.partner, c, wc.workflow)] = l
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -345,6 +355,11 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, prep 
 			return nil, err
 		}
 	} else {
+		var dc any
+		_ = conn.Raw(func(c any) error { dc = c; return nil }) // compared only, not used
+		keys, done := s.runKeys.ready(ctx, tx, dc)
+		defer done()
+		b.keys = keys
 		if err := b.stmt(maxEventIDSQL).QueryRowContext(ctx).Scan(&b.nextEv); err != nil {
 			return nil, fmt.Errorf("cannot read the last event id: %w", err)
 		}
@@ -496,6 +511,9 @@ func (b *eventBatch) act(i int, ew *EventWrite, res *EventResult, id int64) erro
 			}
 		}
 		b.latest[k] = latestRun{found: true, status: st, created: b.now}
+		if b.keys != nil {
+			b.keys.add(e.Partner, rs.Workflow, contact)
+		}
 		res.Started = append(res.Started, b.nextRun)
 	}
 	return nil
