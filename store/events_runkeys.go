@@ -44,8 +44,6 @@ type runKeys struct {
 	version int64 // the writer connection's data_version when built
 	conn    any   // that connection
 	blooms  []bloom
-	seed    maphash.Seed
-	h       maphash.Hash
 }
 
 // bloom is one filter of at most cap keys.
@@ -84,8 +82,6 @@ func (k *runKeys) build(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("cannot count runs: %w", err)
 	}
 	k.blooms = []bloom{newBloom(max(runKeysMin, 2*runs))}
-	k.seed = maphash.MakeSeed()
-	k.h.SetSeed(k.seed)
 	rows, err := tx.QueryContext(ctx, `SELECT partner, workflow, contact FROM workflow_runs`)
 	if err != nil {
 		return fmt.Errorf("cannot read the runs' contacts: %w", err)
@@ -96,7 +92,7 @@ func (k *runKeys) build(ctx context.Context, tx *sql.Tx) error {
 		if err := rows.Scan(&p, &w, &c); err != nil {
 			return err
 		}
-		k.add(p, w, c)
+		k.add(hashRunKey(p, w, c))
 	}
 	if err := rows.Err(); err != nil {
 		return err
@@ -109,26 +105,33 @@ func newBloom(capacity int) bloom {
 	return bloom{bits: make([]uint64, (capacity*runKeyBits+511)/512*8), cap: capacity}
 }
 
-func (k *runKeys) hash(partner, workflow, contact string) (uint64, uint64) {
-	k.h.Reset()
-	k.h.WriteString(partner)
-	k.h.WriteByte(0)
-	k.h.WriteString(workflow)
-	k.h.WriteByte(0)
-	k.h.WriteString(contact)
-	x := k.h.Sum64()
-	// The block from one hash, the bits in it from another (7 × 9 bits).
-	return x, x*0x9e3779b97f4a7c15 ^ x>>29
+// runKeyHash is a run key's hash: the block from the first, the bits in
+// it from the second (7 × 9 bits). One seed for the process, so that a
+// batch's events are hashed before it takes the writer (prepareEvents).
+type runKeyHash [2]uint64
+
+var runKeySeed = maphash.MakeSeed()
+
+func hashRunKey(partner, workflow, contact string) runKeyHash {
+	var h maphash.Hash
+	h.SetSeed(runKeySeed)
+	h.WriteString(partner)
+	h.WriteByte(0)
+	h.WriteString(workflow)
+	h.WriteByte(0)
+	h.WriteString(contact)
+	x := h.Sum64()
+	return runKeyHash{x, x*0x9e3779b97f4a7c15 ^ x>>29}
 }
 
 // add notes a run's key (a rolled-back batch leaves it: a false positive).
-func (k *runKeys) add(partner, workflow, contact string) {
+func (k *runKeys) add(h runKeyHash) {
 	last := &k.blooms[len(k.blooms)-1]
 	if last.n >= last.cap {
 		k.blooms = append(k.blooms, newBloom(2*last.cap))
 		last = &k.blooms[len(k.blooms)-1]
 	}
-	h1, h2 := k.hash(partner, workflow, contact)
+	h1, h2 := h[0], h[1]
 	block := last.block(h1)
 	for i := range uint64(runKeyHashes) {
 		b := (h2 >> (9 * i)) & 511
@@ -145,8 +148,8 @@ func (f *bloom) block(h1 uint64) []uint64 {
 }
 
 // mayHave is false when no run has the key.
-func (k *runKeys) mayHave(partner, workflow, contact string) bool {
-	h1, h2 := k.hash(partner, workflow, contact)
+func (k *runKeys) mayHave(h runKeyHash) bool {
+	h1, h2 := h[0], h[1]
 	for f := range k.blooms {
 		block := k.blooms[f].block(h1)
 		found := true
