@@ -25,9 +25,9 @@ import (
 
 // runKeyBits is a filter's size per key it holds (with runKeyHashes
 // hashes in one 512-bit block, about 1–2% false positives at its
-// capacity). A full filter is not
-// built again larger (a read of every run): a new one twice its size
-// takes the next keys, and a key is looked for in each.
+// capacity). A full filter is not built again larger (a read of every
+// run): a new one twice its size takes the next keys, and a key is
+// looked for in each.
 const (
 	runKeyBits   = 10
 	runKeyHashes = 7
