@@ -33,10 +33,12 @@ const (
 	runCols   = 11
 	// knownEventsSQL reads which of a partner's event ids are stored.
 	knownEventsSQL = `SELECT event_id FROM events WHERE partner = ? AND event_id <> '' AND event_id IN (SELECT value FROM json_each(?))`
-	// latestRunsSQL reads, per contact and workflow, the latest run of a
-	// partner's contacts: the bare columns come from the row of MAX(id).
-	latestRunsSQL = `SELECT contact, workflow, status, created_at, MAX(id) FROM workflow_runs
-		WHERE partner = ? AND contact IN (SELECT value FROM json_each(?)) GROUP BY contact, workflow`
+	// latestRunsSQL reads the latest run of a partner's workflow for each
+	// of a list of contacts, from workflow_runs_contact (partner, workflow,
+	// contact, id; migration 0051): the bare columns come from the row of
+	// MAX(id).
+	latestRunsSQL = `SELECT contact, status, created_at, MAX(id) FROM workflow_runs
+		WHERE partner = ? AND workflow = ? AND contact IN (SELECT value FROM json_each(?)) GROUP BY contact`
 	// runCountsAddSQL counts started runs (countRuns).
 	runCountsAddSQL = `INSERT INTO workflow_run_counts (partner, workflow, status, n) VALUES (?, ?, ?, ?)
 		ON CONFLICT (partner, workflow, status) DO UPDATE SET n = workflow_run_counts.n + excluded.n`
@@ -86,6 +88,8 @@ type eventBatch struct {
 	nextEv  int64
 	nextRun int64
 	latest  map[string]latestRun // partner \x00 contact \x00 workflow
+	started []int64              // the runs started, each event's Started a slice of it
+	keys    *runKeys             // SQLite: who may have runs (events_runkeys.go); nil: read every contact
 	prep    []eventPrep          // per event, made before the writer was taken
 	evArgs  []any
 	evRows  int
@@ -135,58 +139,65 @@ func (b *eventBatch) readKnown(events []EventWrite) (map[string]bool, error) {
 	return known, nil
 }
 
-// readLatest reads the latest run of every contact of the batch that
-// starts one.
+// readLatest reads the latest run of every contact of the batch, for
+// each workflow it starts: one read per partner and workflow.
 func (b *eventBatch) readLatest(events []EventWrite) error {
-	// The contacts' JSON lists are written as they are found (a map keyed
-	// by contact per partner, no json.Marshal): this read's garbage was a
-	// tenth of a batch's.
-	type partnerContacts struct {
-		seen map[string]bool
-		js   []byte
+	// The contacts' JSON lists are written as they are found (a set of
+	// contacts per partner and workflow, no json.Marshal): this read's
+	// garbage was a tenth of a batch's.
+	type wfContacts struct {
+		partner, workflow string
+		seen              map[string]bool
+		js                []byte
 	}
-	var contacts map[string]*partnerContacts
+	var lists []*wfContacts
 	for i := range events {
-		if len(events[i].Starts) == 0 {
-			continue
-		}
 		e := &events[i].Event
 		c := b.prep[i].contact
-		pc := contacts[e.Partner]
-		if pc == nil {
-			if contacts == nil {
-				contacts = map[string]*partnerContacts{}
+		for j, rs := range events[i].Starts {
+			if b.keys != nil && !b.keys.mayHave(b.prep[i].starts[j].hash) {
+				continue // no run of it: nothing to read
 			}
-			pc = &partnerContacts{seen: make(map[string]bool, len(events)-i), js: make([]byte, 0, 32*(len(events)-i))}
-			contacts[e.Partner] = pc
+			var wc *wfContacts
+			for _, l := range lists { // a handful: the workflows an event name starts
+				if l.partner == e.Partner && l.workflow == rs.Workflow {
+					wc = l
+					break
+				}
+			}
+			if wc == nil {
+				wc = &wfContacts{partner: e.Partner, workflow: rs.Workflow, seen: make(map[string]bool, len(events)-i),
+					js: make([]byte, 0, 32*(len(events)-i))}
+				lists = append(lists, wc)
+			}
+			if wc.seen[c] {
+				continue
+			}
+			wc.seen[c] = true
+			if len(wc.js) == 0 {
+				wc.js = append(wc.js, '[')
+			} else {
+				wc.js = append(wc.js, ',')
+			}
+			wc.js = appendJSONString(wc.js, c)
 		}
-		if pc.seen[c] {
-			continue
-		}
-		pc.seen[c] = true
-		if len(pc.js) == 0 {
-			pc.js = append(pc.js, '[')
-		} else {
-			pc.js = append(pc.js, ',')
-		}
-		pc.js = appendJSONString(pc.js, c)
 	}
-	for p, pc := range contacts {
-		pc.js = append(pc.js, ']')
-		rows, err := b.stmt(b.s.latestRunsQuery()).QueryContext(b.ctx, p, string(pc.js))
+	for _, wc := range lists {
+		wc.js = append(wc.js, ']')
+		rows, err := b.stmt(b.s.latestRunsQuery()).QueryContext(b.ctx, wc.partner, wc.workflow, string(wc.js))
 		if err != nil {
 			return fmt.Errorf("cannot read the contacts' runs: %w", err)
 		}
 		for rows.Next() {
-			var c, wf string
+			var c string
 			var l latestRun
 			var id int64
-			if err := rows.Scan(&c, &wf, &l.status, &l.created, &id); err != nil {
+			if err := rows.Scan(&c, &l.status, &l.created, &id); err != nil {
 				rows.Close()
 				return err
 			}
 			l.found = true
-			b.latest[latestKey(p, c, wf)] = l
+			b.latest[latestKey(wc.partner, c, wc.workflow)] = l
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -280,21 +291,63 @@ func (b *eventBatch) flush(t *rawTable, args []any, rows int, q func(int) string
 	return rows, nil
 }
 
-// eventPrep is what a batch writes of an event that takes no database:
-// its data as JSON and its contact, made before the writer is taken
-// (prepareEvents), on the caller's goroutine, while another batch may be
-// written.
-type eventPrep struct{ data, contact string }
+// eventPrep is what a batch writes of an event that takes no database,
+// made before the writer is taken (prepareEvents), on the caller's
+// goroutine, while another batch may be written: its data as JSON, its
+// contact, its row's and its runs' arguments boxed (the ids, times of
+// receipt and event id left to the batch), the keys of its within-batch
+// repeat and latest-run lookups and its run keys' hashes. Made on the
+// writer, these were a fifth of its time per event (workflow/BENCHMARKS.md,
+// session 10).
+type eventPrep struct {
+	data, contact string
+	known         string // partner \x00 event id; "" for none
+	ev            [eventCols + 1]any
+	starts        []startPrep
+}
+
+// startPrep is one RunStart of an event, prepared.
+type startPrep struct {
+	latest string // latestKey
+	status string
+	hash   runKeyHash
+	run    [runCols]any
+}
 
 func prepareEvents(events []EventWrite) []eventPrep {
 	out := make([]eventPrep, len(events))
+	n := 0
 	for i := range events {
-		e := &events[i].Event
-		out[i].data = "{}"
+		n += len(events[i].Starts)
+	}
+	starts := make([]startPrep, n)
+	for i := range events {
+		ew := &events[i]
+		e := &ew.Event
+		p := &out[i]
+		p.data = "{}"
 		if len(e.Data) > 0 {
-			out[i].data = varsJSON(e.Data)
+			p.data = varsJSON(e.Data)
 		}
-		out[i].contact = e.Contact()
+		p.contact = e.Contact()
+		if e.EventID != "" {
+			p.known = e.Partner + "\x00" + e.EventID
+		}
+		var occurred any // nil: when received
+		if !e.OccurredAt.IsZero() {
+			occurred = ms(e.OccurredAt)
+		}
+		p.ev = [eventCols + 1]any{nil, e.Partner, e.EventID, e.Name, e.Email, e.Phone, e.Ref, e.Key, p.data, e.Source, occurred, nil}
+		p.starts, starts = starts[:len(ew.Starts):len(ew.Starts)], starts[len(ew.Starts):]
+		for j, rs := range ew.Starts {
+			st := rs.Status
+			if st == "" {
+				st = RunWaiting
+			}
+			p.starts[j] = startPrep{latest: latestKey(e.Partner, p.contact, rs.Workflow), status: st,
+				hash: hashRunKey(e.Partner, rs.Workflow, p.contact),
+				run:  [runCols]any{nil, e.Partner, rs.Workflow, p.contact, e.Key, st, int64(rs.Step), ms(rs.DueAt), nil, nil, nil}}
+		}
 	}
 	return out
 }
@@ -339,12 +392,18 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, prep 
 	}
 	defer tx.Rollback()
 	b := &eventBatch{s: s, ctx: ctx, tx: tx, conn: conn, now: ms(now), nowArg: ms(now), latest: make(map[string]latestRun, len(events)), prep: prep,
-		evArgs: make([]any, 0, min(len(events), eventChunk*4)*(eventCols+1)), runArgs: make([]any, 0, min(len(events), eventChunk*4)*runCols)}
+		started: make([]int64, 0, countStarts(events)),
+		evArgs:  make([]any, 0, min(len(events), eventChunk*4)*(eventCols+1)), runArgs: make([]any, 0, min(len(events), eventChunk*4)*runCols)}
 	if s.pg {
 		if err := b.reserveIDsPG(events); err != nil { // events_pg.go
 			return nil, err
 		}
 	} else {
+		var dc any
+		_ = conn.Raw(func(c any) error { dc = c; return nil }) // compared only, not used
+		keys, done := s.runKeys.ready(ctx, tx, dc)
+		defer done()
+		b.keys = keys
 		if err := b.stmt(maxEventIDSQL).QueryRowContext(ctx).Scan(&b.nextEv); err != nil {
 			return nil, fmt.Errorf("cannot read the last event id: %w", err)
 		}
@@ -415,22 +474,22 @@ func (b *eventBatch) accept(i int, ew *EventWrite, res *EventResult, known map[s
 // stored id or of one earlier in the batch) its id and its pending row;
 // ok is false for a repeat.
 func (b *eventBatch) admit(i int, ew *EventWrite, known map[string]bool) (id int64, ok bool, err error) {
-	e := &ew.Event
-	if e.EventID != "" {
-		k := e.Partner + "\x00" + e.EventID
-		if known[k] {
+	p := &b.prep[i]
+	if p.known != "" {
+		if known[p.known] {
 			return 0, false, nil
 		}
-		known[k] = true
-	}
-	data := b.prep[i].data
-	occurred := b.nowArg
-	if !e.OccurredAt.IsZero() {
-		occurred = ms(e.OccurredAt)
+		known[p.known] = true
 	}
 	b.nextEv++
 	id = b.nextEv
-	b.evArgs = append(b.evArgs, id, e.Partner, e.EventID, e.Name, e.Email, e.Phone, e.Ref, e.Key, data, e.Source, occurred, b.nowArg)
+	row := len(b.evArgs)
+	b.evArgs = append(b.evArgs, p.ev[:]...)
+	b.evArgs[row] = id
+	if b.evArgs[row+10] == nil {
+		b.evArgs[row+10] = b.nowArg // occurred_at: when received
+	}
+	b.evArgs[row+11] = b.nowArg
 	b.evRows++
 	if b.evRows == eventChunk*4 {
 		if err := b.flushEvents(); err != nil {
@@ -471,8 +530,11 @@ func (b *eventBatch) act(i int, ew *EventWrite, res *EventResult, id int64) erro
 			}
 		}
 	}
-	for _, rs := range ew.Starts {
-		k := latestKey(e.Partner, contact, rs.Workflow)
+	p := &b.prep[i]
+	var idArg any
+	first := len(b.started)
+	for j, rs := range ew.Starts {
+		k := p.starts[j].latest
 		l := b.latest[k]
 		switch {
 		case !l.found:
@@ -481,22 +543,36 @@ func (b *eventBatch) act(i int, ew *EventWrite, res *EventResult, id int64) erro
 		case rs.Reentry > 0 && b.now < l.created+rs.Reentry.Milliseconds():
 			continue
 		}
-		st := rs.Status
-		if st == "" {
-			st = RunWaiting
-		}
 		b.nextRun++
+		if idArg == nil {
+			idArg = id
+		}
 		// The run's addresses and data are its event's (migration 0046).
-		b.runArgs = append(b.runArgs, b.nextRun, e.Partner, rs.Workflow, contact, e.Key, st, int64(rs.Step), ms(rs.DueAt), id,
-			b.nowArg, b.nowArg)
+		row := len(b.runArgs)
+		b.runArgs = append(b.runArgs, p.starts[j].run[:]...)
+		b.runArgs[row], b.runArgs[row+8], b.runArgs[row+9], b.runArgs[row+10] = b.nextRun, idArg, b.nowArg, b.nowArg
 		b.runRows++
 		if b.runRows == eventChunk*4 {
 			if err := b.flushRuns(); err != nil {
 				return err
 			}
 		}
-		b.latest[k] = latestRun{found: true, status: st, created: b.now}
-		res.Started = append(res.Started, b.nextRun)
+		b.latest[k] = latestRun{found: true, status: p.starts[j].status, created: b.now}
+		if b.keys != nil {
+			b.keys.add(p.starts[j].hash)
+		}
+		b.started = append(b.started, b.nextRun)
+	}
+	if n := len(b.started); n > first {
+		res.Started = b.started[first:n:n]
 	}
 	return nil
+}
+
+func countStarts(events []EventWrite) int {
+	n := 0
+	for i := range events {
+		n += len(events[i].Starts)
+	}
+	return n
 }

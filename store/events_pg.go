@@ -14,10 +14,10 @@ import "fmt"
 // on the unique index), and reentry sees the runs the other node started.
 
 // latestRunsPG is latestRunsSQL for PostgreSQL, which has no bare columns
-// beside MAX(): the first row of each contact and workflow, newest first,
+// beside MAX(): the first row of each contact, newest first,
 // read from the workflow_runs_contact index.
-const latestRunsPG = `SELECT DISTINCT ON (contact, workflow) contact, workflow, status, created_at, id FROM workflow_runs
-	WHERE partner = ? AND contact IN (SELECT value FROM json_each(?)) ORDER BY contact, workflow, id DESC`
+const latestRunsPG = `SELECT DISTINCT ON (contact) contact, status, created_at, id FROM workflow_runs
+	WHERE partner = ? AND workflow = ? AND contact IN (SELECT value FROM json_each(?)) ORDER BY contact, id DESC`
 
 // latestRunsQuery is the engine's query for a batch's latest runs.
 func (s *Store) latestRunsQuery() string {

@@ -545,41 +545,6 @@ func (s *Store) StepsOfRun(ctx context.Context, id int64) ([]RunStep, error) {
 	return out, rows.Err()
 }
 
-// RunFilter selects runs of one workflow for ListRuns; empty fields match
-// all. After is the cursor: only runs with a larger id.
-type RunFilter struct {
-	Partner  string
-	Workflow string
-	Status   string
-	Email    string
-	Key      string
-	After    int64
-	Limit    int
-}
-
-// ListRuns returns a page of a workflow's runs in id order.
-func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
-	// A run with an email has it as its contact (Event.Contact): the email
-	// filter compares the contact, on the run's row.
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+runColumns+runFrom+`
-		WHERE r.partner = ? AND r.workflow = ? AND (? = '' OR r.status = ?) AND (? = '' OR r.contact = 'email:' || CAST(? AS TEXT))
-		AND (? = '' OR r.key = ?) AND r.id > ?
-		ORDER BY r.id LIMIT ?`, f.Partner, f.Workflow, f.Status, f.Status, f.Email, f.Email, f.Key, f.Key, f.After, f.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("cannot list runs of %s: %w", f.Workflow, err)
-	}
-	defer rows.Close()
-	var out []Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
-}
-
 // RunCounts returns how many runs each workflow of a partner ("" for every
 // partner) has in each status: partner → workflow → status → n.
 func (s *Store) RunCounts(ctx context.Context, partner string) (map[string]map[string]map[string]int, error) {

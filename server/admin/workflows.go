@@ -74,7 +74,8 @@ func (s *Server) workflowOf(r *http.Request) (string, string, error) {
 }
 
 // handleListRuns pages through a workflow's runs by id (?after=<next_after>),
-// optionally of one status, email or key.
+// optionally of one status, email or key; a page without next_after is
+// the last.
 func (s *Server) handleListRuns(w http.ResponseWriter, r *http.Request) error {
 	partner, name, err := s.workflowOf(r)
 	if err != nil {
@@ -85,7 +86,9 @@ func (s *Server) handleListRuns(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	runs, err := s.opts.Store.ListRuns(r.Context(), store.RunFilter{Partner: partner, Workflow: name, Status: q.Get("status"),
+	// A page reads a bounded window of run ids (store.ListRunsPage): it
+	// may hold fewer runs than asked and still carry next_after.
+	runs, next, err := s.opts.Store.ListRunsPage(r.Context(), store.RunFilter{Partner: partner, Workflow: name, Status: q.Get("status"),
 		Email: q.Get("email"), Key: q.Get("key"), After: int64(after), Limit: limit})
 	if err != nil {
 		return err
@@ -94,8 +97,8 @@ func (s *Server) handleListRuns(w http.ResponseWriter, r *http.Request) error {
 		runs = []store.Run{}
 	}
 	resp := map[string]any{"runs": runs}
-	if len(runs) == limit && limit > 0 {
-		resp["next_after"] = runs[len(runs)-1].ID
+	if next > 0 {
+		resp["next_after"] = next
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }
