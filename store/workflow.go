@@ -247,6 +247,9 @@ type AdvancePlan struct {
 	// written, goes at steps[mids[k].arg] from advs[mids[k].adv].
 	steps [][]any
 	mids  []struct{ arg, adv int }
+	// sent are the queued steps recorded as ranges (workflow_sent.go)
+	// instead of steps rows.
+	sent []sentStep
 }
 
 // runMove is the runs of a batch that move the same way (most of a batch:
@@ -352,6 +355,10 @@ func (s *Store) PlanAdvance(advs []RunAdvance, now time.Time) *AdvancePlan {
 	var args []any
 	for i := range advs {
 		for _, st := range advs[i].Steps {
+			if rangedStep(st, ms(now), advs[i].Msg) {
+				p.sent = append(p.sent, sentStep{adv: i, step: int64(st.Step)})
+				continue
+			}
 			if args == nil {
 				args = make([]any, 0, width)
 			}
@@ -441,6 +448,11 @@ func (s *Store) advanceRuns(ctx context.Context, p *AdvancePlan) (jobs []Job, er
 			return nil, fmt.Errorf("cannot record the steps of runs: %w", err)
 		}
 	}
+	for _, args := range p.sentRows(msgIDs) {
+		if _, err := tx.ExecContext(ctx, sentInsertSQL(len(args)/5), args...); err != nil {
+			return nil, fmt.Errorf("cannot record the sent steps of runs: %w", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
@@ -524,7 +536,8 @@ func (s *Store) RunOf(ctx context.Context, partner string, id int64) (Run, error
 	return r, nil
 }
 
-// StepsOfRun lists a run's executed steps in order.
+// StepsOfRun lists a run's executed steps in order, those recorded as
+// ranges of runs (migration 0053) among them.
 func (s *Store) StepsOfRun(ctx context.Context, id int64) ([]RunStep, error) {
 	rows, err := s.reader.QueryContext(ctx, `SELECT step, at, outcome, message_id, detail FROM workflow_steps
 		WHERE run_id = ? ORDER BY rowid`, id)
@@ -542,7 +555,14 @@ func (s *Store) StepsOfRun(ctx context.Context, id int64) ([]RunStep, error) {
 		st.At = fromMS(at)
 		out = append(out, st)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sent, err := s.sentStepsOf(ctx, id) // workflow_sent.go
+	if err != nil {
+		return nil, err
+	}
+	return mergeSteps(out, sent), nil
 }
 
 // RunFilter selects runs of one workflow for ListRuns; empty fields match

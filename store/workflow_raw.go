@@ -149,6 +149,11 @@ func (s *Store) advanceRaw(ctx context.Context, dc any, p *AdvancePlan) ([]Job, 
 			return nil, fmt.Errorf("cannot record the steps of runs: %w", err)
 		}
 	}
+	for _, args := range p.sentRows(msgIDs) {
+		if _, err := r.exec(ctx, dc, sentInsertSQL(len(args)/5), args...); err != nil {
+			return nil, fmt.Errorf("cannot record the sent steps of runs: %w", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
