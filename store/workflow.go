@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -76,6 +77,10 @@ type RunAdvance struct {
 	LastError string
 	Msg       *Message
 	Steps     []RunStep
+	// Due is when the run was due as the scheduler read it (zero if not
+	// known): on SQLite the due ranges before the batch's first run that
+	// hold no waiting run any more are dropped with it (workflow_due.go).
+	Due time.Time
 }
 
 // ErrRunMoved is returned by AdvanceRuns when a run is no longer where the
@@ -108,10 +113,16 @@ func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 }
 
 // NextRunDue returns the earliest due time of a waiting run; ok is false
-// when no run waits. It reads one entry of the due index.
+// when no run waits. It reads one entry of the due index (PostgreSQL) or
+// the first due range that holds a waiting run (SQLite: PruneDueRanges
+// drops those before it that hold none).
 func (s *Store) NextRunDue(ctx context.Context) (due time.Time, ok bool, err error) {
+	q := `SELECT MIN(due_at) FROM workflow_runs WHERE status = 'waiting'`
+	if !s.pg {
+		q = `SELECT MIN(due_at) FROM (` + firstLiveDueSQL + `)` // workflow_due.go
+	}
 	var v sql.NullInt64
-	if err := s.reader.QueryRowContext(ctx, `SELECT MIN(due_at) FROM workflow_runs WHERE status = 'waiting'`).Scan(&v); err != nil {
+	if err := s.reader.QueryRowContext(ctx, q).Scan(&v); err != nil {
 		return time.Time{}, false, fmt.Errorf("cannot read the next due run: %w", err)
 	}
 	if !v.Valid {
@@ -127,7 +138,7 @@ func (s *Store) NextRunDue(ctx context.Context) (due time.Time, ok bool, err err
 // column was a third of reading a batch).
 func (s *Store) DueRuns(ctx context.Context, now time.Time, limit int) ([]Run, error) {
 	if !s.pg {
-		return s.dueRunsRaw(ctx, false, limit, ms(now), int64(limit))
+		return s.dueRunsRaw(ctx, limit, ms(now), math.MinInt64, 0)
 	}
 	return s.dueRuns(ctx, dueRunsSQL, ms(now), limit)
 }
@@ -136,13 +147,15 @@ func (s *Store) DueRuns(ctx context.Context, now time.Time, limit int) ([]Run, e
 // time, then id): the next batch, read while the previous one is stored.
 func (s *Store) DueRunsAfter(ctx context.Context, now time.Time, after Run, limit int) ([]Run, error) {
 	if !s.pg {
-		return s.dueRunsRaw(ctx, true, limit, ms(now), ms(after.DueAt), after.ID, int64(limit))
+		return s.dueRunsRaw(ctx, limit, ms(now), ms(after.DueAt), after.ID)
 	}
 	return s.dueRuns(ctx, dueRunsAfterSQL, ms(now), ms(after.DueAt), after.ID, limit)
 }
 
-// dueRunsRaw is dueRuns on SQLite (workflow_due_raw.go).
-func (s *Store) dueRunsRaw(ctx context.Context, after bool, limit int, args ...int64) ([]Run, error) {
+// dueRunsRaw is dueRuns on SQLite, through the due ranges
+// (workflow_due_raw.go): up to limit runs due by now after (afterDue,
+// afterID).
+func (s *Store) dueRunsRaw(ctx context.Context, limit int, now, afterDue, afterID int64) ([]Run, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -150,7 +163,7 @@ func (s *Store) dueRunsRaw(ctx context.Context, after bool, limit int, args ...i
 	if err != nil {
 		return nil, fmt.Errorf("cannot read due runs: %w", err)
 	}
-	runs, err := c.runs(after, limit, args...)
+	runs, err := c.runs(limit, now, afterDue, afterID)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read due runs: %w", err)
 	}
@@ -250,6 +263,13 @@ type AdvancePlan struct {
 	// sent are the queued steps recorded as ranges (workflow_sent.go)
 	// instead of steps rows.
 	sent []sentStep
+	// dueRows are the due ranges of the runs set to wait again, on
+	// SQLite (workflow_due.go), as insert arguments.
+	dueRows [][]any
+	// passed is the batch's first run in due order (due time, id) when
+	// known, on SQLite: the due ranges before it that hold no waiting run
+	// go with the batch.
+	passed []any
 }
 
 // runMove is the runs of a batch that move the same way (most of a batch:
@@ -340,7 +360,14 @@ func (s *Store) PlanAdvance(advs []RunAdvance, now time.Time) *AdvancePlan {
 		}
 		p.moves[k].ids = append(p.moves[k].ids, a.ID)
 	}
+	if !s.pg {
+		p.passed = passedRuns(advs)
+	}
 	for k := range p.moves {
+		if !s.pg && p.moves[k].status == RunWaiting {
+			// A run set to wait again gets a due range (workflow_due.go).
+			p.dueRows = dueRangeRows(p.dueRows, p.moves[k].due, p.moves[k].ids)
+		}
 		if !s.pg {
 			if p.moves[k].ranges = runRanges(p.moves[k].ids); p.moves[k].ranges != nil {
 				continue
