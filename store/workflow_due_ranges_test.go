@@ -240,3 +240,67 @@ func TestDueRangesMigrationKeepsTheWaitingRuns(t *testing.T) {
 		t.Errorf("workflow_runs_due still there (%d, %v)", n, err)
 	}
 }
+
+// A fired batch drops the due ranges before its first run that hold no
+// waiting run, and keeps one that does: a run started meanwhile with a due
+// time already past, behind the scheduler's cursor, is read by the next
+// pass.
+func TestFiredBatchesDropTheirDueRangesAndKeepAWaitingRunBehindThem(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	accept := func(n int, tag string, due time.Time) {
+		t.Helper()
+		var ws []EventWrite
+		for i := range n {
+			ws = append(ws, EventWrite{Event: Event{Partner: "acme", Name: "signup", Email: fmt.Sprintf("%s%d@example.com", tag, i), Source: EventFromAPI},
+				Starts: []RunStart{{Workflow: "w", Step: 0, DueAt: due}}})
+		}
+		if _, err := s.AcceptEvents(ctx, ws, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fire := func(runs []Run) {
+		t.Helper()
+		var advs []RunAdvance
+		for _, r := range runs {
+			advs = append(advs, RunAdvance{ID: r.ID, Partner: "acme", Workflow: "w", From: 0, To: 1, Status: RunDone, Due: r.DueAt})
+		}
+		if _, err := s.AdvanceRuns(ctx, advs, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	accept(4, "a", t0.Add(-time.Minute))
+	accept(6, "b", t0)
+	first, err := s.DueRuns(ctx, t0, 5)
+	if err != nil || len(first) != 5 {
+		t.Fatalf("first batch %d, %v", len(first), err)
+	}
+	fire(first)
+	accept(1, "late", t0.Add(-time.Hour)) // behind the cursor
+	rest, err := s.DueRunsAfter(ctx, t0, first[4], 5)
+	if err != nil || len(rest) != 5 {
+		t.Fatalf("second batch %d, %v", len(rest), err)
+	}
+	fire(rest)
+	if !s.pg {
+		// The first range (four runs due a minute ago) went with the
+		// second batch; the late run's and the second (its last runs
+		// fired by this very batch) stay.
+		var n int
+		if err := s.reader.QueryRow(`SELECT count(*) FROM workflow_due_ranges`).Scan(&n); err != nil || n != 2 {
+			t.Errorf("%d due ranges after two batches (%v), want 2", n, err)
+		}
+	}
+	late, err := s.DueRuns(ctx, t0, 5)
+	if err != nil || len(late) != 1 || late[0].Email != "late0@example.com" {
+		t.Fatalf("the next pass reads %+v, %v; want the late run", late, err)
+	}
+	fire(late)
+	if err := s.PruneDueRanges(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.NextRunDue(ctx); err != nil || ok {
+		t.Errorf("a run waits still: %v, %v", ok, err)
+	}
+}
