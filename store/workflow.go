@@ -78,8 +78,9 @@ type RunAdvance struct {
 	Msg       *Message
 	Steps     []RunStep
 	// Due is when the run was due as the scheduler read it (zero if not
-	// known): on SQLite the due ranges before the batch's first run that
-	// hold no waiting run any more are dropped with it (workflow_due.go).
+	// known): on SQLite the due ranges ending before the batch's last run
+	// that hold no waiting run any more are dropped with it
+	// (workflow_due.go).
 	Due time.Time
 }
 
@@ -266,9 +267,9 @@ type AdvancePlan struct {
 	// dueRows are the due ranges of the runs set to wait again, on
 	// SQLite (workflow_due.go), as insert arguments.
 	dueRows [][]any
-	// passed is the batch's first run in due order (due time, id) when
-	// known, on SQLite: the due ranges before it that hold no waiting run
-	// go with the batch.
+	// passed is the batch's last run in due order (due time, id) when
+	// known, on SQLite: the due ranges ending before it that hold no
+	// waiting run go with the batch.
 	passed []any
 }
 

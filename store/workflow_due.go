@@ -106,20 +106,24 @@ const liveDue = `EXISTS (SELECT 1 FROM workflow_runs r NOT INDEXED WHERE r.id BE
 	AND r.status = 'waiting' AND r.due_at = d.due_at)`
 
 // firstLiveDueSQL is the first due range, in due order, that holds a
-// waiting run.
-const firstLiveDueSQL = `SELECT d.due_at, d.first_run FROM workflow_due_ranges d WHERE ` + liveDue + `
+// waiting run. Its last run is looked at first: while the scheduler fires
+// a range, the range's first runs no longer wait and its last ones do.
+const firstLiveDueSQL = `SELECT d.due_at, d.first_run FROM workflow_due_ranges d
+	WHERE EXISTS (SELECT 1 FROM workflow_runs r WHERE r.id = d.last_run AND r.status = 'waiting' AND r.due_at = d.due_at)
+	OR ` + liveDue + `
 	ORDER BY d.due_at, d.first_run LIMIT 1`
 
-// passedDueSQL drops the due ranges that end before the run (?1, ?2) in
-// due order and hold no waiting run: a batch's writes drop the ranges the
-// scheduler has fired, so that the ranges before the next due run stay
-// few (NextRunDue reads past those). Each is read through once, when it
-// ends before a batch; the ranges still holding a waiting run (a run set
-// to wait until now, or due in the past when started) stop at that run.
-const passedDueSQL = `DELETE FROM workflow_due_ranges AS d WHERE d.due_at <= ?1 AND (d.due_at < ?1 OR d.last_run < ?2)
+// passedDueSQL drops the due ranges that end at or before the run (?1,
+// ?2) in due order and hold no waiting run: a batch's writes drop the ranges the
+// scheduler has fired, up to the batch's last run, so that the ranges
+// before the next due run stay few (NextRunDue reads past those). Each is
+// read through once, when a batch passes its end; the ranges still
+// holding a waiting run (a run set to wait until now, or due in the past
+// when started) stop at that run.
+const passedDueSQL = `DELETE FROM workflow_due_ranges AS d WHERE d.due_at <= ?1 AND (d.due_at < ?1 OR d.last_run <= ?2)
 	AND NOT ` + liveDue
 
-// passedRuns returns the first run of advs in due order (the due time it
+// passedRuns returns the last run of advs in due order (the due time it
 // was read with, its id) as passedDueSQL's arguments, or nil when a run's
 // due time is not known.
 func passedRuns(advs []RunAdvance) []any {
@@ -128,7 +132,7 @@ func passedRuns(advs []RunAdvance) []any {
 		if a.Due.IsZero() {
 			return nil
 		}
-		if d := ms(a.Due); i == 0 || d < due || (d == due && a.ID < id) {
+		if d := ms(a.Due); i == 0 || d > due || (d == due && a.ID > id) {
 			due, id = d, a.ID
 		}
 	}
