@@ -238,6 +238,9 @@ func (b *eventBatch) flushRuns() error {
 	if err == nil {
 		err = b.countRuns()
 	}
+	if err == nil {
+		err = b.recordDueRanges() // workflow_due.go
+	}
 	b.runArgs, b.runRows = b.runArgs[:0], 0
 	if err != nil {
 		return fmt.Errorf("cannot start runs: %w", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -76,6 +77,11 @@ type RunAdvance struct {
 	LastError string
 	Msg       *Message
 	Steps     []RunStep
+	// Due is when the run was due as the scheduler read it (zero if not
+	// known): on SQLite the due ranges ending before the batch's last run
+	// that hold no waiting run any more are dropped with it
+	// (workflow_due.go).
+	Due time.Time
 }
 
 // ErrRunMoved is returned by AdvanceRuns when a run is no longer where the
@@ -108,10 +114,16 @@ func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 }
 
 // NextRunDue returns the earliest due time of a waiting run; ok is false
-// when no run waits. It reads one entry of the due index.
+// when no run waits. It reads one entry of the due index (PostgreSQL) or
+// the first due range that holds a waiting run (SQLite: PruneDueRanges
+// drops those before it that hold none).
 func (s *Store) NextRunDue(ctx context.Context) (due time.Time, ok bool, err error) {
+	q := `SELECT MIN(due_at) FROM workflow_runs WHERE status = 'waiting'`
+	if !s.pg {
+		q = `SELECT MIN(due_at) FROM (` + firstLiveDueSQL + `)` // workflow_due.go
+	}
 	var v sql.NullInt64
-	if err := s.reader.QueryRowContext(ctx, `SELECT MIN(due_at) FROM workflow_runs WHERE status = 'waiting'`).Scan(&v); err != nil {
+	if err := s.reader.QueryRowContext(ctx, q).Scan(&v); err != nil {
 		return time.Time{}, false, fmt.Errorf("cannot read the next due run: %w", err)
 	}
 	if !v.Valid {
@@ -127,7 +139,7 @@ func (s *Store) NextRunDue(ctx context.Context) (due time.Time, ok bool, err err
 // column was a third of reading a batch).
 func (s *Store) DueRuns(ctx context.Context, now time.Time, limit int) ([]Run, error) {
 	if !s.pg {
-		return s.dueRunsRaw(ctx, false, limit, ms(now), int64(limit))
+		return s.dueRunsRaw(ctx, limit, ms(now), math.MinInt64, 0)
 	}
 	return s.dueRuns(ctx, dueRunsSQL, ms(now), limit)
 }
@@ -136,13 +148,15 @@ func (s *Store) DueRuns(ctx context.Context, now time.Time, limit int) ([]Run, e
 // time, then id): the next batch, read while the previous one is stored.
 func (s *Store) DueRunsAfter(ctx context.Context, now time.Time, after Run, limit int) ([]Run, error) {
 	if !s.pg {
-		return s.dueRunsRaw(ctx, true, limit, ms(now), ms(after.DueAt), after.ID, int64(limit))
+		return s.dueRunsRaw(ctx, limit, ms(now), ms(after.DueAt), after.ID)
 	}
 	return s.dueRuns(ctx, dueRunsAfterSQL, ms(now), ms(after.DueAt), after.ID, limit)
 }
 
-// dueRunsRaw is dueRuns on SQLite (workflow_due_raw.go).
-func (s *Store) dueRunsRaw(ctx context.Context, after bool, limit int, args ...int64) ([]Run, error) {
+// dueRunsRaw is dueRuns on SQLite, through the due ranges
+// (workflow_due_raw.go): up to limit runs due by now after (afterDue,
+// afterID).
+func (s *Store) dueRunsRaw(ctx context.Context, limit int, now, afterDue, afterID int64) ([]Run, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -150,7 +164,7 @@ func (s *Store) dueRunsRaw(ctx context.Context, after bool, limit int, args ...i
 	if err != nil {
 		return nil, fmt.Errorf("cannot read due runs: %w", err)
 	}
-	runs, err := c.runs(after, limit, args...)
+	runs, err := c.runs(limit, now, afterDue, afterID)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read due runs: %w", err)
 	}
@@ -247,6 +261,16 @@ type AdvancePlan struct {
 	// written, goes at steps[mids[k].arg] from advs[mids[k].adv].
 	steps [][]any
 	mids  []struct{ arg, adv int }
+	// sent are the queued steps recorded as ranges (workflow_sent.go)
+	// instead of steps rows.
+	sent []sentStep
+	// dueRows are the due ranges of the runs set to wait again, on
+	// SQLite (workflow_due.go), as insert arguments.
+	dueRows [][]any
+	// passed is the batch's last run in due order (due time, id) when
+	// known, on SQLite: the due ranges ending before it that hold no
+	// waiting run go with the batch.
+	passed []any
 }
 
 // runMove is the runs of a batch that move the same way (most of a batch:
@@ -337,7 +361,14 @@ func (s *Store) PlanAdvance(advs []RunAdvance, now time.Time) *AdvancePlan {
 		}
 		p.moves[k].ids = append(p.moves[k].ids, a.ID)
 	}
+	if !s.pg {
+		p.passed = passedRuns(advs)
+	}
 	for k := range p.moves {
+		if !s.pg && p.moves[k].status == RunWaiting {
+			// A run set to wait again gets a due range (workflow_due.go).
+			p.dueRows = dueRangeRows(p.dueRows, p.moves[k].due, p.moves[k].ids)
+		}
 		if !s.pg {
 			if p.moves[k].ranges = runRanges(p.moves[k].ids); p.moves[k].ranges != nil {
 				continue
@@ -352,6 +383,10 @@ func (s *Store) PlanAdvance(advs []RunAdvance, now time.Time) *AdvancePlan {
 	var args []any
 	for i := range advs {
 		for _, st := range advs[i].Steps {
+			if rangedStep(st, ms(now), advs[i].Msg) {
+				p.sent = append(p.sent, sentStep{adv: i, step: int64(st.Step)})
+				continue
+			}
 			if args == nil {
 				args = make([]any, 0, width)
 			}
@@ -441,6 +476,11 @@ func (s *Store) advanceRuns(ctx context.Context, p *AdvancePlan) (jobs []Job, er
 			return nil, fmt.Errorf("cannot record the steps of runs: %w", err)
 		}
 	}
+	for _, args := range p.sentRows(msgIDs) {
+		if _, err := tx.ExecContext(ctx, sentInsertSQL(len(args)/5), args...); err != nil {
+			return nil, fmt.Errorf("cannot record the sent steps of runs: %w", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
@@ -524,7 +564,8 @@ func (s *Store) RunOf(ctx context.Context, partner string, id int64) (Run, error
 	return r, nil
 }
 
-// StepsOfRun lists a run's executed steps in order.
+// StepsOfRun lists a run's executed steps in order, those recorded as
+// ranges of runs (migration 0053) among them.
 func (s *Store) StepsOfRun(ctx context.Context, id int64) ([]RunStep, error) {
 	rows, err := s.reader.QueryContext(ctx, `SELECT step, at, outcome, message_id, detail FROM workflow_steps
 		WHERE run_id = ? ORDER BY rowid`, id)
@@ -542,7 +583,14 @@ func (s *Store) StepsOfRun(ctx context.Context, id int64) ([]RunStep, error) {
 		st.At = fromMS(at)
 		out = append(out, st)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sent, err := s.sentStepsOf(ctx, id) // workflow_sent.go
+	if err != nil {
+		return nil, err
+	}
+	return mergeSteps(out, sent), nil
 }
 
 // RunCounts returns how many runs each workflow of a partner ("" for every

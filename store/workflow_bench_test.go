@@ -51,7 +51,7 @@ func BenchmarkAdvanceRuns(b *testing.B) {
 			}
 			advs := make([]RunAdvance, len(runs))
 			for i, r := range runs {
-				advs[i] = RunAdvance{ID: r.ID, Partner: r.Partner, Workflow: r.Workflow, From: 0, To: 1, Status: RunDone,
+				advs[i] = RunAdvance{ID: r.ID, Partner: r.Partner, Workflow: r.Workflow, From: 0, To: 1, Status: RunDone, Due: r.DueAt,
 					Msg:   &Message{Channel: "sms", Recipient: r.Phone, Ref: r.Ref, Body: "Hello " + r.Data["name"] + ", your code is " + r.Data["code"]},
 					Steps: []RunStep{{Step: 0, Outcome: StepQueued}}}
 			}

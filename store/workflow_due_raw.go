@@ -17,16 +17,28 @@ import (
 // session 8). The strings a batch's runs share (partner, workflow) are
 // made once, the others from one arena per batch.
 
-// rawDueConn is the scheduler's read-only connection with both due-run
+// rawDueConn is the scheduler's read-only connection with the due-range
 // queries prepared. Its mutex serializes its users (the scheduler reads
 // one batch at a time; tests may call DueRuns from several goroutines).
 type rawDueConn struct {
 	mu sync.Mutex
 	rawReadConn
-	first  uintptr // dueRunsSQL
-	after  uintptr // dueRunsAfterSQL
+	ranges uintptr // dueRangesSQL
+	runsOf uintptr // dueRangeRunsSQL
 	closed bool
 }
+
+// The due runs on SQLite are read through the due ranges (workflow_due.go):
+// the entries due by ?1 after (?2, ?3) in due order, then each entry's
+// runs that still wait with its due time, in id order, by a range scan of
+// the table.
+const (
+	dueRangesSQL = `SELECT due_at, first_run, last_run FROM workflow_due_ranges
+	WHERE due_at <= ?1 AND (due_at > ?2 OR (due_at = ?2 AND last_run > ?3)) ORDER BY due_at, first_run`
+	dueRangeRunsSQL = `SELECT r.id, r.partner, r.workflow, r.contact, e.email, e.phone, e.ref, r.key, e.data, r.step
+	FROM workflow_runs r NOT INDEXED JOIN events e ON e.id = r.event_id
+	WHERE r.id BETWEEN ?1 AND ?2 AND r.status = 'waiting' AND r.due_at = ?3 ORDER BY r.id`
+)
 
 // rawDueHolder is the store's due-run connection, opened on first use.
 type rawDueHolder struct {
@@ -63,41 +75,72 @@ func (s *Store) closeRawDue() {
 func openRawDueConn(path string) (*rawDueConn, error) {
 	c := &rawDueConn{}
 	var err error
-	c.rawReadConn, err = openRawRead(path, "due runs", []string{dueRunsSQL, dueRunsAfterSQL}, []*uintptr{&c.first, &c.after})
+	c.rawReadConn, err = openRawRead(path, "due runs", []string{dueRangesSQL, dueRangeRunsSQL}, []*uintptr{&c.ranges, &c.runsOf})
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// runs reads up to limit due runs with the first query (args: now, limit)
-// or the after query (args: now, due, id, limit). The statement is reset
-// at the end, which ends its read transaction.
-func (c *rawDueConn) runs(after bool, limit int, args ...int64) ([]Run, error) {
+// runs reads up to limit runs due by now after (afterDue, afterID) in due
+// order (due time, then id). Within a due time the entries come in
+// first-run order and each entry's runs in id order; the ids up to the
+// largest last run of the due time's entries read so far (or the cursor's
+// id) are skipped, as an earlier entry covered them: a run in two entries
+// of one due time (set to wait again until the time it was due) is read
+// once, and the ids of a due time come in order. The statements are reset
+// at the end, which ends their read transaction.
+func (c *rawDueConn) runs(limit int, now, afterDue, afterID int64) ([]Run, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, errors.New("the store is closed")
 	}
-	stmt := c.first
-	if after {
-		stmt = c.after
-	}
-	defer sqlite3.Xsqlite3_reset(c.tls, stmt)
-	if err := c.bindInt64s(stmt, 1, args...); err != nil {
+	defer sqlite3.Xsqlite3_reset(c.tls, c.ranges)
+	if err := c.bindInt64s(c.ranges, 1, now, afterDue, afterID); err != nil {
 		return nil, err
 	}
 	out := make([]Run, 0, min(limit, 4096))
 	var arena []byte
 	var partner, workflow string
-	for {
-		if row, err := c.next(stmt, "cannot read due runs"); !row {
-			if err != nil {
-				return nil, err
-			}
-			return out, nil
+	coveredDue, covered := afterDue, afterID
+	for len(out) < limit {
+		if row, err := c.next(c.ranges, "cannot read due ranges"); !row {
+			return out, err
 		}
-		r := Run{Status: RunWaiting}
+		due := sqlite3.Xsqlite3_column_int64(c.tls, c.ranges, 0)
+		first := sqlite3.Xsqlite3_column_int64(c.tls, c.ranges, 1)
+		last := sqlite3.Xsqlite3_column_int64(c.tls, c.ranges, 2)
+		if due != coveredDue {
+			coveredDue, covered = due, 0
+		}
+		lo := max(first, covered+1)
+		covered = max(covered, last)
+		if lo > last {
+			continue
+		}
+		if err := c.bindInt64s(c.runsOf, 1, lo, last, due); err != nil {
+			return nil, err
+		}
+		var err error
+		out, arena, partner, workflow, err = c.rangeRuns(out, limit, due, arena, partner, workflow)
+		sqlite3.Xsqlite3_reset(c.tls, c.runsOf)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// rangeRuns appends the runs of the bound runsOf statement, due at due, to
+// out until it holds limit runs.
+func (c *rawDueConn) rangeRuns(out []Run, limit int, due int64, arena []byte, partner, workflow string) ([]Run, []byte, string, string, error) {
+	stmt := c.runsOf
+	for len(out) < limit {
+		if row, err := c.next(stmt, "cannot read due runs"); !row {
+			return out, arena, partner, workflow, err
+		}
+		r := Run{Status: RunWaiting, DueAt: fromMS(due)}
 		r.ID = sqlite3.Xsqlite3_column_int64(c.tls, stmt, 0)
 		// A batch's runs are mostly of one partner and workflow.
 		if b := c.text(stmt, 1); partner == "" || !bytesEqual(b, partner) {
@@ -116,9 +159,9 @@ func (c *rawDueConn) runs(after bool, limit int, args ...int64) ([]Run, error) {
 		data, arena = c.str(c.text(stmt, 8), arena)
 		r.Data = runData(data)
 		r.Step = int(sqlite3.Xsqlite3_column_int64(c.tls, stmt, 9))
-		r.DueAt = fromMS(sqlite3.Xsqlite3_column_int64(c.tls, stmt, 10))
 		out = append(out, r)
 	}
+	return out, arena, partner, workflow, nil
 }
 
 func bytesEqual(b []byte, s string) bool {
@@ -139,5 +182,5 @@ func (c *rawDueConn) close() {
 		return
 	}
 	c.closed = true
-	c.closeWith(&c.first, &c.after)
+	c.closeWith(&c.ranges, &c.runsOf)
 }

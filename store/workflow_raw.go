@@ -113,6 +113,17 @@ func (s *Store) advanceRaw(ctx context.Context, dc any, p *AdvancePlan) ([]Job, 
 			return nil, fmt.Errorf("%d of %d runs: %w", int64(len(m.ids))-n, len(m.ids), ErrRunMoved)
 		}
 	}
+	for _, args := range p.dueRows {
+		if _, err := r.exec(ctx, dc, dueRangeInsertSQL(len(args)/3), args...); err != nil {
+			return nil, fmt.Errorf("cannot record when runs are due: %w", err)
+		}
+	}
+	if p.passed != nil {
+		// After the moves: the batch's own runs no longer wait.
+		if _, err := r.exec(ctx, dc, passedDueSQL, p.passed...); err != nil {
+			return nil, fmt.Errorf("cannot drop the due ranges of fired runs: %w", err)
+		}
+	}
 	ended, err := endedCounts(p.advs)
 	if err != nil {
 		return nil, err
@@ -147,6 +158,11 @@ func (s *Store) advanceRaw(ctx context.Context, dc any, p *AdvancePlan) ([]Job, 
 	for _, args := range p.steps {
 		if _, err := s.evRaw.insertRaw(ctx, dc, &stepsTable, args, len(args)/6); err != nil {
 			return nil, fmt.Errorf("cannot record the steps of runs: %w", err)
+		}
+	}
+	for _, args := range p.sentRows(msgIDs) {
+		if _, err := r.exec(ctx, dc, sentInsertSQL(len(args)/5), args...); err != nil {
+			return nil, fmt.Errorf("cannot record the sent steps of runs: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -378,6 +378,11 @@ func (e *Engine) tick(ctx context.Context) (time.Duration, error) {
 		if moved {
 			continue
 		}
+		// The due ranges of what was fired go (SQLite), before the next
+		// due time is read from them.
+		if err := e.st.PruneDueRanges(ctx, e.clock.Now()); err != nil {
+			return 0, err
+		}
 		next, ok, err := e.st.NextRunDue(ctx)
 		if err != nil || !ok {
 			return -1, err
@@ -467,7 +472,8 @@ func (e *Engine) execute(ctx context.Context, runs []store.Run, now time.Time) (
 // advance executes one run's due steps: every delay up to the next wait,
 // at most one send (a second send waits for the next batch, at once).
 func (e *Engine) advance(ctx context.Context, b *batch, r *store.Run, now time.Time) store.RunAdvance {
-	a := store.RunAdvance{ID: r.ID, Partner: r.Partner, Workflow: r.Workflow, From: r.Step, To: r.Step, Status: store.RunWaiting, DueAt: now}
+	a := store.RunAdvance{ID: r.ID, Partner: r.Partner, Workflow: r.Workflow, From: r.Step, To: r.Step, Status: store.RunWaiting, DueAt: now,
+		Due: r.DueAt}
 	f := e.flows[r.Partner][r.Workflow]
 	if f == nil {
 		a.Status, a.LastError = store.RunFailed, "the workflow is no longer in the configuration"
