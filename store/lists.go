@@ -126,17 +126,30 @@ func (s *Store) ListMembers(ctx context.Context, listID int64, status string, af
 	if err != nil {
 		return nil, err
 	}
-	rs, err := rangesOverlapping(ctx, tx, listID, after+1, 1<<62)
+	// Each range has at least one member: limit ranges are enough.
+	rows, err := tx.QueryContext(ctx, `SELECT lo, hi, status FROM list_member_ranges WHERE list_id = ?1
+		AND lo >= coalesce((SELECT max(lo) FROM list_member_ranges WHERE list_id = ?1 AND lo <= ?2), ?2)
+		AND hi >= ?2 AND (?3 = '' OR status = ?3) ORDER BY lo LIMIT ?4`, listID, after+1, status, limit)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cannot list members: %w", err)
+	}
+	var rs []memberRange
+	for rows.Next() {
+		var r memberRange
+		if err := rows.Scan(&r.lo, &r.hi, &r.status); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("cannot list members: %w", err)
+		}
+		rs = append(rs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot list members: %w", err)
 	}
 	var ranged []Member
 	for _, r := range rs {
 		if len(ranged) >= limit {
 			break
-		}
-		if status != "" && r.status != status {
-			continue
 		}
 		ranged, err = scanMembers(ctx, tx, ranged, `SELECT `+contactColumns+`, CAST(? AS TEXT) FROM contacts c WHERE c.id BETWEEN ? AND ? ORDER BY c.id LIMIT ?`,
 			r.status, max(r.lo, after+1), r.hi, limit-len(ranged))

@@ -288,7 +288,7 @@ func (l *ListLoad) Commit(fileID int64, rows int) (ListCounts, error) {
 			return ListCounts{}, fmt.Errorf("cannot remove absent members: %w", err)
 		}
 		n, _ := res.RowsAffected()
-		r, err := removeUnseenRangesTx(ctx, l.tx, l.list.ID)
+		r, err := removeUnseenRangesTx(ctx, l.tx, l.list.ID, "temp.list_seen")
 		if err != nil {
 			l.Abort()
 			return ListCounts{}, fmt.Errorf("cannot remove absent members: %w", err)

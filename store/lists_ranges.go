@@ -15,7 +15,8 @@ import (
 // changes one member of a range (its status, its removal, a replace load
 // that did not name it) first cuts the range around it (cutRangesTx).
 // Ranges are only ever made by SQLite's list load; PostgreSQL's writes
-// rows, and its readers, the same SQL, read an empty table.
+// rows, but its readers and writers (the same SQL, and the load's
+// PostgreSQL path) follow ranges as SQLite's do.
 
 // memberRange is a row of list_member_ranges.
 type memberRange struct {
@@ -163,9 +164,10 @@ func cutContactRangesTx(ctx context.Context, tx execQueryer, partner string, con
 }
 
 // removeUnseenRangesTx is a replace load's removal for the list's
-// ranges: each range keeps only the runs of ids temp.list_seen holds. It
-// returns how many members that removed.
-func removeUnseenRangesTx(ctx context.Context, tx execQueryer, listID int64) (int, error) {
+// ranges: each range keeps only the runs of ids the load's table of
+// members seen (seen: SQLite's temp.list_seen, PostgreSQL's list_seen)
+// holds. It returns how many members that removed.
+func removeUnseenRangesTx(ctx context.Context, tx execQueryer, listID int64, seen string) (int, error) {
 	rs, err := rangesOverlapping(ctx, tx, listID, 0, 1<<62)
 	if err != nil {
 		return 0, err
@@ -173,7 +175,7 @@ func removeUnseenRangesTx(ctx context.Context, tx execQueryer, listID int64) (in
 	removed := 0
 	for _, r := range rs {
 		var n int64
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM temp.list_seen WHERE contact_id BETWEEN ? AND ?`, r.lo, r.hi).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+seen+` WHERE contact_id BETWEEN ? AND ?`, r.lo, r.hi).Scan(&n); err != nil {
 			return 0, fmt.Errorf("cannot read members seen: %w", err)
 		}
 		if n == r.size() {
@@ -186,7 +188,7 @@ func removeUnseenRangesTx(ctx context.Context, tx execQueryer, listID int64) (in
 		if n == 0 {
 			continue
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT contact_id FROM temp.list_seen WHERE contact_id BETWEEN ? AND ? ORDER BY contact_id`, r.lo, r.hi)
+		rows, err := tx.QueryContext(ctx, `SELECT contact_id FROM `+seen+` WHERE contact_id BETWEEN ? AND ? ORDER BY contact_id`, r.lo, r.hi)
 		if err != nil {
 			return 0, fmt.Errorf("cannot read members seen: %w", err)
 		}
