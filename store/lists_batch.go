@@ -497,9 +497,9 @@ func (l *ListLoad) writeMembers(chunk []*liveContact, existing bool) error {
 // inserted. Their ids are consecutive (each insert's rows take the
 // table's next rowids, and nothing else inserts contacts in the load's
 // transaction), so when they share one status, which a file without a
-// status column always does, one statement copies the ids from the rows
-// just written (in the page cache) rather than binding two parameters a
-// row: a third of the membership rows' cost.
+// status column always does, they are one member range (lists_ranges.go,
+// migration 0056), not a row each: the membership rows were a fifth of
+// a first import's writing (ingest/BENCHMARKS.md, session 10).
 func (l *ListLoad) writeNewMembers(fresh []*liveContact) error {
 	if len(fresh) == 0 {
 		return nil
