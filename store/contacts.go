@@ -236,6 +236,10 @@ func putContactTx(ctx context.Context, tx *sql.Tx, list List, in ContactInput, n
 // a new member and leaves an existing one as it is. It reports whether
 // anything changed.
 func putMemberTx(ctx context.Context, tx *sql.Tx, listID, contactID int64, status string, now time.Time) (bool, error) {
+	// A member of a member range gets its own row first (lists_ranges.go).
+	if _, err := cutRangesTx(ctx, tx, listID, []int64{contactID}, true); err != nil {
+		return false, err
+	}
 	var res sql.Result
 	var err error
 	if status == "" {

@@ -48,8 +48,10 @@ func (s *Store) CreateList(ctx context.Context, partner, name string) (l List, c
 }
 
 const listInfoSelect = `SELECT l.id, l.partner, l.name, l.created_at,
-		(SELECT count(*) FROM list_members m WHERE m.list_id = l.id AND m.status = 'subscribed'),
-		(SELECT count(*) FROM list_members m WHERE m.list_id = l.id AND m.status = 'unsubscribed')
+		(SELECT count(*) FROM list_members m WHERE m.list_id = l.id AND m.status = 'subscribed') +
+			(SELECT CAST(coalesce(sum(r.hi - r.lo + 1), 0) AS BIGINT) FROM list_member_ranges r WHERE r.list_id = l.id AND r.status = 'subscribed'),
+		(SELECT count(*) FROM list_members m WHERE m.list_id = l.id AND m.status = 'unsubscribed') +
+			(SELECT CAST(coalesce(sum(r.hi - r.lo + 1), 0) AS BIGINT) FROM list_member_ranges r WHERE r.list_id = l.id AND r.status = 'unsubscribed')
 	FROM lists l `
 
 func scanListInfo(r interface{ Scan(...any) error }) (ListInfo, error) {
@@ -110,15 +112,77 @@ func scanContact(r interface{ Scan(...any) error }, extra ...any) (Contact, erro
 }
 
 // ListMembers returns a list's members with contact id > after, in id
-// order, at most limit; status "" is every status.
+// order, at most limit; status "" is every status. The members stored as
+// rows and those of member ranges (lists_ranges.go) are read apart, each
+// up to limit, and merged, in one read transaction.
 func (s *Store) ListMembers(ctx context.Context, listID int64, status string, after int64, limit int) ([]Member, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+contactColumns+`, m.status FROM list_members m JOIN contacts c ON c.id = m.contact_id
+	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("cannot list members: %w", err)
+	}
+	defer tx.Rollback()
+	out, err := scanMembers(ctx, tx, nil, `SELECT `+contactColumns+`, m.status FROM list_members m JOIN contacts c ON c.id = m.contact_id
 		WHERE m.list_id = ? AND m.contact_id > ? AND (? = '' OR m.status = ?) ORDER BY m.contact_id LIMIT ?`, listID, after, status, status, limit)
+	if err != nil {
+		return nil, err
+	}
+	// Each range has at least one member: limit ranges are enough.
+	rows, err := tx.QueryContext(ctx, `SELECT lo, hi, status FROM list_member_ranges WHERE list_id = ?1
+		AND lo >= coalesce((SELECT max(lo) FROM list_member_ranges WHERE list_id = ?1 AND lo <= ?2), ?2)
+		AND hi >= ?2 AND (?3 = '' OR status = ?3) ORDER BY lo LIMIT ?4`, listID, after+1, status, limit)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list members: %w", err)
+	}
+	var rs []memberRange
+	for rows.Next() {
+		var r memberRange
+		if err := rows.Scan(&r.lo, &r.hi, &r.status); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("cannot list members: %w", err)
+		}
+		rs = append(rs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot list members: %w", err)
+	}
+	var ranged []Member
+	for _, r := range rs {
+		if len(ranged) >= limit {
+			break
+		}
+		ranged, err = scanMembers(ctx, tx, ranged, `SELECT `+contactColumns+`, CAST(? AS TEXT) FROM contacts c WHERE c.id BETWEEN ? AND ? ORDER BY c.id LIMIT ?`,
+			r.status, max(r.lo, after+1), r.hi, limit-len(ranged))
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(ranged) == 0 {
+		return out, nil
+	}
+	merged := make([]Member, 0, min(limit, len(out)+len(ranged)))
+	i, j := 0, 0
+	for len(merged) < limit && (i < len(out) || j < len(ranged)) {
+		if j == len(ranged) || i < len(out) && out[i].Contact.ID < ranged[j].Contact.ID {
+			merged, i = append(merged, out[i]), i+1
+		} else {
+			merged, j = append(merged, ranged[j]), j+1
+		}
+	}
+	return merged, nil
+}
+
+// scanMembers appends the members q reads (a contact's columns, then its
+// status) to out.
+func scanMembers(ctx context.Context, tx queryer, out []Member, q string, args ...any) ([]Member, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot list members: %w", err)
 	}
 	defer rows.Close()
-	out := []Member{}
+	if out == nil {
+		out = []Member{}
+	}
 	for rows.Next() {
 		var m Member
 		c, err := scanContact(rows, &m.Status)
@@ -163,7 +227,14 @@ func (s *Store) ContactLists(ctx context.Context, contactID int64) ([]Membership
 		SELECT l.name, m.status, m.updated_at FROM contacts c
 		JOIN lists l ON l.partner = c.partner
 		JOIN list_members m ON m.list_id = l.id AND m.contact_id = c.id
-		WHERE c.id = ? ORDER BY l.name`, contactID)
+		WHERE c.id = ?1
+		UNION ALL
+		SELECT l.name, r.status, r.updated_at FROM contacts c
+		JOIN lists l ON l.partner = c.partner
+		JOIN list_member_ranges r ON r.list_id = l.id
+			AND r.lo = (SELECT max(r2.lo) FROM list_member_ranges r2 WHERE r2.list_id = l.id AND r2.lo <= c.id)
+		WHERE c.id = ?1 AND r.hi >= c.id
+		ORDER BY 1`, contactID)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read a contact's lists: %w", err)
 	}
@@ -182,14 +253,25 @@ func (s *Store) ContactLists(ctx context.Context, contactID int64) ([]Membership
 }
 
 // RemoveMember takes a contact off a list (the contact stays); ErrNotFound
-// when it is not a member.
+// when it is not a member. A member of a member range is cut out of it.
 func (s *Store) RemoveMember(ctx context.Context, listID, contactID int64) error {
-	res, err := s.writer.ExecContext(ctx, `DELETE FROM list_members WHERE list_id = ? AND contact_id = ?`, listID, contactID)
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("cannot begin: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := cutRangesTx(ctx, tx, listID, []int64{contactID}, true); err != nil {
+		return fmt.Errorf("cannot remove member: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM list_members WHERE list_id = ? AND contact_id = ?`, listID, contactID)
 	if err != nil {
 		return fmt.Errorf("cannot remove member: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("member: %w", ErrNotFound)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("cannot remove member: %w", err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -44,6 +45,7 @@ type liveContact struct {
 	status            string // in this list; "" when not a member
 	isNew, dirty      bool   // inserted by this batch; row to update
 	memberDirty       bool
+	inRange           bool // its status is a member range's (lists_ranges.go)
 	seen              bool // noted for a replace load
 }
 
@@ -339,6 +341,38 @@ func (l *ListLoad) lookUpStatuses() error {
 			return err
 		}
 	}
+	return l.lookUpRanges()
+}
+
+// lookUpRanges gives the contacts found that have no list_members row the
+// status of the member range that covers them, if any: one read of the
+// ranges over the span of their ids.
+func (l *ListLoad) lookUpRanges() error {
+	sc := &l.scratch
+	sc.ids = sc.ids[:0]
+	for id, c := range sc.byID {
+		if c.status == "" {
+			sc.ids = append(sc.ids, id)
+		}
+	}
+	if len(sc.ids) == 0 {
+		return nil
+	}
+	slices.Sort(sc.ids)
+	rs, err := rangesOverlapping(context.WithoutCancel(l.ctx), l.tx, l.list.ID, sc.ids[0], sc.ids[len(sc.ids)-1])
+	if err != nil {
+		return err
+	}
+	j := 0
+	for _, r := range rs {
+		for j < len(sc.ids) && sc.ids[j] < r.lo {
+			j++
+		}
+		for ; j < len(sc.ids) && sc.ids[j] <= r.hi; j++ {
+			c := sc.byID[sc.ids[j]]
+			c.status, c.inRange = r.status, true
+		}
+	}
 	return nil
 }
 
@@ -463,9 +497,9 @@ func (l *ListLoad) writeMembers(chunk []*liveContact, existing bool) error {
 // inserted. Their ids are consecutive (each insert's rows take the
 // table's next rowids, and nothing else inserts contacts in the load's
 // transaction), so when they share one status, which a file without a
-// status column always does, one statement copies the ids from the rows
-// just written (in the page cache) rather than binding two parameters a
-// row: a third of the membership rows' cost.
+// status column always does, they are one member range (lists_ranges.go,
+// migration 0056), not a row each: the membership rows were a fifth of
+// a first import's writing (ingest/BENCHMARKS.md, session 10).
 func (l *ListLoad) writeNewMembers(fresh []*liveContact) error {
 	if len(fresh) == 0 {
 		return nil
@@ -483,12 +517,47 @@ func (l *ListLoad) writeNewMembers(fresh []*liveContact) error {
 		}
 		return nil
 	}
+	// One range for them (lists_ranges.go), or the load's last range
+	// made longer when they follow it.
 	sc := &l.scratch
-	sc.args = append(sc.args[:0], l.list.ID, l.now, fresh[0].status, first, last)
-	if _, err := l.exec(`INSERT OR FAIL INTO list_members (list_id, updated_at, status, contact_id)
-		SELECT ?, ?, ?, id FROM contacts WHERE id BETWEEN ? AND ?`, sc.args); err != nil {
+	if l.rng.hi != 0 && l.rng.hi+1 == first && l.rng.status == fresh[0].status {
+		sc.args = append(sc.args[:0], last, l.list.ID, l.rng.lo)
+		if _, err := l.exec(`UPDATE OR FAIL list_member_ranges SET hi = ? WHERE list_id = ? AND lo = ?`, sc.args); err != nil {
+			return fmt.Errorf("cannot store list memberships: %w", err)
+		}
+		l.rng.hi = last
+		return nil
+	}
+	sc.args = append(sc.args[:0], l.list.ID, first, last, fresh[0].status, l.now)
+	if _, err := l.exec(`INSERT OR FAIL INTO list_member_ranges (list_id, lo, hi, status, updated_at) VALUES (?, ?, ?, ?, ?)`, sc.args); err != nil {
 		return fmt.Errorf("cannot store list memberships: %w", err)
 	}
+	l.rng = memberRange{lo: first, hi: last, status: fresh[0].status}
+	return nil
+}
+
+// cutMembers takes the members whose status is about to change out of
+// the member ranges that cover them (writeMembers then writes their
+// rows).
+func (l *ListLoad) cutMembers(members []*liveContact) error {
+	sc := &l.scratch
+	sc.ids = sc.ids[:0]
+	for _, c := range members {
+		if c.inRange {
+			sc.ids = append(sc.ids, c.id)
+			c.inRange = false
+		}
+	}
+	if len(sc.ids) == 0 {
+		return nil
+	}
+	slices.Sort(sc.ids)
+	if _, err := cutRangesTx(context.WithoutCancel(l.ctx), l.tx, l.list.ID, sc.ids, false); err != nil {
+		return err
+	}
+	// The range being extended may have been cut: the next batch starts
+	// a range of its own.
+	l.rng = memberRange{}
 	return nil
 }
 
@@ -546,6 +615,9 @@ func (l *ListLoad) writeBatch() error {
 		}
 	}
 	if err := l.writeNewMembers(fresh); err != nil {
+		return err
+	}
+	if err := l.cutMembers(members); err != nil {
 		return err
 	}
 	for start := 0; start < len(members); start += batchChunk {

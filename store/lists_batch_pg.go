@@ -60,7 +60,11 @@ func (l *ListLoad) removeUnseenPG() (int, error) {
 		return 0, err
 	}
 	n, err := res.RowsAffected()
-	return int(n), err
+	if err != nil {
+		return 0, err
+	}
+	r, err := removeUnseenRangesTx(l.ctx, l.tx, l.list.ID, "list_seen")
+	return int(n) + r, err
 }
 
 // lookUpPG is lookUp with one statement per key column.
@@ -116,7 +120,12 @@ func (l *ListLoad) lookUpStatusesPG() error {
 		}
 		sc.byID[id].status = status
 	}
-	return rs.Err()
+	if err := rs.Err(); err != nil {
+		return err
+	}
+	// The load makes no member ranges on PostgreSQL, but follows them
+	// (lists_ranges.go).
+	return l.lookUpRanges()
 }
 
 // contactColumnsPG are a batch's contacts as one array per column.
@@ -171,6 +180,9 @@ func (l *ListLoad) writeBatchPG() error {
 		}
 	}
 	if len(members) > 0 {
+		if err := l.cutMembers(members); err != nil {
+			return err
+		}
 		if err := l.writeMembersPG(ctx, upsertMembersPG, members); err != nil {
 			return err
 		}

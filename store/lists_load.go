@@ -102,6 +102,7 @@ type ListLoad struct {
 	cw      *rawWriter             // the same through the C API (lists_raw.go)
 	noCAPI  bool                   // the driver's connection is not one rawConnOf knows
 	scratch batchScratch
+	rng     memberRange // the member range the next batch's new contacts may extend
 	// filter, in a first import, holds the keys added so far (Add,
 	// lists_filter.go); nil otherwise. Only the caller's goroutine uses it.
 	filter *keyFilter
@@ -287,7 +288,12 @@ func (l *ListLoad) Commit(fileID int64, rows int) (ListCounts, error) {
 			return ListCounts{}, fmt.Errorf("cannot remove absent members: %w", err)
 		}
 		n, _ := res.RowsAffected()
-		l.counts.Removed = int(n)
+		r, err := removeUnseenRangesTx(ctx, l.tx, l.list.ID, "temp.list_seen")
+		if err != nil {
+			l.Abort()
+			return ListCounts{}, fmt.Errorf("cannot remove absent members: %w", err)
+		}
+		l.counts.Removed = int(n) + r
 		l.tx.ExecContext(ctx, `DELETE FROM temp.list_seen`)
 	}
 	if l.counts.Inserted > 0 {

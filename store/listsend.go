@@ -25,10 +25,20 @@ type ListMember struct {
 // SELECT read every member of the list.
 func (s *Store) MemberRange(ctx context.Context, listID int64) (lo, hi int64, err error) {
 	var l, h sql.NullInt64
+	var rl, rh sql.NullInt64
 	err = s.reader.QueryRowContext(ctx, `SELECT (SELECT min(contact_id) FROM list_members WHERE list_id = ?1),
-		(SELECT max(contact_id) FROM list_members WHERE list_id = ?1)`, listID).Scan(&l, &h)
+		(SELECT max(contact_id) FROM list_members WHERE list_id = ?1),
+		(SELECT min(lo) FROM list_member_ranges WHERE list_id = ?1),
+		(SELECT max(hi) FROM list_member_ranges WHERE list_id = ?1)`, listID).Scan(&l, &h, &rl, &rh)
 	if err != nil {
 		return 0, 0, fmt.Errorf("cannot read members of list %d: %w", listID, err)
+	}
+	// Members stored as rows and as member ranges (lists_ranges.go).
+	if rl.Valid && (!l.Valid || rl.Int64 < l.Int64) {
+		l = rl
+	}
+	if rh.Valid && (!h.Valid || rh.Int64 > h.Int64) {
+		h = rh
 	}
 	return l.Int64, h.Int64, nil
 }
@@ -63,7 +73,7 @@ func (s *Store) SubscribedMembers(ctx context.Context, listID, lo, hi int64, key
 		return buf[:0], err
 	}
 	ctx = context.WithoutCancel(ctx)
-	q := memberQuery(keys)
+	q := memberQueryBoth(keys)
 	conn, err := s.reader.Conn(ctx)
 	if err != nil {
 		return buf[:0], fmt.Errorf("cannot read members of list %d: %w", listID, err)

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -66,13 +68,15 @@ func (r *MemberReader) Close() {
 // prepared.
 type rawMemberConn struct {
 	rawReadConn
-	stmt uintptr
-	keys MemberKeys
+	stmt                            uintptr // memberQuery
+	ranges, contacts, begin, commit uintptr
+	keys                            MemberKeys
 }
 
-// memberQuery is SubscribedMembers' query for the keys asked for.
-func memberQuery(keys MemberKeys) string {
-	q := `SELECT c.id, c.attributes`
+// memberColumns is the contact columns a read of members returns for the
+// keys asked for.
+func memberColumns(keys MemberKeys) string {
+	q := `c.id, c.attributes`
 	for _, k := range [...]struct {
 		key MemberKeys
 		col string
@@ -81,61 +85,134 @@ func memberQuery(keys MemberKeys) string {
 			q += ", " + k.col
 		}
 	}
-	return q + ` FROM list_members m JOIN contacts c ON c.id = m.contact_id
+	return q
+}
+
+// memberQuery reads the subscribed members stored as rows (list ?, ids
+// in [?, ?]).
+func memberQuery(keys MemberKeys) string {
+	return `SELECT ` + memberColumns(keys) + ` FROM list_members m JOIN contacts c ON c.id = m.contact_id
 		WHERE m.list_id = ? AND m.contact_id BETWEEN ? AND ? AND m.status = 'subscribed' ORDER BY m.contact_id`
 }
+
+// memberQueryBoth is SubscribedMembers' query: the subscribed members
+// stored as rows and as member ranges (lists_ranges.go) of list ?1 with
+// ids in [?2, ?3], in id order, in one statement.
+func memberQueryBoth(keys MemberKeys) string {
+	cols := memberColumns(keys)
+	return `SELECT ` + cols + ` FROM list_members m JOIN contacts c ON c.id = m.contact_id
+		WHERE m.list_id = ?1 AND m.contact_id BETWEEN ?2 AND ?3 AND m.status = 'subscribed'
+		UNION ALL
+		SELECT ` + cols + ` FROM list_member_ranges r JOIN contacts c ON c.id BETWEEN r.lo AND r.hi
+		WHERE r.list_id = ?1 AND r.status = 'subscribed' AND r.hi >= ?2 AND r.lo <= ?3 AND c.id BETWEEN ?2 AND ?3
+		ORDER BY 1`
+}
+
+// The raw reader's statements besides memberQuery: a read is one
+// transaction, so that a member moved from a range to a row of its own
+// while the range is read is read once.
+const (
+	memberRangesQuery = `SELECT lo, hi FROM list_member_ranges WHERE list_id = ?1 AND status = 'subscribed'
+		AND lo BETWEEN coalesce((SELECT max(lo) FROM list_member_ranges WHERE list_id = ?1 AND lo <= ?2), ?2) AND ?3
+		ORDER BY lo`
+	rangeContactsQuery = `SELECT %s FROM contacts c WHERE c.id BETWEEN ? AND ? ORDER BY c.id`
+)
 
 func openRawMemberConn(path string, keys MemberKeys) (*rawMemberConn, error) {
 	c := &rawMemberConn{keys: keys}
 	var err error
-	c.rawReadConn, err = openRawRead(path, "list members", []string{memberQuery(keys)}, []*uintptr{&c.stmt})
+	c.rawReadConn, err = openRawRead(path, "list members",
+		[]string{memberQuery(keys), memberRangesQuery, fmt.Sprintf(rangeContactsQuery, memberColumns(keys)), "BEGIN", "COMMIT"},
+		[]*uintptr{&c.stmt, &c.ranges, &c.contacts, &c.begin, &c.commit})
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// members runs the query for one range. The statement is reset at the
-// end, which ends its read transaction: each range is a short read.
+// members runs the queries for one range, in one read transaction, which
+// ends with it: each range is a short read. The members stored as rows
+// come first; those of member ranges are appended and, when there were
+// both, the whole sorted by id.
 func (c *rawMemberConn) members(listID, lo, hi int64, buf []ListMember) ([]ListMember, error) {
 	out := buf[:0]
 	// The keys' strings are made from one array per range, only ever
 	// appended to (a string's bytes are never written again), instead of
 	// one allocation per key and member.
 	var keys []byte
-	defer sqlite3.Xsqlite3_reset(c.tls, c.stmt)
-	if err := c.bindInt64s(c.stmt, 1, listID, lo, hi); err != nil {
+	if _, err := c.next(c.begin, "begin"); err != nil {
+		sqlite3.Xsqlite3_reset(c.tls, c.begin)
 		return out, err
 	}
-	for {
-		if row, err := c.next(c.stmt, "step"); !row {
+	sqlite3.Xsqlite3_reset(c.tls, c.begin)
+	defer func() {
+		c.next(c.commit, "commit")
+		sqlite3.Xsqlite3_reset(c.tls, c.commit)
+	}()
+	var err error
+	if out, keys, err = c.read(c.stmt, out, keys, listID, lo, hi); err != nil {
+		return out, err
+	}
+	rows := len(out)
+	var spans [][2]int64
+	err = func() error {
+		defer sqlite3.Xsqlite3_reset(c.tls, c.ranges)
+		if err := c.bindInt64s(c.ranges, 1, listID, lo, hi); err != nil {
+			return err
+		}
+		for {
+			row, err := c.next(c.ranges, "step")
+			if !row {
+				return err
+			}
+			rlo, rhi := sqlite3.Xsqlite3_column_int64(c.tls, c.ranges, 0), sqlite3.Xsqlite3_column_int64(c.tls, c.ranges, 1)
+			if rhi >= lo {
+				spans = append(spans, [2]int64{max(rlo, lo), min(rhi, hi)})
+			}
+		}
+	}()
+	if err != nil {
+		return out, err
+	}
+	for _, sp := range spans {
+		if out, keys, err = c.read(c.contacts, out, keys, sp[0], sp[1]); err != nil {
 			return out, err
+		}
+	}
+	if rows > 0 && len(out) > rows {
+		slices.SortFunc(out, func(a, b ListMember) int { return cmp.Compare(a.ContactID, b.ContactID) })
+	}
+	return out, nil
+}
+
+// read appends the members stmt reads with args bound.
+func (c *rawMemberConn) read(stmt uintptr, out []ListMember, keys []byte, args ...int64) ([]ListMember, []byte, error) {
+	defer sqlite3.Xsqlite3_reset(c.tls, stmt)
+	if err := c.bindInt64s(stmt, 1, args...); err != nil {
+		return out, keys, err
+	}
+	for {
+		if row, err := c.next(stmt, "step"); !row {
+			return out, keys, err
 		}
 		var m *ListMember
 		out, m = nextMember(out)
-		m.ContactID = sqlite3.Xsqlite3_column_int64(c.tls, c.stmt, 0)
-		m.Attributes = append(m.Attributes[:0], c.text(1)...)
+		m.ContactID = sqlite3.Xsqlite3_column_int64(c.tls, stmt, 0)
+		m.Attributes = append(m.Attributes[:0], c.colText(stmt, 1)...)
 		m.Email, m.Phone, m.Ref = "", "", ""
 		col := int32(2)
 		if c.keys&MemberEmail != 0 {
-			m.Email, keys = c.key(col, keys)
+			m.Email, keys = arenaString(c.colText(stmt, col), keys, 16<<10)
 			col++
 		}
 		if c.keys&MemberPhone != 0 {
-			m.Phone, keys = c.key(col, keys)
+			m.Phone, keys = arenaString(c.colText(stmt, col), keys, 16<<10)
 			col++
 		}
 		if c.keys&MemberRef != 0 {
-			m.Ref, keys = c.key(col, keys)
+			m.Ref, keys = arenaString(c.colText(stmt, col), keys, 16<<10)
 		}
 	}
 }
 
-func (c *rawMemberConn) text(col int32) []byte { return c.colText(c.stmt, col) }
-
-// key returns a text column's value as a string made in arena.
-func (c *rawMemberConn) key(col int32, arena []byte) (string, []byte) {
-	return arenaString(c.text(col), arena, 16<<10)
-}
-
-func (c *rawMemberConn) close() { c.closeWith(&c.stmt) }
+func (c *rawMemberConn) close() { c.closeWith(&c.stmt, &c.ranges, &c.contacts, &c.begin, &c.commit) }

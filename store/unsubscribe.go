@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -28,6 +29,15 @@ func (s *Store) UnsubscribeEverywhere(ctx context.Context, partner, recipient, r
 		return OptOut{}, fmt.Errorf("cannot begin: %w", err)
 	}
 	defer tx.Rollback()
+	// Members of member ranges get rows of their own first
+	// (lists_ranges.go), which the UPDATE below then changes.
+	ids, err := contactIDsTx(ctx, tx, partner, recipient)
+	if err != nil {
+		return OptOut{}, err
+	}
+	if err := cutContactRangesTx(ctx, tx, partner, ids); err != nil {
+		return OptOut{}, err
+	}
 	// Contacts are partner-scoped, so their memberships are only of that
 	// partner's lists; naming them lets each (list, contact) be found by
 	// the primary key (list_members has no index by contact, 0019).
@@ -61,7 +71,13 @@ func (s *Store) Memberships(ctx context.Context, partner, recipient string) (map
 		SELECT l.name, m.status FROM contacts c
 		JOIN lists l ON l.partner = c.partner
 		JOIN list_members m ON m.list_id = l.id AND m.contact_id = c.id
-		WHERE c.partner = ?1 AND (c.email = ?2 OR c.phone = ?2)`, partner, recipient)
+		WHERE c.partner = ?1 AND (c.email = ?2 OR c.phone = ?2)
+		UNION ALL
+		SELECT l.name, r.status FROM contacts c
+		JOIN lists l ON l.partner = c.partner
+		JOIN list_member_ranges r ON r.list_id = l.id
+			AND r.lo = (SELECT max(r2.lo) FROM list_member_ranges r2 WHERE r2.list_id = l.id AND r2.lo <= c.id)
+		WHERE c.partner = ?1 AND (c.email = ?2 OR c.phone = ?2) AND r.hi >= c.id`, partner, recipient)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read list memberships: %w", err)
 	}
@@ -75,4 +91,23 @@ func (s *Store) Memberships(ctx context.Context, partner, recipient string) (map
 		out[name] = status
 	}
 	return out, rows.Err()
+}
+
+// contactIDsTx returns the ids, ascending, of the partner's contacts whose
+// email or phone is recipient.
+func contactIDsTx(ctx context.Context, tx *sql.Tx, partner, recipient string) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM contacts WHERE partner = ?1 AND (email = ?2 OR phone = ?2) ORDER BY id`, partner, recipient)
+	if err != nil {
+		return nil, fmt.Errorf("cannot look up contacts: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("cannot look up contacts: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
