@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"strings"
 	"testing"
 )
@@ -13,23 +12,7 @@ import (
 func TestReleasingPreviousRunClaimsUsesTheClaimedIndex(t *testing.T) {
 	skipOnPostgres(t, "SQLite's query plan; PostgreSQL's due index serves the UPDATE (its 0059 adds nothing)")
 	s := openTest(t)
-	rows, err := s.writer.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+releaseRunClaimsSQL, 0, `["node-1"]`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	plan := queryPlan(t, s.writer, releaseRunClaimsSQL, 0, `["node-1"]`)
 	all := strings.Join(plan, "; ")
 	if !strings.Contains(all, "SEARCH workflow_runs USING INDEX workflow_runs_claimed (claimed_by=?)") {
 		t.Errorf("the UPDATE does not search the claimed runs' index: %s", all)
