@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -55,23 +54,12 @@ func TestListLoadAfterPutContactFindsTheContact(t *testing.T) {
 func TestContactKeyMigrationKeepsContactsAndTheirPartners(t *testing.T) {
 	skipOnPostgres(t, "SQLite's migration history; PostgreSQL keeps its partner-first indexes")
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "dropgate.db")
-	old := openAtVersion(t, path, 45)
-	for _, q := range []string{
+	old, migrate := openAtMigration(t, 45)
+	execOld(t, old,
 		`INSERT INTO lists (id, partner, name, created_at) VALUES (1, 'acme', 'news', 0)`,
 		`INSERT INTO contacts (id, partner, email, phone, ref, attributes, created_at, updated_at) VALUES (7, 'acme', 'ana@example.com', '+351912345678', 'c-1', '{"orders":1}', 0, 0)`,
-		`INSERT INTO list_members (list_id, contact_id, status, updated_at) VALUES (1, 7, 'subscribed', 0)`,
-	} {
-		if _, err := old.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	old.Close()
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+		`INSERT INTO list_members (list_id, contact_id, status, updated_at) VALUES (1, 7, 'subscribed', 0)`)
+	s := migrate()
 	counts, problems := loadRows(t, s, ListLoadOptions{Fields: map[string]string{"orders": FieldInteger}},
 		ContactRow{Line: 2, Email: "ana@example.com", Attrs: []byte(`{"orders":2}`)})
 	if len(problems) > 0 || counts != (ListCounts{Updated: 1}) {
@@ -101,7 +89,6 @@ func TestContactKeyMigrationKeepsContactsAndTheirPartners(t *testing.T) {
 func TestContactKeyQueriesUseTheKeyIndexes(t *testing.T) {
 	skipOnPostgres(t, "SQLite's query plans")
 	s := openTest(t)
-	ctx := context.Background()
 	for _, q := range []string{
 		`SELECT id, email, phone, ref, attributes FROM contacts WHERE partner = ? AND email IN (?, ?)`, // lookUp
 		`SELECT id, email, phone, ref, attributes FROM contacts WHERE partner = ? AND phone IN (?, ?)`,
@@ -121,20 +108,7 @@ func TestContactKeyQueriesUseTheKeyIndexes(t *testing.T) {
 		`SELECT id, email, phone, ref, attributes FROM contacts WHERE partner = ? AND ref IN (?, ?)`,
 		`SELECT attributes FROM contacts WHERE partner = ? AND ref = ?`,
 	} {
-		rows, err := s.reader.QueryContext(ctx, `EXPLAIN QUERY PLAN `+q, "acme", "x", "y", "z")
-		if err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := queryPlan(t, s.reader, q, "acme", "x", "y", "z")
 		all := strings.Join(plan, "; ")
 		if !strings.Contains(all, "contacts_email") && !strings.Contains(all, "contacts_phone") && !strings.Contains(all, "contacts_ref") {
 			t.Errorf("%s\nplan: %s", q, all)

@@ -182,6 +182,17 @@ func namesakeTx(ctx context.Context, tx *sql.Tx, hostname, instance string, now 
 	return nil
 }
 
+// releaseRunClaimsSQL frees the run claims of the node names given as a
+// JSON array (the second argument; the first is now). Claimed runs were
+// due when claimed: PostgreSQL finds them through its partial due index.
+// SQLite dropped that index (migration 0054) and finds them through
+// workflow_runs_claimed (0059), a partial index it uses only because this
+// WHERE repeats the index's condition (claimed_by not empty); without it a
+// restart after a crash would read every run
+// (TestReleasingPreviousRunClaimsUsesTheClaimedIndex).
+const releaseRunClaimsSQL = `UPDATE workflow_runs SET claimed_by = '', claimed_until = 0
+	WHERE status = 'waiting' AND due_at <= ? AND claimed_by <> '' AND claimed_by IN (SELECT value FROM json_each(?))`
+
 // releasePreviousClaimsTx frees the run and file claims of the nodes
 // previous (earlier lives of the registering node).
 func releasePreviousClaimsTx(ctx context.Context, tx *sql.Tx, previous []int64, now time.Time) error {
@@ -196,9 +207,7 @@ func releasePreviousClaimsTx(ctx context.Context, tx *sql.Tx, previous []int64, 
 	if err != nil {
 		return err
 	}
-	// Claimed runs were due when claimed: the due index finds them.
-	if _, err := tx.ExecContext(ctx, `UPDATE workflow_runs SET claimed_by = '', claimed_until = 0
-		WHERE status = 'waiting' AND due_at <= ? AND claimed_by IN (SELECT value FROM json_each(?))`, ms(now), string(claims)); err != nil {
+	if _, err := tx.ExecContext(ctx, releaseRunClaimsSQL, ms(now), string(claims)); err != nil {
 		return fmt.Errorf("cannot free the previous life's run claims: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE file_claims SET lease_until = 0 WHERE node IN (SELECT value FROM json_each(?))`, string(claims)); err != nil {

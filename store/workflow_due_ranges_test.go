@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -206,13 +205,10 @@ func TestDueRangesReadARunOnceWhenItWaitsAgainUntilTheSameTime(t *testing.T) {
 func TestDueRangesMigrationKeepsTheWaitingRuns(t *testing.T) {
 	skipOnPostgres(t, "SQLite's migrations; PostgreSQL keeps the index")
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "dropgate.db")
-	old := openAtVersion(t, path, 53)
+	old, migrate := openAtMigration(t, 53)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
-	if _, err := old.Exec(`INSERT INTO events (id, partner, event_id, name, email, source, occurred_at, received_at) VALUES
-		(1, 'acme', '', 'signup', 'a@example.com', 'api', 0, 0)`); err != nil {
-		t.Fatal(err)
-	}
+	execOld(t, old, `INSERT INTO events (id, partner, event_id, name, email, source, occurred_at, received_at) VALUES
+		(1, 'acme', '', 'signup', 'a@example.com', 'api', 0, 0)`)
 	for id, due := range map[int]time.Duration{3: 2 * time.Hour, 4: time.Hour, 5: time.Hour, 6: 0} {
 		status := RunWaiting
 		if id == 6 {
@@ -223,12 +219,7 @@ func TestDueRangesMigrationKeepsTheWaitingRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	old.Close()
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := migrate()
 	if got := dueOrder(t, s, t0.Add(3*time.Hour), 2); !slices.Equal(got, []int64{4, 5, 3}) {
 		t.Errorf("due runs after the migration: %v, want [4 5 3]", got)
 	}

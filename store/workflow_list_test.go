@@ -85,27 +85,16 @@ func TestListRunsPageStopsAtItsWindowAndGoesOn(t *testing.T) {
 func TestOneListIndexMigrationKeepsTheRunsLookups(t *testing.T) {
 	skipOnPostgres(t, "a SQLite database at an older version")
 	ctx := context.Background()
-	path := t.TempDir() + "/dropgate.db"
-	old := openAtVersion(t, path, 50)
+	old, migrate := openAtMigration(t, 50)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
-	for _, q := range []string{
+	execOld(t, old,
 		`INSERT INTO events (id, partner, event_id, name, email, source, occurred_at, received_at) VALUES
 			(1, 'acme', 'e1', 'cart', 'ann@example.com', 'api', 0, 0), (2, 'acme', 'e2', 'cart', 'bob@example.com', 'api', 0, 0)`,
 		`INSERT INTO workflow_runs (id, partner, workflow, contact, key, status, step, due_at, event_id, created_at, updated_at) VALUES
 			(1, 'acme', 'cart', 'email:ann@example.com', 'k1', 'waiting', 1, 1, 1, 0, 0),
 			(2, 'acme', 'cart', 'email:bob@example.com', 'k2', 'waiting', 1, 1, 2, 0, 0)`,
-		`INSERT INTO workflow_run_counts (partner, workflow, status, n) VALUES ('acme', 'cart', 'waiting', 2)`,
-	} {
-		if _, err := old.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	old.Close()
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+		`INSERT INTO workflow_run_counts (partner, workflow, status, n) VALUES ('acme', 'cart', 'waiting', 2)`)
+	s := migrate()
 	var cols string
 	if err := s.reader.QueryRow(`SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_index_info('workflow_runs_contact') ORDER BY seqno)`).Scan(&cols); err != nil || cols != "partner,workflow,contact,id" {
 		t.Errorf("workflow_runs_contact is on %q (%v)", cols, err)

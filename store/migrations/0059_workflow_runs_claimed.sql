@@ -1,0 +1,14 @@
+-- A node started again after a crash frees the run claims of its earlier
+-- lives (releasePreviousClaimsTx in store/nodes.go). That UPDATE found the
+-- claimed runs through the partial due index workflow_runs_due, which 0054
+-- dropped: on SQLite every restart after a crash then read the whole of
+-- workflow_runs. This partial index holds only the claimed runs, and the
+-- UPDATE says claimed_by <> '' so that SQLite may use it.
+--
+-- It costs nearly nothing: SQLite's one node never claims a run (ClaimDueRuns
+-- is DueRuns there; only PostgreSQL's claimDueRunsPGSQL and runAdvancePGSQL
+-- in store/workflow_claim_pg.go set claimed_by), and a new run is inserted
+-- with claimed_by left to its default '' (runsTable in store/events_raw.go,
+-- runInsertRowsSQL in store/events_batch.go), so inserting, firing or ending a
+-- run writes no entry here and the index stays empty.
+CREATE INDEX workflow_runs_claimed ON workflow_runs (claimed_by) WHERE claimed_by <> '';
