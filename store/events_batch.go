@@ -64,7 +64,7 @@ func runInsertRowsSQL(n int) string {
 func (s *Store) eventShapes() []string {
 	qs := []string{s.latestRunsQuery(), runExitSQL, runLatestSQL, runCountsAddSQL}
 	if !s.pg {
-		return append(qs, maxEventIDSQL, maxRunIDSQL, storedEventsSQL) // inserts: events_raw.go
+		return append(qs, maxEventIDSQL, maxRunIDSQL, storedEventsSQL, dueRangeInsertSQL(1)) // inserts: events_raw.go
 	}
 	qs = append(qs, knownEventsSQL)
 	for n := eventChunk; n > 0; n /= 2 {
