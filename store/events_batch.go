@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
+
+	"github.com/dropgate/dropgate/internal/freelist"
 )
 
 // A batch of events is written with a few statements per batch rather
@@ -61,7 +64,7 @@ func runInsertRowsSQL(n int) string {
 func (s *Store) eventShapes() []string {
 	qs := []string{s.latestRunsQuery(), runExitSQL, runLatestSQL, runCountsAddSQL}
 	if !s.pg {
-		return append(qs, maxEventIDSQL, maxRunIDSQL, storedEventsSQL) // inserts: events_raw.go
+		return append(qs, maxEventIDSQL, maxRunIDSQL, storedEventsSQL, dueRangeInsertSQL(1)) // inserts: events_raw.go
 	}
 	qs = append(qs, knownEventsSQL)
 	for n := eventChunk; n > 0; n /= 2 {
@@ -96,6 +99,35 @@ type eventBatch struct {
 	evSaved int // event rows the inserts stored (SQLite: repeats of stored ids are not)
 	runArgs []any
 	runRows int
+	scratch *eventScratch
+}
+
+// eventScratch is what a batch needs only while it runs: kept for the
+// next batch (eventScratches) rather than made again, a batch's maps and
+// argument lists were a tenth of an event's garbage, and the collector's
+// work grows with both the garbage and the live batches it scans
+// (workflow/BENCHMARKS.md, session 11).
+type eventScratch struct {
+	latest          map[string]latestRun
+	known           map[string]bool
+	ids             []int64
+	evArgs, runArgs []any
+}
+
+var eventScratches = sync.Pool{New: func() any {
+	return &eventScratch{latest: map[string]latestRun{}, known: map[string]bool{}}
+}}
+
+func getEventScratch() *eventScratch { return eventScratches.Get().(*eventScratch) }
+
+// put empties sc (it keeps no event's values alive) and gives it back.
+func (sc *eventScratch) put() {
+	clear(sc.latest)
+	clear(sc.known)
+	clear(sc.evArgs[:cap(sc.evArgs)])
+	clear(sc.runArgs[:cap(sc.runArgs)])
+	sc.ids = sc.ids[:0]
+	eventScratches.Put(sc)
 }
 
 func latestKey(partner, contact, workflow string) string {
@@ -317,13 +349,36 @@ type startPrep struct {
 	run    [runCols]any
 }
 
-func prepareEvents(events []EventWrite) []eventPrep {
-	out := make([]eventPrep, len(events))
+// preparedEvents is prepareEvents' work: per event, and the runs' array
+// the events' starts share, taken from free lists (internal/freelist) and
+// given back by release once the batch is stored.
+type preparedEvents struct {
+	ev     []eventPrep
+	starts []startPrep
+}
+
+// prepBufs and startBufs keep the arrays of a few batches of up to
+// 2,048 events (the API's usual 1,000, not its largest 10,000).
+var (
+	prepBufs  = freelist.New[eventPrep](8, 2048)
+	startBufs = freelist.New[startPrep](8, 2048)
+)
+
+// release gives the arrays back; nothing may use them after.
+func (pe preparedEvents) release() {
+	prepBufs.Put(pe.ev)
+	startBufs.Put(pe.starts)
+}
+
+func prepareEvents(events []EventWrite) preparedEvents {
+	out := prepBufs.Get(len(events))
 	n := 0
 	for i := range events {
 		n += len(events[i].Starts)
 	}
-	starts := make([]startPrep, n)
+	starts := startBufs.Get(n)
+	all := starts
+	var box boxes
 	for i := range events {
 		ew := &events[i]
 		e := &ew.Event
@@ -340,7 +395,8 @@ func prepareEvents(events []EventWrite) []eventPrep {
 		if !e.OccurredAt.IsZero() {
 			occurred = ms(e.OccurredAt)
 		}
-		p.ev = [eventCols + 1]any{nil, e.Partner, e.EventID, e.Name, e.Email, e.Phone, e.Ref, e.Key, p.data, e.Source, occurred, nil}
+		partner := box.of(boxPartner, e.Partner)
+		p.ev = [eventCols + 1]any{nil, partner, e.EventID, box.of(boxName, e.Name), e.Email, e.Phone, e.Ref, e.Key, p.data, box.of(boxSource, e.Source), occurred, nil}
 		p.starts, starts = starts[:len(ew.Starts):len(ew.Starts)], starts[len(ew.Starts):]
 		for j, rs := range ew.Starts {
 			st := rs.Status
@@ -349,17 +405,54 @@ func prepareEvents(events []EventWrite) []eventPrep {
 			}
 			p.starts[j] = startPrep{latest: latestKey(e.Partner, p.contact, rs.Workflow), status: st,
 				hash: hashRunKey(e.Partner, rs.Workflow, p.contact),
-				run:  [runCols]any{nil, e.Partner, rs.Workflow, p.contact, e.Key, st, int64(rs.Step), ms(rs.DueAt), nil, nil, nil}}
+				run: [runCols]any{nil, partner, box.of(boxWorkflow, rs.Workflow), p.contact, e.Key, box.of(boxStatus, st), int64(rs.Step),
+					box.ofInt(ms(rs.DueAt)), nil, nil, nil}}
 		}
 	}
-	return out
+	return preparedEvents{ev: out, starts: all}
+}
+
+// boxes boxes the values that a batch's rows mostly share (partner, event
+// name, workflow, due time...) once for as long as they repeat: boxed per
+// row they were half of prepareEvents' allocations.
+type boxes struct {
+	strs [boxSlots]string
+	ints int64
+	v    [boxSlots + 1]any
+}
+
+const (
+	boxPartner = iota
+	boxName
+	boxSource
+	boxWorkflow
+	boxStatus
+	boxSlots
+)
+
+// of is s boxed, the box of the slot's previous value when s is the same.
+func (b *boxes) of(slot int, s string) any {
+	if b.v[slot] == nil || b.strs[slot] != s {
+		b.strs[slot], b.v[slot] = s, s
+	}
+	return b.v[slot]
+}
+
+// ofInt is of for the one integer slot (a run's due time).
+func (b *boxes) ofInt(n int64) any {
+	if b.v[boxSlots] == nil || b.ints != n {
+		b.ints, b.v[boxSlots] = n, n
+	}
+	return b.v[boxSlots]
 }
 
 // acceptEvents stores events in one transaction; prep is
 // prepareEvents(events), or nil to make it here.
 func (s *Store) acceptEvents(ctx context.Context, events []EventWrite, prep []eventPrep, now time.Time, fileID int64, rows int) ([]EventResult, error) {
 	if prep == nil {
-		prep = prepareEvents(events)
+		pe := prepareEvents(events)
+		defer pe.release()
+		prep = pe.ev
 	}
 	return retryDeadlocks(s, func() ([]EventResult, error) { // workflow_pg.go
 		return s.acceptEventsOnce(ctx, events, prep, now, fileID, rows)
@@ -394,9 +487,11 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, prep 
 		return nil, err
 	}
 	defer tx.Rollback()
-	b := &eventBatch{s: s, ctx: ctx, tx: tx, conn: conn, now: ms(now), nowArg: ms(now), latest: make(map[string]latestRun, len(events)), prep: prep,
-		started: make([]int64, 0, countStarts(events)),
-		evArgs:  make([]any, 0, min(len(events), eventChunk*4)*(eventCols+1)), runArgs: make([]any, 0, min(len(events), eventChunk*4)*runCols)}
+	sc := getEventScratch()
+	defer sc.put()
+	b := &eventBatch{s: s, ctx: ctx, tx: tx, conn: conn, now: ms(now), nowArg: ms(now), latest: sc.latest, prep: prep,
+		started: make([]int64, 0, countStarts(events)), scratch: sc, evArgs: sc.evArgs[:0], runArgs: sc.runArgs[:0]}
+	defer func() { sc.evArgs, sc.runArgs = b.evArgs, b.runArgs }() // grown, kept for the next batch
 	if s.pg {
 		if err := b.reserveIDsPG(events); err != nil { // events_pg.go
 			return nil, err

@@ -41,6 +41,12 @@ type eventGroups struct {
 	// storing is the time spent storing groups (ns).
 	groups, grouped, storing atomic.Int64
 
+	// all and prep are storeGroup's lists of a group's events, kept for
+	// the next group: made per group they were a twentieth of an event's
+	// garbage (workflow/BENCHMARKS.md, session 11).
+	all  []EventWrite
+	prep []eventPrep
+
 	// fail, when set, is called with each transaction's events before
 	// its commit; an error rolls it back (SetAcceptEventsFault).
 	fail atomic.Pointer[func([]EventWrite) error]
@@ -99,7 +105,9 @@ func (s *Store) EventGroups() EventGroupStats {
 // returns after the commit that stored them. ctx's cancellation does not
 // stop a group others depend on (acceptEventsOnce ignores it anyway).
 func (s *Store) acceptGrouped(ctx context.Context, events []EventWrite, now time.Time) ([]EventResult, error) {
-	p := &groupedEvents{events: events, prep: prepareEvents(events), now: now}
+	pe := prepareEvents(events)
+	defer pe.release()
+	p := &groupedEvents{events: events, prep: pe.ev, now: now}
 	s.evGroups.calls().Do(ctx, p, func(ctx context.Context, group []*groupedEvents) {
 		start := time.Now()
 		s.storeGroup(ctx, group)
@@ -121,7 +129,10 @@ func (s *Store) storeGroup(ctx context.Context, group []*groupedEvents) {
 	for _, p := range group {
 		total += len(p.events)
 	}
-	all, prep := make([]EventWrite, 0, total), make([]eventPrep, 0, total)
+	// The group's lists are the leader's to reuse: groups are stored one
+	// at a time (groupcommit), and nothing keeps them past acceptCall.
+	g := &s.evGroups
+	all, prep := g.all[:0], g.prep[:0]
 	now := group[0].now
 	for _, p := range group {
 		all = append(all, p.events...)
@@ -130,6 +141,11 @@ func (s *Store) storeGroup(ctx context.Context, group []*groupedEvents) {
 			now = p.now
 		}
 	}
+	defer func() { // emptied, so that they keep no event alive
+		clear(all)
+		clear(prep)
+		g.all, g.prep = all[:0], prep[:0]
+	}()
 	res, err := s.acceptCall(ctx, all, prep, now, len(group))
 	if err != nil {
 		for _, p := range group {

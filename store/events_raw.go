@@ -199,8 +199,9 @@ const storedEventsSQL = `SELECT id FROM events WHERE id BETWEEN ? AND ?`
 // given are the batch's ids read back, to tell which. Then the events
 // that were stored act, in order.
 func (b *eventBatch) acceptSQLite(events []EventWrite, out []EventResult) error {
-	known := make(map[string]bool, len(events))
-	ids := make([]int64, len(events))
+	known := b.scratch.known
+	ids := append(b.scratch.ids[:0], make([]int64, len(events))...)
+	defer func() { b.scratch.ids = ids }()
 	first, admitted := b.nextEv+1, 0
 	for i := range events {
 		id, ok, err := b.admit(i, &events[i], known)

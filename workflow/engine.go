@@ -24,6 +24,7 @@ import (
 	"github.com/dropgate/dropgate/clock"
 	"github.com/dropgate/dropgate/config"
 	"github.com/dropgate/dropgate/ingest"
+	"github.com/dropgate/dropgate/internal/freelist"
 	"github.com/dropgate/dropgate/segment"
 	"github.com/dropgate/dropgate/store"
 )
@@ -159,13 +160,23 @@ func (e *Engine) AcceptFile(ctx context.Context, fileID int64, rows int, events 
 	return e.accept(ctx, events, fileID, rows)
 }
 
+// writeBufs and startBufs keep the lists of a few batches of up to 2,048
+// events (accept).
+var (
+	writeBufs = freelist.New[store.EventWrite](8, 2048)
+	startBufs = freelist.New[store.RunStart](8, 2048)
+)
+
 func (e *Engine) accept(ctx context.Context, events []store.Event, fileID int64, rows int) ([]store.EventResult, error) {
 	now := e.clock.Now()
-	writes := make([]store.EventWrite, len(events))
-	// The batch's starts share one array (a full slice each, so that a
-	// later append moves on rather than overwriting): a run's slice per
-	// event was an allocation per event.
-	starts := make([]store.RunStart, 0, len(events))
+	// The writes and the batch's starts come from free lists and go back
+	// once stored (internal/freelist says why). The starts share one array
+	// (a full slice each, so that a later append moves on rather than
+	// overwriting): a run's slice per event was an allocation per event.
+	writes := writeBufs.Get(len(events))
+	defer writeBufs.Put(writes)
+	starts := startBufs.Get(len(events))[:0]
+	defer func() { startBufs.Put(starts) }()
 	for i := range events {
 		ev := &events[i]
 		w := store.EventWrite{Event: *ev, Exits: e.exits[ev.Partner+"\x00"+ev.Name]}

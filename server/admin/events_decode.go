@@ -175,7 +175,7 @@ func (p *eventsParser) events(v *[]eventEntry) bool {
 	}
 	// Sized by a count of "event" keys, not grown: an entry is ~160
 	// bytes, and growing to 1,000 of them was a tenth of a batch's garbage.
-	out := make([]eventEntry, 0, max(bytes.Count(p.b[p.i:], []byte(`"event"`)), 1))
+	out := entryBufs.Get(max(bytes.Count(p.b[p.i:], []byte(`"event"`)), 1))[:0]
 	if !p.next(']') {
 		for {
 			out = append(out, eventEntry{})

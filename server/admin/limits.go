@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/http"
@@ -30,10 +29,17 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	if err := rc.SetReadDeadline(s.now().Add(s.opts.Config.Admin.BodyTimeout.D())); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return nil, fmt.Errorf("cannot set the body deadline: %w", err)
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	// A body of known length is read into a buffer of its size: grown from
+	// empty, as io.ReadAll does, an events batch's body was allocated about
+	// twice over, a tenth of the garbage of an event (workflow/BENCHMARKS.md).
+	var buf bytes.Buffer
+	if n := r.ContentLength; n > 0 && n <= maxBody {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxBody))
 	if err == nil {
 		rc.SetReadDeadline(time.Time{})
-		return raw, nil
+		return buf.Bytes(), nil
 	}
 	var tooBig *http.MaxBytesError
 	var netErr net.Error
