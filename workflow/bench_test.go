@@ -226,6 +226,18 @@ func eventGroups(st any) store.EventGroupStats {
 	return store.EventGroupStats{}
 }
 
+// randomEventsShape (DROPGATE_BENCH_EVENTS_SHAPE=random) posts events
+// with UUID ids and contacts in random order instead of counting ones.
+var randomEventsShape = os.Getenv("DROPGATE_BENCH_EVENTS_SHAPE") == "random"
+
+// splitmix is a 64-bit mix of x (SplitMix64's finalizer).
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
 // eventsConns is how many connections the concurrent shape of
 // BenchmarkEventsVsIngest posts with: an event producer with a few
 // workers.
@@ -279,6 +291,14 @@ func (e *benchEnv) postEventsRequest(hc *http.Client, first, n int) error {
 	for k := first; k < first+n; k++ {
 		if k > first {
 			buf.WriteByte(',')
+		}
+		if randomEventsShape {
+			// Ids as clients make them (UUIDs) and contacts in no order:
+			// each batch's index entries land all over both indexes.
+			a, b := splitmix(uint64(k)), splitmix(uint64(k)^0x5bd1e995)
+			fmt.Fprintf(&buf, `{"id": "%08x-%04x-4%03x-a%03x-%012x", "event": "signup", "phone": "+35191%07d", "data": {"name": "user %d", "code": "%06d"}}`,
+				a>>32, a>>16&0xffff, a&0xfff, b>>52, b&0xffffffffffff, (k*7919+12345)%10_000_000, k, k%1_000_000)
+			continue
 		}
 		fmt.Fprintf(&buf, `{"id": "s-%d", "event": "signup", "phone": "+35191%07d", "data": {"name": "user %d", "code": "%06d"}}`, k, k%10_000_000, k, k%1_000_000)
 	}
