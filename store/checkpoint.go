@@ -79,6 +79,7 @@ func (s *Store) runCheckpointer() {
 			return
 		case <-tick.C:
 		}
+		s.endIdleEventBurst(ctx, time.Now()) // events_burst.go
 		if s.inBulk() {
 			continue
 		}

@@ -110,6 +110,11 @@ func (s *Store) acceptGrouped(ctx context.Context, events []EventWrite, now time
 	p := &groupedEvents{events: events, prep: pe.ev, now: now}
 	s.evGroups.calls().Do(ctx, p, func(ctx context.Context, group []*groupedEvents) {
 		start := time.Now()
+		n := 0
+		for _, p := range group {
+			n += len(p.events)
+		}
+		s.noteEventGroup(ctx, n, start) // events_burst.go
 		s.storeGroup(ctx, group)
 		s.evGroups.storing.Add(int64(time.Since(start)))
 	})

@@ -56,6 +56,7 @@ type Store struct {
 	apiHook  apiHookSlot   // SetAPICommitHook (apisend.go)
 	evRaw    rawEventStmts // a batch's event and run inserts on SQLite (events_raw.go)
 	evGroups eventGroups   // concurrent AcceptEvents calls (events_group.go)
+	evBurst  eventBurst    // large event groups write as a bulk job (events_burst.go)
 	runKeys  runKeys       // whose runs a batch reads on SQLite (events_runkeys.go)
 	claimRaw claimReaders  // the claims' candidate reads on SQLite (claim_raw.go)
 	wfRaw    rawStmts      // a batch of fired runs' statements on SQLite (workflow_raw.go)
