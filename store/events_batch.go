@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/dropgate/dropgate/internal/freelist"
@@ -114,20 +113,39 @@ type eventScratch struct {
 	evArgs, runArgs []any
 }
 
-var eventScratches = sync.Pool{New: func() any {
-	return &eventScratch{latest: map[string]latestRun{}, known: map[string]bool{}}
-}}
+// eventScratches keeps the scratch of a few batches (a file's and an API
+// group's may run at once); not a sync.Pool, which every second
+// collection empties (internal/freelist says why that matters here).
+var eventScratches = make(chan *eventScratch, 4)
 
-func getEventScratch() *eventScratch { return eventScratches.Get().(*eventScratch) }
+func getEventScratch() *eventScratch {
+	select {
+	case sc := <-eventScratches:
+		return sc
+	default:
+		return &eventScratch{latest: map[string]latestRun{}, known: map[string]bool{}}
+	}
+}
 
 // put empties sc (it keeps no event's values alive) and gives it back.
 func (sc *eventScratch) put() {
+	// A map keeps its size when cleared: one of a 10,000-event batch is
+	// let go rather than kept for batches of the usual 1,000.
+	if len(sc.latest) > 4096 {
+		sc.latest = map[string]latestRun{}
+	}
+	if len(sc.known) > 4096 {
+		sc.known = map[string]bool{}
+	}
 	clear(sc.latest)
 	clear(sc.known)
 	clear(sc.evArgs[:cap(sc.evArgs)])
 	clear(sc.runArgs[:cap(sc.runArgs)])
 	sc.ids = sc.ids[:0]
-	eventScratches.Put(sc)
+	select {
+	case eventScratches <- sc:
+	default:
+	}
 }
 
 func latestKey(partner, contact, workflow string) string {

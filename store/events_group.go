@@ -150,6 +150,9 @@ func (s *Store) storeGroup(ctx context.Context, group []*groupedEvents) {
 		clear(all)
 		clear(prep)
 		g.all, g.prep = all[:0], prep[:0]
+		if cap(all) > 4096 { // a group of the largest calls is not kept
+			g.all, g.prep = nil, nil
+		}
 	}()
 	res, err := s.acceptCall(ctx, all, prep, now, len(group))
 	if err != nil {
