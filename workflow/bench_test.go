@@ -33,7 +33,9 @@ import (
 //	go test ./workflow -run '^$' -bench BenchmarkRSSWith1MWaitingRuns -benchtime=1x
 //
 // DROPGATE_BENCH_ROWS changes the row/event count (default 100,000; the
-// RSS benchmark's runs: DROPGATE_BENCH_RUNS, default 1,000,000).
+// RSS benchmark's runs: DROPGATE_BENCH_RUNS, default 1,000,000);
+// DROPGATE_BENCH_EVENTS_SHAPE=random gives the events UUID ids and
+// contacts in no order, as partners send them.
 
 const benchToken = "bench-admin-token-0123456789"
 
