@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -43,8 +42,7 @@ func openAtVersion(t *testing.T, path string, version int) *sql.DB {
 func TestLeanMessagesMigrationKeepsMessagesAttemptsAndTheirJobsValues(t *testing.T) {
 	skipOnPostgres(t, "SQLite's migration history (0004 to 0005); PostgreSQL starts at the 0032 baseline")
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "dropgate.db")
-	old := openAtVersion(t, path, 4)
+	old, migrate := openAtMigration(t, 4)
 	t1 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	t2 := t1.Add(time.Hour)
 	later := t1.Add(5 * time.Second) // a row written while its file was still being read
@@ -143,13 +141,7 @@ func TestLeanMessagesMigrationKeepsMessagesAttemptsAndTheirJobsValues(t *testing
 		t.Errorf("the trigger reading messages counted %d (%v), want 4", n, err)
 	}
 	exec(`UPDATE jobs SET finished_at = NULL WHERE id = 1`)
-	old.Close()
-
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := migrate()
 
 	for _, r := range rows {
 		m, err := s.Message(ctx, r.id)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -15,8 +14,7 @@ import (
 func TestNarrowRunsMigrationKeepsRunsWithTheirEventsAddressesAndData(t *testing.T) {
 	skipOnPostgres(t, "SQLite's table rebuild; PostgreSQL drops the columns in place")
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "dropgate.db")
-	old := openAtVersion(t, path, 45)
+	old, migrate := openAtMigration(t, 45)
 	t0 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 	exec := func(q string, args ...any) {
 		t.Helper()
@@ -34,13 +32,7 @@ func TestNarrowRunsMigrationKeepsRunsWithTheirEventsAddressesAndData(t *testing.
 		(4, 'acme', 'welcome', 'phone:+33699999999', '', '+33699999999', '', '', '{}', 'done', 2, 0, 8, ?, ?)`,
 		ms(t0.Add(time.Hour)), ms(t0), ms(t0), ms(t0), ms(t0))
 	exec(`INSERT INTO workflow_run_counts (partner, workflow, status, n) VALUES ('acme', 'welcome', 'waiting', 1), ('acme', 'welcome', 'done', 1)`)
-	old.Close()
-
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := migrate()
 	var n int
 	if err := s.reader.QueryRow(`SELECT count(*) FROM pragma_table_info('workflow_runs') WHERE name IN ('email', 'phone', 'ref', 'data')`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("workflow_runs still has %d of email, phone, ref, data (%v)", n, err)
