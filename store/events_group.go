@@ -110,12 +110,7 @@ func (s *Store) acceptGrouped(ctx context.Context, events []EventWrite, now time
 	p := &groupedEvents{events: events, prep: pe.ev, now: now}
 	s.evGroups.calls().Do(ctx, p, func(ctx context.Context, group []*groupedEvents) {
 		start := time.Now()
-		n := 0
-		for _, p := range group {
-			n += len(p.events)
-		}
-		s.noteEventGroup(ctx, n, start) // events_burst.go
-		s.storeGroup(ctx, group)
+		s.storeGroup(ctx, group, start)
 		s.evGroups.storing.Add(int64(time.Since(start)))
 	})
 	return p.res, p.err
@@ -123,16 +118,17 @@ func (s *Store) acceptGrouped(ctx context.Context, events []EventWrite, now time
 
 // storeGroup stores a group's calls in one transaction, or, when that
 // fails and there are several, each in its own; it sets every call's
-// result or error.
-func (s *Store) storeGroup(ctx context.Context, group []*groupedEvents) {
+// result or error. A large group starts an event burst (events_burst.go).
+func (s *Store) storeGroup(ctx context.Context, group []*groupedEvents, started time.Time) {
+	total := 0
+	for _, p := range group {
+		total += len(p.events)
+	}
+	s.noteEventGroup(ctx, total, started)
 	if len(group) == 1 {
 		p := group[0]
 		p.res, p.err = s.acceptCall(ctx, p.events, p.prep, p.now, 1)
 		return
-	}
-	total := 0
-	for _, p := range group {
-		total += len(p.events)
 	}
 	// The group's lists are the leader's to reuse: groups are stored one
 	// at a time (groupcommit), and nothing keeps them past acceptCall.

@@ -86,8 +86,9 @@ func (s *Store) ListRunsPage(ctx context.Context, f RunFilter) (runs []Run, next
 func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]Run, error) {
 	var out []Run
 	for len(out) < f.Limit {
-		page, next, err := s.ListRunsPage(ctx, RunFilter{Partner: f.Partner, Workflow: f.Workflow, Status: f.Status,
-			Email: f.Email, Key: f.Key, After: f.After, Limit: f.Limit - len(out)})
+		pf := f
+		pf.Limit = f.Limit - len(out)
+		page, next, err := s.ListRunsPage(ctx, pf)
 		if err != nil {
 			return nil, err
 		}
