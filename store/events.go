@@ -79,7 +79,38 @@ const (
 		WHERE partner = ? AND contact = ? AND workflow = ? AND status = 'waiting' AND (key = '' OR ? = '' OR key = ?)`
 	runLatestSQL = `SELECT status, created_at FROM workflow_runs WHERE partner = ? AND contact = ? AND workflow = ?
 		ORDER BY id DESC LIMIT 1`
+	// On SQLite both find the contact's runs by its key (keyhash.go), the
+	// text compared on the rows.
+	runExitSQLite = `UPDATE workflow_runs SET status = 'cancelled', exit_event = ?, updated_at = ?
+		WHERE id IN (` + runsOfKeySQL + `) AND partner = ? AND contact = ? AND workflow = ? AND status = 'waiting' AND (key = '' OR ? = '' OR key = ?)`
+	runLatestSQLite = `SELECT status, created_at FROM workflow_runs WHERE id IN (` + runsOfKeySQL + `) AND partner = ? AND contact = ? AND workflow = ?
+		ORDER BY id DESC LIMIT 1`
 )
+
+func (s *Store) runExitQuery() string {
+	if s.pg {
+		return runExitSQL
+	}
+	return runExitSQLite
+}
+
+func (s *Store) runLatestQuery() string {
+	if s.pg {
+		return runLatestSQL
+	}
+	return runLatestSQLite
+}
+
+// runKeyArgs are the arguments that name a contact's runs of a workflow
+// in runExitQuery and runLatestQuery: on SQLite its key comes first, once
+// for each level (runsOfKeySQL).
+func (s *Store) runKeyArgs(partner, contact, workflow string) []any {
+	if s.pg {
+		return []any{partner, contact, workflow}
+	}
+	key := runKeyOf(partner, workflow, contact)
+	return []any{key, key, partner, contact, workflow}
+}
 
 // AcceptEvents stores events in order, in one transaction, each with what
 // it does: an event whose id the partner already sent is a no-op (its

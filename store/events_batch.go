@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/dropgate/dropgate/internal/freelist"
@@ -21,9 +22,9 @@ import (
 // reserved ranges, events_pg.go) and go in
 // multi-row inserts of up to eventChunk rows. On SQLite (events_raw.go,
 // session 7) those inserts go through the driver, binding shared values
-// once, and the events go in first, the unique index itself finding the
-// repeats of stored ids instead of a read of them; runs are counted once
-// per insert (countRuns), not by a trigger per run.
+// once, and the ids and contacts are looked up by their hash keys
+// (keyhash.go, session 12); runs are counted once per insert (countRuns),
+// not by a trigger per run.
 
 // eventChunk is the most rows one multi-row insert of events or runs
 // writes; smaller remainders go in power-of-two shapes so that a few
@@ -33,14 +34,28 @@ const eventChunk = 64
 const (
 	eventCols = 11
 	runCols   = 11
-	// knownEventsSQL reads which of a partner's event ids are stored.
+	// knownEventsSQL reads which of a partner's event ids are stored
+	// (PostgreSQL).
 	knownEventsSQL = `SELECT event_id FROM events WHERE partner = ? AND event_id <> '' AND event_id IN (SELECT value FROM json_each(?))`
+	// knownEventsSQLite reads the events whose id keys are among a list
+	// (keyhash.go), in both levels, of every partner at once: the caller
+	// compares their ids. Each key of the list is looked up in turn (CROSS
+	// JOIN keeps json_each outside): as an IN list the keys were first
+	// sorted into a temporary B-tree, a fifth of an event's writer time.
+	knownEventsSQLite = `SELECT e.partner, e.event_id FROM json_each(?1) j CROSS JOIN event_keys_recent k CROSS JOIN events e
+		WHERE k.hash = j.value AND e.id = k.event
+		UNION ALL SELECT e.partner, e.event_id FROM json_each(?1) j CROSS JOIN event_keys k CROSS JOIN events e
+		WHERE k.hash = j.value AND e.id = k.event`
 	// latestRunsSQL reads the latest run of a partner's workflow for each
-	// of a list of contacts, from workflow_runs_contact (partner, workflow,
-	// contact, id; migration 0051): the bare columns come from the row of
-	// MAX(id).
-	latestRunsSQL = `SELECT contact, status, created_at, MAX(id) FROM workflow_runs
-		WHERE partner = ? AND workflow = ? AND contact IN (SELECT value FROM json_each(?)) GROUP BY contact`
+	// of a list of contacts, given by their keys (keyhash.go), looked up
+	// as knownEventsSQLite's: the bare columns come from the row of
+	// MAX(id), and a run of another contact with the same key comes as
+	// that contact's.
+	latestRunsSQL = `SELECT contact, status, created_at, MAX(id) FROM (
+		SELECT r.contact, r.status, r.created_at, r.id FROM json_each(?3) j CROSS JOIN run_keys_recent k CROSS JOIN workflow_runs r
+		WHERE k.hash = j.value AND r.id = k.run AND r.partner = ?1 AND r.workflow = ?2
+		UNION ALL SELECT r.contact, r.status, r.created_at, r.id FROM json_each(?3) j CROSS JOIN run_keys k CROSS JOIN workflow_runs r
+		WHERE k.hash = j.value AND r.id = k.run AND r.partner = ?1 AND r.workflow = ?2) GROUP BY contact`
 	// runCountsAddSQL counts started runs (countRuns).
 	runCountsAddSQL = `INSERT INTO workflow_run_counts (partner, workflow, status, n) VALUES (?, ?, ?, ?)
 		ON CONFLICT (partner, workflow, status) DO UPDATE SET n = workflow_run_counts.n + excluded.n`
@@ -61,9 +76,10 @@ func runInsertRowsSQL(n int) string {
 // eventShapes are the statements a batch may use, to prepare before its
 // transaction.
 func (s *Store) eventShapes() []string {
-	qs := []string{s.latestRunsQuery(), runExitSQL, runLatestSQL, runCountsAddSQL}
+	qs := []string{s.latestRunsQuery(), s.runExitQuery(), s.runLatestQuery(), runCountsAddSQL}
 	if !s.pg {
-		return append(qs, maxEventIDSQL, maxRunIDSQL, storedEventsSQL, dueRangeInsertSQL(1)) // inserts: events_raw.go
+		return append(qs, knownEventsSQLite, maxEventIDSQL, maxRunIDSQL, dueRangeInsertSQL(1), // inserts: events_raw.go
+			settleEventKeysSQL, dropEventKeysSQL, settleRunKeysSQL, dropRunKeysSQL)
 	}
 	qs = append(qs, knownEventsSQL)
 	for n := eventChunk; n > 0; n /= 2 {
@@ -95,10 +111,13 @@ type eventBatch struct {
 	prep    []eventPrep          // per event, made before the writer was taken
 	evArgs  []any
 	evRows  int
-	evSaved int // event rows the inserts stored (SQLite: repeats of stored ids are not)
 	runArgs []any
 	runRows int
-	scratch *eventScratch
+	// SQLite: the pending rows of the recent hash keys (keyhash.go), and
+	// how many event keys the batch wrote.
+	evKeyArgs, runKeyArgs []any
+	evKeys                int
+	scratch               *eventScratch
 }
 
 // eventScratch is what a batch needs only while it runs: kept for the
@@ -107,10 +126,10 @@ type eventBatch struct {
 // work grows with both the garbage and the live batches it scans
 // (workflow/BENCHMARKS.md, session 11).
 type eventScratch struct {
-	latest          map[string]latestRun
-	known           map[string]bool
-	ids             []int64
-	evArgs, runArgs []any
+	latest                map[string]latestRun
+	known                 map[string]bool
+	evArgs, runArgs       []any
+	evKeyArgs, runKeyArgs []any
 }
 
 // eventScratches keeps the scratch of a few batches (a file's and an API
@@ -139,9 +158,9 @@ func (sc *eventScratch) put() {
 	}
 	clear(sc.latest)
 	clear(sc.known)
-	clear(sc.evArgs[:cap(sc.evArgs)])
-	clear(sc.runArgs[:cap(sc.runArgs)])
-	sc.ids = sc.ids[:0]
+	for _, a := range [][]any{sc.evArgs, sc.runArgs, sc.evKeyArgs, sc.runKeyArgs} {
+		clear(a[:cap(a)])
+	}
 	select {
 	case eventScratches <- sc:
 	default:
@@ -157,8 +176,49 @@ func (b *eventBatch) stmt(q string) *sql.Stmt {
 	return st
 }
 
-// readKnown returns the stored event ids among the batch's, by partner.
-func (b *eventBatch) readKnown(events []EventWrite) (map[string]bool, error) {
+// readKnown returns the stored event ids among the batch's (partner \x00
+// id), in known.
+func (b *eventBatch) readKnown(events []EventWrite, known map[string]bool) error {
+	if b.s.pg {
+		return b.readKnownPG(events, known)
+	}
+	// One list of keys for every partner (a key hashes the partner too),
+	// written as it goes, as readLatest's lists are.
+	js := make([]byte, 0, 21*len(events)+2)
+	for i := range events {
+		p := &b.prep[i]
+		if p.known == "" || b.keys != nil && !b.keys.events.mayHave(bloomKey(p.idKey)) {
+			continue // no id, or one never sent
+		}
+		if len(js) == 0 {
+			js = append(js, '[')
+		} else {
+			js = append(js, ',')
+		}
+		js = strconv.AppendInt(js, p.idKey, 10)
+	}
+	if len(js) == 0 {
+		return nil
+	}
+	list := string(append(js, ']'))
+	rows, err := b.stmt(knownEventsSQLite).QueryContext(b.ctx, list)
+	if err != nil {
+		return fmt.Errorf("cannot read the stored event ids: %w", err)
+	}
+	defer rows.Close()
+	var partner, id string
+	for rows.Next() {
+		if err := rows.Scan(&partner, &id); err != nil {
+			return err
+		}
+		known[partner+"\x00"+id] = true
+	}
+	return rows.Err()
+}
+
+// readKnownPG is readKnown on PostgreSQL: by the ids' text, one read per
+// partner.
+func (b *eventBatch) readKnownPG(events []EventWrite, known map[string]bool) error {
 	ids := map[string][]string{}
 	for i := range events {
 		e := &events[i].Event
@@ -166,27 +226,26 @@ func (b *eventBatch) readKnown(events []EventWrite) (map[string]bool, error) {
 			ids[e.Partner] = append(ids[e.Partner], e.EventID)
 		}
 	}
-	known := map[string]bool{}
 	for p, list := range ids {
 		js, _ := json.Marshal(list)
 		rows, err := b.stmt(knownEventsSQL).QueryContext(b.ctx, p, string(js))
 		if err != nil {
-			return nil, fmt.Errorf("cannot read the stored event ids: %w", err)
+			return fmt.Errorf("cannot read the stored event ids: %w", err)
 		}
 		for rows.Next() {
 			var id string
 			if err := rows.Scan(&id); err != nil {
 				rows.Close()
-				return nil, err
+				return err
 			}
 			known[p+"\x00"+id] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return known, nil
+	return nil
 }
 
 // readLatest reads the latest run of every contact of the batch, for
@@ -205,7 +264,7 @@ func (b *eventBatch) readLatest(events []EventWrite) error {
 		e := &events[i].Event
 		c := b.prep[i].contact
 		for j, rs := range events[i].Starts {
-			if b.keys != nil && !b.keys.mayHave(b.prep[i].starts[j].hash) {
+			if b.keys != nil && !b.keys.runs.mayHave(b.prep[i].starts[j].hash) {
 				continue // no run of it: nothing to read
 			}
 			var wc *wfContacts
@@ -229,7 +288,11 @@ func (b *eventBatch) readLatest(events []EventWrite) error {
 			} else {
 				wc.js = append(wc.js, ',')
 			}
-			wc.js = appendJSONString(wc.js, c)
+			if b.s.pg {
+				wc.js = appendJSONString(wc.js, c)
+			} else { // by key: keyhash.go
+				wc.js = strconv.AppendInt(wc.js, b.prep[i].starts[j].key, 10)
+			}
 		}
 	}
 	for _, wc := range lists {
@@ -261,7 +324,7 @@ func (b *eventBatch) readLatest(events []EventWrite) error {
 // exit changed it.
 func (b *eventBatch) reread(partner, contact, workflow string) error {
 	var l latestRun
-	err := b.stmt(runLatestSQL).QueryRowContext(b.ctx, partner, contact, workflow).Scan(&l.status, &l.created)
+	err := b.stmt(b.s.runLatestQuery()).QueryRowContext(b.ctx, b.s.runKeyArgs(partner, contact, workflow)...).Scan(&l.status, &l.created)
 	switch {
 	case err == sql.ErrNoRows:
 	case err != nil:
@@ -274,9 +337,13 @@ func (b *eventBatch) reread(partner, contact, workflow string) error {
 }
 
 // flushEvents and flushRuns insert the pending rows, in chunks.
+// Each writes the keys of its rows too, on SQLite (keyhash.go).
 func (b *eventBatch) flushEvents() error {
-	n, err := b.flush(&eventsTable, b.evArgs, b.evRows, eventInsertRowsSQL)
-	b.evArgs, b.evRows, b.evSaved = b.evArgs[:0], 0, b.evSaved+n
+	err := b.flush(&eventsTable, b.evArgs, b.evRows, eventInsertRowsSQL)
+	if err == nil {
+		err = b.flush(&eventKeysTable, b.evKeyArgs, len(b.evKeyArgs)/2, nil)
+	}
+	b.evArgs, b.evRows, b.evKeyArgs = b.evArgs[:0], 0, b.evKeyArgs[:0]
 	if err != nil {
 		return fmt.Errorf("cannot store events: %w", err)
 	}
@@ -284,14 +351,17 @@ func (b *eventBatch) flushEvents() error {
 }
 
 func (b *eventBatch) flushRuns() error {
-	_, err := b.flush(&runsTable, b.runArgs, b.runRows, runInsertRowsSQL)
+	err := b.flush(&runsTable, b.runArgs, b.runRows, runInsertRowsSQL)
+	if err == nil {
+		err = b.flush(&runKeysTable, b.runKeyArgs, len(b.runKeyArgs)/2, nil)
+	}
 	if err == nil {
 		err = b.countRuns()
 	}
 	if err == nil {
 		err = b.recordDueRanges() // workflow_due.go
 	}
-	b.runArgs, b.runRows = b.runArgs[:0], 0
+	b.runArgs, b.runRows, b.runKeyArgs = b.runArgs[:0], 0, b.runKeyArgs[:0]
 	if err != nil {
 		return fmt.Errorf("cannot start runs: %w", err)
 	}
@@ -321,27 +391,25 @@ func (b *eventBatch) countRuns() error {
 	return nil
 }
 
-// flush returns how many rows were stored.
-func (b *eventBatch) flush(t *rawTable, args []any, rows int, q func(int) string) (int, error) {
+// flush inserts rows of t; q is PostgreSQL's statement of n rows (nil:
+// a table of SQLite's only).
+func (b *eventBatch) flush(t *rawTable, args []any, rows int, q func(int) string) error {
 	if rows == 0 {
-		return 0, nil
+		return nil
 	}
 	if b.conn != nil { // SQLite: events_raw.go
-		var stored int
-		err := b.conn.Raw(func(dc any) (err error) {
-			stored, err = b.s.evRaw.insertRaw(b.ctx, dc, t, args, rows)
-			return err
+		return b.conn.Raw(func(dc any) error {
+			return b.s.evRaw.insertRaw(b.ctx, dc, t, args, rows)
 		})
-		return stored, err
 	}
 	width := len(t.cols)
 	for _, n := range chunkSizes(rows, eventChunk) {
 		if _, err := b.stmt(q(n)).ExecContext(b.ctx, args[:n*width]...); err != nil {
-			return 0, err
+			return err
 		}
 		args = args[n*width:]
 	}
-	return rows, nil
+	return nil
 }
 
 // eventPrep is what a batch writes of an event that takes no database,
@@ -349,12 +417,14 @@ func (b *eventBatch) flush(t *rawTable, args []any, rows int, q func(int) string
 // goroutine, while another batch may be written: its data as JSON, its
 // contact, its row's and its runs' arguments boxed (the ids, times of
 // receipt and event id left to the batch), the keys of its within-batch
-// repeat and latest-run lookups and its run keys' hashes. Made on the
-// writer, these were a fifth of its time per event (workflow/BENCHMARKS.md,
-// session 10).
+// repeat and latest-run lookups and its hash keys (keyhash.go). Made on
+// the writer, these were a fifth of its time per event
+// (workflow/BENCHMARKS.md, session 10).
 type eventPrep struct {
 	data, contact string
 	known         string // partner \x00 event id; "" for none
+	idKey         int64  // its id's key (when known is not "")
+	idKeyArg      any    // idKey boxed
 	ev            [eventCols + 1]any
 	starts        []startPrep
 }
@@ -363,7 +433,9 @@ type eventPrep struct {
 type startPrep struct {
 	latest string // latestKey
 	status string
-	hash   runKeyHash
+	key    int64      // the run's contact key (keyhash.go)
+	keyArg any        // key boxed
+	hash   runKeyHash // key, for the Bloom filter
 	run    [runCols]any
 }
 
@@ -413,6 +485,11 @@ func prepareEvents(events []EventWrite) preparedEvents {
 		if !e.OccurredAt.IsZero() {
 			occurred = ms(e.OccurredAt)
 		}
+		p.idKey, p.idKeyArg = 0, nil
+		if e.EventID != "" {
+			p.idKey = eventKeyHash(e.Partner, e.EventID)
+			p.idKeyArg = p.idKey
+		}
 		partner := box.of(boxPartner, e.Partner)
 		p.ev = [eventCols + 1]any{nil, partner, e.EventID, box.of(boxName, e.Name), e.Email, e.Phone, e.Ref, e.Key, p.data, box.of(boxSource, e.Source), occurred, nil}
 		p.starts, starts = starts[:len(ew.Starts):len(ew.Starts)], starts[len(ew.Starts):]
@@ -421,8 +498,8 @@ func prepareEvents(events []EventWrite) preparedEvents {
 			if st == "" {
 				st = RunWaiting
 			}
-			p.starts[j] = startPrep{latest: latestKey(e.Partner, p.contact, rs.Workflow), status: st,
-				hash: hashRunKey(e.Partner, rs.Workflow, p.contact),
+			key := runKeyOf(e.Partner, rs.Workflow, p.contact)
+			p.starts[j] = startPrep{latest: latestKey(e.Partner, p.contact, rs.Workflow), status: st, key: key, keyArg: key, hash: bloomKey(key),
 				run: [runCols]any{nil, partner, box.of(boxWorkflow, rs.Workflow), p.contact, e.Key, box.of(boxStatus, st), int64(rs.Step),
 					box.ofInt(ms(rs.DueAt)), nil, nil, nil}}
 		}
@@ -508,8 +585,11 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, prep 
 	sc := getEventScratch()
 	defer sc.put()
 	b := &eventBatch{s: s, ctx: ctx, tx: tx, conn: conn, now: ms(now), nowArg: ms(now), latest: sc.latest, prep: prep,
-		started: make([]int64, 0, countStarts(events)), scratch: sc, evArgs: sc.evArgs[:0], runArgs: sc.runArgs[:0]}
-	defer func() { sc.evArgs, sc.runArgs = b.evArgs, b.runArgs }() // grown, kept for the next batch
+		started: make([]int64, 0, countStarts(events)), scratch: sc, evArgs: sc.evArgs[:0], runArgs: sc.runArgs[:0],
+		evKeyArgs: sc.evKeyArgs[:0], runKeyArgs: sc.runKeyArgs[:0]}
+	defer func() { // grown, kept for the next batch
+		sc.evArgs, sc.runArgs, sc.evKeyArgs, sc.runKeyArgs = b.evArgs, b.runArgs, b.evKeyArgs, b.runKeyArgs
+	}()
 	if s.pg {
 		if err := b.reserveIDsPG(events); err != nil { // events_pg.go
 			return nil, err
@@ -528,26 +608,25 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, prep 
 		}
 	}
 	out := make([]EventResult, len(events))
-	if s.pg {
-		known, err := b.readKnown(events)
-		if err != nil {
-			return nil, err
-		}
-		if err := b.readLatest(events); err != nil {
-			return nil, err
-		}
-		for i := range events {
-			if err := b.accept(i, &events[i], &out[i], known); err != nil {
-				return nil, fmt.Errorf("event %d: %w", i, err)
-			}
-		}
-	} else if err := b.acceptSQLite(events, out); err != nil { // events_raw.go
+	known := sc.known
+	if err := b.readKnown(events, known); err != nil {
 		return nil, err
+	}
+	if err := b.readLatest(events); err != nil {
+		return nil, err
+	}
+	for i := range events {
+		if err := b.accept(i, &events[i], &out[i], known); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
 	}
 	if err := b.flushEvents(); err != nil {
 		return nil, err
 	}
 	if err := b.flushRuns(); err != nil {
+		return nil, err
+	}
+	if err := b.settleKeys(); err != nil { // keyhash.go
 		return nil, err
 	}
 	if err := checkFenceTx(ctx, tx); err != nil { // fileclaims.go
@@ -607,6 +686,13 @@ func (b *eventBatch) admit(i int, ew *EventWrite, known map[string]bool) (id int
 	}
 	b.evArgs[row+11] = b.nowArg
 	b.evRows++
+	if p.known != "" && b.conn != nil {
+		b.evKeyArgs = append(b.evKeyArgs, p.idKeyArg, b.evArgs[row])
+		b.evKeys++
+		if b.keys != nil {
+			b.keys.events.add(bloomKey(p.idKey))
+		}
+	}
 	if b.evRows == eventChunk*4 {
 		if err := b.flushEvents(); err != nil {
 			return 0, false, err
@@ -629,7 +715,8 @@ func (b *eventBatch) act(i int, ew *EventWrite, res *EventResult, id int64) erro
 			return err
 		}
 		for _, wf := range ew.Exits {
-			r, err := b.stmt(runExitSQL).ExecContext(b.ctx, id, b.now, e.Partner, contact, wf, e.Key, e.Key)
+			args := append([]any{id, b.now}, b.s.runKeyArgs(e.Partner, contact, wf)...)
+			r, err := b.stmt(b.s.runExitQuery()).ExecContext(b.ctx, append(args, e.Key, e.Key)...)
 			if err != nil {
 				return fmt.Errorf("cannot cancel runs of %s: %w", wf, err)
 			}
@@ -668,6 +755,9 @@ func (b *eventBatch) act(i int, ew *EventWrite, res *EventResult, id int64) erro
 		b.runArgs = append(b.runArgs, p.starts[j].run[:]...)
 		b.runArgs[row], b.runArgs[row+8], b.runArgs[row+9], b.runArgs[row+10] = b.nextRun, idArg, b.nowArg, b.nowArg
 		b.runRows++
+		if b.conn != nil {
+			b.runKeyArgs = append(b.runKeyArgs, p.starts[j].keyArg, b.runArgs[row])
+		}
 		if b.runRows == eventChunk*4 {
 			if err := b.flushRuns(); err != nil {
 				return err
@@ -675,7 +765,7 @@ func (b *eventBatch) act(i int, ew *EventWrite, res *EventResult, id int64) erro
 		}
 		b.latest[k] = latestRun{found: true, status: p.starts[j].status, created: b.now}
 		if b.keys != nil {
-			b.keys.add(p.starts[j].hash)
+			b.keys.runs.add(p.starts[j].hash)
 		}
 		b.started = append(b.started, b.nextRun)
 	}

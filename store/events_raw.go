@@ -27,7 +27,6 @@ type rawTable struct {
 	name     string
 	cols     []string
 	defaults []any
-	conflict string // an ON CONFLICT clause, if any
 	// autoID leaves the first column (the id) out of the statement: SQLite
 	// gives each row the next id, which must be the one in the row's
 	// arguments (checked on the statement's last insert id).
@@ -37,9 +36,7 @@ type rawTable struct {
 var (
 	eventsTable = rawTable{name: "events",
 		cols:     []string{"id", "partner", "event_id", "name", "email", "phone", "ref", "key", "data", "source", "occurred_at", "received_at"},
-		defaults: []any{nil, nil, "", nil, "", "", "", "", "{}", nil, nil, nil},
-		// A repeat of a stored event id is not stored (acceptSQLite).
-		conflict: ` ON CONFLICT (partner, event_id) WHERE event_id <> '' DO NOTHING`}
+		defaults: []any{nil, nil, "", nil, "", "", "", "", "{}", nil, nil, nil}}
 	runsTable = rawTable{name: "workflow_runs",
 		cols:     []string{"id", "partner", "workflow", "contact", "key", "status", "step", "due_at", "event_id", "created_at", "updated_at"},
 		defaults: []any{nil, nil, nil, nil, "", nil, int64(0), nil, nil, nil, nil},
@@ -47,6 +44,10 @@ var (
 		// order (acceptEventsOnce): SQLite's own choice, without the seek
 		// that an explicit id costs per row.
 		autoID: true}
+	// The recent level of the hash keys (keyhash.go): an event's id, a
+	// run's contact.
+	eventKeysTable = rawTable{name: "event_keys_recent", cols: []string{"hash", "event"}, defaults: []any{nil, nil}}
+	runKeysTable   = rawTable{name: "run_keys_recent", cols: []string{"hash", "run"}, defaults: []any{nil, nil}}
 )
 
 // rawShape is one statement's form: its table, row count, which columns
@@ -76,11 +77,7 @@ func (sh rawShape) sql() string {
 	}
 	cols := strings.Join(append(append([]string{}, shared...), perRow...), ", ")
 	if len(shared) == 0 {
-		return "INSERT INTO " + sh.table.name + " (" + cols + ") VALUES " + valuesList(sh.rows, len(perRow)) + sh.table.conflict
-	}
-	where := "" // INSERT ... SELECT needs a WHERE before its ON CONFLICT (SQLite's parser)
-	if sh.table.conflict != "" {
-		where = " WHERE true"
+		return "INSERT INTO " + sh.table.name + " (" + cols + ") VALUES " + valuesList(sh.rows, len(perRow))
 	}
 	sel := make([]string, 0, len(shared)+len(perRow))
 	for range shared {
@@ -90,7 +87,7 @@ func (sh rawShape) sql() string {
 		sel = append(sel, "column"+strconv.Itoa(i+1))
 	}
 	return "INSERT INTO " + sh.table.name + " (" + cols + ") SELECT " + strings.Join(sel, ", ") +
-		" FROM (VALUES " + valuesList(sh.rows, len(perRow)) + ")" + where + sh.table.conflict
+		" FROM (VALUES " + valuesList(sh.rows, len(perRow)) + ")"
 }
 
 // rawEventStmts are the insert statements prepared on the writer's
@@ -105,15 +102,14 @@ type rawEventStmts struct {
 
 // insertRaw inserts rows (row-major, len(t.cols) arguments a row) of
 // table t on the driver connection dc, in statements of at most
-// eventChunk rows, and returns how many it stored (fewer where the
-// table's conflict clause left some out).
-func (r *rawEventStmts) insertRaw(ctx context.Context, dc any, t *rawTable, args []any, rows int) (int, error) {
+// eventChunk rows.
+func (r *rawEventStmts) insertRaw(ctx context.Context, dc any, t *rawTable, args []any, rows int) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if dc != r.conn {
 		r.conn, r.stmts = dc, map[rawShape]driver.Stmt{}
 	}
-	width, stored := len(t.cols), 0
+	width := len(t.cols)
 	for _, n := range chunkSizes(rows, eventChunk) {
 		chunk := args[:n*width]
 		args = args[n*width:]
@@ -147,7 +143,7 @@ func (r *rawEventStmts) insertRaw(ctx context.Context, dc any, t *rawTable, args
 		if !ok {
 			var err error
 			if st, err = dc.(driver.ConnPrepareContext).PrepareContext(ctx, sh.sql()); err != nil {
-				return 0, fmt.Errorf("cannot prepare an insert into %s: %w", t.name, err)
+				return fmt.Errorf("cannot prepare an insert into %s: %w", t.name, err)
 			}
 			r.stmts[sh] = st
 		}
@@ -167,97 +163,17 @@ func (r *rawEventStmts) insertRaw(ctx context.Context, dc any, t *rawTable, args
 		}
 		res, err := st.(driver.StmtExecContext).ExecContext(ctx, r.args)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if t.autoID {
 			last, err := res.LastInsertId()
 			if err != nil {
-				return 0, err
+				return err
 			}
 			if want := chunk[len(chunk)-width].(int64); last != want {
-				return 0, fmt.Errorf("%s: the last row got id %d, not %d", t.name, last, want)
+				return fmt.Errorf("%s: the last row got id %d, not %d", t.name, last, want)
 			}
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return 0, err
-		}
-		stored += int(n)
-	}
-	return stored, nil
-}
-
-// storedEventsSQL reads which of a range of event ids are stored.
-const storedEventsSQL = `SELECT id FROM events WHERE id BETWEEN ? AND ?`
-
-// acceptSQLite is the batch on SQLite. The events that do not repeat an
-// id earlier in the batch are inserted first, each insert leaving out
-// the repeats of stored ids (eventsTable's conflict clause): the unique
-// index's own check finds them, where reading the stored ids first (as
-// on PostgreSQL) searched that index twice per event, a tenth of an
-// event's store time. Only when an insert stored fewer rows than it was
-// given are the batch's ids read back, to tell which. Then the events
-// that were stored act, in order.
-func (b *eventBatch) acceptSQLite(events []EventWrite, out []EventResult) error {
-	known := b.scratch.known
-	ids := append(b.scratch.ids[:0], make([]int64, len(events))...)
-	defer func() { b.scratch.ids = ids }()
-	first, admitted := b.nextEv+1, 0
-	for i := range events {
-		id, ok, err := b.admit(i, &events[i], known)
-		if err != nil {
-			return fmt.Errorf("event %d: %w", i, err)
-		}
-		if !ok {
-			out[i].Duplicate = true
-			continue
-		}
-		ids[i] = id
-		admitted++
-	}
-	if err := b.flushEvents(); err != nil {
-		return err
-	}
-	if b.evSaved < admitted {
-		stored, err := b.storedIDs(first, b.nextEv)
-		if err != nil {
-			return err
-		}
-		for i, id := range ids {
-			if id != 0 && !stored[id] {
-				ids[i] = 0
-				out[i].Duplicate = true
-			}
-		}
-	}
-	if err := b.readLatest(events); err != nil {
-		return err
-	}
-	for i := range events {
-		if ids[i] == 0 {
-			continue
-		}
-		if err := b.act(i, &events[i], &out[i], ids[i]); err != nil {
-			return fmt.Errorf("event %d: %w", i, err)
 		}
 	}
 	return nil
-}
-
-// storedIDs returns which event ids from first to last are stored.
-func (b *eventBatch) storedIDs(first, last int64) (map[int64]bool, error) {
-	rows, err := b.stmt(storedEventsSQL).QueryContext(b.ctx, first, last)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the stored events: %w", err)
-	}
-	defer rows.Close()
-	stored := map[int64]bool{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		stored[id] = true
-	}
-	return stored, rows.Err()
 }

@@ -4,30 +4,32 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"hash/maphash"
 	"sync"
 )
 
 // On SQLite a batch reads the latest run of each of its contacts, one
-// seek of the contact index per contact and workflow, a tenth of an
+// seek of the contact keys per contact and workflow, a tenth of an
 // event's writer time; most contacts that start a workflow (a signup)
-// never ran it. runKeys is a Bloom filter of the (partner, workflow,
-// contact) of every run in the table: a contact it does not hold has no
-// run of that workflow, and is not read. It is built by one read of the
-// contact index at the first batch, and kept by the batches, the only
-// writers of new runs; a key it holds wrongly only costs the read.
+// never ran it. runKeys holds a Bloom filter of the (partner, workflow,
+// contact) key of every run: a contact it does not hold has no run of
+// that workflow, and is not read. Likewise for the events' id keys: an
+// event id the events' filter does not hold was never sent, and is not
+// looked for (most are new; the look-up was a sixth of an event's writer
+// time, session 12). Both are built by one read of the key tables
+// (keyhash.go) at the first batch, and kept by the batches, the only
+// writers of events and runs; a key they hold wrongly only costs the read.
 //
 // Only this store's writer connection writes on SQLite; another
 // connection's commit (another process, a tool) changes the connection's
-// PRAGMA data_version, and the filter is built again before it is
-// trusted. PostgreSQL, where other nodes start runs, reads every
-// contact.
+// PRAGMA data_version, and the filters are built again before they are
+// trusted. PostgreSQL, where other nodes start runs and store events,
+// reads every contact and id.
 
 // runKeyBits is a filter's size per key it holds (with runKeyHashes
 // hashes in one 512-bit block, about 1–2% false positives at its
-// capacity). A full filter is not built again larger (a read of every
-// run): a new one twice its size takes the next keys, and a key is
-// looked for in each.
+// capacity: 1.25 bytes of memory per run and per event id). A full
+// filter is not built again larger (a read of every key): a new one twice
+// its size takes the next keys, and a key is looked for in each.
 const (
 	runKeyBits   = 10
 	runKeyHashes = 7
@@ -36,15 +38,22 @@ const (
 // runKeysMin is the first filter's capacity (a variable for tests).
 var runKeysMin = 1 << 20
 
-// runKeys is the filter and what it was built from; mu is held by the
-// batch that uses it (batches take the writer one at a time anyway).
+// runKeys is the filters and what they were built from; mu is held by the
+// batch that uses them (batches take the writer one at a time anyway).
 type runKeys struct {
 	mu      sync.Mutex
 	built   bool
 	version int64 // the writer connection's data_version when built
 	conn    any   // that connection
-	blooms  []bloom
+	runs    filter
+	events  filter
+	// recent is how many keys the recent tables hold (keyhash.go): counted
+	// when built, then by the batches; slice is the next range to settle.
+	recent, slice int
 }
+
+// filter is a chain of Bloom filters, each twice the one before.
+type filter []bloom
 
 // bloom is one filter of at most cap keys.
 type bloom struct {
@@ -75,61 +84,66 @@ func (k *runKeys) ready(ctx context.Context, tx *sql.Tx, dc any) (*runKeys, func
 	return k, k.mu.Unlock
 }
 
-// build reads every run's key from the contact index.
+// build reads every key of both levels of the run and event keys.
 func (k *runKeys) build(ctx context.Context, tx *sql.Tx) error {
-	var runs int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM workflow_runs`).Scan(&runs); err != nil {
-		return fmt.Errorf("cannot count runs: %w", err)
+	if err := tx.QueryRowContext(ctx, recentKeysSQL).Scan(&k.recent); err != nil {
+		return fmt.Errorf("cannot count the recent keys: %w", err)
 	}
-	k.blooms = []bloom{newBloom(max(runKeysMin, 2*runs))}
-	rows, err := tx.QueryContext(ctx, `SELECT partner, workflow, contact FROM workflow_runs`)
-	if err != nil {
+	if err := k.runs.fill(ctx, tx, "run_keys"); err != nil {
 		return fmt.Errorf("cannot read the runs' contacts: %w", err)
 	}
-	defer rows.Close()
-	var p, w, c string
-	for rows.Next() {
-		if err := rows.Scan(&p, &w, &c); err != nil {
-			return err
-		}
-		k.add(hashRunKey(p, w, c))
-	}
-	if err := rows.Err(); err != nil {
-		return err
+	if err := k.events.fill(ctx, tx, "event_keys"); err != nil {
+		return fmt.Errorf("cannot read the events' ids: %w", err)
 	}
 	k.built = true
 	return nil
+}
+
+// fill makes f hold every key of a key table's two levels (table and
+// table_recent).
+func (f *filter) fill(ctx context.Context, tx *sql.Tx, table string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM `+table+`) + (SELECT count(*) FROM `+table+`_recent)`).Scan(&n); err != nil {
+		return err
+	}
+	*f = filter{newBloom(max(runKeysMin, 2*n))}
+	rows, err := tx.QueryContext(ctx, `SELECT hash FROM `+table+`_recent UNION ALL SELECT hash FROM `+table)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var key int64
+	for rows.Next() {
+		if err := rows.Scan(&key); err != nil {
+			return err
+		}
+		f.add(bloomKey(key))
+	}
+	return rows.Err()
 }
 
 func newBloom(capacity int) bloom {
 	return bloom{bits: make([]uint64, (capacity*runKeyBits+511)/512*8), cap: capacity}
 }
 
-// runKeyHash is a run key's hash: the block from the first, the bits in
-// it from the second (7 × 9 bits). One seed for the process, so that a
-// batch's events are hashed before it takes the writer (prepareEvents).
+// runKeyHash is a run key's hash in the filter: the block from the first,
+// the bits in it from the second (7 × 9 bits), both from the run's
+// contact_hash (keyhash.go), so that the filter is built from the index
+// alone and a batch's events are hashed before it takes the writer
+// (prepareEvents).
 type runKeyHash [2]uint64
 
-var runKeySeed = maphash.MakeSeed()
-
-func hashRunKey(partner, workflow, contact string) runKeyHash {
-	var h maphash.Hash
-	h.SetSeed(runKeySeed)
-	h.WriteString(partner)
-	h.WriteByte(0)
-	h.WriteString(workflow)
-	h.WriteByte(0)
-	h.WriteString(contact)
-	x := h.Sum64()
+func bloomKey(key int64) runKeyHash {
+	x := uint64(key)
 	return runKeyHash{x, x*0x9e3779b97f4a7c15 ^ x>>29}
 }
 
-// add notes a run's key (a rolled-back batch leaves it: a false positive).
-func (k *runKeys) add(h runKeyHash) {
-	last := &k.blooms[len(k.blooms)-1]
+// add notes a key (a rolled-back batch leaves it: a false positive).
+func (f *filter) add(h runKeyHash) {
+	last := &(*f)[len(*f)-1]
 	if last.n >= last.cap {
-		k.blooms = append(k.blooms, newBloom(2*last.cap))
-		last = &k.blooms[len(k.blooms)-1]
+		*f = append(*f, newBloom(2*last.cap))
+		last = &(*f)[len(*f)-1]
 	}
 	h1, h2 := h[0], h[1]
 	block := last.block(h1)
@@ -147,11 +161,11 @@ func (f *bloom) block(h1 uint64) []uint64 {
 	return f.bits[i : i+8 : i+8]
 }
 
-// mayHave is false when no run has the key.
-func (k *runKeys) mayHave(h runKeyHash) bool {
+// mayHave is false when the key was never added.
+func (f filter) mayHave(h runKeyHash) bool {
 	h1, h2 := h[0], h[1]
-	for f := range k.blooms {
-		block := k.blooms[f].block(h1)
+	for i := range f {
+		block := f[i].block(h1)
 		found := true
 		for i := range uint64(runKeyHashes) {
 			if b := (h2 >> (9 * i)) & 511; block[b/64]&(1<<(b%64)) == 0 {

@@ -43,6 +43,10 @@ const (
 	runsOfEmailSQL = `SELECT ` + runColumns + runFrom + `
 		WHERE r.partner = ? AND r.workflow = ? AND r.contact = 'email:' || CAST(? AS TEXT) AND (? = '' OR r.status = ?)
 		AND (? = '' OR r.key = ?) AND r.id > ? ORDER BY r.id LIMIT ?`
+	// On SQLite the contact's runs are found by its key (keyhash.go).
+	runsOfEmailSQLite = `SELECT ` + runColumns + runFrom + `
+		WHERE r.id IN (` + runsOfKeySQL + `) AND r.partner = ? AND r.workflow = ? AND r.contact = 'email:' || CAST(? AS TEXT) AND (? = '' OR r.status = ?)
+		AND (? = '' OR r.key = ?) AND r.id > ? ORDER BY r.id LIMIT ?`
 )
 
 // ListRunsPage returns a page of a workflow's runs in id order, and the
@@ -54,7 +58,13 @@ func (s *Store) ListRunsPage(ctx context.Context, f RunFilter) (runs []Run, next
 		return nil, 0, nil
 	}
 	if f.Email != "" {
-		runs, err = s.listRuns(ctx, f, runsOfEmailSQL, f.Partner, f.Workflow, f.Email, f.Status, f.Status, f.Key, f.Key, f.After, f.Limit)
+		args := []any{f.Partner, f.Workflow, f.Email, f.Status, f.Status, f.Key, f.Key, f.After, f.Limit}
+		q := runsOfEmailSQL
+		if !s.pg {
+			key := runKeyOf(f.Partner, f.Workflow, "email:"+f.Email)
+			q, args = runsOfEmailSQLite, append([]any{key, key}, args...)
+		}
+		runs, err = s.listRuns(ctx, f, q, args...)
 		if err == nil && len(runs) == f.Limit {
 			next = runs[len(runs)-1].ID
 		}

@@ -156,7 +156,7 @@ func (s *Store) advanceRaw(ctx context.Context, dc any, p *AdvancePlan) ([]Job, 
 		p.steps[m.arg/width][m.arg%width] = msgIDs[m.adv]
 	}
 	for _, args := range p.steps {
-		if _, err := s.evRaw.insertRaw(ctx, dc, &stepsTable, args, len(args)/6); err != nil {
+		if err := s.evRaw.insertRaw(ctx, dc, &stepsTable, args, len(args)/6); err != nil {
 			return nil, fmt.Errorf("cannot record the steps of runs: %w", err)
 		}
 	}
