@@ -135,6 +135,13 @@ func perItem(d time.Duration, n int) float64 { return float64(d.Microseconds()) 
 // until its job is queued; it returns the time and the CPU time taken.
 func (e *benchEnv) ingestFile(b *testing.B, name string, n int) (time.Duration, time.Duration) {
 	b.Helper()
+	return e.ingestFileFrom(b, name, 0, n)
+}
+
+// ingestFileFrom is ingestFile with the file's numbers counted from first
+// (another file's content: the same would be refused as a duplicate).
+func (e *benchEnv) ingestFileFrom(b *testing.B, name string, first, n int) (time.Duration, time.Duration) {
+	b.Helper()
 	dir := filepath.Join(e.cfg.PartnerHome("acme"), "inbox", "otp")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		b.Fatal(err)
@@ -146,7 +153,7 @@ func (e *benchEnv) ingestFile(b *testing.B, name string, n int) (time.Duration, 
 	}
 	w := bufio.NewWriter(f)
 	w.WriteString("phone,name,code\n")
-	for i := range n {
+	for i := first; i < first+n; i++ {
 		fmt.Fprintf(w, "+35192%07d,user %d,%06d\n", i, i, i%1_000_000)
 	}
 	w.Flush()
@@ -180,42 +187,55 @@ func (e *benchEnv) ingestFile(b *testing.B, name string, n int) (time.Duration, 
 // in the same run, and reports both rates and their ratio: first with one
 // client posting its requests one after the other (seq), then with
 // eventsConns clients posting at the same time (conc), the same N events
-// again under other ids, each against the same file's rate.
-// DROPGATE_BENCH_EVENTS_PROFILE writes a CPU profile of the two events
-// phases alone.
+// again under other ids. The file is ingested before the events and
+// another one after them, and each rate is compared with the file's over
+// both: this machine's speed drifts by a third from one half-second to
+// the next, and one file's time alone made the ratio swing by as much
+// (workflow/BENCHMARKS.md, session 12). DROPGATE_BENCH_EVENTS_PROFILE
+// writes a CPU profile of the two events phases alone.
 func BenchmarkEventsVsIngest(b *testing.B) {
 	n := benchRows("DROPGATE_BENCH_ROWS", 100_000)
 	for it := 0; it < b.N; it++ {
 		e := newBenchEnv(b)
-		fileTime, fileCPU := e.ingestFile(b, "list.csv", n)
-		fileRate := float64(n) / fileTime.Seconds()
-		b.ReportMetric(fileRate, "file-rows/s")
-		b.ReportMetric(perItem(fileCPU, n), "cpu-µs/row")
+		fileBefore, fileCPU := e.ingestFile(b, "list.csv", n)
 		stop := startProfile(b, "DROPGATE_BENCH_EVENTS_PROFILE")
-		for _, shape := range []struct {
-			name  string
-			conns int
-			first int
-		}{{"seq", 1, 0}, {"conc", eventsConns, n}} {
+		type phase struct {
+			name        string
+			conns       int
+			first       int
+			time, cpu   time.Duration
+			busy        time.Duration
+			calls, txns int64
+		}
+		phases := []phase{{name: "seq", conns: 1, first: 0}, {name: "conc", conns: eventsConns, first: n}}
+		for i := range phases {
+			p := &phases[i]
 			g0 := eventGroups(e.st)
 			cpu0 := cpuTime()
 			start := time.Now()
-			e.postEventsConcurrently(b, shape.first, n, shape.conns)
-			eventTime, eventCPU := time.Since(start), cpuTime()-cpu0
+			e.postEventsConcurrently(b, p.first, n, p.conns)
+			p.time, p.cpu = time.Since(start), cpuTime()-cpu0
 			g1 := eventGroups(e.st)
-			busy := g1.Busy - g0.Busy
-			eventRate := float64(n) / eventTime.Seconds()
-			b.ReportMetric(eventRate, shape.name+"-events/s")
-			b.ReportMetric(eventRate/fileRate, shape.name+"-events/file")
-			b.ReportMetric(perItem(eventCPU, n), shape.name+"-cpu-µs/event")
-			b.Logf("%d rows: file %v (%.0f rows/s, CPU %.1f µs/row), events through the API with %d connection(s) %v (%.0f events/s, CPU %.1f µs/event, client included, %d requests in %d transactions, writer busy %.1f µs/event = %.0f%% of the time), ratio %.2f",
-				n, fileTime, fileRate, perItem(fileCPU, n), shape.conns, eventTime, eventRate, perItem(eventCPU, n),
-				g1.Calls-g0.Calls, g1.Transactions-g0.Transactions, perItem(busy, n), 100*busy.Seconds()/eventTime.Seconds(), eventRate/fileRate)
-			if busy > 0 {
-				b.ReportMetric(perItem(busy, n), shape.name+"-writer-µs/event")
-			}
+			p.busy, p.calls, p.txns = g1.Busy-g0.Busy, g1.Calls-g0.Calls, g1.Transactions-g0.Transactions
 		}
 		stop()
+		fileAfter, fileCPU2 := e.ingestFileFrom(b, "list2.csv", n, n)
+		fileTime := (fileBefore + fileAfter) / 2
+		fileRate := float64(n) / fileTime.Seconds()
+		b.ReportMetric(fileRate, "file-rows/s")
+		b.ReportMetric(perItem((fileCPU+fileCPU2)/2, n), "cpu-µs/row")
+		b.Logf("%d-row files: before the events %v, after them %v (%.0f rows/s over both)", n, fileBefore, fileAfter, fileRate)
+		for _, p := range phases {
+			eventRate := float64(n) / p.time.Seconds()
+			b.ReportMetric(eventRate, p.name+"-events/s")
+			b.ReportMetric(eventRate/fileRate, p.name+"-events/file")
+			b.ReportMetric(perItem(p.cpu, n), p.name+"-cpu-µs/event")
+			b.Logf("%d events through the API with %d connection(s) %v (%.0f events/s, CPU %.1f µs/event, client included, %d requests in %d transactions, writer busy %.1f µs/event = %.0f%% of the time), ratio %.2f",
+				n, p.conns, p.time, eventRate, perItem(p.cpu, n), p.calls, p.txns, perItem(p.busy, n), 100*p.busy.Seconds()/p.time.Seconds(), eventRate/fileRate)
+			if p.busy > 0 {
+				b.ReportMetric(perItem(p.busy, n), p.name+"-writer-µs/event")
+			}
+		}
 	}
 }
 
