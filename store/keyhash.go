@@ -3,6 +3,7 @@ package store
 import (
 	"database/sql/driver"
 	"fmt"
+	"math"
 
 	"modernc.org/sqlite"
 )
@@ -94,18 +95,20 @@ func init() {
 }
 
 // recentKeysMin is the fewest keys the recent tables gather before they
-// are settled (a variable for tests). A move writes the settled pages of
-// the keys it moves, so the recent tables grow with the settled ones
-// (recentKeysMax).
-var recentKeysMin = 1 << 15
+// are settled.
+const recentKeysMin = 1 << 15
 
 // recentKeysMax is how many keys the recent tables hold before batches
-// settle them, with about total keys in all: 1/16 of them, so that
-// settling costs each key at most ~16/keys-per-page settled pages however
-// large the tables grow, and at least recentKeysMin, about 100 pages a
-// recent table.
-func recentKeysMax(total int64) int {
-	return max(recentKeysMin, int(total/16))
+// settle them, with about total keys in all. Two costs meet there: each
+// commit rewrites most recent pages (more the more they hold), and each
+// round of the key ranges rewrites the settled pages (less often the more
+// the recent ones hold). At ~170 keys a page and commits of a few
+// thousand keys both are ~sqrt(total × 4,096) pages: 32,768 keys at
+// 262,144 in all (where recentKeysMin takes over; BENCHMARKS.md, session
+// 12: 8,192 did as well, 131,072 half as well), 200,000 at ten million.
+// It is a variable for tests.
+var recentKeysMax = func(total int64) int {
+	return max(recentKeysMin, int(math.Sqrt(float64(total)*4096)))
 }
 
 // keySlices is how many ranges of keys settle in turn: a move takes one

@@ -196,9 +196,9 @@ func TestHashKeysMigrationFillsTheKeysOfOldRows(t *testing.T) {
 // one started in the same batch, the listing by email.
 func TestRecentKeysSettleAndAreFoundInBothLevels(t *testing.T) {
 	skipOnPostgres(t, "SQLite's keys")
-	old := recentKeysMin
-	recentKeysMin = 6
-	t.Cleanup(func() { recentKeysMin = old })
+	old, most := recentKeysMax, 6
+	recentKeysMax = func(int64) int { return most }
+	t.Cleanup(func() { recentKeysMax = old })
 	s := openTestStore(t)
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -226,14 +226,14 @@ func TestRecentKeysSettleAndAreFoundInBothLevels(t *testing.T) {
 		t.Fatalf("after eight keys: %d recent, %d settled", recent, settled)
 	}
 	// Settle everything, then add keys to the recent level only.
-	recentKeysMin = 1
+	most = 1
 	if _, err := s.AcceptEvents(ctx, []EventWrite{cartEvent("acme", "e9", "fay@example.com", now)}, now); err != nil {
 		t.Fatal(err)
 	}
 	if recent, settled := levels(); recent != 0 || settled != 10 {
 		t.Fatalf("settling every range: %d recent, %d settled", recent, settled)
 	}
-	recentKeysMin = 1 << 20
+	most = 1 << 20
 	res, err := s.AcceptEvents(ctx, []EventWrite{
 		cartEvent("acme", "e1", "ann@example.com", now),  // a repeat of a settled id
 		cartEvent("acme", "e5", "ann@example.com", now),  // ann's settled run waits
