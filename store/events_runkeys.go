@@ -126,10 +126,10 @@ func newBloom(capacity int) bloom {
 	return bloom{bits: make([]uint64, (capacity*runKeyBits+511)/512*8), cap: capacity}
 }
 
-// runKeyHash is a run key's hash in the filter: the block from the first,
-// the bits in it from the second (7 × 9 bits), both from the run's
-// contact_hash (keyhash.go), so that the filter is built from the index
-// alone and a batch's events are hashed before it takes the writer
+// runKeyHash is a key's hash in a filter: the block from the first, the
+// bits in it from the second (7 × 9 bits), both from the stored key
+// (keyhash.go), so that the filters are built from the key tables alone
+// and a batch's events are hashed before it takes the writer
 // (prepareEvents).
 type runKeyHash [2]uint64
 

@@ -10,7 +10,7 @@ import (
 
 // On SQLite the two lookups an event makes by text, its id among the
 // partner's (is it a repeat?) and its contact's latest run of a workflow
-// (reentry, exits), go through tables of 62-bit hash keys rather than
+// (reentry, exits), go through tables of 64-bit hash keys rather than
 // indexes on the text (migration 0060). Partners' event ids (UUIDs) and
 // contacts come in random order, so every event inserted an entry on a
 // random leaf page of both indexes, and each commit wrote most of those
@@ -20,10 +20,12 @@ import (
 // The keys are kept in two levels, as a log-structured merge tree keeps
 // its runs: a batch adds its keys to the small recent tables
 // (event_keys_recent, run_keys_recent), whose few pages every commit
-// rewrites anyway, and once they hold recentKeysMax keys one batch moves
-// them, in key order, into the settled tables (event_keys, run_keys): a
-// settled page is then written once per move rather than once per commit.
-// A lookup reads both levels.
+// rewrites anyway, and while they hold recentKeysMax keys or more the
+// batches move them, a range of keys at a time and in key order, into the
+// settled tables (event_keys, run_keys): a settled page is then written
+// once per round of the ranges rather than once per commit. A lookup
+// reads both levels. Only dropgate writes events and runs: a row another
+// tool inserted would have no key.
 //
 // A hash says nothing for sure, so every lookup reads the rows behind the
 // keys it finds and compares their text: a collision (at 10⁸ events the
@@ -71,7 +73,7 @@ func runKeyOf(partner, workflow, contact string) int64 { return keyHash(partner,
 
 // dropgate_key(text, ...) is keyHash in SQL, for migration 0060 to fill
 // the settled keys of the rows before it. Nothing in the schema calls it,
-// so the database stays readable and writable by other SQLite tools.
+// so other SQLite tools still open and read the database.
 func init() {
 	err := sqlite.RegisterDeterministicScalarFunction("dropgate_key", -1,
 		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
