@@ -21,17 +21,7 @@ func TestReentrySeesARunStartedThroughAnotherConnection(t *testing.T) {
 	skipOnPostgres(t, "two stores on one SQLite file")
 	ctx := context.Background()
 	now := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-	path := filepath.Join(t.TempDir(), "dropgate.db")
-	s1, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s1.Close()
-	s2, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s1, s2 := twoStoresOnOneFile(t)
 	if res, err := s1.AcceptEvents(ctx, []EventWrite{signupOf("a1", "ann@example.com", now)}, now); err != nil || len(res[0].Started) != 1 {
 		t.Fatalf("first store: %+v, %v", res, err)
 	}
@@ -45,6 +35,23 @@ func TestReentrySeesARunStartedThroughAnotherConnection(t *testing.T) {
 	if len(res[0].Started) != 0 || len(res[1].Started) != 0 {
 		t.Fatalf("a contact with a waiting run started another: %+v", res)
 	}
+}
+
+// twoStoresOnOneFile opens two stores on one SQLite file, as two
+// processes would; both are closed when the test ends.
+func twoStoresOnOneFile(t *testing.T) (*Store, *Store) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "dropgate.db")
+	var stores [2]*Store
+	for i := range stores {
+		s, err := Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores[i] = s
+	}
+	return stores[0], stores[1]
 }
 
 // The filter takes more keys than its first capacity without losing any:

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -301,17 +300,7 @@ func TestARepeatOfAnIDStoredThroughAnotherConnectionIsFound(t *testing.T) {
 	skipOnPostgres(t, "two stores on one SQLite file")
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	path := filepath.Join(t.TempDir(), "dropgate.db")
-	s1, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s1.Close()
-	s2, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
+	s1, s2 := twoStoresOnOneFile(t)
 	if res, err := s1.AcceptEvents(ctx, []EventWrite{cartEvent("acme", "a1", "ann@example.com", now)}, now); err != nil || res[0].Duplicate {
 		t.Fatalf("first store: %+v, %v", res, err)
 	}
