@@ -189,3 +189,14 @@ func msOrZero(t time.Time) int64 {
 	}
 	return ms(t)
 }
+
+// Migrations sort on temporary files (apply), and the writer gets its
+// temporary storage back in memory afterwards, as openDB set it.
+func TestMigrationsLeaveTheWriterTemporaryStorageInMemory(t *testing.T) {
+	skipOnPostgres(t, "SQLite's temp_store")
+	s := openTestStore(t)
+	var mode int
+	if err := s.writer.QueryRow(`PRAGMA temp_store`).Scan(&mode); err != nil || mode != 2 {
+		t.Fatalf("temp_store = %d (%v), want 2 (memory)", mode, err)
+	}
+}

@@ -380,12 +380,16 @@ func (s *Store) apply(ctx context.Context, m migration) error {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+	// A migration's sorts (an index built, 0060's keys ordered) spill to
+	// temporary files rather than memory, where openDB keeps them: 0060
+	// held ~35 bytes a key in memory otherwise, 140 MB for two million
+	// events and runs (workflow/BENCHMARKS.md, session 12).
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF; PRAGMA temp_store = FILE`); err != nil {
 		return err
 	}
 	defer func() {
 		// legacy_alter_table too, in case a migration that sets it failed.
-		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON; PRAGMA legacy_alter_table = OFF`); err != nil {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON; PRAGMA legacy_alter_table = OFF; PRAGMA temp_store = MEMORY`); err != nil {
 			// Never hand the pool a connection without foreign keys.
 			conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
