@@ -33,9 +33,9 @@ type RunFilter struct {
 
 const (
 	runsMaxIDSQL = `SELECT COALESCE(MAX(id), 0) FROM workflow_runs`
-	// The partner is compared as an expression so that SQLite reads the
-	// id window from the table rather than all of the workflow's runs from
-	// the contact index (then sorting them).
+	// The partner is compared as an expression so that the id window is
+	// read from the table rather than all of the workflow's runs from a
+	// contact index (then sorted): PostgreSQL's, and SQLite's before 0060.
 	runsWindowSQL = `SELECT ` + runColumns + runFrom + `
 		WHERE r.id > ? AND r.id <= ? AND r.partner || '' = ? AND r.workflow = ? AND (? = '' OR r.status = ?)
 		AND (? = '' OR r.key = ?) ORDER BY r.id LIMIT ?`
