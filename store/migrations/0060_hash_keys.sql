@@ -1,5 +1,5 @@
 -- The events' id index (partner, event_id) and the runs' contact index
--- (partner, workflow, contact, id) become tables of 62-bit hash keys in two
+-- (partner, workflow, contact, id) become tables of 64-bit hash keys in two
 -- levels, recent and settled (store/keyhash.go says why and how they are
 -- read). This fills the settled level from the rows before it, through the
 -- dropgate_key function dropgate registers; nothing in the schema calls it.
