@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -83,21 +84,9 @@ func TestCollidingEventIDsAreStoredOnceEach(t *testing.T) {
 	if onPostgres {
 		return // PostgreSQL looks ids up by their text
 	}
-	if got, want := keysOf(t, s, true, "acme"), map[string]string{"a": "recent 1000;", "b": "recent 1000;", "c": "recent 1000;"}; !mapsEqual(got, want) {
+	if got, want := keysOf(t, s, true, "acme"), map[string]string{"a": "recent 1000;", "b": "recent 1000;", "c": "recent 1000;"}; !maps.Equal(got, want) {
 		t.Errorf("acme's keys %v, want %v", got, want)
 	}
-}
-
-func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // Contacts whose hashes collide keep their own runs: one's waiting run
@@ -160,12 +149,12 @@ func TestHashKeysMigrationFillsTheKeysOfOldRows(t *testing.T) {
 		`INSERT INTO workflow_run_counts (partner, workflow, status, n) VALUES ('acme', 'cart', 'waiting', 1), ('acme', 'cart', 'done', 1)`)
 	s := migrate()
 	want := map[string]string{"x1": "settled 5000;", "x2": "settled 5000;", "y": fmt.Sprintf("settled %d;", eventKeyHash("acme", "y"))}
-	if got := keysOf(t, s, true, "acme"); !mapsEqual(got, want) {
+	if got := keysOf(t, s, true, "acme"); !maps.Equal(got, want) {
 		t.Errorf("event keys %v, want %v", got, want)
 	}
 	want = map[string]string{"email:ann@example.com": fmt.Sprintf("settled %d;", runKeyOf("acme", "cart", "email:ann@example.com")),
 		"email:bob@example.com": fmt.Sprintf("settled %d;", runKeyOf("acme", "cart", "email:bob@example.com"))}
-	if got := keysOf(t, s, false, "acme"); !mapsEqual(got, want) {
+	if got := keysOf(t, s, false, "acme"); !maps.Equal(got, want) {
 		t.Errorf("run keys %v, want %v", got, want)
 	}
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
