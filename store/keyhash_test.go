@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -299,5 +300,38 @@ func TestARepeatOfAnIDStoredThroughAnotherConnectionIsFound(t *testing.T) {
 	res, err := s1.AcceptEvents(ctx, []EventWrite{cartEvent("acme", "b1", "bob@example.com", now)}, now)
 	if err != nil || !res[0].Duplicate {
 		t.Fatalf("a repeat of the other store's id: %+v, %v", res, err)
+	}
+}
+
+// A batch that settled keys and then rolled back leaves every key where
+// it was: its own events can be sent again and are stored, the settled
+// ones are still repeats, though the filters and the count of recent
+// keys kept what the rolled-back batch added to them.
+func TestABatchRolledBackAfterSettlingLosesNoKey(t *testing.T) {
+	skipOnPostgres(t, "SQLite's keys")
+	old, most := recentKeysMax, 1
+	recentKeysMax = func(int64) int { return most }
+	t.Cleanup(func() { recentKeysMax = old })
+	s := openTestStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	if _, err := s.AcceptEvents(ctx, []EventWrite{cartEvent("acme", "e1", "ann@example.com", now)}, now); err != nil {
+		t.Fatal(err)
+	}
+	fail := errors.New("the disk is gone")
+	s.SetAcceptEventsFault(func([]EventWrite) error { return fail })
+	if _, err := s.AcceptEvents(ctx, []EventWrite{cartEvent("acme", "e2", "bob@example.com", now)}, now); !errors.Is(err, fail) {
+		t.Fatalf("the failing batch: %v", err)
+	}
+	s.SetAcceptEventsFault(nil)
+	res, err := s.AcceptEvents(ctx, []EventWrite{cartEvent("acme", "e2", "bob@example.com", now), cartEvent("acme", "e1", "ann@example.com", now)}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Duplicate || len(res[0].Started) != 1 || !res[1].Duplicate {
+		t.Fatalf("after the rollback: %+v", res)
+	}
+	if got := keysOf(t, s, true, "acme"); len(got) != 2 || !strings.HasPrefix(got["e1"], "settled") || !strings.HasPrefix(got["e2"], "settled") {
+		t.Fatalf("event keys %v", got)
 	}
 }
