@@ -187,7 +187,7 @@ func (b *eventBatch) readKnown(events []EventWrite, known map[string]bool) error
 	js := make([]byte, 0, 21*len(events)+2)
 	for i := range events {
 		p := &b.prep[i]
-		if p.known == "" || b.keys != nil && !b.keys.events.mayHave(bloomKey(p.idKey)) {
+		if p.known == "" || b.keys != nil && !b.keys.events.mayHave(p.idKey) {
 			continue // no id, or one never sent
 		}
 		if len(js) == 0 {
@@ -264,7 +264,7 @@ func (b *eventBatch) readLatest(events []EventWrite) error {
 		e := &events[i].Event
 		c := b.prep[i].contact
 		for j, rs := range events[i].Starts {
-			if b.keys != nil && !b.keys.runs.mayHave(b.prep[i].starts[j].hash) {
+			if b.keys != nil && !b.keys.runs.mayHave(b.prep[i].starts[j].key) {
 				continue // no run of it: nothing to read
 			}
 			var wc *wfContacts
@@ -433,9 +433,8 @@ type eventPrep struct {
 type startPrep struct {
 	latest string // latestKey
 	status string
-	key    int64      // the run's contact key (keyhash.go)
-	keyArg any        // key boxed
-	hash   runKeyHash // key, for the Bloom filter
+	key    int64 // the run's contact key (keyhash.go)
+	keyArg any   // key boxed
 	run    [runCols]any
 }
 
@@ -499,7 +498,7 @@ func prepareEvents(events []EventWrite) preparedEvents {
 				st = RunWaiting
 			}
 			key := runKeyOf(e.Partner, rs.Workflow, p.contact)
-			p.starts[j] = startPrep{latest: latestKey(e.Partner, p.contact, rs.Workflow), status: st, key: key, keyArg: key, hash: bloomKey(key),
+			p.starts[j] = startPrep{latest: latestKey(e.Partner, p.contact, rs.Workflow), status: st, key: key, keyArg: key,
 				run: [runCols]any{nil, partner, box.of(boxWorkflow, rs.Workflow), p.contact, e.Key, box.of(boxStatus, st), int64(rs.Step),
 					box.ofInt(ms(rs.DueAt)), nil, nil, nil}}
 		}
@@ -690,7 +689,7 @@ func (b *eventBatch) admit(i int, ew *EventWrite, known map[string]bool) (id int
 		b.evKeyArgs = append(b.evKeyArgs, p.idKeyArg, b.evArgs[row])
 		b.evKeys++
 		if b.keys != nil {
-			b.keys.events.add(bloomKey(p.idKey))
+			b.keys.events.add(p.idKey)
 		}
 	}
 	if b.evRows == eventChunk*4 {
@@ -765,7 +764,7 @@ func (b *eventBatch) act(i int, ew *EventWrite, res *EventResult, id int64) erro
 		}
 		b.latest[k] = latestRun{found: true, status: p.starts[j].status, created: b.now}
 		if b.keys != nil {
-			b.keys.runs.add(p.starts[j].hash)
+			b.keys.runs.add(p.starts[j].key)
 		}
 		b.started = append(b.started, b.nextRun)
 	}

@@ -117,7 +117,7 @@ func (f *filter) fill(ctx context.Context, tx *sql.Tx, table string) error {
 		if err := rows.Scan(&key); err != nil {
 			return err
 		}
-		f.add(bloomKey(key))
+		f.add(key)
 	}
 	return rows.Err()
 }
@@ -126,26 +126,22 @@ func newBloom(capacity int) bloom {
 	return bloom{bits: make([]uint64, (capacity*runKeyBits+511)/512*8), cap: capacity}
 }
 
-// runKeyHash is a key's hash in a filter: the block from the first, the
-// bits in it from the second (7 × 9 bits), both from the stored key
-// (keyhash.go), so that the filters are built from the key tables alone
-// and a batch's events are hashed before it takes the writer
-// (prepareEvents).
-type runKeyHash [2]uint64
-
-func bloomKey(key int64) runKeyHash {
+// A filter holds the stored keys themselves (keyhash.go: already hashes,
+// so it is built from the key tables alone): the block from the key, the
+// bits in it from a second hash of it (7 × 9 bits).
+func bitsOf(key int64) (h1, h2 uint64) {
 	x := uint64(key)
-	return runKeyHash{x, x*0x9e3779b97f4a7c15 ^ x>>29}
+	return x, x*0x9e3779b97f4a7c15 ^ x>>29
 }
 
 // add notes a key (a rolled-back batch leaves it: a false positive).
-func (f *filter) add(h runKeyHash) {
+func (f *filter) add(key int64) {
 	last := &(*f)[len(*f)-1]
 	if last.n >= last.cap {
 		*f = append(*f, newBloom(2*last.cap))
 		last = &(*f)[len(*f)-1]
 	}
-	h1, h2 := h[0], h[1]
+	h1, h2 := bitsOf(key)
 	block := last.block(h1)
 	for i := range uint64(runKeyHashes) {
 		b := (h2 >> (9 * i)) & 511
@@ -162,8 +158,8 @@ func (f *bloom) block(h1 uint64) []uint64 {
 }
 
 // mayHave is false when the key was never added.
-func (f filter) mayHave(h runKeyHash) bool {
-	h1, h2 := h[0], h[1]
+func (f filter) mayHave(key int64) bool {
+	h1, h2 := bitsOf(key)
 	for i := range f {
 		block := f[i].block(h1)
 		found := true

@@ -52,6 +52,16 @@ func keysOf(t *testing.T, s *Store, events bool, partner string) map[string]stri
 	return out
 }
 
+// settleAt makes the recent keys settle from n of them on (recentKeysMax)
+// until the test ends; the returned n may be changed meanwhile.
+func settleAt(t *testing.T, n int) *int {
+	most := n
+	old := recentKeysMax
+	recentKeysMax = func(int64) int { return most }
+	t.Cleanup(func() { recentKeysMax = old })
+	return &most
+}
+
 func cartEvent(partner, id, email string, now time.Time) EventWrite {
 	return EventWrite{Event: Event{Partner: partner, EventID: id, Name: "cart_abandoned", Email: email, Source: EventFromAPI},
 		Starts: []RunStart{{Workflow: "cart", Step: 1, DueAt: now.Add(time.Hour)}}}
@@ -185,9 +195,7 @@ func TestHashKeysMigrationFillsTheKeysOfOldRows(t *testing.T) {
 // one started in the same batch, the listing by email.
 func TestRecentKeysSettleAndAreFoundInBothLevels(t *testing.T) {
 	skipOnPostgres(t, "SQLite's keys")
-	old, most := recentKeysMax, 6
-	recentKeysMax = func(int64) int { return most }
-	t.Cleanup(func() { recentKeysMax = old })
+	most := settleAt(t, 6)
 	s := openTestStore(t)
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -215,14 +223,14 @@ func TestRecentKeysSettleAndAreFoundInBothLevels(t *testing.T) {
 		t.Fatalf("after eight keys: %d recent, %d settled", recent, settled)
 	}
 	// Settle everything, then add keys to the recent level only.
-	most = 1
+	*most = 1
 	if _, err := s.AcceptEvents(ctx, []EventWrite{cartEvent("acme", "e9", "fay@example.com", now)}, now); err != nil {
 		t.Fatal(err)
 	}
 	if recent, settled := levels(); recent != 0 || settled != 10 {
 		t.Fatalf("settling every range: %d recent, %d settled", recent, settled)
 	}
-	most = 1 << 20
+	*most = 1 << 20
 	res, err := s.AcceptEvents(ctx, []EventWrite{
 		cartEvent("acme", "e1", "ann@example.com", now),  // a repeat of a settled id
 		cartEvent("acme", "e5", "ann@example.com", now),  // ann's settled run waits
@@ -309,9 +317,7 @@ func TestARepeatOfAnIDStoredThroughAnotherConnectionIsFound(t *testing.T) {
 // keys kept what the rolled-back batch added to them.
 func TestABatchRolledBackAfterSettlingLosesNoKey(t *testing.T) {
 	skipOnPostgres(t, "SQLite's keys")
-	old, most := recentKeysMax, 1
-	recentKeysMax = func(int64) int { return most }
-	t.Cleanup(func() { recentKeysMax = old })
+	settleAt(t, 1)
 	s := openTestStore(t)
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
