@@ -248,7 +248,7 @@ func (s *Store) checkSourceTables(ctx context.Context, tables []pgTable) error {
 
 // sqliteOnlyTables are the SQLite tables PostgreSQL does without: the
 // hash keys of SQLite's lookups (keyhash.go), made from other tables.
-var sqliteOnlyTables = map[string]bool{"event_keys": true, "event_keys_recent": true, "run_keys": true, "run_keys_recent": true}
+var sqliteOnlyTables = map[string]bool{"event_keys": true, "run_keys": true, "key_marks": true}
 
 // sqliteColumns lists a SQLite table's declared columns.
 func (s *Store) sqliteColumns(ctx context.Context, table string) ([]string, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -102,14 +103,27 @@ func (s *Store) runLatestQuery() string {
 }
 
 // runKeyArgs are the arguments that name a contact's runs of a workflow
-// in runExitQuery and runLatestQuery: on SQLite its key comes first, once
-// for each level (runsOfKeySQL).
-func (s *Store) runKeyArgs(partner, contact, workflow string) []any {
-	if s.pg {
+// in runExitQuery and runLatestQuery: on SQLite its key and its recent
+// runs come first (runsOfKeySQL).
+func (b *eventBatch) runKeyArgs(partner, contact, workflow string) []any {
+	if b.s.pg {
 		return []any{partner, contact, workflow}
 	}
 	key := runKeyOf(partner, workflow, contact)
-	return []any{key, key, partner, contact, workflow}
+	return []any{key, idsJSON(b.keys.recentRuns.appendIDs(nil, key)), partner, contact, workflow}
+}
+
+// idsJSON is a JSON list of ids.
+func idsJSON(ids []int64) string {
+	js := make([]byte, 0, 2+20*len(ids))
+	js = append(js, '[')
+	for i, id := range ids {
+		if i > 0 {
+			js = append(js, ',')
+		}
+		js = strconv.AppendInt(js, id, 10)
+	}
+	return string(append(js, ']'))
 }
 
 // AcceptEvents stores events in order, in one transaction, each with what

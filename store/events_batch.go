@@ -38,24 +38,25 @@ const (
 	// (PostgreSQL).
 	knownEventsSQL = `SELECT event_id FROM events WHERE partner = ? AND event_id <> '' AND event_id IN (SELECT value FROM json_each(?))`
 	// knownEventsSQLite reads the events whose id keys are among a list
-	// (keyhash.go), in both levels, of every partner at once: the caller
-	// compares their ids. Each key of the list is looked up in turn (CROSS
-	// JOIN keeps json_each outside): as an IN list the keys were first
-	// sorted into a temporary B-tree, a fifth of an event's writer time.
-	knownEventsSQLite = `SELECT e.partner, e.event_id FROM json_each(?1) j CROSS JOIN event_keys_recent k CROSS JOIN events e
+	// (keyhash.go) in the settled level, and the events of a list of ids
+	// (the recent keys', found in memory), of every partner at once: the
+	// caller compares their ids. Each key of the list is looked up in turn
+	// (CROSS JOIN keeps json_each outside): as an IN list the keys were
+	// first sorted into a temporary B-tree, a fifth of an event's writer
+	// time.
+	knownEventsSQLite = `SELECT e.partner, e.event_id FROM json_each(?1) j CROSS JOIN event_keys k CROSS JOIN events e
 		WHERE k.hash = j.value AND e.id = k.event
-		UNION ALL SELECT e.partner, e.event_id FROM json_each(?1) j CROSS JOIN event_keys k CROSS JOIN events e
-		WHERE k.hash = j.value AND e.id = k.event`
+		UNION ALL SELECT e.partner, e.event_id FROM json_each(?2) j CROSS JOIN events e WHERE e.id = j.value`
 	// latestRunsSQL reads the latest run of a partner's workflow for each
-	// of a list of contacts, given by their keys (keyhash.go), looked up
-	// as knownEventsSQLite's: the bare columns come from the row of
-	// MAX(id), and a run of another contact with the same key comes as
-	// that contact's.
+	// of a list of contacts, given by their settled keys (keyhash.go) and
+	// their recent runs' ids, looked up as knownEventsSQLite's: the bare
+	// columns come from the row of MAX(id), and a run of another contact
+	// with the same key comes as that contact's.
 	latestRunsSQL = `SELECT contact, status, created_at, MAX(id) FROM (
-		SELECT r.contact, r.status, r.created_at, r.id FROM json_each(?3) j CROSS JOIN run_keys_recent k CROSS JOIN workflow_runs r
+		SELECT r.contact, r.status, r.created_at, r.id FROM json_each(?3) j CROSS JOIN run_keys k CROSS JOIN workflow_runs r
 		WHERE k.hash = j.value AND r.id = k.run AND r.partner = ?1 AND r.workflow = ?2
-		UNION ALL SELECT r.contact, r.status, r.created_at, r.id FROM json_each(?3) j CROSS JOIN run_keys k CROSS JOIN workflow_runs r
-		WHERE k.hash = j.value AND r.id = k.run AND r.partner = ?1 AND r.workflow = ?2) GROUP BY contact`
+		UNION ALL SELECT r.contact, r.status, r.created_at, r.id FROM json_each(?4) j CROSS JOIN workflow_runs r
+		WHERE r.id = j.value AND r.partner = ?1 AND r.workflow = ?2) GROUP BY contact`
 	// runCountsAddSQL counts started runs (countRuns).
 	runCountsAddSQL = `INSERT INTO workflow_run_counts (partner, workflow, status, n) VALUES (?, ?, ?, ?)
 		ON CONFLICT (partner, workflow, status) DO UPDATE SET n = workflow_run_counts.n + excluded.n`
@@ -79,7 +80,7 @@ func (s *Store) eventShapes() []string {
 	qs := []string{s.latestRunsQuery(), s.runExitQuery(), s.runLatestQuery(), runCountsAddSQL}
 	if !s.pg {
 		return append(qs, knownEventsSQLite, maxEventIDSQL, maxRunIDSQL, dueRangeInsertSQL(1), // inserts: events_raw.go
-			settleEventKeysSQL, dropEventKeysSQL, settleRunKeysSQL, dropRunKeysSQL)
+			markKeysSQL)
 	}
 	qs = append(qs, knownEventsSQL)
 	for n := eventChunk; n > 0; n /= 2 {
@@ -107,17 +108,16 @@ type eventBatch struct {
 	nextRun int64
 	latest  map[string]latestRun // partner \x00 contact \x00 workflow
 	started []int64              // the runs started, each event's Started a slice of it
-	keys    *runKeys             // SQLite: who may have runs (events_runkeys.go); nil: read every contact
+	keys    *runKeys             // SQLite: the filters and the recent keys (events_runkeys.go); nil on PostgreSQL
 	prep    []eventPrep          // per event, made before the writer was taken
 	evArgs  []any
 	evRows  int
 	runArgs []any
 	runRows int
-	// SQLite: the pending rows of the recent hash keys (keyhash.go), and
-	// how many event keys the batch wrote.
-	evKeyArgs, runKeyArgs []any
-	evKeys                int
-	scratch               *eventScratch
+	scratch *eventScratch
+	// committed is set once the transaction is: the recent keys the batch
+	// noted and settled are kept (events_runkeys.go).
+	committed bool
 }
 
 // eventScratch is what a batch needs only while it runs: kept for the
@@ -126,10 +126,9 @@ type eventBatch struct {
 // work grows with both the garbage and the live batches it scans
 // (workflow/BENCHMARKS.md, session 11).
 type eventScratch struct {
-	latest                map[string]latestRun
-	known                 map[string]bool
-	evArgs, runArgs       []any
-	evKeyArgs, runKeyArgs []any
+	latest          map[string]latestRun
+	known           map[string]bool
+	evArgs, runArgs []any
 }
 
 // eventScratches keeps the scratch of a few batches (a file's and an API
@@ -158,7 +157,7 @@ func (sc *eventScratch) put() {
 	}
 	clear(sc.latest)
 	clear(sc.known)
-	for _, a := range [][]any{sc.evArgs, sc.runArgs, sc.evKeyArgs, sc.runKeyArgs} {
+	for _, a := range [][]any{sc.evArgs, sc.runArgs} {
 		clear(a[:cap(a)])
 	}
 	select {
@@ -183,13 +182,16 @@ func (b *eventBatch) readKnown(events []EventWrite, known map[string]bool) error
 		return b.readKnownPG(events, known)
 	}
 	// One list of keys for every partner (a key hashes the partner too),
-	// written as it goes, as readLatest's lists are.
+	// written as it goes, as readLatest's lists are, and one of the ids
+	// the recent level has for them.
 	js := make([]byte, 0, 21*len(events)+2)
+	var recent []int64
 	for i := range events {
 		p := &b.prep[i]
-		if p.known == "" || b.keys != nil && !b.keys.events.mayHave(p.idKey) {
+		if p.known == "" || !b.keys.events.mayHave(p.idKey) {
 			continue // no id, or one never sent
 		}
+		recent = b.keys.recentEvents.appendIDs(recent, p.idKey)
 		if len(js) == 0 {
 			js = append(js, '[')
 		} else {
@@ -201,7 +203,7 @@ func (b *eventBatch) readKnown(events []EventWrite, known map[string]bool) error
 		return nil
 	}
 	list := string(append(js, ']'))
-	rows, err := b.stmt(knownEventsSQLite).QueryContext(b.ctx, list)
+	rows, err := b.stmt(knownEventsSQLite).QueryContext(b.ctx, list, idsJSON(recent))
 	if err != nil {
 		return fmt.Errorf("cannot read the stored event ids: %w", err)
 	}
@@ -258,13 +260,14 @@ func (b *eventBatch) readLatest(events []EventWrite) error {
 		partner, workflow string
 		seen              map[string]bool
 		js                []byte
+		recent            []int64 // SQLite: the contacts' recent runs (keyhash.go)
 	}
 	var lists []*wfContacts
 	for i := range events {
 		e := &events[i].Event
 		c := b.prep[i].contact
 		for j, rs := range events[i].Starts {
-			if b.keys != nil && !b.keys.runs.mayHave(b.prep[i].starts[j].key) {
+			if !b.s.pg && !b.keys.runs.mayHave(b.prep[i].starts[j].key) {
 				continue // no run of it: nothing to read
 			}
 			var wc *wfContacts
@@ -291,13 +294,19 @@ func (b *eventBatch) readLatest(events []EventWrite) error {
 			if b.s.pg {
 				wc.js = appendJSONString(wc.js, c)
 			} else { // by key: keyhash.go
-				wc.js = strconv.AppendInt(wc.js, b.prep[i].starts[j].key, 10)
+				key := b.prep[i].starts[j].key
+				wc.js = strconv.AppendInt(wc.js, key, 10)
+				wc.recent = b.keys.recentRuns.appendIDs(wc.recent, key)
 			}
 		}
 	}
 	for _, wc := range lists {
 		wc.js = append(wc.js, ']')
-		rows, err := b.stmt(b.s.latestRunsQuery()).QueryContext(b.ctx, wc.partner, wc.workflow, string(wc.js))
+		args := []any{wc.partner, wc.workflow, string(wc.js)}
+		if !b.s.pg {
+			args = append(args, idsJSON(wc.recent))
+		}
+		rows, err := b.stmt(b.s.latestRunsQuery()).QueryContext(b.ctx, args...)
 		if err != nil {
 			return fmt.Errorf("cannot read the contacts' runs: %w", err)
 		}
@@ -324,7 +333,7 @@ func (b *eventBatch) readLatest(events []EventWrite) error {
 // exit changed it.
 func (b *eventBatch) reread(partner, contact, workflow string) error {
 	var l latestRun
-	err := b.stmt(b.s.runLatestQuery()).QueryRowContext(b.ctx, b.s.runKeyArgs(partner, contact, workflow)...).Scan(&l.status, &l.created)
+	err := b.stmt(b.s.runLatestQuery()).QueryRowContext(b.ctx, b.runKeyArgs(partner, contact, workflow)...).Scan(&l.status, &l.created)
 	switch {
 	case err == sql.ErrNoRows:
 	case err != nil:
@@ -337,13 +346,9 @@ func (b *eventBatch) reread(partner, contact, workflow string) error {
 }
 
 // flushEvents and flushRuns insert the pending rows, in chunks.
-// Each writes the keys of its rows too, on SQLite (keyhash.go).
 func (b *eventBatch) flushEvents() error {
 	err := b.flush(&eventsTable, b.evArgs, b.evRows, eventInsertRowsSQL)
-	if err == nil {
-		err = b.flush(&eventKeysTable, b.evKeyArgs, len(b.evKeyArgs)/2, nil)
-	}
-	b.evArgs, b.evRows, b.evKeyArgs = b.evArgs[:0], 0, b.evKeyArgs[:0]
+	b.evArgs, b.evRows = b.evArgs[:0], 0
 	if err != nil {
 		return fmt.Errorf("cannot store events: %w", err)
 	}
@@ -353,15 +358,12 @@ func (b *eventBatch) flushEvents() error {
 func (b *eventBatch) flushRuns() error {
 	err := b.flush(&runsTable, b.runArgs, b.runRows, runInsertRowsSQL)
 	if err == nil {
-		err = b.flush(&runKeysTable, b.runKeyArgs, len(b.runKeyArgs)/2, nil)
-	}
-	if err == nil {
 		err = b.countRuns()
 	}
 	if err == nil {
 		err = b.recordDueRanges() // workflow_due.go
 	}
-	b.runArgs, b.runRows, b.runKeyArgs = b.runArgs[:0], 0, b.runKeyArgs[:0]
+	b.runArgs, b.runRows = b.runArgs[:0], 0
 	if err != nil {
 		return fmt.Errorf("cannot start runs: %w", err)
 	}
@@ -424,7 +426,6 @@ type eventPrep struct {
 	data, contact string
 	known         string // partner \x00 event id; "" for none
 	idKey         int64  // its id's key (when known is not "")
-	idKeyArg      any    // idKey boxed
 	ev            [eventCols + 1]any
 	starts        []startPrep
 }
@@ -434,7 +435,6 @@ type startPrep struct {
 	latest string // latestKey
 	status string
 	key    int64 // the run's contact key (keyhash.go)
-	keyArg any   // key boxed
 	run    [runCols]any
 }
 
@@ -484,10 +484,9 @@ func prepareEvents(events []EventWrite) preparedEvents {
 		if !e.OccurredAt.IsZero() {
 			occurred = ms(e.OccurredAt)
 		}
-		p.idKey, p.idKeyArg = 0, nil
+		p.idKey = 0
 		if e.EventID != "" {
 			p.idKey = eventKeyHash(e.Partner, e.EventID)
-			p.idKeyArg = p.idKey
 		}
 		partner := box.of(boxPartner, e.Partner)
 		p.ev = [eventCols + 1]any{nil, partner, e.EventID, box.of(boxName, e.Name), e.Email, e.Phone, e.Ref, e.Key, p.data, box.of(boxSource, e.Source), occurred, nil}
@@ -498,7 +497,7 @@ func prepareEvents(events []EventWrite) preparedEvents {
 				st = RunWaiting
 			}
 			key := runKeyOf(e.Partner, rs.Workflow, p.contact)
-			p.starts[j] = startPrep{latest: latestKey(e.Partner, p.contact, rs.Workflow), status: st, key: key, keyArg: key,
+			p.starts[j] = startPrep{latest: latestKey(e.Partner, p.contact, rs.Workflow), status: st, key: key,
 				run: [runCols]any{nil, partner, box.of(boxWorkflow, rs.Workflow), p.contact, e.Key, box.of(boxStatus, st), int64(rs.Step),
 					box.ofInt(ms(rs.DueAt)), nil, nil, nil}}
 		}
@@ -584,10 +583,9 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, prep 
 	sc := getEventScratch()
 	defer sc.put()
 	b := &eventBatch{s: s, ctx: ctx, tx: tx, conn: conn, now: ms(now), nowArg: ms(now), latest: sc.latest, prep: prep,
-		started: make([]int64, 0, countStarts(events)), scratch: sc, evArgs: sc.evArgs[:0], runArgs: sc.runArgs[:0],
-		evKeyArgs: sc.evKeyArgs[:0], runKeyArgs: sc.runKeyArgs[:0]}
+		started: make([]int64, 0, countStarts(events)), scratch: sc, evArgs: sc.evArgs[:0], runArgs: sc.runArgs[:0]}
 	defer func() { // grown, kept for the next batch
-		sc.evArgs, sc.runArgs, sc.evKeyArgs, sc.runKeyArgs = b.evArgs, b.runArgs, b.evKeyArgs, b.runKeyArgs
+		sc.evArgs, sc.runArgs = b.evArgs, b.runArgs
 	}()
 	if s.pg {
 		if err := b.reserveIDsPG(events); err != nil { // events_pg.go
@@ -596,8 +594,11 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, prep 
 	} else {
 		var dc any
 		_ = conn.Raw(func(c any) error { dc = c; return nil }) // compared only, not used
-		keys, done := s.runKeys.ready(ctx, tx, dc)
-		defer done()
+		keys, done, err := s.runKeys.ready(ctx, tx, dc)
+		if err != nil {
+			return nil, err
+		}
+		defer func() { done(b.committed) }()
 		b.keys = keys
 		if err := b.stmt(maxEventIDSQL).QueryRowContext(ctx).Scan(&b.nextEv); err != nil {
 			return nil, fmt.Errorf("cannot read the last event id: %w", err)
@@ -625,8 +626,10 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, prep 
 	if err := b.flushRuns(); err != nil {
 		return nil, err
 	}
-	if err := b.settleKeys(); err != nil { // keyhash.go
-		return nil, err
+	if !s.pg {
+		if err := b.settleKeys(); err != nil { // keyhash.go
+			return nil, err
+		}
 	}
 	if err := checkFenceTx(ctx, tx); err != nil { // fileclaims.go
 		return nil, err
@@ -645,6 +648,7 @@ func (s *Store) acceptEventsOnce(ctx context.Context, events []EventWrite, prep 
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
+	b.committed = true
 	return out, nil
 }
 
@@ -685,12 +689,9 @@ func (b *eventBatch) admit(i int, ew *EventWrite, known map[string]bool) (id int
 	}
 	b.evArgs[row+11] = b.nowArg
 	b.evRows++
-	if p.known != "" && b.conn != nil {
-		b.evKeyArgs = append(b.evKeyArgs, p.idKeyArg, b.evArgs[row])
-		b.evKeys++
-		if b.keys != nil {
-			b.keys.events.add(p.idKey)
-		}
+	if p.known != "" && b.keys != nil { // SQLite: keyhash.go
+		b.keys.recentEvents.add(p.idKey, id)
+		b.keys.events.add(p.idKey)
 	}
 	if b.evRows == eventChunk*4 {
 		if err := b.flushEvents(); err != nil {
@@ -714,7 +715,7 @@ func (b *eventBatch) act(i int, ew *EventWrite, res *EventResult, id int64) erro
 			return err
 		}
 		for _, wf := range ew.Exits {
-			args := append([]any{id, b.now}, b.s.runKeyArgs(e.Partner, contact, wf)...)
+			args := append([]any{id, b.now}, b.runKeyArgs(e.Partner, contact, wf)...)
 			r, err := b.stmt(b.s.runExitQuery()).ExecContext(b.ctx, append(args, e.Key, e.Key)...)
 			if err != nil {
 				return fmt.Errorf("cannot cancel runs of %s: %w", wf, err)
@@ -754,16 +755,14 @@ func (b *eventBatch) act(i int, ew *EventWrite, res *EventResult, id int64) erro
 		b.runArgs = append(b.runArgs, p.starts[j].run[:]...)
 		b.runArgs[row], b.runArgs[row+8], b.runArgs[row+9], b.runArgs[row+10] = b.nextRun, idArg, b.nowArg, b.nowArg
 		b.runRows++
-		if b.conn != nil {
-			b.runKeyArgs = append(b.runKeyArgs, p.starts[j].keyArg, b.runArgs[row])
-		}
 		if b.runRows == eventChunk*4 {
 			if err := b.flushRuns(); err != nil {
 				return err
 			}
 		}
 		b.latest[k] = latestRun{found: true, status: p.starts[j].status, created: b.now}
-		if b.keys != nil {
+		if b.keys != nil { // SQLite: keyhash.go
+			b.keys.recentRuns.add(p.starts[j].key, b.nextRun)
 			b.keys.runs.add(p.starts[j].key)
 		}
 		b.started = append(b.started, b.nextRun)

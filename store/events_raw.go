@@ -44,10 +44,10 @@ var (
 		// order (acceptEventsOnce): SQLite's own choice, without the seek
 		// that an explicit id costs per row.
 		autoID: true}
-	// The recent level of the hash keys (keyhash.go): an event's id, a
+	// The settled level of the hash keys (keyhash.go): an event's id, a
 	// run's contact.
-	eventKeysTable = rawTable{name: "event_keys_recent", cols: []string{"hash", "event"}, defaults: []any{nil, nil}}
-	runKeysTable   = rawTable{name: "run_keys_recent", cols: []string{"hash", "run"}, defaults: []any{nil, nil}}
+	settledEventKeys = rawTable{name: "event_keys", cols: []string{"hash", "event"}, defaults: []any{nil, nil}}
+	settledRunKeys   = rawTable{name: "run_keys", cols: []string{"hash", "run"}, defaults: []any{nil, nil}}
 )
 
 // rawShape is one statement's form: its table, row count, which columns

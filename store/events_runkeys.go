@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -15,14 +16,15 @@ import (
 // that workflow, and is not read. Likewise for the events' id keys: an
 // event id the events' filter does not hold was never sent, and is not
 // looked for (most are new; the look-up was a sixth of an event's writer
-// time, session 12). Both are built by one read of the key tables
-// (keyhash.go) at the first batch, and kept by the batches, the only
+// time, session 12). Both are built at the first batch, with the recent
+// level of the keys (keyhash.go), by one read of the settled key tables
+// and of the rows after the marks, and kept by the batches, the only
 // writers of events and runs; a key they hold wrongly only costs the read.
 //
 // Only this store's writer connection writes on SQLite; another
 // connection's commit (another process, a tool) changes the connection's
-// PRAGMA data_version, and the filters are built again before they are
-// trusted. PostgreSQL, where other nodes start runs and store events,
+// PRAGMA data_version, and the filters and the recent level are built
+// again before they are trusted. PostgreSQL, where other nodes start runs and store events,
 // reads every contact and id.
 
 // runKeyBits is a filter's size per key it holds (with runKeyHashes
@@ -38,8 +40,9 @@ const (
 // runKeysMin is the first filter's capacity (a variable for tests).
 var runKeysMin = 1 << 20
 
-// runKeys is the filters and what they were built from; mu is held by the
-// batch that uses them (batches take the writer one at a time anyway).
+// runKeys is the filters, the recent level of the keys (keymem.go) and
+// what they were built from; mu is held by the batch that uses them
+// (batches take the writer one at a time anyway).
 type runKeys struct {
 	mu      sync.Mutex
 	built   bool
@@ -47,10 +50,19 @@ type runKeys struct {
 	conn    any   // that connection
 	runs    filter
 	events  filter
-	// recent is how many keys the recent tables hold (keyhash.go): counted
-	// when built, then by the batches; slice is the next range to settle.
-	recent, slice int
+	// The recent keys of events and runs (those after their range's mark),
+	// the marks (key_marks: every key of a range up to its mark's row is
+	// settled) and the next range to settle.
+	recentEvents, recentRuns keyLevel
+	marks                    [2][keySlices]int64
+	slice                    int
 }
+
+// The kinds of key_marks' rows.
+const (
+	eventKeyKind = 0
+	runKeyKind   = 1
+)
 
 // filter is a chain of Bloom filters, each twice the one before.
 type filter []bloom
@@ -61,33 +73,58 @@ type bloom struct {
 	n, cap int
 }
 
-// ready returns the filter for a batch in tx on the writer's driver
+// ready returns the keys for a batch in tx on the writer's driver
 // connection dc, built or built again when needed, locked until the
-// batch's done is called; nil (and the batch reads every contact) when
-// it cannot be read.
-func (k *runKeys) ready(ctx context.Context, tx *sql.Tx, dc any) (*runKeys, func()) {
+// batch's done is called with whether it committed: a batch that did not
+// leaves them to be built again (it may have settled keys or noted its
+// own), so that nothing a rollback undid is kept.
+func (k *runKeys) ready(ctx context.Context, tx *sql.Tx, dc any) (*runKeys, func(committed bool), error) {
 	k.mu.Lock()
+	done := func(committed bool) {
+		if !committed {
+			k.built = false
+		}
+		k.mu.Unlock()
+	}
 	var v int64
 	if err := tx.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
 		k.built = false
 		k.mu.Unlock()
-		return nil, func() {}
+		return nil, nil, fmt.Errorf("cannot read the data version: %w", err)
 	}
 	if !k.built || v != k.version || dc != k.conn {
 		if err := k.build(ctx, tx); err != nil {
 			k.built = false
 			k.mu.Unlock()
-			return nil, func() {}
+			return nil, nil, err
 		}
 		k.version, k.conn = v, dc
 	}
-	return k, k.mu.Unlock
+	return k, done, nil
 }
 
-// build reads every key of both levels of the run and event keys.
+// build reads every settled key into the filters and the rows after the
+// marks into the recent level (and the filters).
 func (k *runKeys) build(ctx context.Context, tx *sql.Tx) error {
-	if err := tx.QueryRowContext(ctx, recentKeysSQL).Scan(&k.recent); err != nil {
-		return fmt.Errorf("cannot count the recent keys: %w", err)
+	rows, err := tx.QueryContext(ctx, `SELECT kind, slice, upto FROM key_marks`)
+	if err != nil {
+		return fmt.Errorf("cannot read the key marks: %w", err)
+	}
+	k.marks = [2][keySlices]int64{}
+	for rows.Next() {
+		var kind, slice int
+		var upto int64
+		if err := rows.Scan(&kind, &slice, &upto); err != nil {
+			rows.Close()
+			return fmt.Errorf("cannot read the key marks: %w", err)
+		}
+		if kind >= 0 && kind < 2 && slice >= 0 && slice < keySlices {
+			k.marks[kind][slice] = upto
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cannot read the key marks: %w", err)
 	}
 	if err := k.runs.fill(ctx, tx, "run_keys"); err != nil {
 		return fmt.Errorf("cannot read the runs' contacts: %w", err)
@@ -95,19 +132,54 @@ func (k *runKeys) build(ctx context.Context, tx *sql.Tx) error {
 	if err := k.events.fill(ctx, tx, "event_keys"); err != nil {
 		return fmt.Errorf("cannot read the events' ids: %w", err)
 	}
+	k.recentEvents, k.recentRuns = newKeyLevel(), newKeyLevel()
+	err = k.readRecent(ctx, tx, eventKeyKind, `SELECT id, partner, event_id, '' FROM events WHERE id > ? AND event_id <> ''`,
+		func(partner, id, _ string) int64 { return eventKeyHash(partner, id) })
+	if err != nil {
+		return fmt.Errorf("cannot read the recent events' ids: %w", err)
+	}
+	err = k.readRecent(ctx, tx, runKeyKind, `SELECT id, partner, workflow, contact FROM workflow_runs WHERE id > ?`, runKeyOf)
+	if err != nil {
+		return fmt.Errorf("cannot read the recent runs' contacts: %w", err)
+	}
 	k.built = true
 	return nil
 }
 
-// fill makes f hold every key of a key table's two levels (table and
-// table_recent).
+// readRecent puts the keys of the rows after their range's mark in the
+// recent level of their kind, and in its filter.
+func (k *runKeys) readRecent(ctx context.Context, tx *sql.Tx, kind int, q string, keyOf func(a, b, c string) int64) error {
+	level, f := &k.recentEvents, &k.events
+	if kind == runKeyKind {
+		level, f = &k.recentRuns, &k.runs
+	}
+	rows, err := tx.QueryContext(ctx, q, slices.Min(k.marks[kind][:]))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var id int64
+	var a, b, c string
+	for rows.Next() {
+		if err := rows.Scan(&id, &a, &b, &c); err != nil {
+			return err
+		}
+		if key := keyOf(a, b, c); id > k.marks[kind][sliceOf(key)] {
+			level.add(key, id)
+			f.add(key)
+		}
+	}
+	return rows.Err()
+}
+
+// fill makes f hold every key of a settled key table.
 func (f *filter) fill(ctx context.Context, tx *sql.Tx, table string) error {
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM `+table+`) + (SELECT count(*) FROM `+table+`_recent)`).Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
 		return err
 	}
 	*f = filter{newBloom(max(runKeysMin, 2*n))}
-	rows, err := tx.QueryContext(ctx, `SELECT hash FROM `+table+`_recent UNION ALL SELECT hash FROM `+table)
+	rows, err := tx.QueryContext(ctx, `SELECT hash FROM `+table)
 	if err != nil {
 		return err
 	}

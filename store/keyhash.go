@@ -18,15 +18,23 @@ import (
 // (workflow/BENCHMARKS.md, sessions 11 and 12).
 //
 // The keys are kept in two levels, as a log-structured merge tree keeps
-// its runs: a batch adds its keys to the small recent tables
-// (event_keys_recent, run_keys_recent), whose few pages every commit
-// rewrites anyway, and while they hold recentKeysMax keys or more the
-// batches move them, a range of keys at a time and in key order, into the
-// settled tables (event_keys, run_keys): a settled page is then written
-// once per round of the ranges rather than once per commit. A lookup
-// reads both levels. Only dropgate writes events and runs: a row another
-// tool inserted would have no key.
-//
+// its runs. The recent level is in memory (keymem.go): the keys of the
+// rows stored since their range of keys last settled, each found again
+// from its row. The settled level is the tables event_keys and run_keys:
+// while the recent level holds recentKeysMax keys or more, batches move
+// its keys there, a range of keys at a time (keySlices) and in key order,
+// and raise the range's mark in key_marks, the last row whose key it
+// settled (migration 0061). A settled page is then written once per round
+// of the ranges rather than once per commit, and no recent key is written
+// at all: kept in tables (migration 0060), the recent keys' pages were
+// rewritten by every commit, three fifths of an event's writer time
+// (workflow/BENCHMARKS.md, session 13). A crash loses only the memory:
+// the next batch reads the rows after the marks again. The writer's
+// lookups read both levels; a reader of another connection reads the
+// settled keys and the rows after the lowest mark (runsOfEmailSQLite).
+// Only dropgate writes events and runs: a row another tool inserted has
+// its key once its range settles after it.
+
 // A hash says nothing for sure, so every lookup reads the rows behind the
 // keys it finds and compares their text: a collision (at 10⁸ events the
 // odds of any are about 1 in 4,000) costs a read, never a wrong answer.
@@ -96,19 +104,17 @@ func init() {
 	}
 }
 
-// recentKeysMin is the fewest keys the recent tables gather before they
+// recentKeysMin is the fewest keys the recent level gathers before they
 // are settled.
 const recentKeysMin = 1 << 15
 
-// recentKeysMax is how many keys the recent tables hold before batches
-// settle them, with about total keys in all. Two costs meet there: each
-// commit rewrites most recent pages (more the more they hold), and each
-// round of the key ranges rewrites the settled pages (less often the more
-// the recent ones hold). At ~170 keys a page and commits of a few
-// thousand keys both are ~sqrt(total × 4,096) pages: 32,768 keys at
-// 262,144 in all (where recentKeysMin takes over; BENCHMARKS.md, session
-// 12: 8,192 did as well, 131,072 half as well), 200,000 at ten million.
-// It is a variable for tests.
+// recentKeysMax is how many keys the recent level holds before batches
+// settle them, with about total keys in all: each round of the key ranges
+// rewrites most settled pages, so the more keys a round moves the fewer
+// writes a key costs, and the more memory the level takes (~40 bytes a
+// key, with its map). At ~170 keys a page both are ~sqrt(total × 4,096):
+// 32,768 keys at 262,144 in all (where recentKeysMin takes over), 200,000
+// (8 MB) at ten million. It is a variable for tests.
 var recentKeysMax = func(total int64) int {
 	return max(recentKeysMin, int(math.Sqrt(float64(total)*4096)))
 }
@@ -118,46 +124,46 @@ var recentKeysMax = func(total int64) int {
 // pages), so that no batch stalls the writer for a whole move.
 const keySlices = 16
 
-// runsOfKeySQL lists the runs of a contact key in both levels, the key
-// given twice.
-const runsOfKeySQL = `SELECT run FROM run_keys_recent WHERE hash = ? UNION ALL SELECT run FROM run_keys WHERE hash = ?`
+// runsOfKeySQL lists the runs of a contact key in both levels: the
+// settled runs with the key, then the recent ones the writer found in
+// memory (a JSON list of their ids).
+const runsOfKeySQL = `SELECT run FROM run_keys WHERE hash = ? UNION ALL SELECT value FROM json_each(?)`
 
-const (
-	settleEventKeysSQL = `INSERT INTO event_keys (hash, event) SELECT hash, event FROM event_keys_recent WHERE hash BETWEEN ? AND ?`
-	settleRunKeysSQL   = `INSERT INTO run_keys (hash, run) SELECT hash, run FROM run_keys_recent WHERE hash BETWEEN ? AND ?`
-	dropEventKeysSQL   = `DELETE FROM event_keys_recent WHERE hash BETWEEN ? AND ?`
-	dropRunKeysSQL     = `DELETE FROM run_keys_recent WHERE hash BETWEEN ? AND ?`
-	recentKeysSQL      = `SELECT (SELECT count(*) FROM event_keys_recent) + (SELECT count(*) FROM run_keys_recent)`
-)
+const markKeysSQL = `UPDATE key_marks SET upto = ? WHERE kind = ? AND slice = ?`
 
 // settleKeys moves recent keys into the settled tables, one range of keys
 // (keySlices) after the other, in key order (the tables' primary key),
-// while the recent tables hold recentKeysMax keys or more, in the
-// batch's transaction: a crash keeps every key in one level or the other.
-// It runs on SQLite only, with the filters (events_runkeys.go), which
-// count the recent keys and remember the next range.
+// while the recent level holds recentKeysMax keys or more, in the batch's
+// transaction, with the range's marks: a crash keeps every key in one
+// level or the other, and a rollback has the level read again (ready).
+// It runs last in a batch, on SQLite only: every row of the batch is
+// written, and each range's mark is the batch's last row.
 func (b *eventBatch) settleKeys() error {
 	k := b.keys
-	if k == nil {
-		return nil // not counted: a later batch settles them
-	}
-	k.recent += len(b.started) + b.evKeys
 	for range keySlices {
-		if k.recent < recentKeysMax(b.nextEv+b.nextRun) {
+		if k.recentEvents.len()+k.recentRuns.len() < recentKeysMax(b.nextEv+b.nextRun) {
 			return nil
 		}
-		lo := int64(uint64(k.slice) << 60) // the top 4 bits: keySlices ranges
-		hi := lo + (1<<60 - 1)
+		slice := k.slice
 		k.slice = (k.slice + 1) % keySlices
-		for _, q := range []string{settleEventKeysSQL, dropEventKeysSQL, settleRunKeysSQL, dropRunKeysSQL} {
-			res, err := b.stmt(q).ExecContext(b.ctx, lo, hi)
-			if err != nil {
+		for _, kind := range []int{eventKeyKind, runKeyKind} {
+			level, t, upto := &k.recentEvents, &settledEventKeys, b.nextEv
+			if kind == runKeyKind {
+				level, t, upto = &k.recentRuns, &settledRunKeys, b.nextRun
+			}
+			entries := level.sorted(slice)
+			args := make([]any, 0, 2*len(entries))
+			for _, e := range entries {
+				args = append(args, e.hash, e.id)
+			}
+			if err := b.flush(t, args, len(entries), nil); err != nil {
 				return fmt.Errorf("cannot settle the recent keys: %w", err)
 			}
-			if q == dropEventKeysSQL || q == dropRunKeysSQL {
-				n, _ := res.RowsAffected()
-				k.recent -= int(n)
+			if _, err := b.stmt(markKeysSQL).ExecContext(b.ctx, upto, kind, slice); err != nil {
+				return fmt.Errorf("cannot settle the recent keys: %w", err)
 			}
+			level.drop(slice)
+			k.marks[kind][slice] = upto
 		}
 	}
 	return nil

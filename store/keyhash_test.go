@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -26,28 +27,60 @@ func collide(t *testing.T, hash int64, names ...string) {
 }
 
 // keysOf is the (level, key) of each of a partner's event ids, or of each
-// contact's runs of "cart", on SQLite.
+// contact's runs of "cart", on SQLite: "settled" for a key in the settled
+// table, "recent" for a row after its range's mark whose key the writer's
+// recent level holds, "lost" for a row with its key in neither.
 func keysOf(t *testing.T, s *Store, events bool, partner string) map[string]string {
 	t.Helper()
-	q := `SELECT 'recent', e.event_id, k.hash FROM event_keys_recent k JOIN events e ON e.id = k.event WHERE e.partner = ?1
-		UNION ALL SELECT 'settled', e.event_id, k.hash FROM event_keys k JOIN events e ON e.id = k.event WHERE e.partner = ?1`
+	kind, keyOf := eventKeyKind, func(name string) int64 { return eventKeyHash(partner, name) }
+	q := `SELECT e.id, e.event_id, k.hash IS NOT NULL, COALESCE(k.hash, 0) FROM events e LEFT JOIN event_keys k ON k.event = e.id
+		WHERE e.partner = ?1 AND e.event_id <> ''`
 	if !events {
-		q = `SELECT 'recent', r.contact, k.hash FROM run_keys_recent k JOIN workflow_runs r ON r.id = k.run WHERE r.partner = ?1
-			UNION ALL SELECT 'settled', r.contact, k.hash FROM run_keys k JOIN workflow_runs r ON r.id = k.run WHERE r.partner = ?1`
+		kind, keyOf = runKeyKind, func(name string) int64 { return runKeyOf(partner, "cart", name) }
+		q = `SELECT r.id, r.contact, k.hash IS NOT NULL, COALESCE(k.hash, 0) FROM workflow_runs r LEFT JOIN run_keys k ON k.run = r.id
+			WHERE r.partner = ?1 AND r.workflow = 'cart'`
 	}
-	rows, err := s.reader.Query(q, partner)
+	marks := map[int]int64{}
+	rows, err := s.reader.Query(`SELECT slice, upto FROM key_marks WHERE kind = ?`, kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var slice int
+		var upto int64
+		if err := rows.Scan(&slice, &upto); err != nil {
+			t.Fatal(err)
+		}
+		marks[slice] = upto
+	}
+	rows.Close()
+	s.runKeys.mu.Lock()
+	defer s.runKeys.mu.Unlock()
+	level := &s.runKeys.recentEvents
+	if !events {
+		level = &s.runKeys.recentRuns
+	}
+	rows, err = s.reader.Query(q, partner)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	out := map[string]string{}
 	for rows.Next() {
-		var level, name string
-		var key int64
-		if err := rows.Scan(&level, &name, &key); err != nil {
+		var id, key int64
+		var name string
+		var settled bool
+		if err := rows.Scan(&id, &name, &settled, &key); err != nil {
 			t.Fatal(err)
 		}
-		out[name] += fmt.Sprintf("%s %d;", level, key)
+		switch {
+		case settled:
+			out[name] += fmt.Sprintf("settled %d;", key)
+		case id > marks[sliceOf(keyOf(name))] && slices.Contains(level.appendIDs(nil, keyOf(name)), id):
+			out[name] += fmt.Sprintf("recent %d;", keyOf(name))
+		default:
+			out[name] += fmt.Sprintf("lost %d;", keyOf(name))
+		}
 	}
 	return out
 }
@@ -189,7 +222,7 @@ func TestHashKeysMigrationFillsTheKeysOfOldRows(t *testing.T) {
 	}
 }
 
-// Once the recent tables hold recentKeysMax keys, batches move them to
+// Once the recent level holds recentKeysMax keys, batches move them to
 // the settled tables a range of keys at a time, and every lookup reads
 // both levels: repeats, reentry and exits of runs in either level and of
 // one started in the same batch, the listing by email.
@@ -257,9 +290,9 @@ func TestRecentKeysSettleAndAreFoundInBothLevels(t *testing.T) {
 	}
 }
 
-// Each lookup by a key reads the key tables by their primary key and the
-// rows by id: a plan that scanned events or runs would hold the writer
-// for as long as the tables grow.
+// Each lookup by a key reads the settled keys by their primary key and
+// the rows by id (the recent ones' too): a plan that scanned events or
+// runs would hold the writer for as long as the tables grow.
 func TestKeyLookupsReadRowsByID(t *testing.T) {
 	skipOnPostgres(t, "SQLite's plans")
 	s := openTestStore(t)
@@ -267,11 +300,11 @@ func TestKeyLookupsReadRowsByID(t *testing.T) {
 		q    string
 		args []any
 	}{
-		{knownEventsSQLite, []any{"[1,2]"}},
-		{latestRunsSQL, []any{"acme", "cart", "[1,2]"}},
-		{runLatestSQLite, []any{1, 1, "acme", "email:a", "cart"}},
-		{runExitSQLite, []any{1, 1, 1, 1, "acme", "email:a", "cart", "", ""}},
-		{runsOfEmailSQLite, []any{1, 1, "acme", "cart", "a", "", "", "", "", 0, 10}},
+		{knownEventsSQLite, []any{"[1,2]", "[3]"}},
+		{latestRunsSQL, []any{"acme", "cart", "[1,2]", "[3]"}},
+		{runLatestSQLite, []any{1, "[3]", "acme", "email:a", "cart"}},
+		{runExitSQLite, []any{1, 1, 1, "[3]", "acme", "email:a", "cart", "", ""}},
+		{runsOfEmailSQLite, []any{1, "acme", "cart", "a", "", "", "", "", 0, 10}},
 	} {
 		plan := queryPlan(t, s.reader, c.q, c.args...)
 		keySeeks, rowSeeks := 0, 0
@@ -285,7 +318,7 @@ func TestKeyLookupsReadRowsByID(t *testing.T) {
 				t.Errorf("%.60s...: step %q scans a table", c.q, step)
 			}
 		}
-		if keySeeks != 2 || rowSeeks == 0 {
+		if keySeeks != 1 || rowSeeks == 0 {
 			t.Errorf("%.60s...: plan %q: %d key seeks, %d row seeks", c.q, strings.Join(plan, "; "), keySeeks, rowSeeks)
 		}
 	}
@@ -313,8 +346,7 @@ func TestARepeatOfAnIDStoredThroughAnotherConnectionIsFound(t *testing.T) {
 
 // A batch that settled keys and then rolled back leaves every key where
 // it was: its own events can be sent again and are stored, the settled
-// ones are still repeats, though the filters and the count of recent
-// keys kept what the rolled-back batch added to them.
+// ones are still repeats (the recent level it changed is read again).
 func TestABatchRolledBackAfterSettlingLosesNoKey(t *testing.T) {
 	skipOnPostgres(t, "SQLite's keys")
 	settleAt(t, 1)
@@ -339,5 +371,111 @@ func TestABatchRolledBackAfterSettlingLosesNoKey(t *testing.T) {
 	}
 	if got := keysOf(t, s, true, "acme"); len(got) != 2 || !strings.HasPrefix(got["e1"], "settled") || !strings.HasPrefix(got["e2"], "settled") {
 		t.Fatalf("event keys %v", got)
+	}
+}
+
+// The recent level is memory: a store opened again (after a crash, say)
+// reads the keys of the rows after their ranges' marks again, some
+// ranges settled and others not, and finds every repeat, waiting run and
+// contact as before.
+func TestRecentKeysAreReadAgainAfterARestart(t *testing.T) {
+	skipOnPostgres(t, "SQLite's keys")
+	most := settleAt(t, 1<<20)
+	path := filepath.Join(t.TempDir(), "dropgate.db")
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first []EventWrite
+	for k := range 40 {
+		first = append(first, cartEvent("acme", fmt.Sprintf("e%d", k), fmt.Sprintf("u%d@example.com", k), now))
+	}
+	if _, err := s.AcceptEvents(ctx, first[:30], now); err != nil {
+		t.Fatal(err)
+	}
+	*most = 50 // 60 keys: the next batch settles a few ranges, not all
+	if _, err := s.AcceptEvents(ctx, first[30:], now); err != nil {
+		t.Fatal(err)
+	}
+	before := keysOf(t, s, true, "acme")
+	if n := strings.Count(fmt.Sprint(before), "recent"); n == 0 || n == 40 {
+		t.Fatalf("want some settled and some recent ids: %v", before)
+	}
+	s.Close()
+	*most = 1 << 20
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var again []EventWrite
+	for k := range 40 {
+		again = append(again, cartEvent("acme", fmt.Sprintf("r%d", k), fmt.Sprintf("u%d@example.com", k), now))
+	}
+	res, err := s.AcceptEvents(ctx, append(first, append(again,
+		EventWrite{Event: Event{Partner: "acme", EventID: "o39", Name: "order", Email: "u39@example.com", Source: EventFromAPI}, Exits: []string{"cart"}})...), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range 40 {
+		if !res[k].Duplicate {
+			t.Errorf("e%d was stored again: %+v", k, res[k])
+		}
+		if len(res[40+k].Started) != 0 {
+			t.Errorf("u%d started a second run: %+v", k, res[40+k])
+		}
+	}
+	if res[80].Cancelled != 1 {
+		t.Errorf("u39's exit cancelled %d runs", res[80].Cancelled)
+	}
+	after := keysOf(t, s, true, "acme")
+	for id, key := range before {
+		if after[id] != key {
+			t.Errorf("%s's key after the restart %q, before %q", id, after[id], key)
+		}
+	}
+	if runs, _, err := s.ListRunsPage(ctx, RunFilter{Partner: "acme", Workflow: "cart", Email: "u39@example.com", Limit: 10}); err != nil || len(runs) != 1 {
+		t.Errorf("runs of u39: %+v, %v", runs, err)
+	}
+}
+
+// 0061 settles the keys of 0060's recent tables and marks every range at
+// the last rows: a repeat of an id or a contact whose key was recent is
+// found after it, and a new event's key is recent.
+func TestMigrationSettlesTheRecentKeyTables(t *testing.T) {
+	skipOnPostgres(t, "a SQLite database at an older version")
+	ctx := context.Background()
+	old, migrate := openAtMigration(t, 60)
+	execOld(t, old,
+		`INSERT INTO events (id, partner, event_id, name, email, source, occurred_at, received_at) VALUES
+			(1, 'acme', 'old', 'cart', 'ann@example.com', 'api', 0, 0), (2, 'acme', 'new', 'cart', 'bob@example.com', 'api', 0, 0)`,
+		`INSERT INTO workflow_runs (id, partner, workflow, contact, key, status, step, due_at, event_id, created_at, updated_at) VALUES
+			(1, 'acme', 'cart', 'email:ann@example.com', '', 'waiting', 1, 1, 1, 0, 0),
+			(2, 'acme', 'cart', 'email:bob@example.com', '', 'waiting', 1, 1, 2, 0, 0)`,
+		`INSERT INTO workflow_run_counts (partner, workflow, status, n) VALUES ('acme', 'cart', 'waiting', 2)`,
+		fmt.Sprintf(`INSERT INTO event_keys (hash, event) VALUES (%d, 1)`, eventKeyHash("acme", "old")),
+		fmt.Sprintf(`INSERT INTO event_keys_recent (hash, event) VALUES (%d, 2)`, eventKeyHash("acme", "new")),
+		fmt.Sprintf(`INSERT INTO run_keys (hash, run) VALUES (%d, 1)`, runKeyOf("acme", "cart", "email:ann@example.com")),
+		fmt.Sprintf(`INSERT INTO run_keys_recent (hash, run) VALUES (%d, 2)`, runKeyOf("acme", "cart", "email:bob@example.com")))
+	s := migrate()
+	if got := keysOf(t, s, true, "acme"); !strings.HasPrefix(got["old"], "settled") || !strings.HasPrefix(got["new"], "settled") {
+		t.Fatalf("event keys %v", got)
+	}
+	if got := keysOf(t, s, false, "acme"); len(got) != 2 || !strings.HasPrefix(got["email:bob@example.com"], "settled") {
+		t.Fatalf("run keys %v", got)
+	}
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	res, err := s.AcceptEvents(ctx, []EventWrite{cartEvent("acme", "new", "bob@example.com", now), cartEvent("acme", "later", "bob@example.com", now),
+		cartEvent("acme", "third", "cy@example.com", now)}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res[0].Duplicate || len(res[1].Started) != 0 || len(res[2].Started) != 1 {
+		t.Fatalf("after the migration: %+v", res)
+	}
+	if got := keysOf(t, s, true, "acme")["third"]; !strings.HasPrefix(got, "recent") {
+		t.Errorf("a new id's key %q", got)
 	}
 }

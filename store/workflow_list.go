@@ -43,9 +43,12 @@ const (
 	runsOfEmailSQL = `SELECT ` + runColumns + runFrom + `
 		WHERE r.partner = ? AND r.workflow = ? AND r.contact = 'email:' || CAST(? AS TEXT) AND (? = '' OR r.status = ?)
 		AND (? = '' OR r.key = ?) AND r.id > ? ORDER BY r.id LIMIT ?`
-	// On SQLite the contact's runs are found by its key (keyhash.go).
+	// On SQLite the contact's runs are found by its key (keyhash.go): in
+	// the settled level, or among the runs after the lowest of their
+	// ranges' marks (the recent level is the writer's, in memory; a few
+	// ten thousand rows at most).
 	runsOfEmailSQLite = `SELECT ` + runColumns + runFrom + `
-		WHERE r.id IN (` + runsOfKeySQL + `) AND r.partner = ? AND r.workflow = ? AND r.contact = 'email:' || CAST(? AS TEXT) AND (? = '' OR r.status = ?)
+		WHERE (r.id IN (SELECT run FROM run_keys WHERE hash = ?) OR r.id > (SELECT COALESCE(MIN(upto), 0) FROM key_marks WHERE kind = 1)) AND r.partner = ? AND r.workflow = ? AND r.contact = 'email:' || CAST(? AS TEXT) AND (? = '' OR r.status = ?)
 		AND (? = '' OR r.key = ?) AND r.id > ? ORDER BY r.id LIMIT ?`
 )
 
@@ -62,7 +65,7 @@ func (s *Store) ListRunsPage(ctx context.Context, f RunFilter) (runs []Run, next
 		q := runsOfEmailSQL
 		if !s.pg {
 			key := runKeyOf(f.Partner, f.Workflow, "email:"+f.Email)
-			q, args = runsOfEmailSQLite, append([]any{key, key}, args...)
+			q, args = runsOfEmailSQLite, append([]any{key}, args...)
 		}
 		runs, err = s.listRuns(ctx, f, q, args...)
 		if err == nil && len(runs) == f.Limit {
