@@ -27,7 +27,7 @@ import (
 // settled (migration 0061). A settled page is then written once per round
 // of the ranges rather than once per commit, and no recent key is written
 // at all: kept in tables (migration 0060), the recent keys' pages were
-// rewritten by every commit, three fifths of an event's writer time
+// rewritten by every commit, a quarter of an event's writer time
 // (workflow/BENCHMARKS.md, session 13). A crash loses only the memory:
 // the next batch reads the rows after the marks again. The writer's
 // lookups read both levels; a reader of another connection reads the

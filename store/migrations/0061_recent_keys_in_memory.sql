@@ -1,6 +1,6 @@
 -- The recent level of the hash keys moves from tables into the writer's
 -- memory (store/keyhash.go, keymem.go): every commit rewrote most pages of
--- event_keys_recent and run_keys_recent, three fifths of an event's writer
+-- event_keys_recent and run_keys_recent, a quarter of an event's writer
 -- time (workflow/BENCHMARKS.md, session 13). Their keys are settled here;
 -- key_marks holds, for each kind of key (0: events' ids, 1: runs'
 -- contacts) and range of keys (the top four bits of the key), the last row
