@@ -142,6 +142,14 @@ func (k *runKeys) build(ctx context.Context, tx *sql.Tx) error {
 	if err != nil {
 		return fmt.Errorf("cannot read the recent runs' contacts: %w", err)
 	}
+	// The rotation goes on from the range settled longest ago (the one
+	// a start reads the most rows for), not from the first.
+	k.slice = 0
+	for i := range keySlices {
+		if k.marks[eventKeyKind][i]+k.marks[runKeyKind][i] < k.marks[eventKeyKind][k.slice]+k.marks[runKeyKind][k.slice] {
+			k.slice = i
+		}
+	}
 	k.built = true
 	return nil
 }
