@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 )
 
@@ -110,21 +109,9 @@ func (b *eventBatch) runKeyArgs(partner, contact, workflow string) []any {
 		return []any{partner, contact, workflow}
 	}
 	key := runKeyOf(partner, workflow, contact)
-	return []any{key, idsJSON(b.keys.recentRuns.appendIDs(nil, key)), partner, contact, workflow}
+	return []any{key, idList(b.keys.recentRuns.appendIDs(nil, key)), partner, contact, workflow}
 }
 
-// idsJSON is a JSON list of ids.
-func idsJSON(ids []int64) string {
-	js := make([]byte, 0, 2+20*len(ids))
-	js = append(js, '[')
-	for i, id := range ids {
-		if i > 0 {
-			js = append(js, ',')
-		}
-		js = strconv.AppendInt(js, id, 10)
-	}
-	return string(append(js, ']'))
-}
 
 // AcceptEvents stores events in order, in one transaction, each with what
 // it does: an event whose id the partner already sent is a no-op (its

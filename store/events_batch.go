@@ -203,7 +203,7 @@ func (b *eventBatch) readKnown(events []EventWrite, known map[string]bool) error
 		return nil
 	}
 	list := string(append(js, ']'))
-	rows, err := b.stmt(knownEventsSQLite).QueryContext(b.ctx, list, idsJSON(recent))
+	rows, err := b.stmt(knownEventsSQLite).QueryContext(b.ctx, list, idList(recent))
 	if err != nil {
 		return fmt.Errorf("cannot read the stored event ids: %w", err)
 	}
@@ -304,7 +304,7 @@ func (b *eventBatch) readLatest(events []EventWrite) error {
 		wc.js = append(wc.js, ']')
 		args := []any{wc.partner, wc.workflow, string(wc.js)}
 		if !b.s.pg {
-			args = append(args, idsJSON(wc.recent))
+			args = append(args, idList(wc.recent))
 		}
 		rows, err := b.stmt(b.s.latestRunsQuery()).QueryContext(b.ctx, args...)
 		if err != nil {
