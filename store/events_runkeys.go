@@ -132,7 +132,7 @@ func (k *runKeys) build(ctx context.Context, tx *sql.Tx) error {
 	if err := k.events.fill(ctx, tx, "event_keys"); err != nil {
 		return fmt.Errorf("cannot read the events' ids: %w", err)
 	}
-	k.recentEvents, k.recentRuns = newKeyLevel(), newKeyLevel()
+	k.recentEvents, k.recentRuns = keyLevel{}, keyLevel{}
 	err = k.readRecent(ctx, tx, eventKeyKind, `SELECT id, partner, event_id, '' FROM events WHERE id > ? AND event_id <> ''`,
 		func(partner, id, _ string) int64 { return eventKeyHash(partner, id) })
 	if err != nil {
