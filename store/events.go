@@ -112,7 +112,6 @@ func (b *eventBatch) runKeyArgs(partner, contact, workflow string) []any {
 	return []any{key, idList(b.keys.recentRuns.appendIDs(nil, key)), partner, contact, workflow}
 }
 
-
 // AcceptEvents stores events in order, in one transaction, each with what
 // it does: an event whose id the partner already sent is a no-op (its
 // result says Duplicate); otherwise its exits cancel waiting runs first,
