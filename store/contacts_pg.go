@@ -20,9 +20,10 @@ import (
 
 // lockPartnerContactsPG locks the partner's contacts and memberships until
 // tx ends (PostgreSQL only). The two-key form of the advisory lock does
-// not share its key space with reserveIDs' one-key form.
+// not share its key space with reserveIDs' one-key form; the first key
+// hashes the schema, as schemaLockKey does.
 func lockPartnerContactsPG(ctx context.Context, tx *sql.Tx, partner string) error {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('dropgate contacts'), hashtext(?))`, partner); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext(COALESCE(current_schema(), '') || ' dropgate contacts'), hashtext(?))`, partner); err != nil {
 		return fmt.Errorf("cannot lock the contacts of %s: %w", partner, err)
 	}
 	return nil

@@ -140,6 +140,13 @@ func pgxConn(ctx context.Context, conn *sql.Conn, f func(*pgx.Conn) error) error
 	})
 }
 
+// schemaLockKey is the key of an advisory lock named by its parameter.
+// Advisory locks are the database's, not a schema's: the key hashes the
+// store's schema too, so that dropgates kept in other schemas of one
+// database (and the tests, a schema each, run side by side) do not wait on
+// each other's locks, as queueChannel keeps their notifications apart.
+const schemaLockKey = `hashtext(COALESCE(current_schema(), '') || ' ' || ?)`
+
 // reserveIDs reserves n consecutive ids of table's identity column on
 // PostgreSQL and returns the first. It holds a transaction-scoped lock on
 // the table's sequence until tx ends, so every insert into a table whose
@@ -149,7 +156,7 @@ func reserveIDs(ctx context.Context, tx *sql.Tx, table string, n int) (int64, er
 	if n <= 0 {
 		return 0, nil
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext(?))`, table+".id"); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(`+schemaLockKey+`)`, table+".id"); err != nil {
 		return 0, fmt.Errorf("cannot lock %s ids: %w", table, err)
 	}
 	var last int64
@@ -164,7 +171,7 @@ func reserveIDs(ctx context.Context, tx *sql.Tx, table string, n int) (int64, er
 // nodes starting at once; unlock releases it. The writer pool has one
 // connection, so the lock's session is the one that migrates.
 func (s *Store) lockMigrations(ctx context.Context) (unlock func(), err error) {
-	const key = `SELECT hashtext('dropgate schema_migrations')`
+	const key = `SELECT hashtext(COALESCE(current_schema(), '') || ' dropgate schema_migrations')` // schemaLockKey
 	if _, err := s.writer.ExecContext(ctx, `SELECT pg_advisory_lock((`+key+`))`); err != nil {
 		return nil, fmt.Errorf("cannot lock migrations: %w", err)
 	}

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 )
 
 func TestPostgresSQLTranslatesOnlyWhatDiffersInSpelling(t *testing.T) {
@@ -46,5 +48,39 @@ func TestEveryMigrationAfterThePostgresBaselineExistsForBothEngines(t *testing.T
 	}
 	if a, b := fmt.Sprint(versions(lite)), fmt.Sprint(versions(pg)); a != b {
 		t.Fatalf("migrations from %d on: SQLite has %s, PostgreSQL has %s", baseline, a, b)
+	}
+}
+
+// Two stores in two schemas of one PostgreSQL database (two dropgates, or
+// two tests side by side) reserve ids of the same table at once: the
+// advisory lock one holds until its transaction ends does not make the
+// other wait (schemaLockKey). With a key of the table's name alone, the
+// second reserve waited out the first's transaction.
+func TestReservingIDsInOneSchemaDoesNotWaitForAnother(t *testing.T) {
+	if !onPostgres {
+		t.Skip("PostgreSQL's advisory locks")
+	}
+	ctx := context.Background()
+	a, b := openTestStore(t), openTestStore(t)
+	tx, err := a.writer.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := reserveIDs(ctx, tx, "messages", 10); err != nil {
+		t.Fatal(err)
+	}
+	// Held by a's transaction: b's reserve must not wait for it. A wait
+	// would last the whole timeout (a blocked lock never answers early).
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := b.reserve(wait, "messages", 10); err != nil {
+		t.Fatalf("the other schema's reserve: %v", err)
+	}
+	// The same schema's reserve still waits for it: the lock serves.
+	same, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel2()
+	if _, err := a.reserve(same, "messages", 10); err == nil {
+		t.Fatal("a reserve in the same schema did not wait for the transaction holding the lock")
 	}
 }

@@ -18,7 +18,7 @@ import (
 // reserveSQL is reserveIDs in one statement, its own transaction: the
 // materialized CTE takes the lock reserveIDs takes before the sequence
 // moves, and the statement's end releases it.
-const reserveSQL = `WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtext(?)))
+const reserveSQL = `WITH l AS MATERIALIZED (SELECT pg_advisory_xact_lock(` + schemaLockKey + `))
 	SELECT setval(pg_get_serial_sequence(?, 'id'), nextval(pg_get_serial_sequence(?, 'id')) + ? - 1) FROM l`
 
 // reserve reserves n consecutive ids of table, as reserveIDs does, in a
