@@ -274,7 +274,9 @@ func TestIngestThatFillsTheDiskPausesAndResumesWhenSpaceReturns(t *testing.T) {
 	if storetest.OnPostgres() {
 		t.Skip("SQLite only: on PostgreSQL the messages are not written to the data folder, so an ingest cannot fill it")
 	}
-	dir := smallDataDir(t, 96)
+	// Room, once the filler is gone, for the file's messages and WAL with
+	// the watermark above them (readyz at the end).
+	dir := smallDataDir(t, 128)
 	cfg := testConfig(t, dir)
 	// The watermark must leave room to roll back what was written before
 	// the read stopped (the deletes go through the WAL too, and the
