@@ -24,8 +24,8 @@ import (
 // Only this store's writer connection writes on SQLite; another
 // connection's commit (another process, a tool) changes the connection's
 // PRAGMA data_version, and the filters and the recent level are built
-// again before they are trusted. PostgreSQL, where other nodes start runs and store events,
-// reads every contact and id.
+// again before they are trusted. PostgreSQL, where other nodes start runs
+// and store events, reads every contact and id.
 
 // runKeyBits is a filter's size per key it holds (with runKeyHashes
 // hashes in one 512-bit block, about 1–2% false positives at its

@@ -32,8 +32,8 @@ import (
 // the next batch reads the rows after the marks again. The writer's
 // lookups read both levels; a reader of another connection reads the
 // settled keys and the rows after the lowest mark (runsOfEmailSQLite).
-// Only dropgate writes events and runs: a row another tool inserted has
-// its key once its range settles after it.
+// A row another tool inserted (another connection: the level is read
+// again) is taken like dropgate's own, if its id is past the marks.
 
 // A hash says nothing for sure, so every lookup reads the rows behind the
 // keys it finds and compares their text: a collision (at 10⁸ events the
@@ -111,10 +111,11 @@ const recentKeysMin = 1 << 15
 // recentKeysMax is how many keys the recent level holds before batches
 // settle them, with about total keys in all: each round of the key ranges
 // rewrites most settled pages, so the more keys a round moves the fewer
-// writes a key costs, and the more memory the level takes (~40 bytes a
-// key, with its map). At ~170 keys a page both are ~sqrt(total × 4,096):
-// 32,768 keys at 262,144 in all (where recentKeysMin takes over), 200,000
-// (8 MB) at ten million. It is a variable for tests.
+// writes a key costs, and the more memory the level takes (16 bytes a
+// key, up to twice that with its arrays' room). At ~170 keys a page both
+// are ~sqrt(total × 4,096): 32,768 keys at 262,144 in all (where
+// recentKeysMin takes over), 200,000 (3–6 MB) at ten million. It is a
+// variable for tests.
 var recentKeysMax = func(total int64) int {
 	return max(recentKeysMin, int(math.Sqrt(float64(total)*4096)))
 }
