@@ -479,3 +479,47 @@ func TestMigrationSettlesTheRecentKeyTables(t *testing.T) {
 		t.Errorf("a new id's key %q", got)
 	}
 }
+
+// Two stores on one SQLite file (two processes) take turns storing events
+// while their recent keys settle: each reads the level again after the
+// other's commits, settles the other's keys with its own, and every id
+// and contact either stored is found by both.
+func TestTwoStoresSettlingInTurnFindEveryKey(t *testing.T) {
+	skipOnPostgres(t, "two stores on one SQLite file")
+	settleAt(t, 3)
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	stores := [2]*Store{}
+	stores[0], stores[1] = twoStoresOnOneFile(t)
+	var sent []EventWrite
+	for k := range 30 {
+		ev := cartEvent("acme", fmt.Sprintf("e%d", k), fmt.Sprintf("u%d@example.com", k), now)
+		sent = append(sent, ev)
+		if res, err := stores[k%2].AcceptEvents(ctx, []EventWrite{ev}, now); err != nil || res[0].Duplicate || len(res[0].Started) != 1 {
+			t.Fatalf("event %d: %+v, %v", k, res, err)
+		}
+	}
+	for i, s := range stores {
+		var again []EventWrite
+		for k := range 30 {
+			again = append(again, cartEvent("acme", fmt.Sprintf("s%d-%d", i, k), fmt.Sprintf("u%d@example.com", k), now))
+		}
+		res, err := s.AcceptEvents(ctx, append(slices.Clone(sent), again...), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range 30 {
+			if !res[k].Duplicate {
+				t.Errorf("store %d stored e%d again", i, k)
+			}
+			if len(res[30+k].Started) != 0 {
+				t.Errorf("store %d started a second run for u%d", i, k)
+			}
+		}
+	}
+	for name, key := range keysOf(t, stores[1], true, "acme") { // the last to write: its level is current
+		if strings.HasPrefix(key, "lost") {
+			t.Errorf("%s has no key: %s", name, key)
+		}
+	}
+}
