@@ -44,8 +44,11 @@ var runKeysMin = 1 << 20
 // what they were built from; mu is held by the batch that uses them
 // (batches take the writer one at a time anyway).
 type runKeys struct {
-	mu      sync.Mutex
-	built   bool
+	mu    sync.Mutex
+	built bool
+	// stale: a batch that noted keys rolled back; the recent level is read
+	// again, the filters kept (a key they hold wrongly costs a read).
+	stale   bool
 	version int64 // the writer connection's data_version when built
 	conn    any   // that connection
 	runs    filter
@@ -76,13 +79,15 @@ type bloom struct {
 // ready returns the keys for a batch in tx on the writer's driver
 // connection dc, built or built again when needed, locked until the
 // batch's done is called with whether it committed: a batch that did not
-// leaves them to be built again (it may have settled keys or noted its
-// own), so that nothing a rollback undid is kept.
+// leaves the recent level to be read again (it may have settled keys or
+// noted its own, and the same ids may come again for other rows), so
+// that nothing a rollback undid is kept. Only that level: a batch that
+// fails (a full disk) reads some ten thousand rows, not every key.
 func (k *runKeys) ready(ctx context.Context, tx *sql.Tx, dc any) (*runKeys, func(committed bool), error) {
 	k.mu.Lock()
 	done := func(committed bool) {
 		if !committed {
-			k.built = false
+			k.stale = true
 		}
 		k.mu.Unlock()
 	}
@@ -92,20 +97,41 @@ func (k *runKeys) ready(ctx context.Context, tx *sql.Tx, dc any) (*runKeys, func
 		k.mu.Unlock()
 		return nil, nil, fmt.Errorf("cannot read the data version: %w", err)
 	}
-	if !k.built || v != k.version || dc != k.conn {
-		if err := k.build(ctx, tx); err != nil {
-			k.built = false
-			k.mu.Unlock()
-			return nil, nil, err
-		}
-		k.version, k.conn = v, dc
+	var err error
+	switch {
+	case !k.built || v != k.version || dc != k.conn:
+		err = k.build(ctx, tx)
+	case k.stale:
+		err = k.readLevels(ctx, tx)
 	}
+	if err != nil {
+		k.built = false
+		k.mu.Unlock()
+		return nil, nil, err
+	}
+	k.version, k.conn = v, dc
 	return k, done, nil
 }
 
 // build reads every settled key into the filters and the rows after the
 // marks into the recent level (and the filters).
 func (k *runKeys) build(ctx context.Context, tx *sql.Tx) error {
+	if err := k.runs.fill(ctx, tx, "run_keys"); err != nil {
+		return fmt.Errorf("cannot read the runs' contacts: %w", err)
+	}
+	if err := k.events.fill(ctx, tx, "event_keys"); err != nil {
+		return fmt.Errorf("cannot read the events' ids: %w", err)
+	}
+	if err := k.readLevels(ctx, tx); err != nil {
+		return err
+	}
+	k.built = true
+	return nil
+}
+
+// readLevels reads the marks and the rows after them into the recent
+// level (and the filters).
+func (k *runKeys) readLevels(ctx context.Context, tx *sql.Tx) error {
 	rows, err := tx.QueryContext(ctx, `SELECT kind, slice, upto FROM key_marks`)
 	if err != nil {
 		return fmt.Errorf("cannot read the key marks: %w", err)
@@ -126,12 +152,6 @@ func (k *runKeys) build(ctx context.Context, tx *sql.Tx) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("cannot read the key marks: %w", err)
 	}
-	if err := k.runs.fill(ctx, tx, "run_keys"); err != nil {
-		return fmt.Errorf("cannot read the runs' contacts: %w", err)
-	}
-	if err := k.events.fill(ctx, tx, "event_keys"); err != nil {
-		return fmt.Errorf("cannot read the events' ids: %w", err)
-	}
 	k.recentEvents, k.recentRuns = keyLevel{}, keyLevel{}
 	err = k.readRecent(ctx, tx, eventKeyKind, `SELECT id, partner, event_id, '' FROM events WHERE id > ? AND event_id <> ''`,
 		func(partner, id, _ string) int64 { return eventKeyHash(partner, id) })
@@ -150,7 +170,7 @@ func (k *runKeys) build(ctx context.Context, tx *sql.Tx) error {
 			k.slice = i
 		}
 	}
-	k.built = true
+	k.stale = false
 	return nil
 }
 
