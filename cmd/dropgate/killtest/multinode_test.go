@@ -317,7 +317,7 @@ func TestChannelRateHoldsAcrossThreeNodes(t *testing.T) {
 		return httpChannel(fmt.Sprintf("%s/v1/sms/node%d", srv.URL, i), concurrency, rate, burst)
 	})
 	nodes[0].sftpUpload(t, "/inbox/rated.csv", numberedCSV(0, messages))
-	waitJobsDone(t, nodes[1].admin, 120*time.Second)
+	waitJobsDone(t, nodes[1].admin, 300*time.Second) // a bound on a hang, generous on a busy machine
 
 	at, byNode := sink.snapshot()
 	if len(at) < messages {
