@@ -102,7 +102,7 @@ func (k *runKeys) ready(ctx context.Context, tx *sql.Tx, dc any) (*runKeys, func
 	case !k.built || v != k.version || dc != k.conn:
 		err = k.build(ctx, tx)
 	case k.stale:
-		err = k.readLevels(ctx, tx)
+		err = k.readLevels(ctx, tx, false)
 	}
 	if err != nil {
 		k.built = false
@@ -122,7 +122,7 @@ func (k *runKeys) build(ctx context.Context, tx *sql.Tx) error {
 	if err := k.events.fill(ctx, tx, "event_keys"); err != nil {
 		return fmt.Errorf("cannot read the events' ids: %w", err)
 	}
-	if err := k.readLevels(ctx, tx); err != nil {
+	if err := k.readLevels(ctx, tx, true); err != nil {
 		return err
 	}
 	k.built = true
@@ -130,8 +130,12 @@ func (k *runKeys) build(ctx context.Context, tx *sql.Tx) error {
 }
 
 // readLevels reads the marks and the rows after them into the recent
-// level (and the filters).
-func (k *runKeys) readLevels(ctx context.Context, tx *sql.Tx) error {
+// level, and into the filters when they are new. Filters kept after a
+// rollback hold those keys already (each was added when a batch noted it,
+// and a settle that rolled back removed none): added again at every
+// failed batch (a full disk, a client retrying), they would fill and
+// double again and again.
+func (k *runKeys) readLevels(ctx context.Context, tx *sql.Tx, toFilters bool) error {
 	rows, err := tx.QueryContext(ctx, `SELECT kind, slice, upto FROM key_marks`)
 	if err != nil {
 		return fmt.Errorf("cannot read the key marks: %w", err)
@@ -154,11 +158,11 @@ func (k *runKeys) readLevels(ctx context.Context, tx *sql.Tx) error {
 	}
 	k.recentEvents, k.recentRuns = keyLevel{}, keyLevel{}
 	err = k.readRecent(ctx, tx, eventKeyKind, `SELECT id, partner, event_id, '' FROM events WHERE id > ? AND event_id <> ''`,
-		func(partner, id, _ string) int64 { return eventKeyHash(partner, id) })
+		func(partner, id, _ string) int64 { return eventKeyHash(partner, id) }, toFilters)
 	if err != nil {
 		return fmt.Errorf("cannot read the recent events' ids: %w", err)
 	}
-	err = k.readRecent(ctx, tx, runKeyKind, `SELECT id, partner, workflow, contact FROM workflow_runs WHERE id > ?`, runKeyOf)
+	err = k.readRecent(ctx, tx, runKeyKind, `SELECT id, partner, workflow, contact FROM workflow_runs WHERE id > ?`, runKeyOf, toFilters)
 	if err != nil {
 		return fmt.Errorf("cannot read the recent runs' contacts: %w", err)
 	}
@@ -175,8 +179,8 @@ func (k *runKeys) readLevels(ctx context.Context, tx *sql.Tx) error {
 }
 
 // readRecent puts the keys of the rows after their range's mark in the
-// recent level of their kind, and in its filter.
-func (k *runKeys) readRecent(ctx context.Context, tx *sql.Tx, kind int, q string, keyOf func(a, b, c string) int64) error {
+// recent level of their kind, and in its filter when toFilter.
+func (k *runKeys) readRecent(ctx context.Context, tx *sql.Tx, kind int, q string, keyOf func(a, b, c string) int64, toFilter bool) error {
 	level, f := &k.recentEvents, &k.events
 	if kind == runKeyKind {
 		level, f = &k.recentRuns, &k.runs
@@ -194,7 +198,9 @@ func (k *runKeys) readRecent(ctx context.Context, tx *sql.Tx, kind int, q string
 		}
 		if key := keyOf(a, b, c); id > k.marks[kind][sliceOf(key)] {
 			level.add(key, id)
-			f.add(key)
+			if toFilter {
+				f.add(key)
+			}
 		}
 	}
 	return rows.Err()

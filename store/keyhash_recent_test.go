@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -161,5 +162,51 @@ func TestTwoStoresSettlingInTurnFindEveryKey(t *testing.T) {
 		if strings.HasPrefix(key, "lost") {
 			t.Errorf("%s has no key: %s", name, key)
 		}
+	}
+}
+
+// Batches that fail one after the other (a full disk, a client retrying)
+// each have the recent level read again, but its keys are not added to
+// the filters again: only each batch's own keys are, and the filters do
+// not fill and double at every failure.
+func TestFailedBatchesDoNotRefillTheFilters(t *testing.T) {
+	skipOnPostgres(t, "SQLite's keys")
+	settleAt(t, 1<<20)
+	s := openTestStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	var first []EventWrite
+	for k := range 20 {
+		first = append(first, cartEvent("acme", fmt.Sprintf("e%d", k), fmt.Sprintf("u%d@example.com", k), now))
+	}
+	if _, err := s.AcceptEvents(ctx, first, now); err != nil {
+		t.Fatal(err)
+	}
+	held := func() int {
+		s.runKeys.mu.Lock()
+		defer s.runKeys.mu.Unlock()
+		n := 0
+		for _, f := range []filter{s.runKeys.events, s.runKeys.runs} {
+			for _, b := range f {
+				n += b.n
+			}
+		}
+		return n
+	}
+	before := held()
+	fail := errors.New("the disk is full")
+	s.SetAcceptEventsFault(func([]EventWrite) error { return fail })
+	for k := range 5 {
+		if _, err := s.AcceptEvents(ctx, []EventWrite{cartEvent("acme", fmt.Sprintf("f%d", k), "new@example.com", now)}, now); !errors.Is(err, fail) {
+			t.Fatalf("failing batch %d: %v", k, err)
+		}
+	}
+	s.SetAcceptEventsFault(nil)
+	if res, err := s.AcceptEvents(ctx, []EventWrite{cartEvent("acme", "e0", "u0@example.com", now), cartEvent("acme", "g", "new@example.com", now)}, now); err != nil || !res[0].Duplicate || len(res[1].Started) != 1 {
+		t.Fatalf("after the failures: %+v, %v", res, err)
+	}
+	// Six batches noted an event key and a run key each.
+	if added := held() - before; added > 12 {
+		t.Errorf("the filters took %d keys for 6 batches of one new event and run each", added)
 	}
 }

@@ -10,7 +10,7 @@ import (
 // settled. Nothing of it is only here: each key is its row's (an event's
 // partner and id, a run's partner, workflow and contact) hashed again, and
 // the rows a level holds are those after their range's mark, so it is
-// read back from the rows (runKeys.build).
+// read back from the rows (runKeys.readLevels).
 //
 // Each range of keys (keySlices) is a sorted array and a short tail of
 // the keys added since, sorted into the array when it is full: adding is
